@@ -1,0 +1,56 @@
+"""Shared paths and a Snakemake runner for the workflow tests."""
+
+from __future__ import annotations
+
+import os
+import re
+import subprocess
+import sys
+from pathlib import Path
+
+import pytest
+
+REPO = Path(__file__).resolve().parents[1]
+SHARED = REPO.parent / "shared"
+DIASAFETY = SHARED / "data" / "diasafety"
+TINY_CONFIG = REPO / "tests" / "config" / "tiny.yaml"
+SNAKEMAKE = Path(sys.executable).with_name("snakemake")
+
+
+@pytest.fixture
+def diasafety_dir() -> Path:
+    if not (DIASAFETY / "train.json").is_file():
+        pytest.skip(f"DiaSafety corpus not found at {DIASAFETY} (expected beside the repository)")
+    return DIASAFETY
+
+
+def snakemake(workdir: Path, *args: str, configfile: Path = TINY_CONFIG, check: bool = True):
+    """Run this repository's workflow in `workdir` and return the completed process."""
+    cmd = [
+        str(SNAKEMAKE),
+        "--snakefile", str(REPO / "Snakefile"),
+        "--directory", str(workdir),
+        "--configfile", str(configfile),
+        *args,
+    ]
+    env = {**os.environ, "PATH": f"{SNAKEMAKE.parent}{os.pathsep}{os.environ.get('PATH', '')}"}
+    proc = subprocess.run(cmd, cwd=workdir, env=env, capture_output=True, text=True)
+    if check and proc.returncode != 0:
+        raise AssertionError(
+            f"snakemake {' '.join(args)} exited {proc.returncode}\n"
+            f"--- stdout ---\n{proc.stdout[-6000:]}\n--- stderr ---\n{proc.stderr[-6000:]}"
+        )
+    return proc
+
+
+def planned_jobs(dry_run_output: str) -> dict[str, int]:
+    """Parse the 'Job stats' table of a dry run into {rule: count} (empty when nothing to do)."""
+    match = re.search(r"Job stats:\n(.*?)\n\n", dry_run_output + "\n\n", re.S)
+    if not match:
+        return {}
+    jobs = {}
+    for line in match.group(1).splitlines():
+        parts = line.split()
+        if len(parts) == 2 and parts[1].isdigit() and parts[0] != "total":
+            jobs[parts[0]] = int(parts[1])
+    return jobs

@@ -1,0 +1,117 @@
+"""The workflow as a user drives it: lint, format, dry runs, a tiny end-to-end run, reruns."""
+
+from __future__ import annotations
+
+import shutil
+import subprocess
+from pathlib import Path
+
+import pandas as pd
+import pytest
+
+from conftest import REPO, SNAKEMAKE, TINY_CONFIG, planned_jobs, snakemake
+
+pytestmark = pytest.mark.workflow
+
+TINY = "results/tiny"
+
+
+def test_lint_is_clean():
+    proc = subprocess.run(
+        [str(SNAKEMAKE), "--lint"], cwd=REPO, capture_output=True, text=True
+    )
+    output = proc.stdout + proc.stderr
+    assert proc.returncode == 0, output
+    assert "Lints for" not in output, output
+
+
+def test_snakefmt_check_is_clean():
+    snakefmt = SNAKEMAKE.with_name("snakefmt")
+    proc = subprocess.run(
+        [str(snakefmt), "--check", "Snakefile", "rules"], cwd=REPO, capture_output=True, text=True
+    )
+    assert proc.returncode == 0, proc.stdout + proc.stderr
+
+
+def test_dry_run_of_the_demo_default(tmp_path):
+    proc = snakemake(tmp_path, "--dry-run", configfile=REPO / "config" / "config.yaml")
+    jobs = planned_jobs(proc.stdout)
+    for rule in ("ingest", "tokenize", "ngrams", "likelihood", "sample", "train", "score"):
+        assert jobs.get(rule, 0) >= 1, (rule, jobs)
+    # One training job per method of the demo sweep (7 methods, 1 tau, 1 m, 1 seed).
+    assert jobs["train"] == 7, jobs
+
+
+def test_invalid_config_is_rejected_with_the_key(tmp_path):
+    bad = tmp_path / "bad.yaml"
+    bad.write_text(TINY_CONFIG.read_text() + "\nsurprise_key: 1\n")
+    proc = snakemake(tmp_path, "--dry-run", configfile=bad, check=False)
+    assert proc.returncode != 0
+    assert "surprise_key" in proc.stdout + proc.stderr
+
+
+@pytest.fixture(scope="module")
+def tiny_run(tmp_path_factory) -> Path:
+    """The whole DAG (every method, one seed, a few training steps) in a fresh folder."""
+    workdir = tmp_path_factory.mktemp("tiny")
+    snakemake(workdir, "--cores", "2")
+    return workdir
+
+
+def test_tiny_run_writes_every_contracted_table(tiny_run):
+    expected = {
+        "corpus.parquet": {"id", "split", "prompt", "response", "label", "category", "group"},
+        "tokens.parquet": {"id", "prompt_tokens", "response_tokens"},
+        "likelihood.parquet": {"id", "n_tokens", "loglik", "response_freq"},
+        "ngrams/n1.parquet": {"ngram", "count", "doc_freq"},
+        "ngrams/n3.parquet": {"ngram", "count", "doc_freq"},
+        "targets/isaac/tau1.0-m1-seed0.parquet": {
+            "id", "prompt", "response", "targets", "target_ids", "head_shortcut",
+        },
+        "generations/isaac/tau1.0-m1-seed0.parquet": {"id", "prompt", "generation"},
+    }
+    for name, columns in expected.items():
+        table = pd.read_parquet(tiny_run / TINY / name)
+        assert len(table) > 0, name
+        assert columns <= set(table.columns), (name, set(table.columns))
+
+
+def test_tiny_run_covers_every_method_in_the_summary(tiny_run):
+    summary = pd.read_csv(tiny_run / TINY / "summary.csv")
+    assert set(summary["method"]) == {"raw", "random", "sft", "isaac", "isaac_paper", "exp", "max"}
+    for name in ("longtail_responses", "longtail_ngrams", "group_sizes", "oracle_safe_rate_vs_tau",
+                 "safety_vs_distinct2", "oracle_vs_model_safety"):
+        assert (tiny_run / TINY / "figures" / f"{name}.png").stat().st_size > 0, name
+    model = tiny_run / TINY / "models/isaac/tau1.0-m1-seed0"
+    assert list(model.glob("*.safetensors")), sorted(p.name for p in model.iterdir())
+
+
+def test_second_run_has_nothing_to_do(tiny_run):
+    proc = snakemake(tiny_run, "--dry-run")
+    assert planned_jobs(proc.stdout) == {}, proc.stdout
+    assert "Nothing to be done" in proc.stdout + proc.stderr
+
+
+def test_changing_an_ngram_setting_reruns_only_ngram_jobs_and_dependents(tiny_run):
+    proc = snakemake(tiny_run, "--dry-run", "--config", "ngrams={'max_n': 4}")
+    jobs = planned_jobs(proc.stdout)
+    assert jobs.get("ngrams") == 1, jobs  # only the new n=4 table; n1..n3 are unchanged
+    assert set(jobs) <= {"ngrams", "longtail_ngrams", "figures", "all"}, jobs
+
+
+def test_changing_a_plotting_option_reruns_only_plots(tiny_run):
+    proc = snakemake(tiny_run, "--dry-run", "--config", "report={'dpi': 80}")
+    jobs = planned_jobs(proc.stdout)
+    assert jobs, "a new dpi must redraw the figures"
+    retrained = {"ingest", "tokenize", "sample", "train", "generate", "judge", "score", "summary"}
+    assert not retrained & set(jobs), jobs
+
+
+def test_figures_target_regenerates_figures_from_cached_results(tiny_run, tmp_path):
+    copy = tmp_path / "copy"
+    shutil.copytree(tiny_run, copy, symlinks=True)
+    figure = copy / TINY / "figures" / "safety_vs_distinct2.png"
+    figure.unlink()
+    proc = snakemake(copy, "--dry-run", "figures")
+    jobs = planned_jobs(proc.stdout)
+    assert jobs and not {"train", "generate", "sample", "score"} & set(jobs), jobs
