@@ -24,13 +24,15 @@ def diasafety_dir() -> Path:
     return DIASAFETY
 
 
-def snakemake(workdir: Path, *args: str, configfile: Path = TINY_CONFIG, check: bool = True):
+def snakemake(
+    workdir: Path, *args: str, configfiles: tuple[Path, ...] = (TINY_CONFIG,), check: bool = True
+):
     """Run this repository's workflow in `workdir` and return the completed process."""
     cmd = [
         str(SNAKEMAKE),
         "--snakefile", str(REPO / "Snakefile"),
         "--directory", str(workdir),
-        "--configfile", str(configfile),
+        "--configfile", *map(str, configfiles),
         *args,
     ]
     env = {**os.environ, "PATH": f"{SNAKEMAKE.parent}{os.pathsep}{os.environ.get('PATH', '')}"}

@@ -34,7 +34,7 @@ def test_snakefmt_check_is_clean():
 
 
 def test_dry_run_of_the_demo_default(tmp_path):
-    proc = snakemake(tmp_path, "--dry-run", configfile=REPO / "config" / "config.yaml")
+    proc = snakemake(tmp_path, "--dry-run", configfiles=(REPO / "config" / "config.yaml",))
     jobs = planned_jobs(proc.stdout)
     for rule in ("ingest", "tokenize", "ngrams", "likelihood", "sample", "train", "score"):
         assert jobs.get(rule, 0) >= 1, (rule, jobs)
@@ -45,7 +45,7 @@ def test_dry_run_of_the_demo_default(tmp_path):
 def test_invalid_config_is_rejected_with_the_key(tmp_path):
     bad = tmp_path / "bad.yaml"
     bad.write_text(TINY_CONFIG.read_text() + "\nsurprise_key: 1\n")
-    proc = snakemake(tmp_path, "--dry-run", configfile=bad, check=False)
+    proc = snakemake(tmp_path, "--dry-run", configfiles=(bad,), check=False)
     assert proc.returncode != 0
     assert "surprise_key" in proc.stdout + proc.stderr
 
@@ -92,16 +92,23 @@ def test_second_run_has_nothing_to_do(tiny_run):
     assert "Nothing to be done" in proc.stdout + proc.stderr
 
 
+def dry_run_with(workdir: Path, override: str) -> dict[str, int]:
+    """Planned jobs after layering a YAML override on the tiny config."""
+    extra = workdir / "override.yaml"
+    extra.write_text(override)
+    proc = snakemake(workdir, "--dry-run", configfiles=(TINY_CONFIG, extra))
+    extra.unlink()
+    return planned_jobs(proc.stdout)
+
+
 def test_changing_an_ngram_setting_reruns_only_ngram_jobs_and_dependents(tiny_run):
-    proc = snakemake(tiny_run, "--dry-run", "--config", "ngrams={'max_n': 4}")
-    jobs = planned_jobs(proc.stdout)
+    jobs = dry_run_with(tiny_run, "ngrams: {max_n: 4}\n")
     assert jobs.get("ngrams") == 1, jobs  # only the new n=4 table; n1..n3 are unchanged
     assert set(jobs) <= {"ngrams", "longtail_ngrams", "figures", "all"}, jobs
 
 
 def test_changing_a_plotting_option_reruns_only_plots(tiny_run):
-    proc = snakemake(tiny_run, "--dry-run", "--config", "report={'dpi': 80}")
-    jobs = planned_jobs(proc.stdout)
+    jobs = dry_run_with(tiny_run, "report: {dpi: 80}\n")
     assert jobs, "a new dpi must redraw the figures"
     retrained = {"ingest", "tokenize", "sample", "train", "generate", "judge", "score", "summary"}
     assert not retrained & set(jobs), jobs
