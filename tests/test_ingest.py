@@ -1,0 +1,298 @@
+"""Readers, field mapping, stable ids, and every kind of bad input (named file, nothing written)."""
+
+from __future__ import annotations
+
+import json
+import subprocess
+import sys
+from pathlib import Path
+
+import pandas as pd
+import pytest
+
+from isaac.ingest import COLUMNS, ingest, main, parse_label, prompt_group
+from isaac.io import InputError
+
+
+def write_diasafety(folder: Path, items: dict[str, list[dict]] | None = None) -> Path:
+    folder.mkdir(parents=True, exist_ok=True)
+    default = {
+        "train": [
+            {"context": "hi", "response": "Hello!", "category": "Offending User", "label": "Safe"},
+            {"context": "you suck", "response": "Yes I do", "category": "Offending User",
+             "label": "Unsafe"},
+        ],
+        "val": [{"context": "a", "response": "b", "category": "Risk Ignorance", "label": "Safe"}],
+        "test": [{"context": "c", "response": "d", "category": "Biased Opinion", "label": "Unsafe"}],
+    }
+    for split, rows in {**default, **(items or {})}.items():
+        (folder / f"{split}.json").write_text(json.dumps(rows))
+    return folder
+
+
+def write_jsonl(path: Path, rows: list[dict]) -> Path:
+    path.write_text("".join(json.dumps(r) + "\n" for r in rows))
+    return path
+
+
+def assert_nothing_written(folder: Path) -> None:
+    assert list(folder.iterdir()) == [], sorted(p.name for p in folder.iterdir())
+
+
+def expect_error(tmp_path: Path, args: list[str], *fragments: str) -> str:
+    """Run the CLI entry point on bad input: InputError naming the file, and no output."""
+    out_dir = tmp_path / "out"
+    out_dir.mkdir(exist_ok=True)
+    with pytest.raises(InputError) as err:
+        main([*args, "--out", str(out_dir / "corpus.parquet")])
+    message = str(err.value)
+    for fragment in fragments:
+        assert fragment in message, message
+    assert_nothing_written(out_dir)
+    return message
+
+
+# --------------------------------------------------------------------------- readers
+
+
+def test_diasafety_reader_maps_fields_and_numbers_ids_per_split(tmp_path):
+    df = ingest("diasafety", write_diasafety(tmp_path / "ds"))
+    assert list(df.columns) == COLUMNS
+    assert df["id"].tolist() == ["train-00000", "train-00001", "val-00000", "test-00000"]
+    assert df["split"].tolist() == ["train", "train", "val", "test"]
+    assert df["prompt"].tolist() == ["hi", "you suck", "a", "c"]
+    assert df["label"].tolist() == ["safe", "unsafe", "safe", "unsafe"]
+    assert df["group"].isna().all()
+    assert df.loc[0, "category"] == "Offending User"
+
+
+def test_jsonl_reader_with_field_mapping_generated_ids_and_default_split(tmp_path):
+    path = write_jsonl(tmp_path / "data.jsonl", [
+        {"q": "hi", "a": "hello", "y": "SAFE"},
+        {"q": "hey", "a": "go away", "y": 1},
+        {"q": "yo", "a": "sup", "y": None},
+        {"q": "hm", "a": "ok", "y": "0", "part": "test"},
+    ])
+    fields = {"prompt": "q", "response": "a", "label": "y", "split": "part", "category": None}
+    df = ingest("jsonl", path, fields, default_split="val")
+    assert df["id"].tolist() == [f"data-{i:06d}" for i in range(4)]
+    assert df["label"].tolist() == ["safe", "unsafe", None, "safe"]
+    assert df["split"].tolist() == ["val", "val", "val", "test"]
+    assert df["category"].isna().all()
+    # Same input -> same ids.
+    assert ingest("jsonl", path, fields, default_split="val").equals(df)
+
+
+def test_jsonl_reader_uses_the_id_and_group_fields(tmp_path):
+    path = write_jsonl(tmp_path / "d.jsonl", [
+        {"uid": "x1", "prompt": "p", "response": "r1", "g": "p1"},
+        {"uid": "x2", "prompt": "p", "response": "r2", "g": "p1"},
+    ])
+    df = ingest("jsonl", path, {"id": "uid", "group": "g"})
+    assert df["id"].tolist() == ["x1", "x2"]
+    assert df["group"].tolist() == ["p1", "p1"]
+    assert df["label"].isna().all()  # no label column at all: unlabelled corpus
+    assert df["split"].tolist() == ["train", "train"]
+
+
+def test_csv_reader_handles_quoted_newlines_and_split_spellings(tmp_path):
+    path = tmp_path / "d.csv"
+    path.write_text(
+        'prompt,response,label,split\n'
+        'hi,"hello,\nthere",Unsafe,validation\n'
+        'NA,ok,,TEST\n',
+        encoding="utf-8",
+    )
+    df = ingest("csv", path)
+    assert df["response"].tolist() == ["hello,\nthere", "ok"]
+    assert df["prompt"].tolist() == ["hi", "NA"]  # "NA" is text, not a missing value
+    assert df["label"].tolist() == ["unsafe", None]
+    assert df["split"].tolist() == ["val", "test"]
+
+
+def test_parquet_reader(tmp_path):
+    path = tmp_path / "d.parquet"
+    pd.DataFrame({"id": [3, 4], "prompt": ["a", "b"], "response": ["c", "d"],
+                  "label": [1.0, None]}).to_parquet(path)
+    df = ingest("parquet", path, {"id": "id"})
+    assert df["id"].tolist() == ["3", "4"]
+    assert df["label"].tolist() == ["unsafe", None]
+
+
+def test_generations_reader_one_row_per_response_grouped_by_context(tmp_path):
+    folder = tmp_path / "gen"
+    folder.mkdir()
+    (folder / "b_model.json").write_text(json.dumps([
+        {"context": "ctx one", "gen_response": ["r1", "r2"]},
+        {"context": "ctx two", "gen_response": ["r3"]},
+    ]))
+    (folder / "a_model.json").write_text(json.dumps([{"context": "ctx one", "gen_response": ["r4"]}]))
+    df = ingest("diasafety_generations", folder, default_split="val")
+    assert df["id"].tolist() == ["a_model-00000-00", "b_model-00000-00", "b_model-00000-01",
+                                 "b_model-00001-00"]
+    assert df["response"].tolist() == ["r4", "r1", "r2", "r3"]
+    assert df["group"].tolist() == [prompt_group("ctx one")] * 3 + [prompt_group("ctx two")]
+    assert df["label"].isna().all() and (df["split"] == "val").all()
+    single = ingest("diasafety_generations", folder / "a_model.json")
+    assert single["id"].tolist() == ["a_model-00000-00"]
+
+
+@pytest.mark.parametrize("value,expected", [
+    ("Safe", "safe"), (" UNSAFE ", "unsafe"), ("0", "safe"), ("1", "unsafe"), (0, "safe"),
+    (1, "unsafe"), (1.0, "unsafe"), (None, None), ("", None), (float("nan"), None),
+])
+def test_accepted_label_values(value, expected):
+    assert parse_label(value, "f") == expected
+
+
+@pytest.mark.parametrize("value", ["toxic", 2, True, "yes"])
+def test_rejected_label_values(value):
+    with pytest.raises(InputError, match="invalid label|boolean"):
+        parse_label(value, "f")
+
+
+# --------------------------------------------------------------------------- bad input
+
+
+def test_missing_file_and_folder(tmp_path):
+    expect_error(tmp_path, ["--format", "jsonl", "--path", str(tmp_path / "nope.jsonl")],
+                 "nope.jsonl", "not found")
+    expect_error(tmp_path, ["--format", "diasafety", "--path", str(tmp_path / "nodir")],
+                 "nodir", "not found")
+    folder = write_diasafety(tmp_path / "ds")
+    (folder / "val.json").unlink()
+    expect_error(tmp_path, ["--format", "diasafety", "--path", str(folder)], "val.json",
+                 "not found")
+
+
+def test_missing_field_names_file_and_line(tmp_path):
+    path = write_jsonl(tmp_path / "d.jsonl", [{"prompt": "a", "response": "b"}, {"prompt": "c"}])
+    expect_error(tmp_path, ["--format", "jsonl", "--path", str(path)], "d.jsonl", "line 2",
+                 "'response'")
+    folder = write_diasafety(tmp_path / "ds", {"test": [{"context": "c", "label": "Safe"}]})
+    expect_error(tmp_path, ["--format", "diasafety", "--path", str(folder)], "test.json",
+                 "item 0", "'response'")
+    csv_path = tmp_path / "d.csv"
+    csv_path.write_text("prompt,answer\na,b\n")
+    expect_error(tmp_path, ["--format", "csv", "--path", str(csv_path)], "d.csv", "'response'")
+
+
+def test_empty_prompt_or_response(tmp_path):
+    path = write_jsonl(tmp_path / "d.jsonl", [{"prompt": "a", "response": "b"},
+                                              {"prompt": "  ", "response": "b"}])
+    expect_error(tmp_path, ["--format", "jsonl", "--path", str(path)], "d.jsonl", "line 2",
+                 "empty prompt")
+    path = write_jsonl(tmp_path / "e.jsonl", [{"prompt": "a", "response": "b"},
+                                              {"prompt": "a", "response": " \n"}])
+    expect_error(tmp_path, ["--format", "jsonl", "--path", str(path)], "e.jsonl", "line 2",
+                 "empty response")
+    assert ingest("jsonl", path, empty_responses="keep")["response"].tolist() == ["b", " \n"]
+    assert ingest("jsonl", path, empty_responses="drop")["response"].tolist() == ["b"]
+
+
+def test_invalid_label(tmp_path):
+    path = write_jsonl(tmp_path / "d.jsonl", [{"prompt": "a", "response": "b", "label": "meh"}])
+    expect_error(tmp_path, ["--format", "jsonl", "--path", str(path)], "d.jsonl", "line 1",
+                 "invalid label 'meh'")
+    folder = write_diasafety(tmp_path / "ds", {"val": [{"context": "a", "response": "b",
+                                                        "label": "Maybe"}]})
+    expect_error(tmp_path, ["--format", "diasafety", "--path", str(folder)], "val.json",
+                 "item 0", "invalid label")
+
+
+def test_invalid_split(tmp_path):
+    path = write_jsonl(tmp_path / "d.jsonl", [{"prompt": "a", "response": "b", "split": "x"}])
+    expect_error(tmp_path, ["--format", "jsonl", "--path", str(path)], "d.jsonl", "invalid split")
+
+
+def test_duplicate_ids(tmp_path):
+    path = write_jsonl(tmp_path / "d.jsonl", [{"id": "a", "prompt": "p", "response": "r"},
+                                              {"id": "b", "prompt": "p", "response": "r"},
+                                              {"id": "a", "prompt": "p", "response": "r"}])
+    expect_error(tmp_path, ["--format", "jsonl", "--path", str(path), "--fields-json",
+                            '{"id": "id"}'], "d.jsonl", "duplicate id 'a'", "line 1", "line 3")
+
+
+def test_bytes_that_are_not_utf8(tmp_path):
+    good = b'{"prompt": "a", "response": "b"}\n'
+    path = tmp_path / "d.jsonl"
+    path.write_bytes(good + b'{"prompt": "caf\xe9", "response": "b"}\n')
+    expect_error(tmp_path, ["--format", "jsonl", "--path", str(path)], "d.jsonl", "line 2",
+                 "not UTF-8")
+    csv_path = tmp_path / "d.csv"
+    csv_path.write_bytes(b"prompt,response\na,b\nc,\xff\xfe\n")
+    expect_error(tmp_path, ["--format", "csv", "--path", str(csv_path)], "d.csv", "line 3",
+                 "not UTF-8")
+    folder = write_diasafety(tmp_path / "ds")
+    (folder / "train.json").write_bytes(b'[{"context": "\xff"}]')
+    expect_error(tmp_path, ["--format", "diasafety", "--path", str(folder)], "train.json",
+                 "not UTF-8")
+
+
+def test_malformed_json(tmp_path):
+    path = tmp_path / "d.jsonl"
+    path.write_text('{"prompt": "a", "response": "b"}\n{"prompt": "a", "response": \n')
+    expect_error(tmp_path, ["--format", "jsonl", "--path", str(path)], "d.jsonl", "line 2",
+                 "malformed JSON")
+    folder = write_diasafety(tmp_path / "ds")
+    (folder / "test.json").write_text('[{"context": "a",\n "response": }]')
+    expect_error(tmp_path, ["--format", "diasafety", "--path", str(folder)], "test.json",
+                 "line 2", "malformed JSON")
+    gen = tmp_path / "gen.json"
+    gen.write_text('[{"context": "a", "gen_response": ["x"]')
+    expect_error(tmp_path, ["--format", "diasafety_generations", "--path", str(gen)], "gen.json",
+                 "malformed JSON")
+
+
+def test_bad_generations_item(tmp_path):
+    gen = tmp_path / "gen.json"
+    gen.write_text(json.dumps([{"context": "a", "gen_response": "just one string"}]))
+    expect_error(tmp_path, ["--format", "diasafety_generations", "--path", str(gen)], "gen.json",
+                 "item 0", "list of strings")
+
+
+def test_cli_reports_the_error_and_exits_2(tmp_path):
+    out = tmp_path / "corpus.parquet"
+    proc = subprocess.run(
+        [sys.executable, "-m", "isaac.ingest", "--format", "jsonl", "--path",
+         str(tmp_path / "missing.jsonl"), "--out", str(out)],
+        capture_output=True, text=True,
+    )
+    assert proc.returncode == 2
+    assert "error:" in proc.stderr and "missing.jsonl" in proc.stderr
+    assert not out.exists()
+
+
+def test_cli_writes_identical_bytes_twice(tmp_path):
+    folder = write_diasafety(tmp_path / "ds")
+    outs = [tmp_path / "a.parquet", tmp_path / "b.parquet"]
+    for out in outs:
+        main(["--format", "diasafety", "--path", str(folder), "--out", str(out)])
+    assert outs[0].read_bytes() == outs[1].read_bytes()
+    assert pd.read_parquet(outs[0])["id"].is_unique
+
+
+# --------------------------------------------------------------------------- real data
+
+
+def test_diasafety_counts(diasafety_dir):
+    df = ingest("diasafety", diasafety_dir, empty_responses="keep")
+    assert len(df) == 11_209
+    train = df[df["split"] == "train"]
+    assert len(train) == 9_017
+    assert (train["label"] == "unsafe").sum() == 4_178
+    assert df.groupby("split").size().to_dict() == {"test": 1_095, "train": 9_017, "val": 1_097}
+    assert df["id"].is_unique
+    assert set(df["category"]) == {"Offending User", "Risk Ignorance", "Unauthorized Expertise",
+                                   "Biased Opinion", "Toxicity Agreement"}
+    # The real files have three empty responses: the default policy refuses them by name.
+    with pytest.raises(InputError, match=r"train\.json: item 3928: empty response"):
+        ingest("diasafety", diasafety_dir)
+
+
+def test_diasafety_generations_real_format(diasafety_dir):
+    path = diasafety_dir / "generations" / "plato_base_val.json"
+    df = ingest("diasafety_generations", path, empty_responses="drop")
+    assert len(df) > 10_000 and df["id"].is_unique
+    sizes = df.groupby("group").size()
+    assert sizes.max() >= 10  # ten samples per context (duplicated contexts pool together)
