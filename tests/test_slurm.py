@@ -1,0 +1,239 @@
+"""The workflow on a real (single-node) SLURM cluster through profiles/slurm.
+
+A session fixture starts SLURM with tests/slurm/start_cluster.sh (installing Debian's
+slurm-wlm and munge when they are missing and this runs as root), and stops it afterwards.
+Where SLURM cannot be started the tests skip with the reason, except under CI (CI=true),
+where they fail: CI must exercise the cluster path.
+
+The run uses the profile as a user would, plus test-only overrides: resources capped to the
+one node's CPUs and memory (the GPU requests are kept), short status-polling intervals, kept
+SLURM logs, and `timeout -s KILL` around Snakemake (it ignores SIGTERM while jobs run).
+"""
+
+from __future__ import annotations
+
+import os
+import re
+import shutil
+import subprocess
+from pathlib import Path
+
+import pytest
+import yaml
+
+from conftest import REPO, SNAKEMAKE, TINY_CONFIG, snakemake
+
+pytestmark = [pytest.mark.workflow, pytest.mark.slurm]
+
+SLURM_DIR = REPO / "tests" / "slurm"
+PROFILE = REPO / "profiles" / "slurm"
+TINY = "results/tiny"
+GPU_RULES = ("train", "generate")
+RUN = "isaac/tau1.0-m1-seed0"
+
+# The sampling stage for every method of the tiny sweep, plus one train + generate, which
+# proves the GPU request without paying for the whole sweep's training.
+TARGETS = [
+    f"{TINY}/targets/{method}/tau1.0-m1-seed0.parquet"
+    for method in ("raw", "random", "sft", "isaac", "isaac_paper", "exp", "max")
+] + [f"{TINY}/generations/{RUN}.parquet"]
+
+# Outputs that must not depend on where a job ran: byte-identical to a local run.
+DETERMINISTIC = ("corpus.parquet", "neighbours", "groups", "targets")
+
+START_TIMEOUT_S = 420  # apt-get update + install on a slow mirror included
+RUN_TIMEOUT_S = 480
+
+
+def _unavailable(reason: str):
+    if os.environ.get("CI") == "true":
+        pytest.fail(f"SLURM is required under CI but {reason}")
+    pytest.skip(reason)
+
+
+def _node() -> dict[str, str]:
+    out = subprocess.run(["scontrol", "show", "node", "localhost"], capture_output=True,
+                         text=True, check=True).stdout
+    return dict(re.findall(r"(\w+)=(\S+)", out))
+
+
+@pytest.fixture(scope="session")
+def slurm_cluster():
+    """A SLURM cluster with one idle node "localhost" (CPUs, RealMemory) and one GPU."""
+    if os.name != "posix":
+        _unavailable("SLURM needs a POSIX system")
+    try:
+        proc = subprocess.run(["bash", str(SLURM_DIR / "start_cluster.sh")], capture_output=True,
+                              text=True, timeout=START_TIMEOUT_S)
+    except subprocess.TimeoutExpired:
+        pytest.fail(f"start_cluster.sh did not finish within {START_TIMEOUT_S}s")
+    if proc.returncode == 77:
+        lines = proc.stderr.strip().splitlines()
+        _unavailable(lines[-1] if lines else "start_cluster.sh could not start SLURM")
+    if proc.returncode != 0:
+        pytest.fail(f"start_cluster.sh exited {proc.returncode}:\n{proc.stderr[-4000:]}")
+    try:
+        node = _node()
+        assert node.get("Gres", "").startswith("gpu:1"), node
+        yield node
+    finally:
+        subprocess.run(["bash", str(SLURM_DIR / "stop_cluster.sh")], timeout=120)
+
+
+def capped_overrides(profile: dict, cpus: int, mem_mb: int, jobs: int) -> list[str]:
+    """Command-line options that fit the profile's requests onto one small node.
+
+    Every resource the profile sets is passed on (a command-line option replaces the
+    profile's whole key); memory is capped with min() around the profile's own expression
+    and CPU counts at the node's, so the GPU requests stay exactly as the profile has them.
+    """
+    mem_cap = max(256, mem_mb // jobs)
+
+    def fit(name, value):
+        if name == "mem_mb":
+            return f"min({value}, {mem_cap})"
+        if name in ("cpus_per_gpu", "cpus_per_task"):
+            return str(min(int(value), cpus))
+        return str(value)
+
+    defaults = [f"{k}={fit(k, v)}" for k, v in profile.get("default-resources", {}).items()]
+    per_rule = [f"{rule}:{k}={fit(k, v)}"
+                for rule, resources in profile.get("set-resources", {}).items()
+                for k, v in resources.items()]
+    threads = [f"{rule}={min(int(n), cpus)}" for rule, n in profile.get("set-threads", {}).items()]
+    args = ["--default-resources", *defaults, "--max-threads", str(cpus)]
+    if per_rule:
+        args += ["--set-resources", *per_rule]
+    if threads:
+        args += ["--set-threads", *threads]
+    return args
+
+
+def test_profile_asks_a_gpu_for_the_gpu_rules():
+    profile = yaml.safe_load((PROFILE / "config.yaml").read_text())
+    assert profile["executor"] == "slurm"
+    for rule in GPU_RULES:
+        resources = profile["set-resources"][rule]
+        assert resources.get("gpu") == 1 or "gpu" in str(resources.get("gres", "")), rule
+        assert isinstance(resources["runtime"], str), rule
+
+
+def test_capped_overrides_keep_the_gpu_request_and_cap_memory():
+    profile = {"default-resources": {"mem_mb": "attempt * 2000", "runtime": "30m"},
+               "set-resources": {"train": {"gpu": 1, "cpus_per_gpu": 4, "mem_mb": 16000}},
+               "set-threads": {"train": 4}}
+    args = capped_overrides(profile, cpus=2, mem_mb=6000, jobs=2)
+    assert args[:3] == ["--default-resources", "mem_mb=min(attempt * 2000, 3000)", "runtime=30m"]
+    assert "train:gpu=1" in args and "train:cpus_per_gpu=2" in args
+    assert "train:mem_mb=min(16000, 3000)" in args
+    assert args[args.index("--set-threads") + 1] == "train=2"
+
+
+def _run_via_slurm(workdir: Path, node: dict[str, str], jobs: int) -> subprocess.CompletedProcess:
+    profile = yaml.safe_load((PROFILE / "config.yaml").read_text())
+    cpus, mem_mb = int(node["CPUTot"]), int(node["RealMemory"])
+    cmd = [
+        "timeout", "-s", "KILL", str(RUN_TIMEOUT_S),
+        str(SNAKEMAKE), "--snakefile", str(REPO / "Snakefile"), "--directory", str(workdir),
+        "--configfile", str(TINY_CONFIG),
+        "--profile", str(PROFILE),
+        "--jobs", str(jobs),
+        *capped_overrides(profile, cpus, mem_mb, jobs),
+        "--retries", "0",
+        "--latency-wait", "5",
+        "--slurm-keep-successful-logs",
+        "--slurm-init-seconds-before-status-checks", "2",
+        "--seconds-between-status-checks", "1",
+        *TARGETS,
+    ]
+    # Jobs run `python -m snakemake` and `python -m isaac` from PATH: this venv's (sbatch
+    # exports the submitting environment).
+    env = {**os.environ, "PATH": f"{SNAKEMAKE.parent}{os.pathsep}{os.environ.get('PATH', '')}"}
+    return subprocess.run(cmd, cwd=workdir, env=env, capture_output=True, text=True)
+
+
+def _scontrol_job(job_id: str) -> dict[str, str]:
+    out = subprocess.run(["scontrol", "--details", "show", "job", job_id], capture_output=True,
+                         text=True)
+    assert out.returncode == 0, f"SLURM forgot job {job_id}: {out.stderr}"
+    return dict(re.findall(r"(\w+)=(\S*)", out.stdout))
+
+
+@pytest.fixture(scope="module")
+def slurm_run(slurm_cluster, tmp_path_factory):
+    """The targets built twice: locally (--cores 2) and through SLURM with profiles/slurm."""
+    local = tmp_path_factory.mktemp("local")
+    snakemake(local, "--cores", "2", *TARGETS)
+    cluster = tmp_path_factory.mktemp("cluster")
+    proc = _run_via_slurm(cluster, slurm_cluster, jobs=2)
+    log = proc.stdout + proc.stderr
+    if proc.returncode != 0:
+        slurm_logs = sorted((cluster / ".snakemake" / "slurm_logs").rglob("*.log"))
+        tails = "\n".join(f"--- {p}\n{p.read_text()[-1500:]}" for p in slurm_logs[-3:])
+        pytest.fail(f"snakemake via SLURM exited {proc.returncode} (137 = killed after "
+                    f"{RUN_TIMEOUT_S}s)\n{log[-6000:]}\n{tails}")
+    return local, cluster, log
+
+
+def test_every_job_went_through_sbatch(slurm_run):
+    _, cluster, log = slurm_run
+    finished = dict(re.findall(r"Finished jobid: (\d+) \(Rule: (\w+)\)", log))
+    submitted = dict(re.findall(r"Job (\d+) has been submitted with SLURM jobid (\d+)", log))
+    assert finished, log[-3000:]
+    for rule in ("ingest", "sample", *GPU_RULES):
+        assert rule in finished.values(), (rule, sorted(set(finished.values())))
+    not_submitted = {jobid: rule for jobid, rule in finished.items() if jobid not in submitted}
+    assert not not_submitted, f"jobs that ran outside SLURM: {not_submitted}"
+    for jobid, rule in finished.items():
+        slurm_id = submitted[jobid]
+        job = _scontrol_job(slurm_id)
+        assert job["JobState"] == "COMPLETED", (rule, job)
+        assert job["Comment"].startswith(f"rule_{rule}"), (rule, job["Comment"])
+        logs = list((cluster / ".snakemake" / "slurm_logs" / f"rule_{rule}").rglob(f"{slurm_id}.log"))
+        assert logs, f"no SLURM log for job {slurm_id} ({rule})"
+
+
+def test_gpu_rules_asked_for_a_gpu_and_the_others_did_not(slurm_run):
+    _, _, log = slurm_run
+    finished = dict(re.findall(r"Finished jobid: (\d+) \(Rule: (\w+)\)", log))
+    submitted = dict(re.findall(r"Job (\d+) has been submitted with SLURM jobid (\d+)", log))
+    seen = set()
+    for jobid, rule in finished.items():
+        job = _scontrol_job(submitted[jobid])
+        asks_gpu = "gpu" in job.get("TresPerJob", "") or "gpu" in job.get("TresPerNode", "")
+        assert asks_gpu == (rule in GPU_RULES), (rule, job.get("TresPerJob"), job.get("TresPerNode"))
+        if asks_gpu:
+            # SLURM allocated the node's (fake) GPU to the job.
+            assert job.get("JOB_GRES", "").startswith("gpu:1"), (rule, job.get("JOB_GRES"))
+            seen.add(rule)
+    assert seen == set(GPU_RULES), seen
+
+
+def test_cluster_outputs_equal_a_local_run_byte_for_byte(slurm_run):
+    local, cluster, _ = slurm_run
+    compared = 0
+    for name in DETERMINISTIC:
+        local_path = local / TINY / name
+        assert local_path.exists(), f"the local run did not write {local_path}"
+        files = [local_path] if local_path.is_file() else sorted(local_path.rglob("*"))
+        for path in files:
+            if not path.is_file():
+                continue
+            twin = cluster / path.relative_to(local)
+            assert twin.is_file(), f"missing after the SLURM run: {twin}"
+            assert twin.read_bytes() == path.read_bytes(), f"differs from the local run: {name}"
+            compared += 1
+    targets = [t for t in TARGETS if "/targets/" in t]
+    # corpus, neighbours, groups, and a table + stats file per sampled method
+    assert compared >= 3 + 2 * len(targets), compared
+    generations = cluster / TINY / "generations" / f"{RUN}.parquet"
+    assert generations.stat().st_size > 0
+
+
+def test_missing_slurm_skips_with_the_reason_but_fails_under_ci(monkeypatch):
+    monkeypatch.setenv("CI", "false")
+    with pytest.raises(pytest.skip.Exception, match="no apt-get"):
+        _unavailable("no apt-get")
+    monkeypatch.setenv("CI", "true")
+    with pytest.raises(pytest.fail.Exception, match="required under CI but no apt-get"):
+        _unavailable("no apt-get")
