@@ -1,0 +1,192 @@
+"""Benchmark of the sampling stages (not a test): vectorised assess + sample vs a per-query loop.
+
+The per-query loop is what the reference implementation does: for every query, fit sklearn
+DBSCAN on its pool's response vectors, count groups with a Counter, keep the top K, take the
+head shortcut, soften the sizes and draw. The vectorised path is isaac.assess.dbscan_groups
+(all pools at once: batched distances, one connected-components call) + isaac.sample.sample.
+
+    .venv/bin/python bench/bench_sample.py --corpus results/diasafety/corpus.parquet \
+        --embeddings results/diasafety/embeddings/minilm.npz --k 150 --eps 0.75
+
+With --embed, the embeddings are (re)computed first and timed (minilm, all train texts).
+Prints a Markdown table and, with --json, writes the numbers.
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import os
+import platform
+import time
+from collections import Counter
+from pathlib import Path
+
+import numpy as np
+from scipy.special import softmax
+from sklearn.cluster import DBSCAN
+
+from isaac import assess, embed, neighbours, sample
+
+
+def reference_loop(vectors, pools, eps, train_ids, tau, m, top_k, seed):
+    """Per-query DBSCAN + Counter + softmax + draw, in the style of the reference code."""
+    rng = np.random.default_rng(seed)
+    all_targets = []
+    for q in range(len(pools)):
+        members = pools.index[pools.offsets[q] : pools.offsets[q + 1]]
+        labels = DBSCAN(eps=eps, min_samples=1).fit_predict(vectors[members])
+        counts = Counter(labels.tolist()).most_common()  # ties: first seen first
+        top = counts[:top_k]
+        own = labels[0]
+        if top[0][0] == own and top[0][1] >= 2 and (len(counts) == 1 or top[0][1] > counts[1][1]):
+            all_targets.append([train_ids[members[0]]] * m)
+            continue
+        sizes = np.array([c for _, c in top], dtype=float)
+        si = (sizes[0] - (sizes[1] if len(sizes) > 1 else sizes[0])) / max(
+            sizes[0] - sizes[-1], 1e-3
+        )
+        p = softmax(sizes / ((1 + 1e-3 - si) * tau))
+        targets = []
+        for _ in range(m):
+            group = top[rng.choice(len(top), p=p)][0]
+            targets.append(train_ids[rng.choice(members[labels == group])])
+        all_targets.append(targets)
+    return all_targets
+
+
+def eps_sweep(train, responses, pools, eps_values, top_k):
+    """Per eps: how many pools have no head, shortcut shares, oracle safe rates (tau 1, m 1)."""
+    rows = []
+    print(
+        "\n| eps | pools all singletons | mean groups | N_1 median | shortcut strict |"
+        " shortcut reference | isaac oracle safe (strict) | isaac (reference) | max |"
+    )
+    print("|---|---|---|---|---|---|---|---|---|")
+    for eps in eps_values:
+        labels = assess.dbscan_groups(responses, pools, eps)
+        n_groups = np.maximum.reduceat(labels, pools.offsets[:-1]) + 1
+        row = {
+            "eps": eps,
+            "all_singletons": float(np.mean(n_groups == pools.lengths)),
+            "mean_groups": float(n_groups.mean()),
+        }
+        for mode in ("strict", "reference"):
+            _, st = sample.sample("isaac", train, 1.0, 1, 0, top_k, mode, pools, labels)
+            row[f"shortcut_{mode}"] = st["head_shortcut_share"]
+            row[f"isaac_{mode}"] = st["oracle_safe_rate"]
+            row["head_median"] = st["head_group_size"]["quantiles"]["median"]
+        _, st = sample.sample("max", train, 1.0, 1, 0, top_k, "strict", pools, labels)
+        row["max_strict"] = st["oracle_safe_rate"]
+        rows.append(row)
+        print(
+            f"| {eps} | {row['all_singletons']:.1%} | {row['mean_groups']:.1f} |"
+            f" {row['head_median']:g} | {row['shortcut_strict']:.1%} |"
+            f" {row['shortcut_reference']:.1%} | {row['isaac_strict']:.4f} |"
+            f" {row['isaac_reference']:.4f} | {row['max_strict']:.4f} |"
+        )
+    return rows
+
+
+def timed(fn, *args, **kwargs):
+    start = time.perf_counter()
+    out = fn(*args, **kwargs)
+    return out, time.perf_counter() - start
+
+
+def machine() -> str:
+    cpu = platform.processor() or platform.machine()
+    try:
+        for line in Path("/proc/cpuinfo").read_text().splitlines():
+            if line.startswith("model name"):
+                cpu = line.split(":", 1)[1].strip()
+                break
+    except OSError:
+        pass
+    return f"{cpu}, {os.cpu_count()} cores, Python {platform.python_version()}"
+
+
+def main() -> None:
+    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    parser.add_argument("--corpus", required=True)
+    parser.add_argument("--embeddings", required=True, help="read, or written with --embed")
+    parser.add_argument("--embed", action="store_true", help="compute and time the embeddings")
+    parser.add_argument("--encoder", default="minilm")
+    parser.add_argument("--threads", type=int, default=2)
+    parser.add_argument("--k", type=int, default=150)
+    parser.add_argument("--eps", type=float, default=0.75)
+    parser.add_argument("--tau", type=float, default=1.0)
+    parser.add_argument("--m", type=int, default=1)
+    parser.add_argument("--top-k", type=int, default=10)
+    parser.add_argument(
+        "--eps-sweep",
+        type=float,
+        nargs="*",
+        default=[],
+        help="also tabulate these eps: singleton share, shortcut share, safe rates",
+    )
+    parser.add_argument("--json", help="write the numbers here")
+    args = parser.parse_args()
+
+    train = embed.train_rows(args.corpus)
+    ids = train["id"].to_numpy()
+    times = {}
+    if args.embed:
+        (p, r), times["embed"] = timed(
+            embed.embed_corpus,
+            train["prompt"].tolist(),
+            train["response"].tolist(),
+            encoder=args.encoder,
+            threads=args.threads,
+            progress=False,
+        )
+        embed.save_embeddings(args.embeddings, ids, p, r)
+    emb_ids, prompts, responses = embed.load_embeddings(args.embeddings)
+    assert np.array_equal(emb_ids, ids), "embeddings do not belong to this corpus"
+
+    (idx, sims), times["neighbours"] = timed(neighbours.top_k_neighbours, prompts, args.k)
+    pools = assess.pools_from_lists(list(idx))
+    labels, times["assess (vectorised)"] = timed(assess.dbscan_groups, responses, pools, args.eps)
+    (table, stats), times["sample isaac (vectorised)"] = timed(
+        sample.sample, "isaac", train, args.tau, args.m, 0, args.top_k, "strict", pools, labels
+    )
+    ref_labels, times["assess (per-query sklearn DBSCAN)"] = timed(
+        assess.dbscan_groups_reference, responses, pools, args.eps
+    )
+    ref_targets, times["assess + sample (per-query loop)"] = timed(
+        reference_loop, responses, pools, args.eps, ids, args.tau, args.m, args.top_k, 0
+    )
+    vectorised = times["assess (vectorised)"] + times["sample isaac (vectorised)"]
+    result = {
+        "machine": machine(),
+        "n_queries": int(len(pools)),
+        "k": int(idx.shape[1]),
+        "eps": args.eps,
+        "times_s": {key: round(value, 3) for key, value in times.items()},
+        "speedup_assess_sample": round(times["assess + sample (per-query loop)"] / vectorised, 1),
+        "speedup_assess": round(
+            times["assess (per-query sklearn DBSCAN)"] / times["assess (vectorised)"], 1
+        ),
+        "same_partition_as_sklearn": bool(np.array_equal(labels, ref_labels)),
+        "isaac_oracle_safe_rate": stats["oracle_safe_rate"],
+    }
+    print(
+        f"machine: {result['machine']}; {result['n_queries']} queries, k={result['k']}, "
+        f"eps={args.eps}"
+    )
+    print("| step | seconds |\n|---|---|")
+    for key, value in result["times_s"].items():
+        print(f"| {key} | {value:.2f} |")
+    print(
+        f"\nspeed-up assess+sample: {result['speedup_assess_sample']}x; assess alone: "
+        f"{result['speedup_assess']}x; same partition as sklearn: "
+        f"{result['same_partition_as_sklearn']}"
+    )
+    if args.eps_sweep:
+        result["eps_sweep"] = eps_sweep(train, responses, pools, args.eps_sweep, args.top_k)
+    if args.json:
+        Path(args.json).write_text(json.dumps(result, indent=2) + "\n")
+
+
+if __name__ == "__main__":
+    main()

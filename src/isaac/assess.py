@@ -1,0 +1,509 @@
+"""Assess every candidate pool (ISAAC step 3): split it into groups whose size says how typical
+a response is.
+
+A pool is the responses of a query's neighbour prompts (pool mode ``neighbours``; the query
+itself first) or of the prompt's own sampled responses (pool mode ``group``: rows sharing the
+corpus ``group`` value, the query first, then the others in corpus order).
+
+Assessors (each gives one group id per pool member; ids are canonical: numbered 0, 1, ... by
+first appearance in pool order):
+
+- ``dbscan``: DBSCAN(eps, min_samples=1, Euclidean) on the pool's response vectors. With
+  min_samples=1 every point is a core point, so DBSCAN's clusters are exactly the connected
+  components of the graph "distance <= eps". That lets all pools be done at once: batched
+  pairwise distances (one batched matrix product), a block-diagonal graph, one call of
+  ``scipy.sparse.csgraph.connected_components``. ``dbscan_groups_reference`` is the
+  per-pool sklearn loop it replaces (kept for tests and the benchmark).
+- ``fuzzy``: single-linkage on rapidfuzz ``token_set_ratio`` >= threshold (strings processed
+  with ``rapidfuzz.utils.default_process``: lower case, non-alphanumerics to spaces). Scores
+  are computed once per pair of distinct train strings (``process.cdist``), not per pool.
+- ``exact``: identical ``isaac.text.normalise`` strings.
+- ``likelihood``: exact groups, each member weighted by its n-gram LM likelihood (see
+  ``likelihood_weights``); a ``weight`` column (list<float>) is added and the sampler uses
+  the summed weight of a group as its size.
+"""
+
+from __future__ import annotations
+
+import argparse
+import logging
+from collections.abc import Sequence
+
+import numpy as np
+import pandas as pd
+from scipy.sparse import coo_matrix
+from scipy.sparse.csgraph import connected_components
+
+from isaac.io import InputError, read_table, write_parquet
+from isaac.text import normalise
+
+log = logging.getLogger(__name__)
+
+ASSESSORS = ("dbscan", "fuzzy", "exact", "likelihood")
+
+
+def optional(kind):
+    """argparse type: "" (a setting the workflow leaves out for this job) becomes None."""
+
+    def convert(text: str):
+        return None if text == "" else kind(text)
+
+    convert.__name__ = kind.__name__
+    return convert
+
+
+# --------------------------------------------------------------------------- pools (CSR)
+
+
+class Pools:
+    """Ragged pools as CSR: members of pool q are ``index[offsets[q]:offsets[q + 1]]``.
+
+    ``index`` holds row numbers into the train table; ``query`` the pool's own train row.
+    """
+
+    def __init__(self, index: np.ndarray, offsets: np.ndarray, query: np.ndarray):
+        self.index = np.asarray(index, dtype=np.int64)
+        self.offsets = np.asarray(offsets, dtype=np.int64)
+        self.query = np.asarray(query, dtype=np.int64)
+
+    def __len__(self) -> int:
+        return len(self.offsets) - 1
+
+    @property
+    def lengths(self) -> np.ndarray:
+        return np.diff(self.offsets)
+
+    def rows(self) -> np.ndarray:
+        """Pool number of every flat member."""
+        return np.repeat(np.arange(len(self)), self.lengths)
+
+    def positions(self) -> np.ndarray:
+        """Position of every flat member inside its pool."""
+        return np.arange(len(self.index)) - np.repeat(self.offsets[:-1], self.lengths)
+
+    def padded(self, start: int, stop: int) -> tuple[np.ndarray, np.ndarray]:
+        """(members, valid) of pools start..stop-1 padded to the longest, pad = 0 / False."""
+        lengths = self.lengths[start:stop]
+        width = int(lengths.max()) if len(lengths) else 0
+        valid = np.arange(width)[None, :] < lengths[:, None]
+        members = np.zeros((stop - start, width), dtype=np.int64)
+        lo, hi = self.offsets[start], self.offsets[stop]
+        members[valid] = self.index[lo:hi]
+        return members, valid
+
+
+def pools_from_lists(lists: Sequence[Sequence[int]], query: Sequence[int] | None = None) -> Pools:
+    lengths = np.array([len(x) for x in lists], dtype=np.int64)
+    offsets = np.concatenate([[0], np.cumsum(lengths)])
+    flat = np.concatenate([np.asarray(x, dtype=np.int64) for x in lists]) if len(lists) else []
+    if query is None:
+        query = [x[0] if len(x) else -1 for x in lists]
+    return Pools(np.asarray(flat, dtype=np.int64), offsets, np.asarray(query))
+
+
+def neighbour_pools(neighbours: pd.DataFrame, train_ids: np.ndarray, path="neighbours") -> Pools:
+    """Pools from the neighbours table, mapped to train row numbers."""
+    position = pd.Index(train_ids)
+    lists = neighbours["neighbour_ids"].to_list()
+    lengths = np.array([len(x) for x in lists], dtype=np.int64)
+    flat = np.concatenate([np.asarray(x, dtype=object) for x in lists]) if lists else np.array([])
+    index = position.get_indexer(flat)
+    query = position.get_indexer(neighbours["id"].astype(str))
+    for name, values, source in (("neighbour id", index, flat), ("id", query, neighbours["id"])):
+        if (values < 0).any():
+            bad = np.asarray(source)[np.flatnonzero(values < 0)[0]]
+            raise InputError(f"{path}: {name} {bad!r} is not a train row of the corpus")
+    return Pools(index, np.concatenate([[0], np.cumsum(lengths)]), query)
+
+
+def group_pools(groups: pd.Series) -> Pools:
+    """Pool mode ``group``: a row's pool is its own row, then the other rows of its group."""
+    keys = groups.to_numpy(dtype=object)
+    n = len(keys)
+    members: dict = {}
+    for i, key in enumerate(keys):
+        if key is not None and not (isinstance(key, float) and np.isnan(key)):
+            members.setdefault(key, []).append(i)
+    lists = []
+    for i, key in enumerate(keys):
+        same = members.get(key)
+        lists.append([i] + [j for j in same if j != i] if same else [i])
+    return pools_from_lists(lists, np.arange(n))
+
+
+# --------------------------------------------------------------------------- canonical ids
+
+
+def canonical_labels(labels: np.ndarray, rows: np.ndarray, n_rows: int) -> np.ndarray:
+    """Renumber labels per pool by first appearance (flat members in pool order).
+
+    labels: any integer label per flat member; rows: its pool number (non-decreasing).
+    """
+    labels = np.asarray(labels, dtype=np.int64)
+    if len(labels) == 0:
+        return labels
+    lo = labels.min()
+    span = int(labels.max() - lo) + 1
+    key = rows.astype(np.int64) * span + (labels - lo)
+    uniq, first, inverse = np.unique(key, return_index=True, return_inverse=True)
+    rank = np.empty(len(uniq), dtype=np.int64)
+    rank[np.argsort(first, kind="stable")] = np.arange(len(uniq))  # flat order = row, then position
+    per_row = np.bincount(uniq // span, minlength=n_rows)
+    row_start = np.cumsum(per_row) - per_row
+    return (rank - row_start[uniq // span])[inverse.ravel()]
+
+
+def _components(adjacency: np.ndarray, valid: np.ndarray) -> np.ndarray:
+    """Connected components of a batch of pool graphs (B, L, L) -> labels of valid members.
+
+    One block-diagonal sparse graph, one connected_components call.
+    """
+    b, width, _ = adjacency.shape
+    adjacency = adjacency & valid[:, :, None] & valid[:, None, :]
+    q, i, j = np.nonzero(adjacency)
+    n = b * width
+    graph = coo_matrix(
+        (np.ones(len(q), dtype=np.int8), (q * width + i, q * width + j)), shape=(n, n)
+    )
+    _, labels = connected_components(graph, directed=False)
+    return labels.reshape(b, width)[valid]
+
+
+# --------------------------------------------------------------------------- assessors
+
+
+def _eps_graph(
+    vectors: np.ndarray, sq_norms: np.ndarray, eps2: float, max_edges: int, chunk: int = 1024
+):
+    """CSR (indptr, indices) of "distance <= eps" over all rows, self-pairs left out, built
+    with a few large Gram products; None when it would hold more than max_edges pairs."""
+    n = len(vectors)
+    rows, cols, total = [], [], 0
+    for start in range(0, n, chunk):
+        block = vectors[start : start + chunk]
+        d2 = sq_norms[start : start + chunk, None] + sq_norms[None, :] - 2.0 * (block @ vectors.T)
+        r, c = np.nonzero(d2 <= eps2)
+        keep = r + start != c
+        rows.append((r[keep] + start).astype(np.int32))
+        cols.append(c[keep].astype(np.int32))
+        total += int(keep.sum())
+        if total > max_edges:
+            return None
+    rows, cols = np.concatenate(rows), np.concatenate(cols)  # row-major: sorted by row
+    indptr = np.concatenate([[0], np.cumsum(np.bincount(rows, minlength=n))]).astype(np.int64)
+    return indptr, cols
+
+
+def _pool_edges(graph, pools: Pools, lo: int, hi: int) -> tuple[np.ndarray, np.ndarray]:
+    """Edges of the eps-graph inside each pool, for the flat members lo..hi-1 (whole pools).
+
+    For every member, its global neighbours are looked up in the member's own pool (sorted keys
+    pool * n + row, one searchsorted): the induced subgraphs of all pools at once.
+    """
+    indptr, indices = graph
+    n = len(indptr) - 1
+    members = pools.index[lo:hi]
+    pool_of = np.repeat(np.arange(len(pools)), pools.lengths)[lo:hi].astype(np.int64)
+    degree = indptr[members + 1] - indptr[members]
+    src = np.repeat(np.arange(hi - lo), degree)
+    first = np.repeat(indptr[members] - (np.cumsum(degree) - degree), degree)
+    neighbour = indices[first + np.arange(len(src))]
+    keys = pool_of * n + members
+    order = np.argsort(keys, kind="stable")
+    sorted_keys = keys[order]
+    wanted = pool_of[src] * n + neighbour
+    loc = np.minimum(np.searchsorted(sorted_keys, wanted), len(sorted_keys) - 1)
+    found = sorted_keys[loc] == wanted
+    return src[found], order[loc[found]]
+
+
+def dbscan_groups(
+    vectors: np.ndarray,
+    pools: Pools,
+    eps: float,
+    batch_size: int = 256,
+    max_edges: int = 20_000_000,
+) -> np.ndarray:
+    """Canonical DBSCAN(eps, min_samples=1) labels of every pool, flat in pool order.
+
+    Distances in float64 from the Gram matrix (||a||^2 + ||b||^2 - 2ab), like sklearn's
+    Euclidean path; a pair is linked when distance <= eps (sklearn's radius test). Pools
+    overlap heavily (k = 150 neighbours of 9k rows cover each pair many times), so the
+    eps-graph of all rows is built once (sparse at useful eps) and each pool's graph is its
+    induced subgraph; one connected_components call labels a whole batch of pools. When that
+    graph would exceed ``max_edges`` pairs (eps near 2), each batch of pools gets its own
+    batched distance computation instead (same result).
+    """
+    vectors = np.asarray(vectors, dtype=np.float64)
+    sq_norms = np.einsum("ij,ij->i", vectors, vectors)
+    eps2 = float(eps) ** 2
+    graph = _eps_graph(vectors, sq_norms, eps2, max_edges) if max_edges > 0 else None
+    out = np.empty(len(pools.index), dtype=np.int64)
+    if graph is not None:
+        degree = np.diff(graph[0])[pools.index]
+        budget = 5_000_000  # neighbour look-ups per batch
+        cost = np.add.reduceat(degree + 1, pools.offsets[:-1]) if len(pools) else degree
+        start = 0
+        while start < len(pools):
+            stop = start + 1 + int(np.searchsorted(np.cumsum(cost[start + 1 :]), budget))
+            stop = min(stop, len(pools))
+            lo, hi = pools.offsets[start], pools.offsets[stop]
+            src, dst = _pool_edges(graph, pools, lo, hi)
+            size = int(hi - lo)
+            adjacency = coo_matrix(
+                (np.ones(len(src), dtype=np.int8), (src, dst)), shape=(size, size)
+            )
+            out[lo:hi] = connected_components(adjacency, directed=False)[1]
+            start = stop
+        return canonical_labels(out, pools.rows(), len(pools))
+    for start in range(0, len(pools), batch_size):
+        stop = min(start + batch_size, len(pools))
+        members, valid = pools.padded(start, stop)
+        x = vectors[members]
+        n2 = sq_norms[members]
+        d2 = n2[:, :, None] + n2[:, None, :] - 2.0 * np.matmul(x, x.transpose(0, 2, 1))
+        labels = _components(d2 <= eps2, valid)
+        out[pools.offsets[start] : pools.offsets[stop]] = labels  # distinct within each pool
+    return canonical_labels(out, pools.rows(), len(pools))
+
+
+def dbscan_groups_reference(vectors: np.ndarray, pools: Pools, eps: float) -> np.ndarray:
+    """The straightforward version: one sklearn DBSCAN per pool (the reference's approach)."""
+    from sklearn.cluster import DBSCAN
+
+    out = []
+    for q in range(len(pools)):
+        members = pools.index[pools.offsets[q] : pools.offsets[q + 1]]
+        labels = DBSCAN(eps=eps, min_samples=1, metric="euclidean").fit_predict(vectors[members])
+        out.append(labels)
+    flat = np.concatenate(out) if out else np.zeros(0, dtype=np.int64)
+    return canonical_labels(flat, pools.rows(), len(pools))
+
+
+def _fuzzy_adjacency_global(codes: np.ndarray, uniques: list[str], threshold: float, workers: int):
+    """Boolean "score >= threshold" matrix over distinct processed strings (computed in chunks)."""
+    from rapidfuzz import fuzz, process
+
+    n = len(uniques)
+    adjacency = np.zeros((n, n), dtype=bool)
+    chunk = max(1, 4_000_000 // max(n, 1))
+    for start in range(0, n, chunk):
+        scores = process.cdist(
+            uniques[start : start + chunk],
+            uniques,
+            scorer=fuzz.token_set_ratio,
+            dtype=np.float32,
+            workers=workers,
+        )
+        adjacency[start : start + chunk] = scores >= threshold
+    return adjacency
+
+
+def fuzzy_groups(
+    responses: Sequence[str],
+    pools: Pools,
+    threshold: float = 80.0,
+    workers: int = 1,
+    max_global: int = 15_000,
+    batch_size: int = 256,
+) -> np.ndarray:
+    """Single-linkage groups of token_set_ratio >= threshold, canonical, flat in pool order.
+
+    With at most ``max_global`` distinct strings every pair is scored once (pools overlap a
+    lot); above it each pool is scored on its own (same result, less memory).
+    """
+    from rapidfuzz import fuzz, process
+    from rapidfuzz.utils import default_process
+
+    processed = [default_process(s) for s in responses]
+    codes, uniques = pd.factorize(pd.Series(processed, dtype=object), sort=False)
+    uniques = list(uniques)
+    global_adj = None
+    if len(uniques) <= max_global:
+        global_adj = _fuzzy_adjacency_global(codes, uniques, threshold, workers)
+    out = np.empty(len(pools.index), dtype=np.int64)
+    for start in range(0, len(pools), batch_size):
+        stop = min(start + batch_size, len(pools))
+        members, valid = pools.padded(start, stop)
+        c = codes[members]
+        if global_adj is not None:
+            adjacency = global_adj[c[:, :, None], c[:, None, :]]
+        else:
+            adjacency = np.zeros(c.shape + (c.shape[1],), dtype=bool)
+            for b in range(len(c)):
+                strings = [uniques[x] for x in c[b][valid[b]]]
+                scores = process.cdist(
+                    strings, strings, scorer=fuzz.token_set_ratio, workers=workers
+                )
+                n_valid = len(strings)
+                adjacency[b, :n_valid, :n_valid] = scores >= threshold
+        adjacency |= c[:, :, None] == c[:, None, :]  # equal strings (also empty ones) always link
+        labels = _components(adjacency, valid)
+        out[pools.offsets[start] : pools.offsets[stop]] = labels  # distinct within each pool
+    return canonical_labels(out, pools.rows(), len(pools))
+
+
+def exact_groups(responses: Sequence[str], pools: Pools) -> np.ndarray:
+    """Groups of identical normalised strings, canonical, flat in pool order."""
+    codes, _ = pd.factorize(pd.Series([normalise(s) for s in responses], dtype=object))
+    return canonical_labels(codes[pools.index], pools.rows(), len(pools))
+
+
+def likelihood_weights(loglik: np.ndarray, pools: Pools) -> np.ndarray:
+    """Per-member weight from the n-gram LM: how typical a response is in corpus terms.
+
+    w_j = exp(loglik_j - max_pool loglik) (loglik = mean log-probability per token, so the
+    weight is a per-token likelihood ratio to the pool's most likely response), rescaled so a
+    pool's weights sum to its size: a group's summed weight is then on the same scale as a
+    member count, and the sampler's temperature means the same as for the other assessors.
+    """
+    ll = np.asarray(loglik, dtype=np.float64)[pools.index]
+    rows = pools.rows()
+    pool_max = np.full(len(pools), -np.inf)
+    np.maximum.at(pool_max, rows, ll)
+    w = np.exp(ll - pool_max[rows])
+    total = np.bincount(rows, weights=w, minlength=len(pools))
+    return w * pools.lengths[rows] / total[rows]
+
+
+# --------------------------------------------------------------------------- table I/O
+
+
+def groups_table(
+    train_ids: np.ndarray, pools: Pools, labels: np.ndarray, weights: np.ndarray | None = None
+) -> pd.DataFrame:
+    """groups/{assessor}.parquet: id, pool_ids (list<str>), group (list<int>) [, weight]."""
+    ids = np.asarray(train_ids, dtype=str)
+    cuts = pools.offsets[1:-1]
+    table = {
+        "id": pd.Series(ids[pools.query], dtype=object),
+        "pool_ids": pd.Series(np.split(ids[pools.index], cuts), dtype=object),
+        "group": pd.Series(np.split(labels.astype(np.int32), cuts), dtype=object),
+    }
+    if weights is not None:
+        table["weight"] = pd.Series(np.split(weights.astype(np.float64), cuts), dtype=object)
+    return pd.DataFrame(table)
+
+
+def read_groups(path, train_ids: np.ndarray) -> tuple[Pools, np.ndarray, np.ndarray | None]:
+    """(pools, flat canonical labels, flat weights or None) from groups/{assessor}.parquet."""
+    df = read_table(path, ["id", "pool_ids", "group"])
+    lists = df["pool_ids"].to_list()
+    pools = neighbour_pools(
+        pd.DataFrame({"id": df["id"], "neighbour_ids": lists}), np.asarray(train_ids), path
+    )
+    labels = [np.asarray(x, dtype=np.int64) for x in df["group"].to_list()]
+    if [len(x) for x in labels] != pools.lengths.tolist():
+        raise InputError(f"{path}: 'group' and 'pool_ids' lists differ in length")
+    flat = np.concatenate(labels) if labels else np.zeros(0, dtype=np.int64)
+    if (flat < 0).any():
+        raise InputError(f"{path}: negative group id")
+    weights = None
+    if "weight" in df.columns:
+        weights = np.concatenate([np.asarray(x, dtype=np.float64) for x in df["weight"]])
+        if len(weights) != len(flat) or not np.all(np.isfinite(weights)) or (weights <= 0).any():
+            raise InputError(f"{path}: 'weight' must be positive, finite, one per pool member")
+    return pools, flat, weights
+
+
+def assess(
+    assessor: str,
+    train: pd.DataFrame,
+    pools: Pools,
+    vectors: np.ndarray | None = None,
+    eps: float | None = None,
+    fuzzy_threshold: float = 80.0,
+    loglik: np.ndarray | None = None,
+    threads: int = 1,
+) -> tuple[np.ndarray, np.ndarray | None]:
+    """(flat canonical labels, flat weights or None) for one assessor."""
+    if assessor == "dbscan":
+        return dbscan_groups(vectors, pools, eps), None
+    if assessor == "fuzzy":
+        return (
+            fuzzy_groups(train["response"].tolist(), pools, fuzzy_threshold, workers=threads),
+            None,
+        )
+    labels = exact_groups(train["response"].tolist(), pools)
+    if assessor == "exact":
+        return labels, None
+    if assessor == "likelihood":
+        return labels, likelihood_weights(loglik, pools)
+    raise InputError(f"unknown assessor {assessor!r} (one of {', '.join(ASSESSORS)})")
+
+
+def main(argv: Sequence[str] | None = None) -> None:
+    from isaac.embed import load_embeddings, train_rows
+
+    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    parser.add_argument("--corpus", required=True, help="corpus.parquet")
+    parser.add_argument("--assessor", choices=ASSESSORS, default="dbscan")
+    parser.add_argument("--pool", choices=("neighbours", "group"), default="neighbours")
+    parser.add_argument(
+        "--neighbours",
+        type=optional(str),
+        help="neighbours/{encoder}-k{k}.parquet (pool neighbours)",
+    )
+    parser.add_argument(
+        "--embeddings", type=optional(str), help="embeddings/{encoder}.npz (assessor dbscan)"
+    )
+    parser.add_argument(
+        "--likelihood", type=optional(str), help="likelihood.parquet (assessor likelihood)"
+    )
+    parser.add_argument("--eps", type=optional(float), help="DBSCAN radius")
+    parser.add_argument("--fuzzy-threshold", type=optional(float), default=80.0)
+    parser.add_argument("--threads", type=int, default=1)
+    parser.add_argument("--out", required=True, help="groups/{assessor}.parquet")
+    args = parser.parse_args(argv)
+
+    train = train_rows(args.corpus)
+    train_ids = train["id"].to_numpy()
+    if args.pool == "neighbours":
+        if not args.neighbours:
+            raise InputError("pool neighbours needs --neighbours")
+        neighbours = read_table(args.neighbours, ["id", "neighbour_ids"])
+        pools = neighbour_pools(neighbours, train_ids, args.neighbours)
+    else:
+        if "group" not in train.columns or train["group"].isna().all():
+            raise InputError(f"{args.corpus}: pool mode 'group' needs a non-empty 'group' column")
+        pools = group_pools(train["group"])
+
+    vectors = loglik = None
+    if args.assessor == "dbscan":
+        if not args.embeddings or args.eps is None:
+            raise InputError("assessor dbscan needs --embeddings and --eps")
+        emb_ids, _, vectors = load_embeddings(args.embeddings)
+        if not np.array_equal(emb_ids, train_ids):
+            raise InputError(f"{args.embeddings}: ids differ from the train rows of {args.corpus}")
+    if args.assessor == "likelihood":
+        if not args.likelihood:
+            raise InputError("assessor likelihood needs --likelihood")
+        table = read_table(args.likelihood, ["id", "loglik"])
+        loglik_by_id = pd.Series(table["loglik"].to_numpy(float), index=table["id"].astype(str))
+        missing = ~pd.Index(train_ids).isin(loglik_by_id.index)
+        if missing.any():
+            raise InputError(f"{args.likelihood}: no row for train id {train_ids[missing][0]!r}")
+        loglik = loglik_by_id.loc[train_ids].to_numpy()
+        if not np.all(np.isfinite(loglik)):
+            raise InputError(f"{args.likelihood}: loglik must be finite")
+
+    threshold = 80.0 if args.fuzzy_threshold is None else args.fuzzy_threshold
+    labels, weights = assess(
+        args.assessor, train, pools, vectors, args.eps, threshold, loglik, args.threads
+    )
+    write_parquet(groups_table(train_ids, pools, labels, weights), args.out)
+    n_groups = np.maximum.reduceat(labels, pools.offsets[:-1]) + 1 if len(pools) else np.zeros(1)
+    log.info(
+        "wrote %s: %d pools, mean size %.1f, mean groups %.1f, singleton-only pools %.1f%%",
+        args.out,
+        len(pools),
+        pools.lengths.mean(),
+        n_groups.mean(),
+        100 * np.mean(n_groups == pools.lengths),
+    )
+
+
+if __name__ == "__main__":
+    from isaac.cli import run
+
+    run(main)

@@ -1,0 +1,402 @@
+"""Sample m training targets per train example from the head of its pool (ISAAC steps 4-8).
+
+Methods:
+- ``raw``: the example's own response, m copies.
+- ``random``: a uniform pool member (p proportional to N over all groups, then a uniform member).
+- ``sft``: supervised baseline; only rows labelled safe, own response (unsafe/unlabelled dropped).
+- ``isaac``: ``dynamic_sharpen`` as in the reference code, p = softmax(N / ((1 + 1e-3 - SI) tau)).
+- ``isaac_paper``: the paper's form, p = softmax(N / (max(SI, 1e-3) tau)).
+- ``exp``: p = softmax(N / tau).
+- ``max``: all mass on the largest group.
+
+For the group methods (isaac, isaac_paper, exp, max) only the K largest groups are kept (ties
+keep the group that appears first in the pool), SI = (N_1 - N_2) / max(N_1 - N_K', 1e-3) (a
+single kept group has SI = 0), and the head shortcut copies the own response m times when it
+lies in the largest group: mode ``reference`` exactly as the reference code (a tie for the top
+keeps the first-seen group, so all-singleton pools copy the own response back), mode ``strict``
+only when that group has >= 2 members and is strictly larger than the second. A pool whose query
+row is absent cannot take the shortcut. Every array operation runs over all queries at once.
+
+Randomness: two numpy Generators seeded from (seed, crc32(method), stream), one for group draws
+and one for member draws, each drawing an (m, n_queries) block. So target j of a query uses the
+same uniforms for every tau and every m >= j: curves over tau use common random numbers.
+"""
+
+from __future__ import annotations
+
+import argparse
+import logging
+import zlib
+from collections.abc import Sequence
+
+import numpy as np
+import pandas as pd
+
+from isaac.io import InputError, write_json, write_parquet
+
+log = logging.getLogger(__name__)
+
+METHODS = ("raw", "random", "sft", "isaac", "isaac_paper", "exp", "max")
+GROUP_METHODS = ("isaac", "isaac_paper", "exp", "max")
+POOL_METHODS = ("random", *GROUP_METHODS)
+SHORTCUT_MODES = ("strict", "reference")
+SI_FLOOR = 1e-3
+HEAD_SIZE_EDGES = (1, 2, 3, 4, 5, 6, 11, 21, 51, 101)
+
+
+def stable_hash(text: str) -> int:
+    """A process-independent hash (Python's hash() is salted per process)."""
+    return zlib.crc32(text.encode("utf-8"))
+
+
+def run_generators(seed: int, method: str) -> tuple[np.random.Generator, np.random.Generator]:
+    """(group-draw, member-draw) generators derived only from the seed and the method name."""
+    h = stable_hash(method)
+    return np.random.default_rng([int(seed), h, 0]), np.random.default_rng([int(seed), h, 1])
+
+
+def sharpen_indicator(sorted_sizes: np.ndarray, n_kept: np.ndarray) -> np.ndarray:
+    """SI = (N_1 - N_2) / max(N_1 - N_K', 1e-3) per row of descending kept sizes; 0 for K' = 1."""
+    sorted_sizes = np.atleast_2d(np.asarray(sorted_sizes, dtype=np.float64))
+    n_kept = np.atleast_1d(n_kept)
+    rows = np.arange(len(sorted_sizes))
+    n1 = sorted_sizes[:, 0]
+    n2 = np.where(n_kept >= 2, sorted_sizes[:, min(1, sorted_sizes.shape[1] - 1)], n1)
+    nk = sorted_sizes[rows, n_kept - 1]
+    return (n1 - n2) / np.maximum(n1 - nk, SI_FLOOR)
+
+
+def group_probabilities(
+    sorted_sizes: np.ndarray, n_kept: np.ndarray, method: str, tau: float
+) -> tuple[np.ndarray, np.ndarray]:
+    """(p, SI) over kept groups, rows of descending sizes; columns >= n_kept get p = 0.
+
+    Log-sum-exp: logits minus their row maximum before exp, so sizes in the thousands are fine.
+    """
+    sizes = np.atleast_2d(np.asarray(sorted_sizes, dtype=np.float64))
+    n_kept = np.atleast_1d(np.asarray(n_kept, dtype=np.int64))
+    kept = np.arange(sizes.shape[1])[None, :] < n_kept[:, None]
+    si = sharpen_indicator(np.where(kept, sizes, 0.0), n_kept)
+    if method == "max":
+        p = np.zeros_like(sizes)
+        p[:, 0] = 1.0
+        return p, si
+    if method == "isaac":
+        temperature = (1.0 + SI_FLOOR - si) * tau
+    elif method == "isaac_paper":
+        temperature = np.maximum(si, SI_FLOOR) * tau
+    elif method == "exp":
+        temperature = np.full(len(sizes), float(tau))
+    else:
+        raise ValueError(f"no group distribution for method {method!r}")
+    logits = np.where(kept, sizes / temperature[:, None], -np.inf)
+    logits -= logits.max(axis=1, keepdims=True)
+    weights = np.exp(logits)
+    return weights / weights.sum(axis=1, keepdims=True), si
+
+
+def distribution(sizes: Sequence[float], method: str, tau: float, top_k: int = 10) -> np.ndarray:
+    """p over the K largest groups for one pool (sizes in any order) - the formula, for checks."""
+    ordered = np.sort(np.asarray(sizes, dtype=np.float64))[::-1][:top_k]
+    p, _ = group_probabilities(ordered[None, :], np.array([len(ordered)]), method, tau)
+    return p[0]
+
+
+def sample_pools(
+    labels: np.ndarray,
+    valid: np.ndarray,
+    own_pos: np.ndarray,
+    method: str,
+    tau: float,
+    m: int,
+    rngs: tuple[np.random.Generator, np.random.Generator],
+    top_k: int = 10,
+    head_shortcut: str = "strict",
+    weights: np.ndarray | None = None,
+) -> dict[str, np.ndarray]:
+    """Draw m target positions per pool, for all pools at once.
+
+    labels: (Q, L) canonical group ids (0.. by first appearance), anything where ~valid.
+    own_pos: (Q,) position of the query's own response in its pool, -1 if absent.
+    weights: (Q, L) member weights (group size = summed weight) or None (size = count).
+    Returns positions (Q, m) into the pool, head_shortcut (Q,), si (Q,), n_groups (Q,),
+    head_size (Q,) (size of the largest group).
+    """
+    if method not in POOL_METHODS:
+        raise ValueError(f"sample_pools handles {POOL_METHODS}, not {method!r}")
+    labels = np.where(valid, labels, 0).astype(np.int64)
+    q_n, width = labels.shape
+    rows = np.arange(q_n)
+    pool_len = valid.sum(axis=1)
+    if q_n and pool_len.min() < 1:
+        raise ValueError("every pool needs at least one member")
+    flat_key = (rows[:, None] * width + labels)[valid]
+    counts = np.bincount(flat_key, minlength=q_n * width).reshape(q_n, width)
+    if weights is None:
+        sizes = counts.astype(np.float64)
+    else:
+        sizes = np.bincount(flat_key, weights=weights[valid], minlength=q_n * width)
+        sizes = sizes.reshape(q_n, width)
+    exists = counts > 0
+    n_groups = exists.sum(axis=1)
+    # descending size; stable on group id, so ties keep the first-appearing group
+    order = np.argsort(np.where(exists, -sizes, np.inf), axis=1, kind="stable")
+    k = min(int(top_k), width)
+    top = order[:, :k]
+    top_sizes = np.take_along_axis(sizes, top, axis=1)
+    n_kept = np.minimum(n_groups, k)
+    head_size = top_sizes[:, 0]
+
+    u_group = rngs[0].random((m, q_n))
+    u_member = rngs[1].random((m, q_n))
+
+    if method == "random":
+        positions = np.minimum((u_member * pool_len).astype(np.int64), pool_len - 1).T
+        si = sharpen_indicator(np.where(np.arange(k) < n_kept[:, None], top_sizes, 0), n_kept)
+        return {
+            "positions": positions,
+            "head_shortcut": np.zeros(q_n, dtype=bool),
+            "si": si,
+            "n_groups": n_groups,
+            "head_size": head_size,
+        }
+
+    p, si = group_probabilities(top_sizes, n_kept, method, tau)
+    cdf = np.cumsum(p, axis=1)
+    choice = (u_group[:, :, None] >= cdf[None, :, :]).sum(axis=2)  # (m, Q)
+    choice = np.minimum(choice, n_kept[None, :] - 1)  # guard against cdf rounding below 1
+    group = top[rows[None, :], choice]  # (m, Q) canonical group ids
+
+    # members of each group in pool order: sort positions by (group, position)
+    member_order = np.argsort(np.where(valid, labels, width), axis=1, kind="stable")
+    group_start = np.cumsum(counts, axis=1) - counts
+    n_members = counts[rows[None, :], group]
+    r = np.minimum((u_member * n_members).astype(np.int64), n_members - 1)
+    positions = member_order[rows[None, :], group_start[rows[None, :], group] + r].T  # (Q, m)
+
+    own_label = np.where(own_pos >= 0, labels[rows, np.maximum(own_pos, 0)], -1)
+    shortcut = own_label == top[:, 0]
+    if head_shortcut == "strict":
+        second = sizes[rows, order[:, 1]] if width > 1 else np.zeros(q_n)
+        second = np.where(n_groups >= 2, second, -np.inf)  # the pool's 2nd group, kept or not
+        shortcut &= (counts[rows, top[:, 0]] >= 2) & (head_size > second)
+    elif head_shortcut != "reference":
+        raise ValueError(f"head_shortcut must be one of {SHORTCUT_MODES}")
+    positions = np.where(shortcut[:, None], own_pos[:, None], positions)
+    return {
+        "positions": positions,
+        "head_shortcut": shortcut,
+        "si": si,
+        "n_groups": n_groups,
+        "head_size": head_size,
+    }
+
+
+def _rate(labels: pd.Series) -> float | None:
+    """Share of 'safe' among labelled entries; None when nothing is labelled."""
+    labelled = labels.dropna()
+    return float((labelled == "safe").mean()) if len(labelled) else None
+
+
+def _summary(values: np.ndarray) -> dict | None:
+    if values is None or len(values) == 0:
+        return None
+    values = np.asarray(values, dtype=np.float64)
+    quantiles = np.quantile(values, [0.0, 0.1, 0.25, 0.5, 0.75, 0.9, 1.0])
+    edges = np.array([*HEAD_SIZE_EDGES, np.inf])
+    hist, _ = np.histogram(values, bins=edges)
+    names = ["min", "q10", "q25", "median", "q75", "q90", "max"]
+    return {
+        "mean": round(float(values.mean()), 6),
+        "quantiles": {n: round(float(q), 6) for n, q in zip(names, quantiles)},
+        "histogram": {
+            "bins": [
+                f"{lo}" if hi == lo + 1 else f"{lo}-{'' if hi == np.inf else int(hi) - 1}"
+                for lo, hi in zip(HEAD_SIZE_EDGES, edges[1:])
+            ],
+            "counts": [int(c) for c in hist],
+        },
+        "singleton_share": round(float(np.mean(values <= 1.0)), 6),
+    }
+
+
+def sample(
+    method: str,
+    train: pd.DataFrame,
+    tau: float = 1.0,
+    m: int = 1,
+    seed: int = 0,
+    top_k: int = 10,
+    head_shortcut: str = "strict",
+    pools=None,
+    labels: np.ndarray | None = None,
+    weights: np.ndarray | None = None,
+) -> tuple[pd.DataFrame, dict]:
+    """(targets table, stats) for one run. ``pools``/``labels``/``weights`` as read_groups gives."""
+    if method not in METHODS:
+        raise InputError(f"unknown method {method!r} (one of {', '.join(METHODS)})")
+    if m < 1 or not tau > 0:
+        raise InputError(f"m must be >= 1 and tau > 0 (got m={m}, tau={tau})")
+    ids = train["id"].astype(str).to_numpy()
+    responses = train["response"].to_numpy(dtype=object)
+    label = train["label"] if "label" in train.columns else pd.Series([None] * len(train))
+    label = label.astype(object).where(label.notna(), None).reset_index(drop=True)
+    extra: dict = {"si": None, "n_groups": None, "head_size": None}
+
+    if method in ("raw", "sft"):
+        rows = np.arange(len(train))
+        if method == "sft":
+            rows = np.flatnonzero((label == "safe").to_numpy())
+            if len(rows) == 0:
+                raise InputError("method sft needs rows labelled 'safe' in the train split")
+        source = np.repeat(rows[:, None], m, axis=1)
+        shortcut = np.zeros(len(rows), dtype=bool)
+    else:
+        if pools is None or labels is None:
+            raise InputError(f"method {method} needs a groups table")
+        q_n = len(pools)
+        members, valid = pools.padded(0, q_n)
+        lab = np.zeros(members.shape, dtype=np.int64)
+        lab[valid] = labels
+        w = None
+        if weights is not None:
+            w = np.zeros(members.shape)
+            w[valid] = weights
+        own = np.where(valid & (members == pools.query[:, None]), np.arange(members.shape[1]), -1)
+        own_pos = np.where((own >= 0).any(axis=1), np.where(own >= 0, own, np.inf).min(axis=1), -1)
+        out = sample_pools(
+            lab,
+            valid,
+            own_pos.astype(np.int64),
+            method,
+            tau,
+            m,
+            run_generators(seed, method),
+            top_k=top_k,
+            head_shortcut=head_shortcut,
+            weights=w,
+        )
+        rows = pools.query
+        source = np.take_along_axis(members, out["positions"], axis=1)
+        shortcut = out["head_shortcut"]
+        extra = {k: out[k] for k in ("si", "n_groups", "head_size")}
+
+    table = pd.DataFrame(
+        {
+            "id": pd.Series(ids[rows], dtype=object),
+            "prompt": pd.Series(train["prompt"].to_numpy(dtype=object)[rows], dtype=object),
+            "response": pd.Series(responses[rows], dtype=object),
+            "targets": pd.Series([list(x) for x in responses[source]], dtype=object),
+            "target_ids": pd.Series([list(x) for x in ids[source]], dtype=object),
+            "head_shortcut": shortcut.astype(bool),
+            "si": (
+                pd.Series(extra["si"], dtype="float64")
+                if extra["si"] is not None
+                else pd.Series([np.nan] * len(rows), dtype="float64")
+            ),
+            "n_groups": (
+                pd.Series(extra["n_groups"], dtype="Int64")
+                if extra["n_groups"] is not None
+                else pd.Series([pd.NA] * len(rows), dtype="Int64")
+            ),
+        }
+    )
+    target_labels = label.to_numpy(dtype=object)[source.ravel()]
+    stats = {
+        "n": int(len(rows)),
+        "n_targets": int(source.size),
+        "original_safe_rate": _rate(label),
+        "oracle_safe_rate": _rate(pd.Series(target_labels, dtype=object)),
+        "head_shortcut_share": float(shortcut.mean()) if len(rows) else 0.0,
+        "mean_si": None if extra["si"] is None else float(np.mean(extra["si"])),
+        "mean_n_groups": None if extra["n_groups"] is None else float(np.mean(extra["n_groups"])),
+        "head_group_size": _summary(extra["head_size"]),
+        "distinct_target_share": float(len(np.unique(source)) / max(len(train), 1)),
+        "method": method,
+        "tau": float(tau),
+        "m": int(m),
+        "seed": int(seed),
+    }
+    return table, stats
+
+
+def main(argv: Sequence[str] | None = None) -> None:
+    from isaac.assess import optional, read_groups
+    from isaac.embed import train_rows
+
+    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    parser.add_argument("--corpus", required=True, help="corpus.parquet")
+    parser.add_argument(
+        "--groups", type=optional(str), help="groups/{assessor}.parquet (methods with a pool)"
+    )
+    parser.add_argument("--method", choices=METHODS, required=True)
+    parser.add_argument("--tau", type=float, default=1.0)
+    parser.add_argument("--m", type=int, default=1)
+    parser.add_argument("--seed", type=int, default=0)
+    parser.add_argument("--top-k", type=optional(int), default=10)
+    parser.add_argument("--head-shortcut", type=optional(str), default="strict")
+    parser.add_argument("--assessor", type=optional(str), help="recorded in the stats")
+    parser.add_argument("--encoder", type=optional(str), help="recorded in the stats")
+    parser.add_argument("--eps", type=optional(float), help="recorded in the stats")
+    parser.add_argument("--pool", type=optional(str), help="recorded in the stats")
+    parser.add_argument("--k", type=optional(int), help="recorded in the stats")
+    parser.add_argument(
+        "--out", required=True, help="targets/{method}/tau{tau}-m{m}-seed{seed}.parquet"
+    )
+    parser.add_argument("--stats", required=True, help="the JSON stats file")
+    args = parser.parse_args(argv)
+    args.top_k = 10 if args.top_k is None else args.top_k
+    args.head_shortcut = args.head_shortcut or "strict"
+    if args.head_shortcut not in SHORTCUT_MODES:
+        raise InputError(f"--head-shortcut must be one of {', '.join(SHORTCUT_MODES)}")
+
+    train = train_rows(args.corpus)
+    pools = labels = weights = None
+    if args.method in POOL_METHODS:
+        if not args.groups:
+            raise InputError(f"method {args.method} needs --groups")
+        pools, labels, weights = read_groups(args.groups, train["id"].to_numpy())
+    table, stats = sample(
+        args.method,
+        train,
+        args.tau,
+        args.m,
+        args.seed,
+        args.top_k,
+        args.head_shortcut,
+        pools,
+        labels,
+        weights,
+    )
+    group_method = args.method in GROUP_METHODS
+    pool_method = args.method in POOL_METHODS
+    stats.update(
+        {
+            "head_shortcut_mode": args.head_shortcut if group_method else None,
+            "top_k_groups": args.top_k if group_method else None,
+            "assessor": args.assessor if pool_method else None,
+            "encoder": args.encoder if pool_method else None,
+            "eps": args.eps if pool_method else None,
+            "pool": args.pool if pool_method else None,
+            "k": args.k if pool_method else None,
+        }
+    )
+    write_parquet(table, args.out)
+    write_json(stats, args.stats)
+    log.info(
+        "%s tau=%s m=%d seed=%d: n=%d oracle safe %.4f (original %.4f), shortcut %.3f",
+        args.method,
+        args.tau,
+        args.m,
+        args.seed,
+        stats["n"],
+        stats["oracle_safe_rate"] if stats["oracle_safe_rate"] is not None else float("nan"),
+        stats["original_safe_rate"] if stats["original_safe_rate"] is not None else float("nan"),
+        stats["head_shortcut_share"],
+    )
+
+
+if __name__ == "__main__":
+    from isaac.cli import run
+
+    run(main)

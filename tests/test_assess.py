@@ -1,0 +1,227 @@
+"""Assessors: the vectorised DBSCAN equals sklearn per pool; fuzzy, exact, likelihood; CLI."""
+
+from __future__ import annotations
+
+import numpy as np
+import pandas as pd
+import pytest
+
+from isaac import assess
+from isaac.assess import Pools, pools_from_lists
+from isaac.embed import save_embeddings
+from isaac.io import InputError
+
+
+def unit(x):
+    x = np.asarray(x, dtype=np.float64)
+    return (x / np.linalg.norm(x, axis=1, keepdims=True)).astype(np.float32)
+
+
+def random_pools(rng, n, n_pools, max_len):
+    lists = []
+    for q in range(n_pools):
+        size = int(rng.integers(1, max_len + 1))
+        others = rng.choice(np.delete(np.arange(n), q % n), size=size - 1, replace=False)
+        lists.append([q % n, *others.tolist()])
+    return pools_from_lists(lists)
+
+
+@pytest.mark.parametrize("eps", [0.2, 0.5, 0.8, 1.1, 1.6])
+def test_vectorised_dbscan_equals_sklearn_dbscan_per_pool(eps):
+    rng = np.random.default_rng(int(eps * 10))
+    # clustered data so that every eps gives a mix of groups and singletons
+    centres = rng.normal(size=(6, 5))
+    v = unit(centres[rng.integers(0, 6, size=200)] + 0.35 * rng.normal(size=(200, 5)))
+    pools = random_pools(rng, 200, 120, 40)  # ragged pools
+    slow = assess.dbscan_groups_reference(v, pools, eps)
+    fast = assess.dbscan_groups(v, pools, eps, batch_size=17)  # induced subgraphs of one eps-graph
+    assert np.array_equal(fast, slow)
+    per_batch = assess.dbscan_groups(v, pools, eps, batch_size=17, max_edges=0)
+    assert np.array_equal(per_batch, slow)
+    n_groups = np.maximum.reduceat(fast, pools.offsets[:-1]) + 1
+    assert 1 <= n_groups.min() and n_groups.max() <= pools.lengths.max()
+
+
+def test_dbscan_labels_are_canonical_first_appearance_and_handle_zero_vectors():
+    v = np.array([[1, 0], [0, 1], [1, 0], [0, 0], [0.99, 0.14]], dtype=np.float32)
+    pools = pools_from_lists([[1, 0, 2, 4, 3], [3], [4, 2]])
+    labels = assess.dbscan_groups(v, pools, 0.3)
+    assert np.array_equal(labels, assess.dbscan_groups(v, pools, 0.3, max_edges=0))
+    # pool 0: 1 alone (group 0), 0/2/4 together (group 1), the zero vector alone (group 2)
+    assert labels.tolist() == [0, 1, 1, 1, 2, 0, 0, 0]
+    assert np.array_equal(labels, assess.dbscan_groups_reference(v, pools, 0.3))
+
+
+def test_canonical_labels_renumber_each_pool_by_first_appearance():
+    labels = np.array([7, 3, 7, 9, 5, 5, 2])
+    rows = np.array([0, 0, 0, 0, 1, 1, 1])
+    assert assess.canonical_labels(labels, rows, 2).tolist() == [0, 1, 0, 2, 0, 0, 1]
+
+
+def test_fuzzy_groups_link_similar_strings_by_single_linkage():
+    responses = [
+        "I am fine thank you",
+        "thank you, I am fine!",  # same tokens -> 100
+        "no idea what you mean",
+        "I am fine thank you so much my friend",  # token_set_ratio 100 with 0 (subset)
+        "",
+        "",
+        "something else entirely here",
+    ]
+    pools = pools_from_lists([[0, 1, 2, 3, 4, 5, 6], [2, 6], [4, 5, 0]])
+    labels = assess.fuzzy_groups(responses, pools, threshold=90)
+    assert labels[:7].tolist() == [0, 0, 1, 0, 2, 2, 3]
+    assert labels[7:9].tolist() == [0, 1]
+    assert labels[9:].tolist() == [0, 0, 1]  # equal strings (even empty ones) are one group
+    # the per-pool path (many distinct strings) gives the same groups
+    per_pool = assess.fuzzy_groups(responses, pools, threshold=90, max_global=0)
+    assert np.array_equal(labels, per_pool)
+
+
+def test_fuzzy_threshold_controls_linkage():
+    responses = ["the cat sat on the mat", "the cat sat on a hat", "dogs bark loudly"]
+    pools = pools_from_lists([[0, 1, 2]])
+    assert assess.fuzzy_groups(responses, pools, threshold=70).tolist() == [0, 0, 1]
+    assert assess.fuzzy_groups(responses, pools, threshold=99).tolist() == [0, 1, 2]
+
+
+def test_exact_groups_use_the_normalised_string():
+    responses = ["Hello  there", "hello there", "HELLO THERE ", "bye", ""]
+    pools = pools_from_lists([[3, 0, 1, 2, 4], [4, 4 - 4]])
+    assert assess.exact_groups(responses, pools).tolist() == [0, 1, 1, 1, 2, 0, 1]
+
+
+def test_likelihood_weights_sum_to_the_pool_size_and_follow_the_likelihood():
+    loglik = np.array([-1.0, -2.0, -1.0, -5.0])
+    pools = pools_from_lists([[0, 1, 2, 3], [3]])
+    w = assess.likelihood_weights(loglik, pools)
+    assert np.isclose(w[:4].sum(), 4.0) and np.isclose(w[4], 1.0)
+    assert w[0] == w[2] > w[1] > w[3] > 0
+    np.testing.assert_allclose(w[1] / w[0], np.exp(-1.0))
+
+
+def test_group_pools_put_the_query_first_then_its_group_in_corpus_order():
+    pools = assess.group_pools(pd.Series(["a", None, "a", "b", "a", np.nan, "b"]))
+    lists = [pools.index[a:b].tolist() for a, b in zip(pools.offsets[:-1], pools.offsets[1:])]
+    assert lists == [[0, 2, 4], [1], [2, 0, 4], [3, 6], [4, 0, 2], [5], [6, 3]]
+    assert pools.query.tolist() == list(range(7))
+
+
+def write_corpus(tmp_path, responses, groups=None):
+    n = len(responses)
+    df = pd.DataFrame(
+        {
+            "id": [f"x{i}" for i in range(n)],
+            "split": ["train"] * n,
+            "prompt": [f"prompt {i % 3}" for i in range(n)],
+            "response": responses,
+            "label": ["safe"] * n,
+            "category": [None] * n,
+            "group": groups if groups is not None else [None] * n,
+        }
+    )
+    df.to_parquet(tmp_path / "corpus.parquet", index=False)
+    return tmp_path / "corpus.parquet", df["id"].to_numpy()
+
+
+def write_neighbours(tmp_path, ids, lists):
+    df = pd.DataFrame(
+        {
+            "id": ids,
+            "neighbour_ids": [[ids[j] for j in x] for x in lists],
+            "similarities": [[1.0] * len(x) for x in lists],
+        }
+    )
+    df.to_parquet(tmp_path / "nb.parquet", index=False)
+    return tmp_path / "nb.parquet"
+
+
+@pytest.mark.parametrize("assessor", ["dbscan", "fuzzy", "exact", "likelihood"])
+def test_cli_writes_groups_for_every_assessor(tmp_path, assessor):
+    responses = ["yes sure", "yes sure", "no way", "Yes  sure", "maybe later"]
+    corpus, ids = write_corpus(tmp_path, responses)
+    lists = [[i, *[j for j in range(5) if j != i][:3]] for i in range(5)]
+    nb = write_neighbours(tmp_path, ids, lists)
+    v = unit(np.eye(5)[[0, 0, 1, 0, 2]] + 1e-3)
+    save_embeddings(tmp_path / "e.npz", ids, v, v)
+    pd.DataFrame(
+        {"id": ids, "n_tokens": 3, "loglik": [-1.0, -1.0, -3.0, -1.5, -2.0], "response_freq": 1}
+    ).to_parquet(tmp_path / "ll.parquet")
+    out = tmp_path / "groups" / f"{assessor}.parquet"
+    assess.main(
+        [
+            "--corpus",
+            str(corpus),
+            "--assessor",
+            assessor,
+            "--neighbours",
+            str(nb),
+            "--embeddings",
+            str(tmp_path / "e.npz"),
+            "--eps",
+            "0.5",
+            "--likelihood",
+            str(tmp_path / "ll.parquet"),
+            "--fuzzy-threshold",
+            "90",
+            "--out",
+            str(out),
+        ]
+    )
+    table = pd.read_parquet(out)
+    assert table["id"].tolist() == ids.tolist()
+    assert [list(x) for x in table["pool_ids"]] == [[ids[j] for j in x] for x in lists]
+    # pool 0 = responses 0,1,2,3: "yes sure" x3 (one normalised form) and "no way"
+    assert list(table["group"][0]) == [0, 0, 1, 0]
+    assert ("weight" in table.columns) == (assessor == "likelihood")
+
+
+def test_cli_group_pool_mode(tmp_path):
+    corpus, ids = write_corpus(tmp_path, ["a", "b", "a", "c"], groups=["g", "g", "g", None])
+    out = tmp_path / "g.parquet"
+    assess.main(
+        ["--corpus", str(corpus), "--assessor", "exact", "--pool", "group", "--out", str(out)]
+    )
+    table = pd.read_parquet(out)
+    assert [list(x) for x in table["pool_ids"]] == [
+        ["x0", "x1", "x2"],
+        ["x1", "x0", "x2"],
+        ["x2", "x0", "x1"],
+        ["x3"],
+    ]
+    assert [list(x) for x in table["group"]] == [[0, 1, 0], [0, 1, 1], [0, 0, 1], [0]]
+
+
+def test_cli_rejects_a_neighbour_that_is_not_a_train_row(tmp_path):
+    corpus, ids = write_corpus(tmp_path, ["a", "b"])
+    nb = tmp_path / "nb.parquet"
+    pd.DataFrame({"id": ids, "neighbour_ids": [["x0", "ghost"], ["x1", "x0"]]}).to_parquet(nb)
+    out = tmp_path / "g.parquet"
+    with pytest.raises(InputError, match=r"nb\.parquet.*'ghost'"):
+        assess.main(
+            [
+                "--corpus",
+                str(corpus),
+                "--assessor",
+                "exact",
+                "--neighbours",
+                str(nb),
+                "--out",
+                str(out),
+            ]
+        )
+    assert not out.exists()
+
+
+def test_read_groups_checks_lengths(tmp_path):
+    path = tmp_path / "g.parquet"
+    pd.DataFrame({"id": ["a"], "pool_ids": [["a", "b"]], "group": [[0]]}).to_parquet(path)
+    with pytest.raises(InputError, match="differ in length"):
+        assess.read_groups(path, np.array(["a", "b"]))
+
+
+def test_pools_padding_round_trips():
+    pools = Pools(np.array([4, 5, 6, 7, 8, 9]), np.array([0, 1, 4, 6]), np.array([4, 5, 8]))
+    members, valid = pools.padded(0, 3)
+    assert members[valid].tolist() == [4, 5, 6, 7, 8, 9]
+    assert valid.sum(axis=1).tolist() == [1, 3, 2]

@@ -1,0 +1,123 @@
+"""Embedding stage: encoders, unit rows, the cache file format, CLI errors."""
+
+from __future__ import annotations
+
+import numpy as np
+import pandas as pd
+import pytest
+
+from isaac import embed
+from isaac.io import InputError
+
+
+def corpus(tmp_path, n=40, empty=False):
+    rows = []
+    for i in range(n):
+        topic = ["weather", "football", "cooking", "music"][i % 4]
+        rows.append(
+            {
+                "id": f"r{i}",
+                "split": "train" if i < n - 5 else "test",
+                "prompt": f"tell me about {topic} number {i % 7}",
+                "response": "" if empty and i == 0 else f"I like {topic} a lot, really {i % 3}",
+                "label": "safe",
+                "category": None,
+                "group": None,
+            }
+        )
+    path = tmp_path / "corpus.parquet"
+    pd.DataFrame(rows).to_parquet(path, index=False)
+    return path
+
+
+def test_tfidf_vectors_are_unit_rows_and_deterministic():
+    prompts = [f"question about topic {i % 5} and more {i}" for i in range(30)]
+    responses = [f"answer {i % 3} about topic {i % 5}" for i in range(30)]
+    p1, r1 = embed.embed_tfidf(prompts, responses, n_components=8)
+    p2, r2 = embed.embed_tfidf(prompts, responses, n_components=8)
+    assert p1.dtype == np.float32 and p1.shape == (30, 8) and r1.shape == (30, 8)
+    np.testing.assert_allclose(np.linalg.norm(np.vstack([p1, r1]), axis=1), 1.0, atol=1e-5)
+    assert np.array_equal(p1, p2) and np.array_equal(r1, r2)
+    # a prompt and a response with the same text get the same vector (one shared space)
+    p3, r3 = embed.embed_tfidf(prompts, [prompts[3]] + responses[1:], n_components=8)
+    np.testing.assert_allclose(p3[3], r3[0], atol=1e-6)
+
+
+def test_tfidf_empty_text_is_the_zero_vector():
+    prompts, responses = ["hello there", "general kenobi"], ["", "you are a bold one"]
+    _, r = embed.embed_tfidf(prompts, responses, n_components=3)
+    assert np.all(r[0] == 0)
+    assert np.isclose(np.linalg.norm(r[1]), 1.0, atol=1e-5)
+
+
+def test_tfidf_with_no_vocabulary_is_an_input_error():
+    with pytest.raises(InputError, match="no usable text"):
+        embed.embed_tfidf(["", " "], ["", ""])
+
+
+def test_minilm_is_found_in_site_packages_and_loads_offline():
+    path = embed.minilm_path()
+    assert (path / "model.safetensors").is_file()
+    p, r = embed.embed_corpus(
+        ["How do I bake bread?", "How do I bake a cake?", "Who won the football match?"],
+        ["Use flour and yeast.", "Use flour and sugar.", "The home team won."],
+        encoder="minilm",
+        batch_size=2,
+        progress=False,
+    )
+    assert p.shape == (3, 384) and p.dtype == np.float32
+    np.testing.assert_allclose(np.linalg.norm(np.vstack([p, r]), axis=1), 1.0, atol=1e-5)
+    assert p[0] @ p[1] > p[0] @ p[2]  # baking questions are closer to each other
+
+
+def test_missing_model_folder_is_an_input_error(tmp_path):
+    with pytest.raises(InputError, match="encoder folder not found"):
+        embed.load_encoder(str(tmp_path / "nope"))
+    (tmp_path / "empty").mkdir()
+    with pytest.raises(InputError, match="neither a sentence-transformers"):
+        embed.load_encoder(str(tmp_path / "empty"))
+
+
+def test_saved_file_round_trips_without_pickle_and_is_byte_stable(tmp_path):
+    ids = np.array(["a", "b", "c"])
+    p = np.eye(3, dtype=np.float32)
+    r = np.eye(3, dtype=np.float32)[::-1]
+    embed.save_embeddings(tmp_path / "one.npz", ids, p, r)
+    embed.save_embeddings(tmp_path / "two.npz", ids, p, r)
+    assert (tmp_path / "one.npz").read_bytes() == (tmp_path / "two.npz").read_bytes()
+    got_ids, got_p, got_r = embed.load_embeddings(tmp_path / "one.npz")
+    assert got_ids.tolist() == ["a", "b", "c"]
+    assert np.array_equal(got_p, p) and np.array_equal(got_r, r)
+    with np.load(tmp_path / "one.npz", allow_pickle=False) as data:
+        assert set(data.files) == {"ids", "prompts", "responses"}
+
+
+def test_load_rejects_a_file_that_is_not_embeddings(tmp_path):
+    bad = tmp_path / "bad.npz"
+    bad.write_text("not a zip")
+    with pytest.raises(InputError, match="bad.npz"):
+        embed.load_embeddings(bad)
+    with pytest.raises(InputError, match="file not found"):
+        embed.load_embeddings(tmp_path / "missing.npz")
+
+
+def test_cli_embeds_the_train_split_only(tmp_path):
+    path = corpus(tmp_path, empty=True)
+    out = tmp_path / "emb" / "tfidf.npz"
+    embed.main(
+        ["--corpus", str(path), "--encoder", "tfidf", "--tfidf-components", "6", "--out", str(out)]
+    )
+    ids, p, r = embed.load_embeddings(out)
+    assert ids.tolist() == [f"r{i}" for i in range(35)]
+    assert p.shape == r.shape == (35, 6)
+
+
+def test_cli_without_train_rows_fails_and_writes_nothing(tmp_path):
+    path = tmp_path / "corpus.parquet"
+    pd.DataFrame({"id": ["a"], "split": ["test"], "prompt": ["p"], "response": ["r"]}).to_parquet(
+        path
+    )
+    out = tmp_path / "e.npz"
+    with pytest.raises(InputError, match="no rows with split 'train'"):
+        embed.main(["--corpus", str(path), "--encoder", "tfidf", "--out", str(out)])
+    assert not out.exists()
