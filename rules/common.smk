@@ -1,7 +1,10 @@
 """Paths, wildcard lists and config slices shared by the rule files."""
 
 import shlex
+import sys
 from pathlib import Path
+
+from snakemake.settings.types import DeploymentMethod
 
 CORPUS = config["corpus"]["name"]
 RESULTS = f"results/{CORPUS}"
@@ -9,8 +12,14 @@ LOGS = f"logs/{CORPUS}"
 BENCHMARKS = f"benchmarks/{CORPUS}"
 
 # Conda jobs drop PYTHONPATH, so every command names the package's source folder itself.
-ISAAC = "PYTHONPATH={} python -m isaac".format(
-    shlex.quote(str(Path(workflow.basedir) / "src"))
+# Without conda, jobs use the interpreter that runs Snakemake (the project's environment),
+# whatever `python` the shell would find first.
+_IN_CONDA_ENVS = (
+    DeploymentMethod.CONDA in workflow.deployment_settings.deployment_method
+)
+ISAAC = "PYTHONPATH={} {} -m isaac".format(
+    shlex.quote(str(Path(workflow.basedir) / "src")),
+    "python" if _IN_CONDA_ENVS else shlex.quote(sys.executable),
 )
 
 # Methods that never look at tau run once per (m, seed), filed under tau 1.0.
@@ -78,7 +87,14 @@ def res(*parts):
 
 
 def all_outputs():
-    return [res("summary.md"), res("summary.csv"), *figure_outputs()]
+    """The demo's deliverables: the corpus tables, the comparison and every figure."""
+    return [
+        res("likelihood.parquet"),
+        *ngram_tables(),
+        res("summary.md"),
+        res("summary.csv"),
+        *figure_outputs(),
+    ]
 
 
 FIGURES = (
@@ -93,3 +109,142 @@ FIGURES = (
 
 def figure_outputs():
     return [res("figures", f"{name}.png") for name in FIGURES]
+
+
+def config_json(section):
+    """One config section as canonical JSON, passed to a stage's CLI as a single param."""
+    import json
+
+    return json.dumps(config[section], sort_keys=True)
+
+
+def run_files(folder, ext):
+    """results/{corpus}/{folder}/{run}{ext} for every run of the sweep."""
+    return [res(folder, f"{run}{ext}") for run in sweep_runs()]
+
+
+def corpus_input_files():
+    """The files ingest reads, so editing the data reruns it (none for the demo corpus)."""
+    corpus = config["corpus"]
+    fmt, path = corpus["format"], corpus.get("path")
+    if fmt == "demo" or not path:
+        return []
+    if fmt == "diasafety":
+        return [str(Path(path) / f"{split}.json") for split in ("train", "val", "test")]
+    if fmt == "diasafety_generations" and Path(path).is_dir():
+        return sorted(str(p) for p in Path(path).glob("*.json")) or [path]
+    return [path]
+
+
+def ingest_settings():
+    """The corpus slice as JSON strings for the ingest command (only what the format reads)."""
+    import json
+
+    corpus = config["corpus"]
+    demo = corpus["format"] == "demo"
+    return {
+        "format": corpus["format"],
+        "path": "" if demo else (corpus.get("path") or ""),
+        "fields": json.dumps({} if demo else corpus["fields"], sort_keys=True),
+        "default_split": corpus["default_split"],
+        "empty_responses": corpus["empty_responses"],
+        "demo": json.dumps(corpus["demo"] if demo else {}, sort_keys=True),
+    }
+
+
+def ngram_tables():
+    return [
+        res("ngrams", f"n{n}.parquet") for n in range(1, config["ngrams"]["max_n"] + 1)
+    ]
+
+
+# --- sampling stages (rules/sample.smk) -------------------------------------------------
+POOL_METHODS = ("random", "isaac", "isaac_paper", "exp", "max")
+GROUP_METHODS = ("isaac", "isaac_paper", "exp", "max")
+
+
+def embeddings_file():
+    return res("embeddings", f"{encoder_name()}.npz")
+
+
+def neighbours_file():
+    return res("neighbours", f"{encoder_name()}-k{config['neighbours']['k']}.parquet")
+
+
+def groups_file():
+    return res("groups", f"{config['assess']['assessor']}.parquet")
+
+
+def assess_inputs(wildcards):
+    """Only the tables the configured assessor and pool mode read."""
+    assess = config["assess"]
+    inputs = {"corpus": res("corpus.parquet")}
+    if assess["pool"] == "neighbours":
+        inputs["neighbours"] = neighbours_file()
+    if assess["assessor"] == "dbscan":
+        inputs["embeddings"] = embeddings_file()
+    if assess["assessor"] == "likelihood":
+        inputs["likelihood"] = res("likelihood.parquet")
+    return inputs
+
+
+def optional_input(name):
+    """A params function: the path of input `name`, or "" when the rule does not use it."""
+    return lambda wildcards, input: input.get(name, "") or ""
+
+
+def assess_settings():
+    """The assess slice, each value only where the assessor reads it ("" otherwise)."""
+    assess = config["assess"]
+    return {
+        "assessor": assess["assessor"],
+        "pool": assess["pool"],
+        "eps": dbscan_eps() if assess["assessor"] == "dbscan" else "",
+        "fuzzy_threshold": (
+            assess["fuzzy_threshold"] if assess["assessor"] == "fuzzy" else ""
+        ),
+    }
+
+
+def sample_inputs(wildcards):
+    """raw and sft read only the corpus; the pool methods also read the groups table."""
+    inputs = {"corpus": res("corpus.parquet")}
+    if wildcards.method in POOL_METHODS:
+        inputs["groups"] = groups_file()
+    return inputs
+
+
+def sample_setting(name):
+    """A params function: one sample-stage value, "" for methods that do not use it, so an
+    edit that cannot change a method's targets does not rerun it (nor what trains on them).
+    """
+
+    def value(wildcards):
+        method = wildcards.method
+        assess = config["assess"]
+        pool, group = method in POOL_METHODS, method in GROUP_METHODS
+        values = {
+            "top_k": config["sample"]["top_k_groups"] if group else "",
+            "head_shortcut": config["sample"]["head_shortcut"] if group else "",
+            "assessor": assess["assessor"] if pool else "",
+            "encoder": (
+                encoder_name()
+                if pool
+                and (assess["pool"] == "neighbours" or assess["assessor"] == "dbscan")
+                else ""
+            ),
+            "eps": dbscan_eps() if pool and assess["assessor"] == "dbscan" else "",
+            "pool": assess["pool"] if pool else "",
+            "k": (
+                config["neighbours"]["k"]
+                if pool and assess["pool"] == "neighbours"
+                else ""
+            ),
+        }
+        return values[name]
+
+    return value
+
+
+def tau_figure_stats():
+    return [res("targets", f"{run}.json") for run in tau_figure_runs()]

@@ -1,0 +1,65 @@
+# The summary reads results only; plotting options (config "report") reach only the plot rule.
+rule summary:
+    input:
+        scores=run_files("scores", ".json"),
+        targets=run_files("targets", ".json"),
+        judge=res("judge"),
+    output:
+        csv=report(
+            res("summary.csv"),
+            caption="../config/report/summary.rst",
+            category="Summary",
+        ),
+        md=res("summary.md"),
+    log:
+        f"{LOGS}/summary.log",
+    conda:
+        "../envs/report.yaml"
+    threads: 1
+    resources:
+        mem_mb=1000,
+        runtime=10,
+    shell:
+        f"{ISAAC}.report"
+        " summary --scores {input.scores:q} --targets {input.targets:q}"
+        " --judge-metrics {input.judge:q}/metrics.json"
+        " --csv {output.csv:q} --md {output.md:q} > {log:q} 2>&1"
+
+
+rule report_figures:
+    input:
+        summary=res("summary.csv"),
+    output:
+        safety_distinct=report(
+            res("figures", "safety_vs_distinct2.png"),
+            caption="../config/report/safety_vs_distinct2.rst",
+            category="Evaluation",
+        ),
+        oracle_model=report(
+            res("figures", "oracle_vs_model_safety.png"),
+            caption="../config/report/oracle_vs_model_safety.rst",
+            category="Evaluation",
+        ),
+    log:
+        f"{LOGS}/report_figures.log",
+    conda:
+        "../envs/report.yaml"
+    threads: 1
+    resources:
+        mem_mb=1000,
+        runtime=10,
+    params:
+        report=config_json("report"),
+    shell:
+        f"{ISAAC}.report"
+        " figures --summary {input.summary:q} --report {params.report:q}"
+        " --safety-vs-distinct2 {output.safety_distinct:q}"
+        " --oracle-vs-model-safety {output.oracle_model:q} > {log:q} 2>&1"
+
+
+# Every figure and the summary from cached results: `snakemake --cores 2 figures`.
+rule figures:
+    input:
+        figure_outputs(),
+        res("summary.csv"),
+        res("summary.md"),

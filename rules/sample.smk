@@ -21,7 +21,8 @@ rule embed:
         batch_size=config["embed"]["batch_size"],
         tfidf_components=config["embed"]["tfidf_components"],
     shell:
-        "{ISAAC}.embed --corpus {input.corpus:q} --encoder {params.encoder:q}"
+        f"{ISAAC}.embed"
+        " --corpus {input.corpus:q} --encoder {params.encoder:q}"
         " --batch-size {params.batch_size:q}"
         " --tfidf-components {params.tfidf_components:q}"
         " --threads {threads} --out {output.embeddings:q} > {log:q} 2>&1"
@@ -45,7 +46,8 @@ rule neighbours:
     params:
         k=config["neighbours"]["k"],
     shell:
-        "{ISAAC}.neighbours --embeddings {input.embeddings:q} --k {params.k:q}"
+        f"{ISAAC}.neighbours"
+        " --embeddings {input.embeddings:q} --k {params.k:q}"
         " --out {output.neighbours:q} > {log:q} 2>&1"
 
 
@@ -70,7 +72,8 @@ rule assess:
         embeddings=optional_input("embeddings"),
         likelihood=optional_input("likelihood"),
     shell:
-        "{ISAAC}.assess --corpus {input.corpus:q} --assessor {params.assessor:q}"
+        f"{ISAAC}.assess"
+        " --corpus {input.corpus:q} --assessor {params.assessor:q}"
         " --pool {params.pool:q} --neighbours={params.neighbours:q}"
         " --embeddings={params.embeddings:q} --likelihood={params.likelihood:q}"
         " --eps={params.eps:q} --fuzzy-threshold={params.fuzzy_threshold:q}"
@@ -104,7 +107,8 @@ rule sample:
         pool=sample_setting("pool"),
         k=sample_setting("k"),
     shell:
-        "{ISAAC}.sample --corpus {input.corpus:q} --groups={params.groups:q}"
+        f"{ISAAC}.sample"
+        " --corpus {input.corpus:q} --groups={params.groups:q}"
         " --method {wildcards.method:q} --tau {wildcards.tau:q} --m {wildcards.m:q}"
         " --seed {wildcards.seed:q} --top-k={params.top_k:q}"
         " --head-shortcut={params.head_shortcut:q} --assessor={params.assessor:q}"
@@ -141,7 +145,8 @@ rule group_sizes:
         dpi=config["report"]["dpi"],
         title=f"{config['assess']['assessor']} groups, {encoder_name()} embeddings",
     shell:
-        "{ISAAC}.sample_figures group-sizes --groups {input.groups:q}"
+        f"{ISAAC}.sample_figures"
+        " group-sizes --groups {input.groups:q}"
         " --title {params.title:q} --dpi {params.dpi:q} --out {output.figure:q}"
         " > {log:q} 2>&1"
 
@@ -166,5 +171,6 @@ rule oracle_safe_rate_vs_tau:
     params:
         dpi=config["report"]["dpi"],
     shell:
-        "{ISAAC}.sample_figures oracle-vs-tau --stats {input.stats:q}"
+        f"{ISAAC}.sample_figures"
+        " oracle-vs-tau --stats {input.stats:q}"
         " --dpi {params.dpi:q} --out {output.figure:q} > {log:q} 2>&1"

@@ -1,0 +1,52 @@
+rule generator_tokenizer:
+    input:
+        corpus=res("corpus.parquet"),
+    output:
+        directory(res("generator")),
+    log:
+        f"{LOGS}/generator_tokenizer.log",
+    conda:
+        "../envs/train.yaml"
+    threads: 1
+    resources:
+        mem_mb=2000,
+        runtime=20,
+    params:
+        vocab_size=config["generator"]["tiny"]["vocab_size"],
+    shell:
+        f"{ISAAC}.generator"
+        " --corpus {input.corpus:q} --vocab-size {params.vocab_size:q}"
+        " --out {output:q} > {log:q} 2>&1"
+
+
+# Checkpoints go to a sibling folder of the model (not an output), so they survive the removal
+# of an incomplete output: re-running after a kill resumes from the last checkpoint.
+rule train:
+    input:
+        targets=res("targets", f"{RUN}.parquet"),
+        tokenizer=(
+            res("generator") if config["generator"]["model"] == "tiny-gpt2" else []
+        ),
+    output:
+        directory(res("models", RUN)),
+    log:
+        f"{LOGS}/train/{RUN}.log",
+    benchmark:
+        f"{BENCHMARKS}/train/{RUN}.tsv"
+    conda:
+        "../envs/train.yaml"
+    threads: 1 if config["generator"]["model"] == "tiny-gpt2" else 4
+    resources:
+        mem_mb=4000 if config["generator"]["model"] == "tiny-gpt2" else 16000,
+        runtime=30 if config["generator"]["model"] == "tiny-gpt2" else 240,
+        gpu=0 if config["generator"]["model"] == "tiny-gpt2" else 1,
+    params:
+        generator=config_json("generator"),
+        train=config_json("train"),
+        checkpoints=res("checkpoints", RUN),
+    shell:
+        f"{ISAAC}.train"
+        " --targets {input.targets:q} --tokenizer={input.tokenizer:q}"
+        " --generator {params.generator:q} --train {params.train:q}"
+        " --seed {wildcards.seed:q} --threads {threads}"
+        " --checkpoints {params.checkpoints:q} --out {output:q} > {log:q} 2>&1"

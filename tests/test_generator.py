@@ -1,0 +1,163 @@
+"""Generators: corpus tokenizer, tiny GPT-2, local checkpoints (causal and seq2seq), SmolLM2."""
+
+from __future__ import annotations
+
+import json
+
+import pandas as pd
+import pytest
+import torch
+
+from isaac.generator import (
+    FORMAT_FILE,
+    SEP,
+    build_generator,
+    load_generator,
+    main,
+    save_generator,
+    tiny_gpt2,
+    train_tokenizer,
+)
+from isaac.io import InputError
+from isaac.train import TrainConfig, build_examples, train
+
+TEXTS = [f"what do you think about {w} today" for w in ["cats", "dogs", "rain", "food"]] + [
+    "i like it a lot", "that is not nice", "no idea, sorry!"]
+
+
+def test_tokenizer_specials_round_trip_and_determinism(tmp_path):
+    tok = train_tokenizer(TEXTS * 5, 300)
+    assert tok.pad_token == "<pad>" and tok.eos_token == "<eos>" and tok.bos_token == "<bos>"
+    assert tok.sep_token == SEP and tok.convert_tokens_to_ids(SEP) not in (None, tok.unk_token_id)
+    text = "Ünïcode never seen: 42 ✓"  # byte-level: every byte stays encodable
+    assert tok.decode(tok(text, add_special_tokens=False)["input_ids"]) == text
+    a, b = tmp_path / "a", tmp_path / "b"
+    tok.save_pretrained(str(a))
+    train_tokenizer(TEXTS * 5, 300).save_pretrained(str(b))
+    assert (a / "tokenizer.json").read_bytes() == (b / "tokenizer.json").read_bytes()
+
+
+def test_tokenizer_cli_uses_train_split_only(tmp_path):
+    corpus = pd.DataFrame({"id": ["a", "b"], "split": ["train", "test"],
+                           "prompt": ["hello there", "zzqqxx"], "response": ["hi", "zzqqxx"]})
+    corpus.to_parquet(tmp_path / "corpus.parquet")
+    main(["--corpus", str(tmp_path / "corpus.parquet"), "--vocab-size", "300",
+          "--out", str(tmp_path / "gen")])
+    vocab = json.loads((tmp_path / "gen" / "tokenizer.json").read_text())["model"]["vocab"]
+    assert not any("zzq" in t or "qqx" in t for t in vocab)  # test text never merged
+    assert any("there" in t for t in vocab)
+
+
+def test_tokenizer_cli_rejects_corpus_without_train(tmp_path):
+    pd.DataFrame({"id": ["a"], "split": ["test"], "prompt": ["p"], "response": ["r"]}).to_parquet(
+        tmp_path / "c.parquet")
+    with pytest.raises(InputError, match="c.parquet"):
+        main(["--corpus", str(tmp_path / "c.parquet"), "--out", str(tmp_path / "g")])
+
+
+def test_tiny_default_size_and_seeded_init():
+    tok = train_tokenizer(TEXTS * 5, 300)
+    # The default config's size with the default 4000-token vocabulary.
+    from isaac.generator import tiny_gpt2 as build
+
+    class FakeTok:
+        def __init__(self):
+            self.bos_token_id, self.eos_token_id, self.pad_token_id = 1, 2, 0
+
+        def __len__(self):
+            return 4000
+
+    big = build(FakeTok(), n_layer=4, n_head=4, n_embd=192)
+    assert 2e6 <= sum(p.numel() for p in big.parameters()) <= 4e6
+    a, b, c = (tiny_gpt2(tok, 1, 2, 32, seed=s) for s in (0, 0, 1))
+    wa, wb, wc = (m.transformer.wte.weight for m in (a, b, c))
+    assert torch.equal(wa, wb) and not torch.equal(wa, wc)
+
+
+def test_tiny_n_embd_must_divide_heads():
+    tok = train_tokenizer(TEXTS, 300)
+    with pytest.raises(InputError, match="n_embd"):
+        tiny_gpt2(tok, 1, 3, 32)
+
+
+@pytest.fixture
+def tok_dir(tmp_path):
+    tok = train_tokenizer(TEXTS * 5, 300)
+    tok.save_pretrained(str(tmp_path / "tok"))
+    return tmp_path / "tok"
+
+
+def test_save_load_round_trip_keeps_format_and_logits(tmp_path, tok_dir):
+    gen = build_generator({"model": "tiny-gpt2", "tiny": {"n_layer": 1, "n_head": 2, "n_embd": 32}},
+                          tok_dir, seed=3)
+    save_generator(gen, tmp_path / "m")
+    assert (tmp_path / "m" / "model.safetensors").is_file()
+    assert json.loads((tmp_path / "m" / FORMAT_FILE).read_text())["prompt_suffix"] == SEP
+    again = load_generator(tmp_path / "m")
+    ids = torch.tensor([[1, 5, 6, 7]])
+    gen.model.eval()
+    assert torch.allclose(gen.model(ids).logits, again.model(ids).logits)
+    assert again.fmt == gen.fmt
+
+
+def test_load_generator_needs_format_file(tmp_path):
+    with pytest.raises(InputError, match=FORMAT_FILE):
+        load_generator(tmp_path)
+
+
+def test_path_model_missing_config_is_a_clear_error(tmp_path):
+    with pytest.raises(InputError, match="config.json"):
+        build_generator({"model": str(tmp_path)})
+
+
+def _local_t5(tmp_path, tok_dir):
+    from transformers import AutoTokenizer, T5Config, T5ForConditionalGeneration
+
+    tok = AutoTokenizer.from_pretrained(str(tok_dir))
+    cfg = T5Config(vocab_size=len(tok), d_model=32, d_kv=8, d_ff=64, num_layers=1, num_heads=2,
+                   pad_token_id=tok.pad_token_id, eos_token_id=tok.eos_token_id,
+                   decoder_start_token_id=tok.pad_token_id)
+    torch.manual_seed(0)
+    T5ForConditionalGeneration(cfg).save_pretrained(str(tmp_path / "t5"))
+    tok.save_pretrained(str(tmp_path / "t5"))
+    return tmp_path / "t5"
+
+
+@pytest.mark.parametrize("lora", [False, True])
+def test_local_seq2seq_checkpoint_trains_and_saves(tmp_path, tok_dir, lora):
+    path = _local_t5(tmp_path, tok_dir)
+    gen = build_generator({"model": str(path), "lora": lora, "lora_r": 2, "lora_alpha": 4})
+    assert gen.fmt.seq2seq
+    trainable = [n for n, p in gen.model.named_parameters() if p.requires_grad]
+    assert all("lora" in n for n in trainable) == lora
+    ex = build_examples(gen, ["hello there"], [["i like it"]], 16)
+    assert ex[0].decoder and ex[0].labels[-1] == gen.tokenizer.eos_token_id
+    hist = train(gen, ex * 4, TrainConfig(max_steps=3, batch_size=2, learning_rate=1e-2),
+                 tmp_path / "ck")
+    assert len(hist) == 3
+    save_generator(gen, tmp_path / "out")
+    again = load_generator(tmp_path / "out")
+    assert again.fmt.seq2seq and not hasattr(again.model, "peft_config")
+
+
+@pytest.mark.pretrained
+def test_smollm2_loads_from_gguf_and_takes_lora_steps(tmp_path):
+    """Loading + two LoRA steps on two short examples (the model has 135 M parameters)."""
+    from isaac.generator import smollm2_location
+
+    try:
+        smollm2_location()
+    except InputError as err:
+        pytest.skip(str(err))
+    gen = build_generator({"model": "smollm2", "lora_r": 2, "lora_alpha": 4}, seed=0)
+    n_params = sum(p.numel() for p in gen.model.parameters())
+    assert 1.3e8 < n_params < 1.4e8
+    assert 0 < sum(p.numel() for p in gen.model.parameters() if p.requires_grad) < 2e6
+    ex = build_examples(gen, ["Hi!", "How are you?"], [["Hello."], ["Fine, thanks."]], 24)
+    before = {n: p.detach().clone() for n, p in gen.model.named_parameters() if p.requires_grad}
+    hist = train(gen, ex, TrainConfig(max_steps=2, batch_size=2, learning_rate=1e-3),
+                 tmp_path / "ck")
+    assert len(hist) == 2 and all(r["loss"] > 0 for r in hist)
+    changed = [n for n, p in gen.model.named_parameters()
+               if p.requires_grad and not torch.equal(p, before[n])]
+    assert changed
