@@ -22,6 +22,20 @@ ISAAC = "PYTHONPATH={} {} -m isaac".format(
     "python" if _IN_CONDA_ENVS else shlex.quote(sys.executable),
 )
 
+# The tiny generator trains in a minute on a CPU; pretrained ones want a GPU and more memory.
+TINY_GENERATOR = config["generator"]["model"] == "tiny-gpt2"
+
+
+def by_generator(tiny, pretrained):
+    """A resource value (threads, memory, minutes, GPUs) for the configured generator."""
+    return tiny if TINY_GENERATOR else pretrained
+
+
+def grow_with_attempt(mem_mb):
+    """Memory that grows with each retry, so a job killed for memory is resubmitted with more."""
+    return lambda wildcards, attempt: mem_mb * attempt
+
+
 # Methods that never look at tau run once per (m, seed), filed under tau 1.0.
 TAU_FREE_METHODS = ("raw", "random", "sft")
 RUN = "{method}/tau{tau}-m{m}-seed{seed}"

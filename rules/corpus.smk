@@ -14,7 +14,7 @@ rule ingest:
         "../envs/corpus.yaml"
     threads: 1
     resources:
-        mem_mb=4000,
+        mem_mb=grow_with_attempt(4000),
         runtime=30,
     params:
         **ingest_settings(),
@@ -39,7 +39,7 @@ rule tokenize:
         "../envs/corpus.yaml"
     threads: 1
     resources:
-        mem_mb=4000,
+        mem_mb=grow_with_attempt(4000),
         runtime=30,
     params:
         tokenizer=config["tokenize"]["tokenizer"],
@@ -67,7 +67,7 @@ rule ngrams:
         "../envs/corpus.yaml"
     threads: 1
     resources:
-        mem_mb=6000,
+        mem_mb=grow_with_attempt(6000),
         runtime=30,
     shell:
         f"{ISAAC}.ngrams"
@@ -89,7 +89,7 @@ rule likelihood:
         "../envs/corpus.yaml"
     threads: 1
     resources:
-        mem_mb=8000,
+        mem_mb=grow_with_attempt(8000),
         runtime=30,
     params:
         order=config["likelihood"]["order"],
@@ -114,7 +114,7 @@ rule longtail_responses:
         "../envs/report.yaml"
     threads: 1
     resources:
-        mem_mb=2000,
+        mem_mb=grow_with_attempt(2000),
         runtime=10,
     params:
         dpi=config["report"]["dpi"],
@@ -139,7 +139,7 @@ rule longtail_ngrams:
         "../envs/report.yaml"
     threads: 1
     resources:
-        mem_mb=2000,
+        mem_mb=grow_with_attempt(2000),
         runtime=10,
     params:
         dpi=config["report"]["dpi"],

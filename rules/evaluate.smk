@@ -12,9 +12,9 @@ rule generate:
         "../envs/train.yaml"
     threads: 1
     resources:
-        mem_mb=4000 if config["generator"]["model"] == "tiny-gpt2" else 16000,
-        runtime=20 if config["generator"]["model"] == "tiny-gpt2" else 120,
-        gpu=0 if config["generator"]["model"] == "tiny-gpt2" else 1,
+        mem_mb=grow_with_attempt(by_generator(4000, 16000)),
+        runtime=by_generator(20, 120),
+        gpu=by_generator(0, 1),
     params:
         generate=config_json("generate"),
     shell:
@@ -38,7 +38,7 @@ rule judge:
         "../envs/train.yaml"
     threads: 1
     resources:
-        mem_mb=4000,
+        mem_mb=grow_with_attempt(4000),
         runtime=30,
     params:
         features=config["judge"]["features"],
@@ -62,8 +62,8 @@ rule score:
         "../envs/train.yaml"
     threads: 1
     resources:
-        mem_mb=4000 if config["generator"]["model"] == "tiny-gpt2" else 16000,
-        runtime=20 if config["generator"]["model"] == "tiny-gpt2" else 60,
+        mem_mb=grow_with_attempt(by_generator(4000, 16000)),
+        runtime=by_generator(20, 60),
     params:
         run=RUN,
         max_length=config["train"]["max_length"],

@@ -17,7 +17,7 @@ rule summary:
         "../envs/report.yaml"
     threads: 1
     resources:
-        mem_mb=1000,
+        mem_mb=grow_with_attempt(1000),
         runtime=10,
     shell:
         f"{ISAAC}.report"
@@ -46,7 +46,7 @@ rule report_figures:
         "../envs/report.yaml"
     threads: 1
     resources:
-        mem_mb=1000,
+        mem_mb=grow_with_attempt(1000),
         runtime=10,
     params:
         report=config_json("report"),

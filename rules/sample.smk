@@ -14,7 +14,7 @@ rule embed:
         "../envs/sample.yaml"
     threads: 4
     resources:
-        mem_mb=6000,
+        mem_mb=grow_with_attempt(6000),
         runtime=60,
     params:
         encoder=config["embed"]["encoder"],
@@ -41,7 +41,7 @@ rule neighbours:
         "../envs/sample.yaml"
     threads: 1
     resources:
-        mem_mb=4000,
+        mem_mb=grow_with_attempt(4000),
         runtime=20,
     params:
         k=config["neighbours"]["k"],
@@ -64,7 +64,7 @@ rule assess:
         "../envs/sample.yaml"
     threads: 2
     resources:
-        mem_mb=8000,
+        mem_mb=grow_with_attempt(8000),
         runtime=30,
     params:
         **assess_settings(),
@@ -95,7 +95,7 @@ rule sample:
         "../envs/sample.yaml"
     threads: 1
     resources:
-        mem_mb=4000,
+        mem_mb=grow_with_attempt(4000),
         runtime=20,
     params:
         groups=optional_input("groups"),
@@ -139,7 +139,7 @@ rule group_sizes:
         "../envs/report.yaml"
     threads: 1
     resources:
-        mem_mb=2000,
+        mem_mb=grow_with_attempt(2000),
         runtime=10,
     params:
         dpi=config["report"]["dpi"],
@@ -166,7 +166,7 @@ rule oracle_safe_rate_vs_tau:
         "../envs/report.yaml"
     threads: 1
     resources:
-        mem_mb=2000,
+        mem_mb=grow_with_attempt(2000),
         runtime=10,
     params:
         dpi=config["report"]["dpi"],

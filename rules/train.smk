@@ -9,7 +9,7 @@ rule generator_tokenizer:
         "../envs/train.yaml"
     threads: 1
     resources:
-        mem_mb=2000,
+        mem_mb=grow_with_attempt(2000),
         runtime=20,
     params:
         vocab_size=config["generator"]["tiny"]["vocab_size"],
@@ -25,7 +25,7 @@ rule train:
     input:
         targets=res("targets", f"{RUN}.parquet"),
         tokenizer=(
-            res("generator") if config["generator"]["model"] == "tiny-gpt2" else []
+            res("generator") if TINY_GENERATOR else []
         ),
     output:
         directory(res("models", RUN)),
@@ -35,11 +35,11 @@ rule train:
         f"{BENCHMARKS}/train/{RUN}.tsv"
     conda:
         "../envs/train.yaml"
-    threads: 1 if config["generator"]["model"] == "tiny-gpt2" else 4
+    threads: by_generator(1, 4)
     resources:
-        mem_mb=4000 if config["generator"]["model"] == "tiny-gpt2" else 16000,
-        runtime=30 if config["generator"]["model"] == "tiny-gpt2" else 240,
-        gpu=0 if config["generator"]["model"] == "tiny-gpt2" else 1,
+        mem_mb=grow_with_attempt(by_generator(4000, 16000)),
+        runtime=by_generator(30, 240),
+        gpu=by_generator(0, 1),
     params:
         generator=config_json("generator"),
         train=config_json("train"),

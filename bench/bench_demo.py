@@ -1,0 +1,73 @@
+"""Benchmark of the whole demo (not a test): `snakemake --cores N` from scratch, timed.
+
+Runs the workflow on the default config (config/config.yaml) in a fresh temporary folder,
+so nothing cached is reused, and prints a Markdown table: total wall time, peak resident memory
+of any single job, and the summed job time per rule from Snakemake's benchmark files.
+
+    .venv/bin/python bench/bench_demo.py --cores 2
+"""
+
+from __future__ import annotations
+
+import argparse
+import os
+import platform
+import resource
+import subprocess
+import sys
+import tempfile
+import time
+from pathlib import Path
+
+import pandas as pd
+
+REPO = Path(__file__).resolve().parents[1]
+
+
+def run_demo(workdir: Path, cores: int) -> float:
+    """Run the demo workflow in `workdir` and return its wall time in seconds."""
+    snakemake = Path(sys.executable).with_name("snakemake")
+    cmd = [
+        str(snakemake), "--snakefile", str(REPO / "Snakefile"), "--directory", str(workdir),
+        "--configfile", str(REPO / "config" / "config.yaml"), "--cores", str(cores),
+    ]
+    start = time.perf_counter()
+    subprocess.run(cmd, check=True, stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
+    return time.perf_counter() - start
+
+
+def rule_times(workdir: Path) -> pd.DataFrame:
+    """Summed seconds and peak max_rss per rule from the benchmark: files of the run."""
+    rows = []
+    for tsv in sorted((workdir / "benchmarks").rglob("*.tsv")):
+        relative = tsv.relative_to(workdir / "benchmarks").parts
+        stats = pd.read_csv(tsv, sep="\t")
+        rows.append({"rule": relative[1].removesuffix(".tsv"), "s": stats["s"].sum(),
+                     "max_rss_mb": stats["max_rss"].max()})
+    table = pd.DataFrame(rows)
+    return table.groupby("rule").agg(jobs=("s", "size"), seconds=("s", "sum"),
+                                     peak_rss_mb=("max_rss_mb", "max")).reset_index()
+
+
+def main() -> None:
+    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    parser.add_argument("--cores", type=int, default=2)
+    args = parser.parse_args()
+    with tempfile.TemporaryDirectory(prefix="isaac-demo-") as tmp:
+        workdir = Path(tmp)
+        wall = run_demo(workdir, args.cores)
+        per_rule = rule_times(workdir)
+        summary = (workdir / "results" / "demo" / "summary.md").read_text()
+    peak_child_mb = resource.getrusage(resource.RUSAGE_CHILDREN).ru_maxrss / 1024
+    print(f"Machine: {platform.processor() or platform.machine()}, {os.cpu_count()} cores; "
+          f"--cores {args.cores}; Python {platform.python_version()}\n")
+    print(f"Demo wall time: {wall:.0f} s ({wall / 60:.1f} min); "
+          f"peak RSS of one process: {peak_child_mb:.0f} MB\n")
+    print("Job time by rule (rules with a benchmark: directive):\n")
+    print(per_rule.to_markdown(index=False, floatfmt=".1f"))
+    print("\nsummary.md of that run:\n")
+    print(summary)
+
+
+if __name__ == "__main__":
+    main()
