@@ -2,8 +2,9 @@
 
 from __future__ import annotations
 
-import shutil
+import re
 import subprocess
+import zipfile
 from pathlib import Path
 
 import pandas as pd
@@ -114,11 +115,21 @@ def test_changing_a_plotting_option_reruns_only_plots(tiny_run):
     assert not retrained & set(jobs), jobs
 
 
-def test_figures_target_regenerates_figures_from_cached_results(tiny_run, tmp_path):
-    copy = tmp_path / "copy"
-    shutil.copytree(tiny_run, copy, symlinks=True)
-    figure = copy / TINY / "figures" / "safety_vs_distinct2.png"
-    figure.unlink()
-    proc = snakemake(copy, "--dry-run", "figures")
+def test_figures_target_regenerates_figures_from_cached_results(tiny_run):
+    plot_rules = re.search(r"^PLOT_RULES := (.+)$", (REPO / "Makefile").read_text(), re.M)
+    proc = snakemake(tiny_run, "--dry-run", "figures", "--forcerun", *plot_rules.group(1).split())
     jobs = planned_jobs(proc.stdout)
-    assert jobs and not {"train", "generate", "sample", "score"} & set(jobs), jobs
+    assert {"summary", "report_figures", "longtail_ngrams", "group_sizes"} <= set(jobs), jobs
+    assert not {"train", "generate", "sample", "score", "judge"} & set(jobs), jobs
+
+
+def test_report_bundles_every_figure_with_its_caption(tiny_run):
+    snakemake(tiny_run, "--report", "report.zip")
+    with zipfile.ZipFile(tiny_run / "report.zip") as bundle:
+        names = bundle.namelist()
+        html = bundle.read(next(n for n in names if n.endswith("report.html"))).decode()
+    for figure in ("longtail_responses", "longtail_ngrams", "group_sizes",
+                   "oracle_safe_rate_vs_tau", "safety_vs_distinct2", "oracle_vs_model_safety"):
+        assert any(n.endswith(f"{figure}.png") for n in names), (figure, names)
+        caption = (REPO / "config" / "report" / f"{figure}.rst").read_text()
+        assert caption.splitlines()[0].strip() in html, figure
