@@ -24,9 +24,7 @@ rule generator_tokenizer:
 rule train:
     input:
         targets=res("targets", f"{RUN}.parquet"),
-        tokenizer=(
-            res("generator") if TINY_GENERATOR else []
-        ),
+        tokenizer=(res("generator") if TINY_GENERATOR else []),
     output:
         directory(res("models", RUN)),
     log:
