@@ -27,7 +27,7 @@ figures: install
 	$(BIN)/snakemake --cores $(CORES) figures --forcerun $(PLOT_RULES)
 
 test: install
-	$(BIN)/python -m pytest -ra tests
+	$(BIN)/python -m pytest -ra --durations=12 tests
 
 clean:
 	rm -rf results logs benchmarks .snakemake
