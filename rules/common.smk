@@ -1,5 +1,6 @@
 """Paths, wildcard lists and config slices shared by the rule files."""
 
+import json
 import shlex
 import sys
 from pathlib import Path
@@ -127,8 +128,6 @@ def figure_outputs():
 
 def config_json(section):
     """One config section as canonical JSON, passed to a stage's CLI as a single param."""
-    import json
-
     return json.dumps(config[section], sort_keys=True)
 
 
@@ -152,8 +151,6 @@ def corpus_input_files():
 
 def ingest_settings():
     """The corpus slice as JSON strings for the ingest command (only what the format reads)."""
-    import json
-
     corpus = config["corpus"]
     demo = corpus["format"] == "demo"
     return {
