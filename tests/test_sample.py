@@ -170,39 +170,21 @@ def write_inputs(tmp_path):
     return tmp_path / "corpus.parquet", tmp_path / "groups.parquet"
 
 
+def run_sample_cli(corpus, groups, method, tau, out, stats, *extra):
+    sample.main(
+        ["--corpus", str(corpus), "--groups", str(groups), "--method", method,
+         "--tau", str(tau), "--out", str(out), "--stats", str(stats), *extra]
+    )
+
+
 @pytest.mark.parametrize("method", sample.METHODS)
 def test_cli_writes_targets_and_stats(tmp_path, method):
     corpus, groups = write_inputs(tmp_path)
     out, stats_path = tmp_path / "t.parquet", tmp_path / "t.json"
-    sample.main(
-        [
-            "--corpus",
-            str(corpus),
-            "--groups",
-            str(groups),
-            "--method",
-            method,
-            "--tau",
-            "0.5",
-            "--m",
-            "2",
-            "--seed",
-            "3",
-            "--assessor",
-            "exact",
-            "--encoder",
-            "tfidf",
-            "--eps",
-            "",
-            "--pool",
-            "neighbours",
-            "--k",
-            "15",
-            "--out",
-            str(out),
-            "--stats",
-            str(stats_path),
-        ]
+    run_sample_cli(
+        corpus, groups, method, 0.5, out, stats_path,
+        "--m", "2", "--seed", "3", "--assessor", "exact", "--encoder", "tfidf", "--eps", "",
+        "--pool", "neighbours", "--k", "15",
     )
     table = pd.read_parquet(out)
     assert {"id", "prompt", "response", "targets", "target_ids", "head_shortcut"} <= set(table)
@@ -273,22 +255,7 @@ def test_figures_are_drawn_from_groups_and_stats(tmp_path):
         ("exp", 2.0),
     ]:
         path = tmp_path / f"{method}-{tau}.json"
-        sample.main(
-            [
-                "--corpus",
-                str(corpus),
-                "--groups",
-                str(groups),
-                "--method",
-                method,
-                "--tau",
-                str(tau),
-                "--out",
-                str(tmp_path / "t.parquet"),
-                "--stats",
-                str(path),
-            ]
-        )
+        run_sample_cli(corpus, groups, method, tau, tmp_path / "t.parquet", path)
         stats.append(str(path))
     sample_figures.main(["oracle-vs-tau", "--stats", *stats, "--out", str(tmp_path / "o.png")])
     for name in ("g.png", "o.png"):
