@@ -8,13 +8,15 @@ head shortcut, soften the sizes and draw. The vectorised path is isaac.assess.db
     .venv/bin/python bench/bench_sample.py --corpus results/diasafety/corpus.parquet \
         --embeddings results/diasafety/embeddings/minilm.npz --k 150 --eps 0.75
 
-With --embed, the embeddings are (re)computed first and timed (minilm, all train texts).
+With --embed, the embeddings are (re)computed first and timed (--encoder, all train texts).
+Settings not given take config/schema.yaml's defaults (eps: the encoder's assess.eps_defaults).
 Prints a Markdown table and, with --json, writes the numbers.
 """
 
 from __future__ import annotations
 
 import argparse
+import dataclasses
 import json
 import os
 import platform
@@ -23,10 +25,30 @@ from collections import Counter
 from pathlib import Path
 
 import numpy as np
+import yaml
 from scipy.special import softmax
 from sklearn.cluster import DBSCAN
 
 from isaac import assess, embed, neighbours, sample
+from isaac.corpus import train_rows
+from isaac.embed import EmbedConfig
+from isaac.pools import pools_from_lists
+from isaac.runs import Run
+from isaac.sample import SampleConfig
+
+SCHEMA = Path(__file__).resolve().parents[1] / "config" / "schema.yaml"
+
+
+def schema_default(section: str, key: str):
+    """The default of a config key, as config/schema.yaml declares it."""
+    schema = yaml.safe_load(SCHEMA.read_text())
+    return schema["properties"][section]["properties"][key]["default"]
+
+
+def default_eps(encoder: str) -> float:
+    """assess.eps_defaults of the encoder, as the workflow picks it when assess.eps is null."""
+    defaults = schema_default("assess", "eps_defaults")
+    return defaults.get(encoder, defaults["other"])
 
 
 def reference_loop(vectors, pools, eps, train_ids, tau, m, top_k, seed):
@@ -55,7 +77,7 @@ def reference_loop(vectors, pools, eps, train_ids, tau, m, top_k, seed):
     return all_targets
 
 
-def eps_sweep(train, responses, pools, eps_values, top_k):
+def eps_sweep(train, responses, pools, eps_values, config: SampleConfig):
     """Per eps: how many pools have no head, shortcut shares, oracle safe rates (tau 1, m 1)."""
     rows = []
     print(
@@ -72,11 +94,13 @@ def eps_sweep(train, responses, pools, eps_values, top_k):
             "mean_groups": float(n_groups.mean()),
         }
         for mode in ("strict", "reference"):
-            _, st = sample.sample("isaac", train, 1.0, 1, 0, top_k, mode, pools, labels)
+            at_eps = dataclasses.replace(config, eps=eps, head_shortcut=mode)
+            _, st = sample.sample(Run("isaac", 1.0, 1, 0), train, at_eps, pools, labels)
             row[f"shortcut_{mode}"] = st["head_shortcut_share"]
             row[f"isaac_{mode}"] = st["oracle_safe_rate"]
             row["head_median"] = st["head_group_size"]["quantiles"]["median"]
-        _, st = sample.sample("max", train, 1.0, 1, 0, top_k, "strict", pools, labels)
+        at_eps = dataclasses.replace(config, eps=eps, head_shortcut="strict")
+        _, st = sample.sample(Run("max", 1.0, 1, 0), train, at_eps, pools, labels)
         row["max_strict"] = st["oracle_safe_rate"]
         rows.append(row)
         print(
@@ -111,13 +135,17 @@ def main() -> None:
     parser.add_argument("--corpus", required=True)
     parser.add_argument("--embeddings", required=True, help="read, or written with --embed")
     parser.add_argument("--embed", action="store_true", help="compute and time the embeddings")
-    parser.add_argument("--encoder", default="minilm")
+    parser.add_argument("--encoder", default=schema_default("embed", "encoder"))
+    parser.add_argument("--batch-size", type=int, default=schema_default("embed", "batch_size"))
+    parser.add_argument(
+        "--tfidf-components", type=int, default=schema_default("embed", "tfidf_components")
+    )
     parser.add_argument("--threads", type=int, default=2)
-    parser.add_argument("--k", type=int, default=150)
-    parser.add_argument("--eps", type=float, default=0.75)
+    parser.add_argument("--k", type=int, default=schema_default("neighbours", "k"))
+    parser.add_argument("--eps", type=float, help="default: the encoder's assess.eps_defaults")
     parser.add_argument("--tau", type=float, default=1.0)
     parser.add_argument("--m", type=int, default=1)
-    parser.add_argument("--top-k", type=int, default=10)
+    parser.add_argument("--top-k", type=int, default=schema_default("sample", "top_k_groups"))
     parser.add_argument(
         "--eps-sweep",
         type=float,
@@ -127,16 +155,28 @@ def main() -> None:
     )
     parser.add_argument("--json", help="write the numbers here")
     args = parser.parse_args()
+    if args.eps is None:
+        args.eps = default_eps(args.encoder)
+    config = SampleConfig(
+        top_k_groups=args.top_k,
+        head_shortcut="strict",
+        assessor="dbscan",
+        encoder=args.encoder,
+        eps=args.eps,
+        pool="neighbours",
+        k=args.k,
+    )
 
-    train = embed.train_rows(args.corpus)
+    train = train_rows(args.corpus)
     ids = train["id"].to_numpy()
     times = {}
     if args.embed:
+        embed_config = EmbedConfig(args.encoder, args.batch_size, args.tfidf_components)
         (p, r), times["embed"] = timed(
             embed.embed_corpus,
             train["prompt"].tolist(),
             train["response"].tolist(),
-            encoder=args.encoder,
+            embed_config,
             threads=args.threads,
             progress=False,
         )
@@ -145,10 +185,10 @@ def main() -> None:
     assert np.array_equal(emb_ids, ids), "embeddings do not belong to this corpus"
 
     (idx, sims), times["neighbours"] = timed(neighbours.top_k_neighbours, prompts, args.k)
-    pools = assess.pools_from_lists(list(idx))
+    pools = pools_from_lists(list(idx))
     labels, times["assess (vectorised)"] = timed(assess.dbscan_groups, responses, pools, args.eps)
     (table, stats), times["sample isaac (vectorised)"] = timed(
-        sample.sample, "isaac", train, args.tau, args.m, 0, args.top_k, "strict", pools, labels
+        sample.sample, Run("isaac", args.tau, args.m, 0), train, config, pools, labels
     )
     ref_labels, times["assess (per-query sklearn DBSCAN)"] = timed(
         assess.dbscan_groups_reference, responses, pools, args.eps
@@ -183,7 +223,7 @@ def main() -> None:
         f"{result['same_partition_as_sklearn']}"
     )
     if args.eps_sweep:
-        result["eps_sweep"] = eps_sweep(train, responses, pools, args.eps_sweep, args.top_k)
+        result["eps_sweep"] = eps_sweep(train, responses, pools, args.eps_sweep, config)
     if args.json:
         Path(args.json).write_text(json.dumps(result, indent=2) + "\n")
 

@@ -1,4 +1,4 @@
-"""Paths, wildcard lists and config slices shared by the rule files."""
+"""Paths, run ids and config slices shared by the rule files."""
 
 import json
 import shlex
@@ -7,21 +7,62 @@ from pathlib import Path
 
 from snakemake.settings.types import DeploymentMethod
 
+# The run ids and method lists are declared once, in the package (src/isaac/runs.py).
+sys.path.insert(0, str(Path(workflow.basedir) / "src"))
+from isaac.runs import (  # noqa: E402
+    GROUP_METHODS,
+    POOL_METHODS,
+    REFERENCE_METHODS,
+    RUN,
+    WILDCARD_PATTERNS,
+    run_ids,
+)
+
 CORPUS = config["corpus"]["name"]
 RESULTS = f"results/{CORPUS}"
 LOGS = f"logs/{CORPUS}"
 BENCHMARKS = f"benchmarks/{CORPUS}"
 
-# Conda jobs drop PYTHONPATH, so every command names the package's source folder itself.
+# Conda jobs drop PYTHONPATH, so every command puts the package's source folder first itself.
 # Without conda, jobs use the interpreter that runs Snakemake (the project's environment),
-# whatever `python` the shell would find first.
+# whatever `python` the shell would find first. Braces are doubled for Snakemake's formatting.
 _IN_CONDA_ENVS = (
     DeploymentMethod.CONDA in workflow.deployment_settings.deployment_method
 )
-ISAAC = "PYTHONPATH={} {} -m isaac".format(
-    shlex.quote(str(Path(workflow.basedir) / "src")),
-    "python" if _IN_CONDA_ENVS else shlex.quote(sys.executable),
-)
+_SOURCE = shlex.quote(str(Path(workflow.basedir) / "src"))
+_PYTHON = "python" if _IN_CONDA_ENVS else shlex.quote(sys.executable)
+ISAAC = f"PYTHONPATH={_SOURCE}${{{{PYTHONPATH:+:$PYTHONPATH}}}} {_PYTHON} -m isaac"
+
+
+wildcard_constraints:
+    **WILDCARD_PATTERNS,
+    n=r"[0-9]+",
+
+
+def res(*parts):
+    """A path under results/{corpus}/."""
+    return "/".join([RESULTS, *parts])
+
+
+def logs(*parts):
+    """A log path under logs/{corpus}/."""
+    return "/".join([LOGS, *parts])
+
+
+def bench(*parts):
+    """A benchmark path under benchmarks/{corpus}/."""
+    return "/".join([BENCHMARKS, *parts])
+
+
+def config_json(slice_):
+    """A rule's config slice as canonical JSON: every stage reads its settings from --config."""
+    return json.dumps(slice_, sort_keys=True)
+
+
+def section_json(section):
+    """A whole config section as a rule's slice."""
+    return config_json(config[section])
+
 
 # The tiny generator trains in a minute on a CPU; pretrained ones want a GPU and more memory.
 TINY_GENERATOR = config["generator"]["model"] == "tiny-gpt2"
@@ -37,79 +78,15 @@ def grow_with_attempt(mem_mb):
     return lambda wildcards, attempt: mem_mb * attempt
 
 
-# Methods that never look at tau run once per (m, seed), filed under tau 1.0.
-TAU_FREE_METHODS = ("raw", "random", "sft")
-RUN = "{method}/tau{tau}-m{m}-seed{seed}"
-
-
-wildcard_constraints:
-    method="|".join(["raw", "random", "sft", "isaac_paper", "isaac", "exp", "max"]),
-    tau=r"[0-9]+(\.[0-9]+)?(e-?[0-9]+)?",
-    m=r"[0-9]+",
-    seed=r"[0-9]+",
-    n=r"[0-9]+",
-
-
-def fmt_tau(tau):
-    """One spelling per temperature, so 1 and 1.0 name the same file."""
-    return repr(float(tau))
-
-
-def encoder_name():
-    encoder = config["embed"]["encoder"]
-    if encoder in ("minilm", "tfidf"):
-        return encoder
-    return config["embed"]["name"] or Path(encoder).name
-
-
-def dbscan_eps():
-    assess = config["assess"]
-    if assess["eps"] is not None:
-        return assess["eps"]
-    defaults = assess["eps_defaults"]
-    return defaults.get(encoder_name(), defaults.get("other", 0.75))
-
-
-def run_ids(methods, taus, ms, seeds):
-    """Run ids "{method}/tau{tau}-m{m}-seed{seed}", tau-free methods once per (m, seed)."""
-    ids = []
-    for method in methods:
-        method_taus = [1.0] if method in TAU_FREE_METHODS else taus
-        for tau in method_taus:
-            for m in ms:
-                for seed in seeds:
-                    run = RUN.format(method=method, tau=fmt_tau(tau), m=m, seed=seed)
-                    if run not in ids:
-                        ids.append(run)
-    return ids
+def optional_input(name):
+    """A params function: the path of input `name`, or "" when the job does not need it."""
+    return lambda wildcards, input: input.get(name, "") or ""
 
 
 def sweep_runs():
+    """Every run id of the sweep: sampled, trained, generated and scored."""
     sweep = config["sweep"]
     return run_ids(sweep["methods"], sweep["taus"], sweep["ms"], sweep["seeds"])
-
-
-def tau_figure_runs():
-    """Targets (sampled, not trained) behind the oracle-safe-rate-vs-tau figure."""
-    sweep = config["sweep"]
-    taus = sorted(set(config["sample"]["figure_taus"]) | set(sweep["taus"]))
-    methods = ["raw", "random", "isaac", "isaac_paper", "exp", "max"]
-    return run_ids(methods, taus, sweep["ms"][:1], sweep["seeds"][:1])
-
-
-def res(*parts):
-    return "/".join([RESULTS, *parts])
-
-
-def all_outputs():
-    """The demo's deliverables: the corpus tables, the comparison and every figure."""
-    return [
-        res("likelihood.parquet"),
-        *ngram_tables(),
-        res("summary.md"),
-        res("summary.csv"),
-        *figure_outputs(),
-    ]
 
 
 FIGURES = (
@@ -126,136 +103,12 @@ def figure_outputs():
     return [res("figures", f"{name}.png") for name in FIGURES]
 
 
-def config_json(section):
-    """One config section as canonical JSON, passed to a stage's CLI as a single param."""
-    return json.dumps(config[section], sort_keys=True)
-
-
-def run_files(folder, ext):
-    """results/{corpus}/{folder}/{run}{ext} for every run of the sweep."""
-    return [res(folder, f"{run}{ext}") for run in sweep_runs()]
-
-
-def corpus_input_files():
-    """The files ingest reads, so editing the data reruns it (none for the demo corpus)."""
-    corpus = config["corpus"]
-    fmt, path = corpus["format"], corpus.get("path")
-    if fmt == "demo" or not path:
-        return []
-    if fmt == "diasafety":
-        return [str(Path(path) / f"{split}.json") for split in ("train", "val", "test")]
-    if fmt == "diasafety_generations" and Path(path).is_dir():
-        return sorted(str(p) for p in Path(path).glob("*.json")) or [path]
-    return [path]
-
-
-def ingest_settings():
-    """The corpus slice as JSON strings for the ingest command (only what the format reads)."""
-    corpus = config["corpus"]
-    demo = corpus["format"] == "demo"
-    return {
-        "format": corpus["format"],
-        "path": "" if demo else (corpus.get("path") or ""),
-        "fields": json.dumps({} if demo else corpus["fields"], sort_keys=True),
-        "default_split": corpus["default_split"],
-        "empty_responses": corpus["empty_responses"],
-        "demo": json.dumps(corpus["demo"] if demo else {}, sort_keys=True),
-    }
-
-
-def ngram_tables():
+def all_outputs():
+    """The demo's deliverables: the corpus tables, the comparison and every figure."""
     return [
-        res("ngrams", f"n{n}.parquet") for n in range(1, config["ngrams"]["max_n"] + 1)
+        res("likelihood.parquet"),
+        *ngram_tables(),
+        res("summary.md"),
+        res("summary.csv"),
+        *figure_outputs(),
     ]
-
-
-# --- sampling stages (rules/sample.smk) -------------------------------------------------
-POOL_METHODS = ("random", "isaac", "isaac_paper", "exp", "max")
-GROUP_METHODS = ("isaac", "isaac_paper", "exp", "max")
-
-
-def embeddings_file():
-    return res("embeddings", f"{encoder_name()}.npz")
-
-
-def neighbours_file():
-    return res("neighbours", f"{encoder_name()}-k{config['neighbours']['k']}.parquet")
-
-
-def groups_file():
-    return res("groups", f"{config['assess']['assessor']}.parquet")
-
-
-def assess_inputs(wildcards):
-    """Only the tables the configured assessor and pool mode read."""
-    assess = config["assess"]
-    inputs = {"corpus": res("corpus.parquet")}
-    if assess["pool"] == "neighbours":
-        inputs["neighbours"] = neighbours_file()
-    if assess["assessor"] == "dbscan":
-        inputs["embeddings"] = embeddings_file()
-    if assess["assessor"] == "likelihood":
-        inputs["likelihood"] = res("likelihood.parquet")
-    return inputs
-
-
-def optional_input(name):
-    """A params function: the path of input `name`, or "" when the rule does not use it."""
-    return lambda wildcards, input: input.get(name, "") or ""
-
-
-def assess_settings():
-    """The assess slice, each value only where the assessor reads it ("" otherwise)."""
-    assess = config["assess"]
-    return {
-        "assessor": assess["assessor"],
-        "pool": assess["pool"],
-        "eps": dbscan_eps() if assess["assessor"] == "dbscan" else "",
-        "fuzzy_threshold": (
-            assess["fuzzy_threshold"] if assess["assessor"] == "fuzzy" else ""
-        ),
-    }
-
-
-def sample_inputs(wildcards):
-    """raw and sft read only the corpus; the pool methods also read the groups table."""
-    inputs = {"corpus": res("corpus.parquet")}
-    if wildcards.method in POOL_METHODS:
-        inputs["groups"] = groups_file()
-    return inputs
-
-
-def sample_setting(name):
-    """A params function: one sample-stage value, "" for methods that do not use it, so an
-    edit that cannot change a method's targets does not rerun it (nor what trains on them).
-    """
-
-    def value(wildcards):
-        method = wildcards.method
-        assess = config["assess"]
-        pool, group = method in POOL_METHODS, method in GROUP_METHODS
-        values = {
-            "top_k": config["sample"]["top_k_groups"] if group else "",
-            "head_shortcut": config["sample"]["head_shortcut"] if group else "",
-            "assessor": assess["assessor"] if pool else "",
-            "encoder": (
-                encoder_name()
-                if pool
-                and (assess["pool"] == "neighbours" or assess["assessor"] == "dbscan")
-                else ""
-            ),
-            "eps": dbscan_eps() if pool and assess["assessor"] == "dbscan" else "",
-            "pool": assess["pool"] if pool else "",
-            "k": (
-                config["neighbours"]["k"]
-                if pool and assess["pool"] == "neighbours"
-                else ""
-            ),
-        }
-        return values[name]
-
-    return value
-
-
-def tau_figure_stats():
-    return [res("targets", f"{run}.json") for run in tau_figure_runs()]

@@ -1,15 +1,18 @@
 """Corpus stages: ingest, tokenise, n-gram tables, leave-one-out likelihood, long-tail figures."""
 
 
+include: "helpers/corpus.smk"
+
+
 rule ingest:
     input:
         data=corpus_input_files(),
     output:
         corpus=ensure(res("corpus.parquet"), non_empty=True),
     log:
-        f"{LOGS}/ingest/ingest.log",
+        logs("ingest", "ingest.log"),
     benchmark:
-        f"{BENCHMARKS}/ingest.tsv"
+        bench("ingest.tsv")
     conda:
         "../envs/corpus.yaml"
     threads: 1
@@ -17,13 +20,10 @@ rule ingest:
         mem_mb=grow_with_attempt(4000),
         runtime=30,
     params:
-        **ingest_settings(),
+        config=config_json(ingest_slice()),
     shell:
         f"{ISAAC}.ingest"
-        " --format {params.format:q} --path={params.path:q}"
-        " --fields-json {params.fields:q} --default-split {params.default_split:q}"
-        " --empty-responses {params.empty_responses:q} --demo-json {params.demo:q}"
-        " --out {output.corpus:q} > {log:q} 2>&1"
+        " --config {params.config:q} --out {output.corpus:q} > {log:q} 2>&1"
 
 
 rule tokenize:
@@ -32,9 +32,9 @@ rule tokenize:
     output:
         tokens=ensure(res("tokens.parquet"), non_empty=True),
     log:
-        f"{LOGS}/tokenize/tokenize.log",
+        logs("tokenize", "tokenize.log"),
     benchmark:
-        f"{BENCHMARKS}/tokenize.tsv"
+        bench("tokenize.tsv")
     conda:
         "../envs/corpus.yaml"
     threads: 1
@@ -42,14 +42,10 @@ rule tokenize:
         mem_mb=grow_with_attempt(4000),
         runtime=30,
     params:
-        tokenizer=config["tokenize"]["tokenizer"],
-        lowercase=str(config["tokenize"]["lowercase"]).lower(),
-        collapse_whitespace=str(config["tokenize"]["collapse_whitespace"]).lower(),
+        config=section_json("tokenize"),
     shell:
-        f"{ISAAC}.tokens"
-        " --corpus {input.corpus:q} --tokenizer {params.tokenizer:q}"
-        " --lowercase {params.lowercase:q}"
-        " --collapse-whitespace {params.collapse_whitespace:q}"
+        f"{ISAAC}.tokenize"
+        " --corpus {input.corpus:q} --config {params.config:q}"
         " --out {output.tokens:q} > {log:q} 2>&1"
 
 
@@ -58,11 +54,11 @@ rule ngrams:
         tokens=res("tokens.parquet"),
         corpus=res("corpus.parquet"),
     output:
-        table=ensure(res("ngrams/n{n}.parquet"), non_empty=True),
+        table=ensure(res("ngrams", "n{n}.parquet"), non_empty=True),
     log:
-        f"{LOGS}/ngrams/n{{n}}.log",
+        logs("ngrams", "n{n}.log"),
     benchmark:
-        f"{BENCHMARKS}/ngrams/n{{n}}.tsv"
+        bench("ngrams", "n{n}.tsv")
     conda:
         "../envs/corpus.yaml"
     threads: 1
@@ -82,9 +78,9 @@ rule likelihood:
     output:
         table=ensure(res("likelihood.parquet"), non_empty=True),
     log:
-        f"{LOGS}/likelihood/likelihood.log",
+        logs("likelihood", "likelihood.log"),
     benchmark:
-        f"{BENCHMARKS}/likelihood.tsv"
+        bench("likelihood.tsv")
     conda:
         "../envs/corpus.yaml"
     threads: 1
@@ -92,11 +88,11 @@ rule likelihood:
         mem_mb=grow_with_attempt(8000),
         runtime=30,
     params:
-        order=config["likelihood"]["order"],
+        config=section_json("likelihood"),
     shell:
         f"{ISAAC}.likelihood"
         " --corpus {input.corpus:q} --tokens {input.tokens:q}"
-        " --order {params.order:q} --out {output.table:q} > {log:q} 2>&1"
+        " --config {params.config:q} --out {output.table:q} > {log:q} 2>&1"
 
 
 rule longtail_responses:
@@ -104,12 +100,14 @@ rule longtail_responses:
         corpus=res("corpus.parquet"),
     output:
         figure=report(
-            res("figures/longtail_responses.png"),
+            res("figures", "longtail_responses.png"),
             caption="../config/report/longtail_responses.rst",
             category="Corpus",
         ),
     log:
-        f"{LOGS}/figures/longtail_responses.log",
+        logs("figures", "longtail_responses.log"),
+    benchmark:
+        bench("figures", "longtail_responses.tsv")
     conda:
         "../envs/report.yaml"
     threads: 1
@@ -117,10 +115,10 @@ rule longtail_responses:
         mem_mb=grow_with_attempt(2000),
         runtime=10,
     params:
-        dpi=config["report"]["dpi"],
+        config=section_json("report"),
     shell:
         f"{ISAAC}.longtail"
-        " responses --corpus {input.corpus:q} --dpi {params.dpi:q}"
+        " responses --corpus {input.corpus:q} --config {params.config:q}"
         " --out {output.figure:q} > {log:q} 2>&1"
 
 
@@ -129,12 +127,14 @@ rule longtail_ngrams:
         tables=ngram_tables(),
     output:
         figure=report(
-            res("figures/longtail_ngrams.png"),
+            res("figures", "longtail_ngrams.png"),
             caption="../config/report/longtail_ngrams.rst",
             category="Corpus",
         ),
     log:
-        f"{LOGS}/figures/longtail_ngrams.log",
+        logs("figures", "longtail_ngrams.log"),
+    benchmark:
+        bench("figures", "longtail_ngrams.tsv")
     conda:
         "../envs/report.yaml"
     threads: 1
@@ -142,8 +142,8 @@ rule longtail_ngrams:
         mem_mb=grow_with_attempt(2000),
         runtime=10,
     params:
-        dpi=config["report"]["dpi"],
+        config=section_json("report"),
     shell:
         f"{ISAAC}.longtail"
-        " ngrams --tables {input.tables:q} --dpi {params.dpi:q}"
+        " ngrams --tables {input.tables:q} --config {params.config:q}"
         " --out {output.figure:q} > {log:q} 2>&1"

@@ -1,3 +1,6 @@
+"""Evaluation stages: generate on the test prompts, train (or copy) the judge, score each run."""
+
+
 rule generate:
     input:
         model=res("models", RUN),
@@ -5,9 +8,9 @@ rule generate:
     output:
         ensure(res("generations", f"{RUN}.parquet"), non_empty=True),
     log:
-        f"{LOGS}/generate/{RUN}.log",
+        logs("generate", f"{RUN}.log"),
     benchmark:
-        f"{BENCHMARKS}/generate/{RUN}.tsv"
+        bench("generate", f"{RUN}.tsv")
     conda:
         "../envs/train.yaml"
     threads: 1
@@ -16,11 +19,11 @@ rule generate:
         runtime=by_generator(20, 120),
         gpu=by_generator(0, 1),
     params:
-        generate=config_json("generate"),
+        config=section_json("generate"),
     shell:
         f"{ISAAC}.generate"
         " --model {input.model:q} --corpus {input.corpus:q}"
-        " --generate {params.generate:q} --threads {threads} --out {output:q} > {log:q} 2>&1"
+        " --config {params.config:q} --threads {threads} --out {output:q} > {log:q} 2>&1"
 
 
 # judge.from set: the judge folder is copied from another (labelled) corpus's results.
@@ -31,9 +34,9 @@ rule judge:
     output:
         directory(res("judge")),
     log:
-        f"{LOGS}/judge.log",
+        logs("judge.log"),
     benchmark:
-        f"{BENCHMARKS}/judge.tsv"
+        bench("judge.tsv")
     conda:
         "../envs/train.yaml"
     threads: 1
@@ -41,12 +44,12 @@ rule judge:
         mem_mb=grow_with_attempt(4000),
         runtime=30,
     params:
-        features=config["judge"]["features"],
-        source=config["judge"]["from"] or "",
+        config=config_json({"features": config["judge"]["features"]}),
+        source=optional_input("source"),
     shell:
         f"{ISAAC}.judge"
-        " --corpus {input.corpus:q} --features {params.features:q}"
-        " --from={params.source:q} --out {output:q} > {log:q} 2>&1"
+        " --corpus {input.corpus:q} --from={params.source:q}"
+        " --config {params.config:q} --out {output:q} > {log:q} 2>&1"
 
 
 rule score:
@@ -57,7 +60,9 @@ rule score:
     output:
         ensure(res("scores", f"{RUN}.json"), non_empty=True),
     log:
-        f"{LOGS}/score/{RUN}.log",
+        logs("score", f"{RUN}.log"),
+    benchmark:
+        bench("score", f"{RUN}.tsv")
     conda:
         "../envs/train.yaml"
     threads: 1
@@ -65,10 +70,10 @@ rule score:
         mem_mb=grow_with_attempt(by_generator(4000, 16000)),
         runtime=by_generator(20, 60),
     params:
-        run=RUN,
-        max_length=config["train"]["max_length"],
+        config=config_json({"max_length": config["train"]["max_length"]}),
     shell:
         f"{ISAAC}.score"
         " --generations {input.generations:q} --judge {input.judge:q}"
-        " --model {input.model:q} --run {params.run:q} --max-length {params.max_length:q}"
+        " --model {input.model:q} --method {wildcards.method:q} --tau {wildcards.tau:q}"
+        " --m {wildcards.m:q} --seed {wildcards.seed:q} --config {params.config:q}"
         " --threads {threads} --out {output:q} > {log:q} 2>&1"

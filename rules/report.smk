@@ -1,8 +1,11 @@
+"""Report stages: the summary of every run and the figures drawn from it."""
+
+
 # The summary reads results only; plotting options (config "report") reach only the plot rule.
 rule summary:
     input:
-        scores=run_files("scores", ".json"),
-        targets=run_files("targets", ".json"),
+        scores=[res("scores", f"{run}.json") for run in sweep_runs()],
+        targets=[res("targets", f"{run}.json") for run in sweep_runs()],
         judge=res("judge"),
     output:
         csv=report(
@@ -12,7 +15,9 @@ rule summary:
         ),
         md=res("summary.md"),
     log:
-        f"{LOGS}/summary.log",
+        logs("summary.log"),
+    benchmark:
+        bench("summary.tsv")
     conda:
         "../envs/report.yaml"
     threads: 1
@@ -41,7 +46,9 @@ rule report_figures:
             category="Evaluation",
         ),
     log:
-        f"{LOGS}/report_figures.log",
+        logs("report_figures.log"),
+    benchmark:
+        bench("report_figures.tsv")
     conda:
         "../envs/report.yaml"
     threads: 1
@@ -49,10 +56,10 @@ rule report_figures:
         mem_mb=grow_with_attempt(1000),
         runtime=10,
     params:
-        report=config_json("report"),
+        config=section_json("report"),
     shell:
         f"{ISAAC}.report"
-        " figures --summary {input.summary:q} --report {params.report:q}"
+        " figures --summary {input.summary:q} --config {params.config:q}"
         " --safety-vs-distinct2 {output.safety_distinct:q}"
         " --oracle-vs-model-safety {output.oracle_model:q} > {log:q} 2>&1"
 

@@ -1,15 +1,18 @@
 """Sampling stages: embed, neighbours, assess the pools, sample targets, sampling figures."""
 
 
+include: "helpers/sample.smk"
+
+
 rule embed:
     input:
         corpus=res("corpus.parquet"),
     output:
         embeddings=ensure(embeddings_file(), non_empty=True),
     log:
-        f"{LOGS}/embed/{encoder_name()}.log",
+        logs("embed", f"{encoder_name()}.log"),
     benchmark:
-        f"{BENCHMARKS}/embed/{encoder_name()}.tsv"
+        bench("embed", f"{encoder_name()}.tsv")
     conda:
         "../envs/sample.yaml"
     threads: 4
@@ -17,14 +20,10 @@ rule embed:
         mem_mb=grow_with_attempt(6000),
         runtime=60,
     params:
-        encoder=config["embed"]["encoder"],
-        batch_size=config["embed"]["batch_size"],
-        tfidf_components=config["embed"]["tfidf_components"],
+        config=config_json(embed_slice()),
     shell:
         f"{ISAAC}.embed"
-        " --corpus {input.corpus:q} --encoder {params.encoder:q}"
-        " --batch-size {params.batch_size:q}"
-        " --tfidf-components {params.tfidf_components:q}"
+        " --corpus {input.corpus:q} --config {params.config:q}"
         " --threads {threads} --out {output.embeddings:q} > {log:q} 2>&1"
 
 
@@ -34,9 +33,9 @@ rule neighbours:
     output:
         neighbours=ensure(neighbours_file(), non_empty=True),
     log:
-        f"{LOGS}/neighbours/{encoder_name()}-k{config['neighbours']['k']}.log",
+        logs("neighbours", f"{neighbours_name()}.log"),
     benchmark:
-        f"{BENCHMARKS}/neighbours/{encoder_name()}-k{config['neighbours']['k']}.tsv"
+        bench("neighbours", f"{neighbours_name()}.tsv")
     conda:
         "../envs/sample.yaml"
     threads: 1
@@ -44,10 +43,10 @@ rule neighbours:
         mem_mb=grow_with_attempt(4000),
         runtime=20,
     params:
-        k=config["neighbours"]["k"],
+        config=section_json("neighbours"),
     shell:
         f"{ISAAC}.neighbours"
-        " --embeddings {input.embeddings:q} --k {params.k:q}"
+        " --embeddings {input.embeddings:q} --config {params.config:q}"
         " --out {output.neighbours:q} > {log:q} 2>&1"
 
 
@@ -57,9 +56,9 @@ rule assess:
     output:
         groups=ensure(groups_file(), non_empty=True),
     log:
-        f"{LOGS}/assess/{config['assess']['assessor']}.log",
+        logs("assess", f"{config['assess']['assessor']}.log"),
     benchmark:
-        f"{BENCHMARKS}/assess/{config['assess']['assessor']}.tsv"
+        bench("assess", f"{config['assess']['assessor']}.tsv")
     conda:
         "../envs/sample.yaml"
     threads: 2
@@ -67,20 +66,19 @@ rule assess:
         mem_mb=grow_with_attempt(8000),
         runtime=30,
     params:
-        **assess_settings(),
+        config=config_json(assess_slice()),
         neighbours=optional_input("neighbours"),
         embeddings=optional_input("embeddings"),
         likelihood=optional_input("likelihood"),
     shell:
         f"{ISAAC}.assess"
-        " --corpus {input.corpus:q} --assessor {params.assessor:q}"
-        " --pool {params.pool:q} --neighbours={params.neighbours:q}"
+        " --corpus {input.corpus:q} --neighbours={params.neighbours:q}"
         " --embeddings={params.embeddings:q} --likelihood={params.likelihood:q}"
-        " --eps={params.eps:q} --fuzzy-threshold={params.fuzzy_threshold:q}"
-        " --threads {threads} --out {output.groups:q} > {log:q} 2>&1"
+        " --config {params.config:q} --threads {threads}"
+        " --out {output.groups:q} > {log:q} 2>&1"
 
 
-# One job per run id of sweep_runs() (trained) and tau_figure_runs() (sampled only).
+# One job per run id of sweep_runs() (trained) and of tau_figure_stats() (sampled only).
 rule sample:
     input:
         unpack(sample_inputs),
@@ -88,9 +86,9 @@ rule sample:
         targets=ensure(res("targets", f"{RUN}.parquet"), non_empty=True),
         stats=res("targets", f"{RUN}.json"),
     log:
-        f"{LOGS}/sample/{RUN}.log",
+        logs("sample", f"{RUN}.log"),
     benchmark:
-        f"{BENCHMARKS}/sample/{RUN}.tsv"
+        bench("sample", f"{RUN}.tsv")
     conda:
         "../envs/sample.yaml"
     threads: 1
@@ -99,22 +97,13 @@ rule sample:
         runtime=20,
     params:
         groups=optional_input("groups"),
-        top_k=sample_setting("top_k"),
-        head_shortcut=sample_setting("head_shortcut"),
-        assessor=sample_setting("assessor"),
-        encoder=sample_setting("encoder"),
-        eps=sample_setting("eps"),
-        pool=sample_setting("pool"),
-        k=sample_setting("k"),
+        config=lambda wildcards: config_json(sample_slice(wildcards.method)),
     shell:
         f"{ISAAC}.sample"
         " --corpus {input.corpus:q} --groups={params.groups:q}"
         " --method {wildcards.method:q} --tau {wildcards.tau:q} --m {wildcards.m:q}"
-        " --seed {wildcards.seed:q} --top-k={params.top_k:q}"
-        " --head-shortcut={params.head_shortcut:q} --assessor={params.assessor:q}"
-        " --encoder={params.encoder:q} --eps={params.eps:q} --pool={params.pool:q}"
-        " --k={params.k:q} --out {output.targets:q} --stats {output.stats:q}"
-        " > {log:q} 2>&1"
+        " --seed {wildcards.seed:q} --config {params.config:q}"
+        " --out {output.targets:q} --stats {output.stats:q} > {log:q} 2>&1"
 
 
 rule sample_all:
@@ -134,7 +123,9 @@ rule group_sizes:
             category="Sampling",
         ),
     log:
-        f"{LOGS}/figures/group_sizes.log",
+        logs("figures", "group_sizes.log"),
+    benchmark:
+        bench("figures", "group_sizes.tsv")
     conda:
         "../envs/report.yaml"
     threads: 1
@@ -142,13 +133,12 @@ rule group_sizes:
         mem_mb=grow_with_attempt(2000),
         runtime=10,
     params:
-        dpi=config["report"]["dpi"],
+        config=section_json("report"),
         title=f"{config['assess']['assessor']} groups, {encoder_name()} embeddings",
     shell:
         f"{ISAAC}.sample_figures"
-        " group-sizes --groups {input.groups:q}"
-        " --title {params.title:q} --dpi {params.dpi:q} --out {output.figure:q}"
-        " > {log:q} 2>&1"
+        " group-sizes --groups {input.groups:q} --title {params.title:q}"
+        " --config {params.config:q} --out {output.figure:q} > {log:q} 2>&1"
 
 
 rule oracle_safe_rate_vs_tau:
@@ -161,7 +151,9 @@ rule oracle_safe_rate_vs_tau:
             category="Sampling",
         ),
     log:
-        f"{LOGS}/figures/oracle_safe_rate_vs_tau.log",
+        logs("figures", "oracle_safe_rate_vs_tau.log"),
+    benchmark:
+        bench("figures", "oracle_safe_rate_vs_tau.tsv")
     conda:
         "../envs/report.yaml"
     threads: 1
@@ -169,8 +161,8 @@ rule oracle_safe_rate_vs_tau:
         mem_mb=grow_with_attempt(2000),
         runtime=10,
     params:
-        dpi=config["report"]["dpi"],
+        config=section_json("report"),
     shell:
         f"{ISAAC}.sample_figures"
         " oracle-vs-tau --stats {input.stats:q}"
-        " --dpi {params.dpi:q} --out {output.figure:q} > {log:q} 2>&1"
+        " --config {params.config:q} --out {output.figure:q} > {log:q} 2>&1"

@@ -1,10 +1,15 @@
+"""Generator stages: the tiny generator's tokenizer, then one fine-tuning job per run."""
+
+
 rule generator_tokenizer:
     input:
         corpus=res("corpus.parquet"),
     output:
         directory(res("generator")),
     log:
-        f"{LOGS}/generator_tokenizer.log",
+        logs("generator_tokenizer.log"),
+    benchmark:
+        bench("generator_tokenizer.tsv")
     conda:
         "../envs/train.yaml"
     threads: 1
@@ -12,10 +17,10 @@ rule generator_tokenizer:
         mem_mb=grow_with_attempt(2000),
         runtime=20,
     params:
-        vocab_size=config["generator"]["tiny"]["vocab_size"],
+        config=config_json({"vocab_size": config["generator"]["tiny"]["vocab_size"]}),
     shell:
-        f"{ISAAC}.generator"
-        " --corpus {input.corpus:q} --vocab-size {params.vocab_size:q}"
+        f"{ISAAC}.generator_tokenizer"
+        " --corpus {input.corpus:q} --config {params.config:q}"
         " --out {output:q} > {log:q} 2>&1"
 
 
@@ -28,9 +33,9 @@ rule train:
     output:
         directory(res("models", RUN)),
     log:
-        f"{LOGS}/train/{RUN}.log",
+        logs("train", f"{RUN}.log"),
     benchmark:
-        f"{BENCHMARKS}/train/{RUN}.tsv"
+        bench("train", f"{RUN}.tsv")
     conda:
         "../envs/train.yaml"
     threads: by_generator(1, 4)
@@ -39,12 +44,10 @@ rule train:
         runtime=by_generator(30, 240),
         gpu=by_generator(0, 1),
     params:
-        generator=config_json("generator"),
-        train=config_json("train"),
+        config=config_json({"generator": config["generator"], "train": config["train"]}),
         checkpoints=res("checkpoints", RUN),
     shell:
         f"{ISAAC}.train"
         " --targets {input.targets:q} --tokenizer={input.tokenizer:q}"
-        " --generator {params.generator:q} --train {params.train:q}"
-        " --seed {wildcards.seed:q} --threads {threads}"
+        " --seed {wildcards.seed:q} --config {params.config:q} --threads {threads}"
         " --checkpoints {params.checkpoints:q} --out {output:q} > {log:q} 2>&1"

@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+import dataclasses
+import json
 import os
 import re
 import subprocess
@@ -9,12 +11,42 @@ import sys
 from pathlib import Path
 
 import pytest
+import yaml
+
+from isaac.settings import from_dict
 
 REPO = Path(__file__).resolve().parents[1]
 SHARED = REPO.parent / "shared"
 DIASAFETY = SHARED / "data" / "diasafety"
 TINY_CONFIG = REPO / "tests" / "config" / "tiny.yaml"
 SNAKEMAKE = Path(sys.executable).with_name("snakemake")
+
+
+def _defaults(schema: dict):
+    """The value an object schema fills in: its properties' defaults, nested objects filled."""
+    out = {}
+    for key, prop in schema.get("properties", {}).items():
+        if prop.get("type") == "object" and "properties" in prop:
+            out[key] = {**_defaults(prop), **prop.get("default", {})}
+        elif "default" in prop:
+            out[key] = prop["default"]
+    return out
+
+
+SCHEMA_DEFAULTS = _defaults(yaml.safe_load((REPO / "config" / "schema.yaml").read_text()))
+
+
+def schema_defaults(section: str) -> dict:
+    """A config section as config/schema.yaml fills it when a config file leaves it out."""
+    return json.loads(json.dumps(SCHEMA_DEFAULTS[section]))
+
+
+def settings(cls, section: str | None = None, **overrides):
+    """A stage's settings dataclass from the schema's defaults of `section` (only the keys the
+    dataclass declares), with `overrides`: tests use the same defaults as the workflow."""
+    defaults = schema_defaults(section) if section else {}
+    names = {f.name for f in dataclasses.fields(cls)}
+    return from_dict(cls, {**{k: v for k, v in defaults.items() if k in names}, **overrides})
 
 
 @pytest.fixture

@@ -2,14 +2,20 @@
 
 from __future__ import annotations
 
+import json
+
 import numpy as np
 import pandas as pd
 import pytest
 
+from conftest import schema_defaults, settings
 from isaac import assess
-from isaac.assess import Pools, pools_from_lists
+from isaac.assess import AssessConfig
+from isaac.cli import run
 from isaac.embed import save_embeddings
 from isaac.io import InputError
+from isaac.pools import Pools, group_pools, pools_from_lists, read_groups
+from isaac.settings import to_json
 
 
 def unit(x):
@@ -101,10 +107,57 @@ def test_likelihood_weights_sum_to_the_pool_size_and_follow_the_likelihood():
 
 
 def test_group_pools_put_the_query_first_then_its_group_in_corpus_order():
-    pools = assess.group_pools(pd.Series(["a", None, "a", "b", "a", np.nan, "b"]))
+    pools = group_pools(pd.Series(["a", None, "a", "b", "a", np.nan, "b"]))
     lists = [pools.index[a:b].tolist() for a, b in zip(pools.offsets[:-1], pools.offsets[1:])]
     assert lists == [[0, 2, 4], [1], [2, 0, 4], [3, 6], [4, 0, 2], [5], [6, 3]]
     assert pools.query.tolist() == list(range(7))
+
+
+def assess_config(assessor, eps=None, **overrides) -> str:
+    """--config as the workflow's assess slice: the schema's defaults, eps only for dbscan and
+    the fuzzy threshold only for fuzzy (null for the other assessors)."""
+    threshold = schema_defaults("assess")["fuzzy_threshold"] if assessor == "fuzzy" else None
+    values = {"assessor": assessor, "eps": eps, "fuzzy_threshold": threshold, **overrides}
+    return to_json(settings(AssessConfig, "assess", **values))
+
+
+def test_assess_runs_the_configured_assessor_with_its_settings():
+    responses = ["the cat sat on the mat", "the cat sat on a hat", "dogs bark", "Dogs  bark "]
+    train = pd.DataFrame({"response": responses})
+    pools = pools_from_lists([[0, 1, 2, 3], [2, 3, 0]])
+    v = unit(np.eye(3)[[0, 0, 1, 2]] + 1e-3)
+    loglik = np.array([-1.0, -2.0, -1.5, -3.0])
+
+    def config(assessor, eps=None, fuzzy_threshold=None):
+        return settings(
+            AssessConfig, "assess", assessor=assessor, eps=eps, fuzzy_threshold=fuzzy_threshold
+        )
+
+    labels, weights = assess.assess(config("dbscan", eps=0.5), train, pools, vectors=v)
+    assert np.array_equal(labels, assess.dbscan_groups(v, pools, 0.5)) and weights is None
+    fuzzy = {}
+    for threshold in (70, 99):  # the config's threshold, not a default
+        labels, weights = assess.assess(config("fuzzy", fuzzy_threshold=threshold), train, pools)
+        assert np.array_equal(labels, assess.fuzzy_groups(responses, pools, threshold=threshold))
+        fuzzy[threshold] = labels.tolist()
+        assert weights is None
+    assert fuzzy[70][:4] == [0, 0, 1, 1] and fuzzy[99][:4] == [0, 1, 2, 2]
+    labels, weights = assess.assess(config("exact"), train, pools)
+    assert labels.tolist() == [0, 1, 2, 2, 0, 0, 1] and weights is None
+    labels, weights = assess.assess(config("likelihood"), train, pools, loglik=loglik)
+    assert labels.tolist() == [0, 1, 2, 2, 0, 0, 1]
+    np.testing.assert_allclose(weights, assess.likelihood_weights(loglik, pools))
+
+
+@pytest.mark.parametrize(
+    "assessor, setting", [("dbscan", "assess.eps"), ("fuzzy", "assess.fuzzy_threshold")]
+)
+def test_assess_without_the_assessors_setting_is_an_input_error(assessor, setting):
+    train = pd.DataFrame({"response": ["a", "b"]})
+    pools = pools_from_lists([[0, 1]])
+    config = settings(AssessConfig, "assess", assessor=assessor, eps=None, fuzzy_threshold=None)
+    with pytest.raises(InputError, match=f"assessor {assessor} needs {setting}"):
+        assess.assess(config, train, pools, vectors=unit(np.eye(2)))
 
 
 def write_corpus(tmp_path, responses, groups=None):
@@ -148,22 +201,19 @@ def test_cli_writes_groups_for_every_assessor(tmp_path, assessor):
         {"id": ids, "n_tokens": 3, "loglik": [-1.0, -1.0, -3.0, -1.5, -2.0], "response_freq": 1}
     ).to_parquet(tmp_path / "ll.parquet")
     out = tmp_path / "groups" / f"{assessor}.parquet"
+    overrides = {"dbscan": {"eps": 0.5}, "fuzzy": {"fuzzy_threshold": 90}}.get(assessor, {})
     assess.main(
         [
             "--corpus",
             str(corpus),
-            "--assessor",
-            assessor,
             "--neighbours",
             str(nb),
             "--embeddings",
             str(tmp_path / "e.npz"),
-            "--eps",
-            "0.5",
             "--likelihood",
             str(tmp_path / "ll.parquet"),
-            "--fuzzy-threshold",
-            "90",
+            "--config",
+            assess_config(assessor, **overrides),
             "--out",
             str(out),
         ]
@@ -180,7 +230,14 @@ def test_cli_group_pool_mode(tmp_path):
     corpus, ids = write_corpus(tmp_path, ["a", "b", "a", "c"], groups=["g", "g", "g", None])
     out = tmp_path / "g.parquet"
     assess.main(
-        ["--corpus", str(corpus), "--assessor", "exact", "--pool", "group", "--out", str(out)]
+        [
+            "--corpus",
+            str(corpus),
+            "--config",
+            assess_config("exact", pool="group"),
+            "--out",
+            str(out),
+        ]
     )
     table = pd.read_parquet(out)
     assert [list(x) for x in table["pool_ids"]] == [
@@ -202,10 +259,10 @@ def test_cli_rejects_a_neighbour_that_is_not_a_train_row(tmp_path):
             [
                 "--corpus",
                 str(corpus),
-                "--assessor",
-                "exact",
                 "--neighbours",
                 str(nb),
+                "--config",
+                assess_config("exact"),
                 "--out",
                 str(out),
             ]
@@ -213,11 +270,58 @@ def test_cli_rejects_a_neighbour_that_is_not_a_train_row(tmp_path):
     assert not out.exists()
 
 
+def cli_inputs(tmp_path):
+    """A corpus with its neighbours and embeddings: every input a dbscan job reads."""
+    corpus, ids = write_corpus(tmp_path, ["yes", "yes", "no"])
+    nb = write_neighbours(tmp_path, ids, [[0, 1, 2], [1, 0, 2], [2, 0, 1]])
+    v = unit(np.eye(3)[[0, 0, 1]] + 1e-3)
+    embeddings = tmp_path / "e.npz"
+    save_embeddings(embeddings, ids, v, v)
+    return ["--corpus", str(corpus), "--neighbours", str(nb), "--embeddings", str(embeddings)]
+
+
+@pytest.mark.parametrize(
+    "change, message",
+    [
+        ({"drop": "pool"}, "missing key(s) pool"),
+        ({"drop": "eps"}, "missing key(s) eps"),
+        ({"add": {"eps_defaults": {"minilm": 0.75}}}, "unknown key(s) eps_defaults"),
+        ({"add": {"k": 150}}, "unknown key(s) k"),
+    ],
+)
+def test_cli_config_with_a_missing_or_unknown_key_exits_2_naming_it(
+    tmp_path, capsys, change, message
+):
+    config = json.loads(assess_config("dbscan", eps=0.5))
+    config.pop(change.get("drop"), None)
+    config.update(change.get("add", {}))
+    out = tmp_path / "g.parquet"
+    argv = [*cli_inputs(tmp_path), "--config", json.dumps(config), "--out", str(out)]
+    with pytest.raises(SystemExit) as exit_info:
+        run(assess.main, argv)
+    assert exit_info.value.code == 2
+    assert message in capsys.readouterr().err
+    assert not out.exists()
+
+
+def test_cli_dbscan_with_a_null_eps_exits_2_and_writes_nothing(tmp_path, capsys):
+    out = tmp_path / "g.parquet"
+    argv = [*cli_inputs(tmp_path), "--config", assess_config("dbscan", eps=None), "--out", str(out)]
+    with pytest.raises(SystemExit) as exit_info:
+        run(assess.main, argv)
+    assert exit_info.value.code == 2
+    assert "assessor dbscan needs assess.eps" in capsys.readouterr().err
+    assert not out.exists()
+    # the same config with an eps writes the groups
+    run(assess.main, [*argv[:-4], "--config", assess_config("dbscan", eps=0.5), "--out", str(out)])
+    assert [list(x) for x in pd.read_parquet(out)["group"]] == [[0, 0, 1], [0, 0, 1], [0, 1, 1]]
+
+
 def test_read_groups_checks_lengths(tmp_path):
     path = tmp_path / "g.parquet"
     pd.DataFrame({"id": ["a"], "pool_ids": [["a", "b"]], "group": [[0]]}).to_parquet(path)
     with pytest.raises(InputError, match="differ in length"):
-        assess.read_groups(path, np.array(["a", "b"]))
+        read_groups(path, np.array(["a", "b"]))
 
 
 def test_pools_padding_round_trips():

@@ -4,37 +4,56 @@ from __future__ import annotations
 
 import pandas as pd
 import pytest
+from conftest import schema_defaults, settings
 from sklearn.feature_extraction.text import TfidfVectorizer
 from sklearn.linear_model import LogisticRegression
 from sklearn.metrics import roc_auc_score
 
 from isaac import ingest
-from isaac.demo import FAMILIES, generate, main
-from isaac.ingest import COLUMNS
+from isaac.demo import FAMILIES, generate
+from isaac.ingest import COLUMNS, IngestConfig
+from isaac.settings import to_json
 from isaac.text import normalise
+
+DEMO = schema_defaults("corpus")["demo"]  # seed, n_prompts, test_fraction, val_fraction
 
 
 @pytest.fixture(scope="module")
 def corpus() -> pd.DataFrame:
-    return generate(seed=0, n_prompts=1500)
+    return generate(**DEMO)
+
+
+def demo_config(**demo) -> str:
+    """The --config of `python -m isaac.ingest` for the demo corpus (schema defaults + demo)."""
+    return to_json(settings(IngestConfig, "corpus", format="demo", demo={**DEMO, **demo}))
 
 
 def test_same_seed_gives_identical_bytes_and_another_seed_differs(tmp_path):
+    # The demo corpus is written by `python -m isaac.ingest` with format demo.
     paths = [tmp_path / f"{name}.parquet" for name in ("a", "b", "c")]
-    main(["--out", str(paths[0]), "--seed", "3", "--n-prompts", "200"])
-    ingest.main(["--format", "demo", "--demo-json", '{"seed": 3, "n_prompts": 200}',
-                 "--out", str(paths[1])])
-    main(["--out", str(paths[2]), "--seed", "4", "--n-prompts", "200"])
+    for path, seed in zip(paths, (3, 3, 4)):
+        ingest.main(["--config", demo_config(seed=seed, n_prompts=200), "--out", str(path)])
     assert paths[0].read_bytes() == paths[1].read_bytes()
     assert paths[0].read_bytes() != paths[2].read_bytes()
+    # What ingest writes is the generator's table, validated.
+    written = pd.read_parquet(paths[0])
+    expected = generate(**{**DEMO, "seed": 3, "n_prompts": 200})
+    pd.testing.assert_frame_equal(written, expected, check_dtype=False)
+
+
+def test_generate_needs_every_setting():
+    with pytest.raises(TypeError):
+        generate(seed=0, n_prompts=100)  # no defaults: config/schema.yaml owns them
 
 
 def test_shape_and_contract(corpus):
+    n = DEMO["n_prompts"]
     assert list(corpus.columns) == COLUMNS
     assert corpus["id"].is_unique
-    assert 2000 <= len(corpus) <= 5000
-    assert corpus["group"].nunique() == 1500
-    assert (corpus.groupby("group").size() > 1).sum() > 300  # many prompts have several responses
+    assert 4 / 3 * n <= len(corpus) <= 10 / 3 * n  # 2000..5000 for 1500 prompts
+    assert corpus["group"].nunique() == n
+    # many prompts have several responses
+    assert (corpus.groupby("group").size() > 1).sum() > n / 5
     assert set(corpus["category"]) == set(FAMILIES)
     assert set(corpus["label"]) == {"safe", "unsafe"}
     assert 0.15 <= (corpus["label"] == "unsafe").mean() <= 0.35
@@ -43,8 +62,8 @@ def test_shape_and_contract(corpus):
 def test_splits_are_assigned_per_prompt(corpus):
     assert corpus.groupby("group")["split"].nunique().max() == 1
     share = corpus.drop_duplicates("group")["split"].value_counts(normalize=True)
-    assert share["test"] == pytest.approx(0.15, abs=0.01)
-    assert share["val"] == pytest.approx(0.05, abs=0.01)
+    assert share["test"] == pytest.approx(DEMO["test_fraction"], abs=0.01)
+    assert share["val"] == pytest.approx(DEMO["val_fraction"], abs=0.01)
 
 
 def test_prompts_and_safe_responses_vary_lexically(corpus):

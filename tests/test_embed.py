@@ -2,12 +2,24 @@
 
 from __future__ import annotations
 
+import json
+
 import numpy as np
 import pandas as pd
 import pytest
 
+from conftest import schema_defaults, settings
 from isaac import embed
+from isaac.cli import run
+from isaac.embed import EmbedConfig
 from isaac.io import InputError
+from isaac.packaged import minilm_path
+from isaac.settings import to_json
+
+
+def embed_config(**overrides) -> str:
+    """--config: the embed slice (schema defaults and `overrides`) as the workflow passes it."""
+    return to_json(settings(EmbedConfig, "embed", **overrides))
 
 
 def corpus(tmp_path, n=40, empty=False):
@@ -52,17 +64,16 @@ def test_tfidf_empty_text_is_the_zero_vector():
 
 def test_tfidf_with_no_vocabulary_is_an_input_error():
     with pytest.raises(InputError, match="no usable text"):
-        embed.embed_tfidf(["", " "], ["", ""])
+        embed.embed_tfidf(["", " "], ["", ""], schema_defaults("embed")["tfidf_components"])
 
 
 def test_minilm_is_found_in_site_packages_and_loads_offline():
-    path = embed.minilm_path()
+    path = minilm_path()
     assert (path / "model.safetensors").is_file()
     p, r = embed.embed_corpus(
         ["How do I bake bread?", "How do I bake a cake?", "Who won the football match?"],
         ["Use flour and yeast.", "Use flour and sugar.", "The home team won."],
-        encoder="minilm",
-        batch_size=2,
+        settings(EmbedConfig, "embed", encoder="minilm", batch_size=2),
         progress=False,
     )
     assert p.shape == (3, 384) and p.dtype == np.float32
@@ -104,12 +115,19 @@ def test_load_rejects_a_file_that_is_not_embeddings(tmp_path):
 def test_cli_embeds_the_train_split_only(tmp_path):
     path = corpus(tmp_path, empty=True)
     out = tmp_path / "emb" / "tfidf.npz"
-    embed.main(
-        ["--corpus", str(path), "--encoder", "tfidf", "--tfidf-components", "6", "--out", str(out)]
-    )
+    config = embed_config(encoder="tfidf", tfidf_components=6)
+    embed.main(["--corpus", str(path), "--config", config, "--out", str(out)])
     ids, p, r = embed.load_embeddings(out)
     assert ids.tolist() == [f"r{i}" for i in range(35)]
     assert p.shape == r.shape == (35, 6)
+    # the same vectors as the library call with the same settings
+    train = pd.read_parquet(path).iloc[:35]
+    p2, r2 = embed.embed_corpus(
+        train["prompt"].tolist(),
+        train["response"].tolist(),
+        settings(EmbedConfig, "embed", encoder="tfidf", tfidf_components=6),
+    )
+    assert np.array_equal(p, p2) and np.array_equal(r, r2)
 
 
 def test_cli_without_train_rows_fails_and_writes_nothing(tmp_path):
@@ -119,5 +137,30 @@ def test_cli_without_train_rows_fails_and_writes_nothing(tmp_path):
     )
     out = tmp_path / "e.npz"
     with pytest.raises(InputError, match="no rows with split 'train'"):
-        embed.main(["--corpus", str(path), "--encoder", "tfidf", "--out", str(out)])
+        embed.main(
+            ["--corpus", str(path), "--config", embed_config(encoder="tfidf"), "--out", str(out)]
+        )
+    assert not out.exists()
+
+
+@pytest.mark.parametrize(
+    "change, message",
+    [
+        ({"drop": "tfidf_components"}, "missing key(s) tfidf_components"),
+        ({"add": {"name": None}}, "unknown key(s) name"),
+        ({"add": {"tfidf-components": 6}}, "unknown key(s) tfidf-components"),
+    ],
+)
+def test_cli_config_with_a_missing_or_unknown_key_exits_2_naming_it(
+    tmp_path, capsys, change, message
+):
+    path = corpus(tmp_path)
+    config = json.loads(embed_config(encoder="tfidf"))
+    config.pop(change.get("drop"), None)
+    config.update(change.get("add", {}))
+    out = tmp_path / "e.npz"
+    with pytest.raises(SystemExit) as exit_info:
+        run(embed.main, ["--corpus", str(path), "--config", json.dumps(config), "--out", str(out)])
+    assert exit_info.value.code == 2
+    assert message in capsys.readouterr().err
     assert not out.exists()

@@ -9,9 +9,19 @@ from pathlib import Path
 
 import pandas as pd
 import pytest
+from conftest import schema_defaults, settings
 
-from isaac.ingest import COLUMNS, ingest, main, parse_label, prompt_group
+from isaac.ingest import (COLUMNS, IngestConfig, ingest, main, parse_label, prompt_group,
+                          read_corpus, read_jsonl)
 from isaac.io import InputError
+from isaac.settings import to_json
+
+
+def corpus_config(fmt: str, path=None, fields: dict | None = None, **overrides) -> IngestConfig:
+    """The corpus slice as the workflow builds it: schema defaults, this format and path, and a
+    field mapping over the schema's default mapping."""
+    return settings(IngestConfig, "corpus", format=fmt, path=None if path is None else str(path),
+                    fields={**schema_defaults("corpus")["fields"], **(fields or {})}, **overrides)
 
 
 def write_diasafety(folder: Path, items: dict[str, list[dict]] | None = None) -> Path:
@@ -39,12 +49,14 @@ def assert_nothing_written(folder: Path) -> None:
     assert list(folder.iterdir()) == [], sorted(p.name for p in folder.iterdir())
 
 
-def expect_error(tmp_path: Path, args: list[str], *fragments: str) -> str:
-    """Run the CLI entry point on bad input: InputError naming the file, and no output."""
+def expect_error(tmp_path: Path, config: IngestConfig | str, *fragments: str) -> str:
+    """Run the CLI entry point on bad input (a config or its JSON text): InputError naming the
+    file, and no output."""
     out_dir = tmp_path / "out"
     out_dir.mkdir(exist_ok=True)
+    text = config if isinstance(config, str) else to_json(config)
     with pytest.raises(InputError) as err:
-        main([*args, "--out", str(out_dir / "corpus.parquet")])
+        main(["--config", text, "--out", str(out_dir / "corpus.parquet")])
     message = str(err.value)
     for fragment in fragments:
         assert fragment in message, message
@@ -56,7 +68,7 @@ def expect_error(tmp_path: Path, args: list[str], *fragments: str) -> str:
 
 
 def test_diasafety_reader_maps_fields_and_numbers_ids_per_split(tmp_path):
-    df = ingest("diasafety", write_diasafety(tmp_path / "ds"))
+    df = ingest(corpus_config("diasafety", write_diasafety(tmp_path / "ds")))
     assert list(df.columns) == COLUMNS
     assert df["id"].tolist() == ["train-00000", "train-00001", "val-00000", "test-00000"]
     assert df["split"].tolist() == ["train", "train", "val", "test"]
@@ -74,13 +86,13 @@ def test_jsonl_reader_with_field_mapping_generated_ids_and_default_split(tmp_pat
         {"q": "hm", "a": "ok", "y": "0", "part": "test"},
     ])
     fields = {"prompt": "q", "response": "a", "label": "y", "split": "part", "category": None}
-    df = ingest("jsonl", path, fields, default_split="val")
+    df = ingest(corpus_config("jsonl", path, fields, default_split="val"))
     assert df["id"].tolist() == [f"data-{i:06d}" for i in range(4)]
     assert df["label"].tolist() == ["safe", "unsafe", None, "safe"]
     assert df["split"].tolist() == ["val", "val", "val", "test"]
     assert df["category"].isna().all()
     # Same input -> same ids.
-    assert ingest("jsonl", path, fields, default_split="val").equals(df)
+    assert ingest(corpus_config("jsonl", path, fields, default_split="val")).equals(df)
 
 
 def test_jsonl_reader_uses_the_id_and_group_fields(tmp_path):
@@ -88,7 +100,7 @@ def test_jsonl_reader_uses_the_id_and_group_fields(tmp_path):
         {"uid": "x1", "prompt": "p", "response": "r1", "g": "p1"},
         {"uid": "x2", "prompt": "p", "response": "r2", "g": "p1"},
     ])
-    df = ingest("jsonl", path, {"id": "uid", "group": "g"})
+    df = ingest(corpus_config("jsonl", path, {"id": "uid", "group": "g"}))
     assert df["id"].tolist() == ["x1", "x2"]
     assert df["group"].tolist() == ["p1", "p1"]
     assert df["label"].isna().all()  # no label column at all: unlabelled corpus
@@ -103,7 +115,7 @@ def test_csv_reader_handles_quoted_newlines_and_split_spellings(tmp_path):
         'NA,ok,,TEST\n',
         encoding="utf-8",
     )
-    df = ingest("csv", path)
+    df = ingest(corpus_config("csv", path))
     assert df["response"].tolist() == ["hello,\nthere", "ok"]
     assert df["prompt"].tolist() == ["hi", "NA"]  # "NA" is text, not a missing value
     assert df["label"].tolist() == ["unsafe", None]
@@ -114,7 +126,7 @@ def test_parquet_reader(tmp_path):
     path = tmp_path / "d.parquet"
     pd.DataFrame({"id": [3, 4], "prompt": ["a", "b"], "response": ["c", "d"],
                   "label": [1.0, None]}).to_parquet(path)
-    df = ingest("parquet", path, {"id": "id"})
+    df = ingest(corpus_config("parquet", path, {"id": "id"}))
     assert df["id"].tolist() == ["3", "4"]
     assert df["label"].tolist() == ["unsafe", None]
 
@@ -127,13 +139,13 @@ def test_generations_reader_one_row_per_response_grouped_by_context(tmp_path):
         {"context": "ctx two", "gen_response": ["r3"]},
     ]))
     (folder / "a_model.json").write_text(json.dumps([{"context": "ctx one", "gen_response": ["r4"]}]))
-    df = ingest("diasafety_generations", folder, default_split="val")
+    df = ingest(corpus_config("diasafety_generations", folder, default_split="val"))
     assert df["id"].tolist() == ["a_model-00000-00", "b_model-00000-00", "b_model-00000-01",
                                  "b_model-00001-00"]
     assert df["response"].tolist() == ["r4", "r1", "r2", "r3"]
     assert df["group"].tolist() == [prompt_group("ctx one")] * 3 + [prompt_group("ctx two")]
     assert df["label"].isna().all() and (df["split"] == "val").all()
-    single = ingest("diasafety_generations", folder / "a_model.json")
+    single = ingest(corpus_config("diasafety_generations", folder / "a_model.json"))
     assert single["id"].tolist() == ["a_model-00000-00"]
 
 
@@ -155,119 +167,174 @@ def test_rejected_label_values(value):
 
 
 def test_missing_file_and_folder(tmp_path):
-    expect_error(tmp_path, ["--format", "jsonl", "--path", str(tmp_path / "nope.jsonl")],
+    expect_error(tmp_path, corpus_config("jsonl", tmp_path / "nope.jsonl"),
                  "nope.jsonl", "not found")
-    expect_error(tmp_path, ["--format", "diasafety", "--path", str(tmp_path / "nodir")],
+    expect_error(tmp_path, corpus_config("diasafety", tmp_path / "nodir"),
                  "nodir", "not found")
     folder = write_diasafety(tmp_path / "ds")
     (folder / "val.json").unlink()
-    expect_error(tmp_path, ["--format", "diasafety", "--path", str(folder)], "val.json",
+    expect_error(tmp_path, corpus_config("diasafety", folder), "val.json",
                  "not found")
 
 
 def test_missing_field_names_file_and_line(tmp_path):
     path = write_jsonl(tmp_path / "d.jsonl", [{"prompt": "a", "response": "b"}, {"prompt": "c"}])
-    expect_error(tmp_path, ["--format", "jsonl", "--path", str(path)], "d.jsonl", "line 2",
+    expect_error(tmp_path, corpus_config("jsonl", path), "d.jsonl", "line 2",
                  "'response'")
     folder = write_diasafety(tmp_path / "ds", {"test": [{"context": "c", "label": "Safe"}]})
-    expect_error(tmp_path, ["--format", "diasafety", "--path", str(folder)], "test.json",
+    expect_error(tmp_path, corpus_config("diasafety", folder), "test.json",
                  "item 0", "'response'")
     csv_path = tmp_path / "d.csv"
     csv_path.write_text("prompt,answer\na,b\n")
-    expect_error(tmp_path, ["--format", "csv", "--path", str(csv_path)], "d.csv", "'response'")
+    expect_error(tmp_path, corpus_config("csv", csv_path), "d.csv", "'response'")
 
 
 def test_empty_prompt_or_response(tmp_path):
     path = write_jsonl(tmp_path / "d.jsonl", [{"prompt": "a", "response": "b"},
                                               {"prompt": "  ", "response": "b"}])
-    expect_error(tmp_path, ["--format", "jsonl", "--path", str(path)], "d.jsonl", "line 2",
+    expect_error(tmp_path, corpus_config("jsonl", path), "d.jsonl", "line 2",
                  "empty prompt")
     path = write_jsonl(tmp_path / "e.jsonl", [{"prompt": "a", "response": "b"},
                                               {"prompt": "a", "response": " \n"}])
-    expect_error(tmp_path, ["--format", "jsonl", "--path", str(path)], "e.jsonl", "line 2",
+    expect_error(tmp_path, corpus_config("jsonl", path), "e.jsonl", "line 2",
                  "empty response")
-    assert ingest("jsonl", path, empty_responses="keep")["response"].tolist() == ["b", " \n"]
-    assert ingest("jsonl", path, empty_responses="drop")["response"].tolist() == ["b"]
+    keep = ingest(corpus_config("jsonl", path, empty_responses="keep"))
+    assert keep["response"].tolist() == ["b", " \n"]
+    drop = ingest(corpus_config("jsonl", path, empty_responses="drop"))
+    assert drop["response"].tolist() == ["b"]
 
 
 def test_invalid_label(tmp_path):
     path = write_jsonl(tmp_path / "d.jsonl", [{"prompt": "a", "response": "b", "label": "meh"}])
-    expect_error(tmp_path, ["--format", "jsonl", "--path", str(path)], "d.jsonl", "line 1",
+    expect_error(tmp_path, corpus_config("jsonl", path), "d.jsonl", "line 1",
                  "invalid label 'meh'")
     folder = write_diasafety(tmp_path / "ds", {"val": [{"context": "a", "response": "b",
                                                         "label": "Maybe"}]})
-    expect_error(tmp_path, ["--format", "diasafety", "--path", str(folder)], "val.json",
+    expect_error(tmp_path, corpus_config("diasafety", folder), "val.json",
                  "item 0", "invalid label")
 
 
 def test_invalid_split(tmp_path):
     path = write_jsonl(tmp_path / "d.jsonl", [{"prompt": "a", "response": "b", "split": "x"}])
-    expect_error(tmp_path, ["--format", "jsonl", "--path", str(path)], "d.jsonl", "invalid split")
+    expect_error(tmp_path, corpus_config("jsonl", path), "d.jsonl", "invalid split")
 
 
 def test_duplicate_ids(tmp_path):
     path = write_jsonl(tmp_path / "d.jsonl", [{"id": "a", "prompt": "p", "response": "r"},
                                               {"id": "b", "prompt": "p", "response": "r"},
                                               {"id": "a", "prompt": "p", "response": "r"}])
-    expect_error(tmp_path, ["--format", "jsonl", "--path", str(path), "--fields-json",
-                            '{"id": "id"}'], "d.jsonl", "duplicate id 'a'", "line 1", "line 3")
+    expect_error(tmp_path, corpus_config("jsonl", path, {"id": "id"}), "d.jsonl",
+                 "duplicate id 'a'", "line 1", "line 3")
 
 
 def test_bytes_that_are_not_utf8(tmp_path):
     good = b'{"prompt": "a", "response": "b"}\n'
     path = tmp_path / "d.jsonl"
     path.write_bytes(good + b'{"prompt": "caf\xe9", "response": "b"}\n')
-    expect_error(tmp_path, ["--format", "jsonl", "--path", str(path)], "d.jsonl", "line 2",
+    expect_error(tmp_path, corpus_config("jsonl", path), "d.jsonl", "line 2",
                  "not UTF-8")
     csv_path = tmp_path / "d.csv"
     csv_path.write_bytes(b"prompt,response\na,b\nc,\xff\xfe\n")
-    expect_error(tmp_path, ["--format", "csv", "--path", str(csv_path)], "d.csv", "line 3",
+    expect_error(tmp_path, corpus_config("csv", csv_path), "d.csv", "line 3",
                  "not UTF-8")
     folder = write_diasafety(tmp_path / "ds")
     (folder / "train.json").write_bytes(b'[{"context": "\xff"}]')
-    expect_error(tmp_path, ["--format", "diasafety", "--path", str(folder)], "train.json",
+    expect_error(tmp_path, corpus_config("diasafety", folder), "train.json",
                  "not UTF-8")
 
 
 def test_malformed_json(tmp_path):
     path = tmp_path / "d.jsonl"
     path.write_text('{"prompt": "a", "response": "b"}\n{"prompt": "a", "response": \n')
-    expect_error(tmp_path, ["--format", "jsonl", "--path", str(path)], "d.jsonl", "line 2",
+    expect_error(tmp_path, corpus_config("jsonl", path), "d.jsonl", "line 2",
                  "malformed JSON")
     folder = write_diasafety(tmp_path / "ds")
     (folder / "test.json").write_text('[{"context": "a",\n "response": }]')
-    expect_error(tmp_path, ["--format", "diasafety", "--path", str(folder)], "test.json",
+    expect_error(tmp_path, corpus_config("diasafety", folder), "test.json",
                  "line 2", "malformed JSON")
     gen = tmp_path / "gen.json"
     gen.write_text('[{"context": "a", "gen_response": ["x"]')
-    expect_error(tmp_path, ["--format", "diasafety_generations", "--path", str(gen)], "gen.json",
+    expect_error(tmp_path, corpus_config("diasafety_generations", gen), "gen.json",
                  "malformed JSON")
 
 
 def test_bad_generations_item(tmp_path):
     gen = tmp_path / "gen.json"
     gen.write_text(json.dumps([{"context": "a", "gen_response": "just one string"}]))
-    expect_error(tmp_path, ["--format", "diasafety_generations", "--path", str(gen)], "gen.json",
+    expect_error(tmp_path, corpus_config("diasafety_generations", gen), "gen.json",
                  "item 0", "list of strings")
+
+
+def test_unknown_field_names_are_rejected(tmp_path):
+    path = write_jsonl(tmp_path / "d.jsonl", [{"prompt": "a", "response": "b"}])
+    expect_error(tmp_path, corpus_config("jsonl", path, {"answer": "b", "question": "a"}),
+                 "corpus.fields: unknown field(s) answer, question")
+
+
+def test_unknown_format_and_missing_path(tmp_path):
+    path = write_jsonl(tmp_path / "d.jsonl", [{"prompt": "a", "response": "b"}])
+    expect_error(tmp_path, corpus_config("xml", path), "corpus.format", "unknown format 'xml'")
+    expect_error(tmp_path, corpus_config("jsonl"), "corpus.path", "required for format 'jsonl'")
+
+
+def test_read_corpus_returns_the_rows_before_validation(tmp_path):
+    path = write_jsonl(tmp_path / "d.jsonl", [{"prompt": "a", "response": "b"},
+                                              {"prompt": "a", "response": " "}])
+    config = corpus_config("jsonl", path, default_split="test")
+    rows = read_corpus(config)
+    pd.testing.assert_frame_equal(rows, read_jsonl(path, config.fields, "test"))
+    assert rows["response"].tolist() == ["b", " "] and (rows["split"] == "test").all()
+    with pytest.raises(InputError, match="empty response"):
+        ingest(config)  # the whole-table checks run in ingest, after reading
+
+
+def run_cli(*args: str) -> subprocess.CompletedProcess:
+    return subprocess.run([sys.executable, "-m", "isaac.ingest", *args],
+                          capture_output=True, text=True)
 
 
 def test_cli_reports_the_error_and_exits_2(tmp_path):
     out = tmp_path / "corpus.parquet"
-    proc = subprocess.run(
-        [sys.executable, "-m", "isaac.ingest", "--format", "jsonl", "--path",
-         str(tmp_path / "missing.jsonl"), "--out", str(out)],
-        capture_output=True, text=True,
-    )
+    config = corpus_config("jsonl", tmp_path / "missing.jsonl")
+    proc = run_cli("--config", to_json(config), "--out", str(out))
     assert proc.returncode == 2
     assert "error:" in proc.stderr and "missing.jsonl" in proc.stderr
     assert not out.exists()
+
+
+@pytest.mark.parametrize("change,fragments", [
+    pytest.param(lambda c: c.pop("empty_responses"),
+                 ["--config", "missing key(s) empty_responses"], id="missing"),
+    pytest.param(lambda c: c.update(name="demo"), ["--config", "unknown key(s) name"],
+                 id="unknown"),
+    pytest.param(lambda c: c.update(demo=None), ["corpus.demo", "required for format 'demo'"],
+                 id="null"),
+    pytest.param(lambda c: c["demo"].pop("val_fraction"),
+                 ["--config.demo", "missing key(s) val_fraction"], id="missing-demo-key"),
+    pytest.param(lambda c: c["demo"].update(size=3), ["--config.demo", "unknown key(s) size"],
+                 id="unknown-demo-key"),
+])
+def test_cli_config_must_hold_exactly_the_corpus_keys(tmp_path, change, fragments):
+    config = json.loads(to_json(corpus_config("demo")))
+    change(config)
+    out = tmp_path / "corpus.parquet"
+    proc = run_cli("--config", json.dumps(config), "--out", str(out))
+    assert proc.returncode == 2, proc.stderr
+    assert "error:" in proc.stderr
+    for fragment in fragments:
+        assert fragment in proc.stderr, proc.stderr
+    assert list(tmp_path.iterdir()) == []
+
+
+def test_cli_rejects_malformed_config_json(tmp_path):
+    expect_error(tmp_path, '{"format": "demo",', "--config", "malformed JSON")
 
 
 def test_cli_writes_identical_bytes_twice(tmp_path):
     folder = write_diasafety(tmp_path / "ds")
     outs = [tmp_path / "a.parquet", tmp_path / "b.parquet"]
     for out in outs:
-        main(["--format", "diasafety", "--path", str(folder), "--out", str(out)])
+        main(["--config", to_json(corpus_config("diasafety", folder)), "--out", str(out)])
     assert outs[0].read_bytes() == outs[1].read_bytes()
     assert pd.read_parquet(outs[0])["id"].is_unique
 
@@ -276,7 +343,7 @@ def test_cli_writes_identical_bytes_twice(tmp_path):
 
 
 def test_diasafety_counts(diasafety_dir):
-    df = ingest("diasafety", diasafety_dir, empty_responses="keep")
+    df = ingest(corpus_config("diasafety", diasafety_dir, empty_responses="keep"))
     assert len(df) == 11_209
     train = df[df["split"] == "train"]
     assert len(train) == 9_017
@@ -287,12 +354,12 @@ def test_diasafety_counts(diasafety_dir):
                                    "Biased Opinion", "Toxicity Agreement"}
     # The real files have three empty responses: the default policy refuses them by name.
     with pytest.raises(InputError, match=r"train\.json: item 3928: empty response"):
-        ingest("diasafety", diasafety_dir)
+        ingest(corpus_config("diasafety", diasafety_dir))
 
 
 def test_diasafety_generations_real_format(diasafety_dir):
     path = diasafety_dir / "generations" / "plato_base_val.json"
-    df = ingest("diasafety_generations", path, empty_responses="drop")
+    df = ingest(corpus_config("diasafety_generations", path, empty_responses="drop"))
     assert len(df) > 10_000 and df["id"].is_unique
     sizes = df.groupby("group").size()
     assert sizes.max() >= 10  # ten samples per context (duplicated contexts pool together)

@@ -2,15 +2,21 @@
 
 from __future__ import annotations
 
+import json
 import math
 import random
+import subprocess
+import sys
 
 import numpy as np
 import pandas as pd
 import pytest
+from conftest import schema_defaults, settings
 
 from isaac.io import InputError
-from isaac.likelihood import EOS, UNK, WittenBellLM, likelihood_table, loo_loglik, main
+from isaac.likelihood import (EOS, UNK, LikelihoodConfig, WittenBellLM, likelihood_table,
+                              loo_loglik, main)
+from isaac.settings import to_json
 
 SENTENCES = [
     ["i", "am", "fine"], ["i", "am", "fine"], ["i", "am", "sad"], ["you", "are", "fine"],
@@ -76,7 +82,7 @@ def test_single_response_corpus_uses_the_uniform_fallback():
     assert np.allclose(loo_loglik([["a", "b"]], 3), math.log(0.5))
 
 
-def test_table_counts_tokens_and_normalised_response_frequency(tmp_path):
+def toy_tables() -> tuple[pd.DataFrame, pd.DataFrame]:
     corpus = pd.DataFrame({
         "id": ["a", "b", "c", "d"], "split": ["train", "train", "test", "train"],
         "response": ["Hi  there", "hi there", "hi there", "Bye"],
@@ -84,6 +90,11 @@ def test_table_counts_tokens_and_normalised_response_frequency(tmp_path):
     tokens = pd.DataFrame({"id": ["a", "b", "c", "d"],
                            "response_tokens": [["hi", "there"], ["hi", "there"], ["hi", "there"],
                                                ["bye"]]})
+    return corpus, tokens
+
+
+def test_table_counts_tokens_and_normalised_response_frequency(tmp_path):
+    corpus, tokens = toy_tables()
     table = likelihood_table(corpus, tokens, order=2)
     assert table["id"].tolist() == ["a", "b", "d"]
     assert table["n_tokens"].tolist() == [2, 2, 1]
@@ -92,11 +103,48 @@ def test_table_counts_tokens_and_normalised_response_frequency(tmp_path):
     corpus.to_parquet(tmp_path / "corpus.parquet")
     tokens.to_parquet(tmp_path / "tokens.parquet")
     main(["--corpus", str(tmp_path / "corpus.parquet"), "--tokens", str(tmp_path / "tokens.parquet"),
-          "--order", "2", "--out", str(tmp_path / "lik.parquet")])
+          "--config", to_json(settings(LikelihoodConfig, "likelihood", order=2)),
+          "--out", str(tmp_path / "lik.parquet")])
     pd.testing.assert_frame_equal(pd.read_parquet(tmp_path / "lik.parquet"), table,
                                   check_dtype=False)
+
+
+def test_cli_uses_the_configured_order(tmp_path):
+    corpus, tokens = toy_tables()
+    corpus.to_parquet(tmp_path / "corpus.parquet")
+    tokens.to_parquet(tmp_path / "tokens.parquet")
+    config = settings(LikelihoodConfig, "likelihood")  # the schema's default order
+    main(["--corpus", str(tmp_path / "corpus.parquet"), "--tokens", str(tmp_path / "tokens.parquet"),
+          "--config", to_json(config), "--out", str(tmp_path / "lik.parquet")])
+    expected = likelihood_table(corpus, tokens, config.order)
+    pd.testing.assert_frame_equal(pd.read_parquet(tmp_path / "lik.parquet"), expected,
+                                  check_dtype=False)
+
+
+@pytest.mark.parametrize("config,fragment", [
+    pytest.param({}, "missing key(s) order", id="missing"),
+    pytest.param({**schema_defaults("likelihood"), "smoothing": "kn"}, "unknown key(s) smoothing",
+                 id="unknown"),
+    pytest.param({"order": "3"}, "--config.order", id="wrong-type"),
+])
+def test_cli_config_must_hold_exactly_the_likelihood_keys(tmp_path, config, fragment):
+    corpus, tokens = toy_tables()
+    corpus.to_parquet(tmp_path / "corpus.parquet")
+    tokens.to_parquet(tmp_path / "tokens.parquet")
+    out = tmp_path / "lik.parquet"
+    proc = subprocess.run(
+        [sys.executable, "-m", "isaac.likelihood", "--corpus", str(tmp_path / "corpus.parquet"),
+         "--tokens", str(tmp_path / "tokens.parquet"), "--config", json.dumps(config),
+         "--out", str(out)],
+        capture_output=True, text=True,
+    )
+    assert proc.returncode == 2, proc.stderr
+    assert "error:" in proc.stderr and fragment in proc.stderr, proc.stderr
+    assert not out.exists()
 
 
 def test_order_below_one_is_rejected():
     with pytest.raises(InputError):
         loo_loglik([["a"]], 0)
+    with pytest.raises(InputError):
+        WittenBellLM([["a"]], 0)

@@ -2,11 +2,15 @@
 
 from __future__ import annotations
 
+import json
+
 import numpy as np
 import pandas as pd
 import pytest
 
+from conftest import schema_defaults
 from isaac import neighbours
+from isaac.cli import run
 from isaac.embed import save_embeddings
 
 
@@ -68,7 +72,10 @@ def test_cli_writes_the_contracted_table(tmp_path):
     ids = np.array([f"id{i}" for i in range(8)])
     save_embeddings(tmp_path / "e.npz", ids, v, v)
     out = tmp_path / "n.parquet"
-    neighbours.main(["--embeddings", str(tmp_path / "e.npz"), "--k", "3", "--out", str(out)])
+    config = json.dumps({**schema_defaults("neighbours"), "k": 3})
+    neighbours.main(
+        ["--embeddings", str(tmp_path / "e.npz"), "--config", config, "--out", str(out)]
+    )
     table = pd.read_parquet(out)
     assert table.columns.tolist() == ["id", "neighbour_ids", "similarities"]
     assert table["id"].tolist() == ids.tolist()
@@ -76,6 +83,42 @@ def test_cli_writes_the_contracted_table(tmp_path):
     assert all(len(s) == 3 for s in table["similarities"])
     # deterministic bytes
     neighbours.main(
-        ["--embeddings", str(tmp_path / "e.npz"), "--k", "3", "--out", str(tmp_path / "n2.parquet")]
+        [
+            "--embeddings",
+            str(tmp_path / "e.npz"),
+            "--config",
+            config,
+            "--out",
+            str(tmp_path / "n2.parquet"),
+        ]
     )
     assert out.read_bytes() == (tmp_path / "n2.parquet").read_bytes()
+
+
+@pytest.mark.parametrize(
+    "config, message",
+    [
+        ({}, "missing key(s) k"),
+        ({"k": 3, "chunk_size": 512}, "unknown key(s) chunk_size"),
+        ({"k": "3"}, "--config.k"),
+    ],
+)
+def test_cli_config_with_a_missing_unknown_or_mistyped_key_exits_2(
+    tmp_path, capsys, config, message
+):
+    v = unit(np.random.default_rng(4).normal(size=(4, 3)))
+    save_embeddings(tmp_path / "e.npz", np.array(["a", "b", "c", "d"]), v, v)
+    out = tmp_path / "n.parquet"
+    argv = [
+        "--embeddings",
+        str(tmp_path / "e.npz"),
+        "--config",
+        json.dumps(config),
+        "--out",
+        str(out),
+    ]
+    with pytest.raises(SystemExit) as exit_info:
+        run(neighbours.main, argv)
+    assert exit_info.value.code == 2
+    assert message in capsys.readouterr().err
+    assert not out.exists()

@@ -8,8 +8,11 @@ import math
 import pandas as pd
 import pytest
 
+from isaac.cli import run
 from isaac.io import InputError
+from isaac.plots import FigureConfig
 from isaac.report import figures, main, means_table, summary_markdown, summary_table, t_interval
+from isaac.settings import to_json
 
 
 def test_t_interval_by_hand():
@@ -75,10 +78,29 @@ def test_cli_summary_and_figures(tmp_path):
           "--csv", str(csv), "--md", str(md)])
     assert len(pd.read_csv(csv)) == 4 and md.read_text().startswith("# ISAAC summary")
     a, b = tmp_path / "f" / "a.png", tmp_path / "f" / "b.png"
-    main(["figures", "--summary", str(csv), "--report", json.dumps({"dpi": 60}),
+    main(["figures", "--summary", str(csv), "--config", to_json(FigureConfig(dpi=60)),
           "--safety-vs-distinct2", str(a), "--oracle-vs-model-safety", str(b)])
     for p in (a, b):
         assert p.read_bytes()[:8] == b"\x89PNG\r\n\x1a\n"
     first = a.read_bytes()
     figures(csv, a, b, dpi=60)
     assert a.read_bytes() == first  # deterministic bytes
+
+
+@pytest.mark.parametrize("config, problem", [
+    ({}, "--config: missing key(s) dpi"),
+    ({"dpi": 60, "width": 5}, "--config: unknown key(s) width"),
+    ({"dpi": "60"}, "--config.dpi"),
+])
+def test_cli_figures_config_must_have_exactly_its_keys(tmp_path, capsys, config, problem):
+    s, t, j = write_runs(tmp_path, RUNS)
+    csv, md = tmp_path / "summary.csv", tmp_path / "summary.md"
+    main(["summary", "--scores", *s, "--targets", *t, "--judge-metrics", j,
+          "--csv", str(csv), "--md", str(md)])
+    a, b = tmp_path / "f" / "a.png", tmp_path / "f" / "b.png"
+    with pytest.raises(SystemExit) as exit_:
+        run(main, ["figures", "--summary", str(csv), "--config", json.dumps(config),
+                   "--safety-vs-distinct2", str(a), "--oracle-vs-model-safety", str(b)])
+    assert exit_.value.code == 2
+    assert problem in capsys.readouterr().err
+    assert not (tmp_path / "f").exists()

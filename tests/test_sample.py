@@ -8,9 +8,40 @@ import numpy as np
 import pandas as pd
 import pytest
 
+from conftest import schema_defaults, settings
 from isaac import sample
-from isaac.assess import pools_from_lists
+from isaac.cli import run
 from isaac.io import InputError
+from isaac.plots import FigureConfig
+from isaac.pools import pools_from_lists
+from isaac.runs import GROUP_METHODS, METHODS, POOL_METHODS, Run
+from isaac.sample import SampleConfig
+from isaac.settings import to_json
+
+RECORDED = ("assessor", "encoder", "eps", "pool", "k")
+
+
+def sample_config(method, **overrides) -> SampleConfig:
+    """The sample slice the workflow hands `method`: the schema's top_k_groups and
+    head_shortcut for the group methods (null otherwise), the recorded group settings null."""
+    group = method in GROUP_METHODS
+    defaults = schema_defaults("sample")
+    values = {
+        "top_k_groups": defaults["top_k_groups"] if group else None,
+        "head_shortcut": defaults["head_shortcut"] if group else None,
+        **dict.fromkeys(RECORDED),
+        **overrides,
+    }
+    return settings(SampleConfig, **values)
+
+
+def run_sample(
+    method, train, tau=1.0, m=1, seed=0, pools=None, labels=None, weights=None, **config
+):
+    """sample.sample for one run, with the method's slice (and `config` overrides)."""
+    return sample.sample(
+        Run(method, tau, m, seed), train, sample_config(method, **config), pools, labels, weights
+    )
 
 
 def train_table(responses, labels=None):
@@ -31,7 +62,7 @@ def flat(lists):
 
 def test_raw_copies_the_own_response_m_times():
     train = train_table(["a", "b", "c"], ["safe", "unsafe", None])
-    table, stats = sample.sample("raw", train, m=3)
+    table, stats = run_sample("raw", train, m=3)
     assert table["targets"].map(list).tolist() == [["a"] * 3, ["b"] * 3, ["c"] * 3]
     assert table["target_ids"].map(list).tolist() == [["t0"] * 3, ["t1"] * 3, ["t2"] * 3]
     assert stats["oracle_safe_rate"] == stats["original_safe_rate"] == 0.5
@@ -40,11 +71,11 @@ def test_raw_copies_the_own_response_m_times():
 
 def test_sft_keeps_only_rows_labelled_safe():
     train = train_table(["a", "b", "c", "d"], ["safe", "unsafe", None, "safe"])
-    table, stats = sample.sample("sft", train)
+    table, stats = run_sample("sft", train)
     assert table["id"].tolist() == ["t0", "t3"]
     assert stats["oracle_safe_rate"] == 1.0 and stats["n"] == 2
     with pytest.raises(InputError, match="sft needs rows labelled 'safe'"):
-        sample.sample("sft", train_table(["a"], [None]))
+        run_sample("sft", train_table(["a"], [None]))
 
 
 def test_random_draws_uniform_pool_members_only():
@@ -52,7 +83,7 @@ def test_random_draws_uniform_pool_members_only():
     lists = [[0, 1, 2], [1, 3], [2, 4, 5, 0]] * 2000
     pools = pools_from_lists(lists)
     labels = flat([[0, 0, 1], [0, 1], [0, 0, 0, 1]] * 2000)
-    table, stats = sample.sample("random", train, pools=pools, labels=labels)
+    table, stats = run_sample("random", train, pools=pools, labels=labels)
     counts = pd.Series([(q % 3, t[0]) for q, t in zip(range(6000), table["target_ids"])])
     counts = counts.value_counts()
     assert set(t for _, t in counts.index if _ == 1) == {"t1", "t3"}
@@ -66,7 +97,7 @@ def test_one_group_without_head_shortcut_and_missing_own_response():
     # the query t0 is absent from its own pool (duplicate prompts elsewhere); one group
     train = train_table(["own", "x", "x ", "X"])
     pools = pools_from_lists([[1, 2, 3]], query=[0])
-    table, stats = sample.sample("isaac", train, m=4, pools=pools, labels=np.array([0, 0, 0]))
+    table, stats = run_sample("isaac", train, m=4, pools=pools, labels=np.array([0, 0, 0]))
     assert table["id"].tolist() == ["t0"]
     assert set(table["target_ids"][0]) <= {"t1", "t2", "t3"}
     assert not table["head_shortcut"][0]
@@ -77,7 +108,7 @@ def test_pool_of_size_one_gives_the_own_response_in_both_modes():
     train = train_table(["only"])
     pools = pools_from_lists([[0]])
     for mode, shortcut in (("reference", True), ("strict", False)):
-        table, _ = sample.sample(
+        table, _ = run_sample(
             "exp", train, m=2, head_shortcut=mode, pools=pools, labels=np.array([0])
         )
         assert list(table["targets"][0]) == ["only", "only"]
@@ -87,8 +118,8 @@ def test_pool_of_size_one_gives_the_own_response_in_both_modes():
 def test_more_kept_groups_asked_than_exist_and_empty_strings():
     train = train_table(["", "", "b", "c"])
     pools = pools_from_lists([[2, 0, 1, 3]])
-    table, stats = sample.sample(
-        "exp", train, tau=1e-3, m=3, top_k=10, pools=pools, labels=np.array([0, 1, 1, 2])
+    table, stats = run_sample(
+        "exp", train, tau=1e-3, m=3, top_k_groups=10, pools=pools, labels=np.array([0, 1, 1, 2])
     )
     # group 1 (the two empty responses) is the head: tau -> 0 always picks it
     assert list(table["targets"][0]) == ["", "", ""]
@@ -99,7 +130,7 @@ def test_more_kept_groups_asked_than_exist_and_empty_strings():
 def test_head_shortcut_copies_the_own_response():
     train = train_table(["a", "a2", "b", "c"])
     pools = pools_from_lists([[0, 1, 2, 3]])
-    table, stats = sample.sample(
+    table, stats = run_sample(
         "exp", train, tau=100.0, m=5, pools=pools, labels=np.array([0, 0, 1, 2])
     )
     assert table["head_shortcut"][0] and list(table["target_ids"][0]) == ["t0"] * 5
@@ -110,8 +141,8 @@ def test_strict_shortcut_needs_a_strict_head():
     train = train_table(["a", "a2", "b", "b2"])
     pools = pools_from_lists([[0, 1, 2, 3]])
     labels = np.array([0, 0, 1, 1])  # tie 2-2: the own group is first-seen
-    ref, _ = sample.sample("exp", train, pools=pools, labels=labels, head_shortcut="reference")
-    strict, _ = sample.sample("exp", train, pools=pools, labels=labels, head_shortcut="strict")
+    ref, _ = run_sample("exp", train, pools=pools, labels=labels, head_shortcut="reference")
+    strict, _ = run_sample("exp", train, pools=pools, labels=labels, head_shortcut="strict")
     assert ref["head_shortcut"][0] and not strict["head_shortcut"][0]
 
 
@@ -120,14 +151,14 @@ def test_weights_replace_counts_as_group_sizes():
     pools = pools_from_lists([[0, 1, 2]] * 500)
     labels = flat([[0, 1, 2]] * 500)
     weights = np.tile([0.1, 2.8, 0.1], 500)  # group 1 is the heavy one
-    table, stats = sample.sample("max", train, pools=pools, labels=labels, weights=weights)
+    table, stats = run_sample("max", train, pools=pools, labels=labels, weights=weights)
     assert set(t[0] for t in table["target_ids"]) == {"t1"}
     assert stats["head_group_size"]["quantiles"]["median"] == pytest.approx(2.8)
 
 
 def test_stats_are_null_for_an_unlabelled_corpus():
     train = train_table(["a", "b"], [None, None])
-    _, stats = sample.sample("raw", train)
+    _, stats = run_sample("raw", train)
     assert stats["original_safe_rate"] is None and stats["oracle_safe_rate"] is None
 
 
@@ -135,7 +166,7 @@ def test_oracle_rate_is_looked_up_by_id_not_by_string():
     # two rows with the same text but different labels: the target's id decides
     train = train_table(["same", "same"], ["unsafe", "safe"])
     pools = pools_from_lists([[0, 1]])
-    _, stats = sample.sample(
+    _, stats = run_sample(
         "max", train, pools=pools, labels=np.array([0, 1]), head_shortcut="strict"
     )
     # 1-1 tie: max keeps the first-seen group (t0, unsafe)
@@ -170,22 +201,47 @@ def write_inputs(tmp_path):
     return tmp_path / "corpus.parquet", tmp_path / "groups.parquet"
 
 
-def run_sample_cli(corpus, groups, method, tau, out, stats, *extra):
-    sample.main(
-        ["--corpus", str(corpus), "--groups", str(groups), "--method", method,
-         "--tau", str(tau), "--out", str(out), "--stats", str(stats), *extra]
-    )
+def cli_config(method) -> str:
+    """--config as the workflow builds it for `method` with assessor exact, encoder tfidf,
+    neighbour pools of k 15: the group settings recorded for the pool methods only."""
+    pool = method in POOL_METHODS
+    recorded = {"assessor": "exact", "encoder": "tfidf", "eps": None, "pool": "neighbours", "k": 15}
+    return to_json(sample_config(method, **(recorded if pool else {})))
 
 
-@pytest.mark.parametrize("method", sample.METHODS)
+def sample_argv(corpus, groups, method, tau, out, stats, m=1, seed=0, config=None):
+    """The arguments of one sample job; `config` defaults to the method's slice."""
+    return [
+        "--corpus",
+        str(corpus),
+        "--groups",
+        str(groups),
+        "--method",
+        method,
+        "--tau",
+        str(tau),
+        "--m",
+        str(m),
+        "--seed",
+        str(seed),
+        "--config",
+        cli_config(method) if config is None else config,
+        "--out",
+        str(out),
+        "--stats",
+        str(stats),
+    ]
+
+
+def run_sample_cli(*args, **kwargs):
+    sample.main(sample_argv(*args, **kwargs))
+
+
+@pytest.mark.parametrize("method", METHODS)
 def test_cli_writes_targets_and_stats(tmp_path, method):
     corpus, groups = write_inputs(tmp_path)
     out, stats_path = tmp_path / "t.parquet", tmp_path / "t.json"
-    run_sample_cli(
-        corpus, groups, method, 0.5, out, stats_path,
-        "--m", "2", "--seed", "3", "--assessor", "exact", "--encoder", "tfidf", "--eps", "",
-        "--pool", "neighbours", "--k", "15",
-    )
+    run_sample_cli(corpus, groups, method, 0.5, out, stats_path, m=2, seed=3)
     table = pd.read_parquet(out)
     assert {"id", "prompt", "response", "targets", "target_ids", "head_shortcut"} <= set(table)
     assert all(len(t) == 2 for t in table["targets"])
@@ -207,14 +263,21 @@ def test_cli_writes_targets_and_stats(tmp_path, method):
         "m",
         "seed",
         "head_shortcut_mode",
+        "top_k_groups",
         "assessor",
         "encoder",
         "eps",
+        "pool",
+        "k",
     ):
         assert key in stats, key
     assert stats["method"] == method and stats["m"] == 2 and stats["seed"] == 3
-    assert (stats["assessor"] == "exact") == (method in sample.POOL_METHODS)
-    assert (stats["head_shortcut_mode"] == "strict") == (method in sample.GROUP_METHODS)
+    assert (stats["assessor"] == "exact") == (method in POOL_METHODS)
+    assert (stats["head_shortcut_mode"] == "strict") == (method in GROUP_METHODS)
+    # the stats record the settings of the config, under their statistics names
+    config = json.loads(cli_config(method))
+    config["head_shortcut_mode"] = config.pop("head_shortcut")
+    assert {key: stats[key] for key in config} == config
     assert 0.0 <= stats["oracle_safe_rate"] <= 1.0
 
 
@@ -222,29 +285,82 @@ def test_cli_pool_method_without_groups_fails_cleanly(tmp_path):
     corpus, _ = write_inputs(tmp_path)
     out = tmp_path / "t.parquet"
     with pytest.raises(InputError, match="needs --groups"):
-        sample.main(
-            [
-                "--corpus",
-                str(corpus),
-                "--groups",
-                "",
-                "--method",
-                "isaac",
-                "--out",
-                str(out),
-                "--stats",
-                str(tmp_path / "t.json"),
-            ]
-        )
+        run_sample_cli(corpus, "", "isaac", 1.0, out, tmp_path / "t.json")
     assert not out.exists()
+
+
+def test_group_method_without_its_settings_is_an_input_error():
+    train = train_table(["a", "b"])
+    pools, labels = pools_from_lists([[0, 1], [1, 0]]), np.array([0, 1, 0, 1])
+    for missing in ("top_k_groups", "head_shortcut"):
+        with pytest.raises(InputError, match="isaac needs top_k_groups and head_shortcut"):
+            run_sample("isaac", train, pools=pools, labels=labels, **{missing: None})
+    # random and the own-response methods read neither
+    for method in ("raw", "sft", "random"):
+        run_sample(method, train, pools=pools, labels=labels)
+
+
+def test_a_method_refuses_settings_it_does_not_use():
+    """The statistics record a method's settings, so a slice sets only what the method uses:
+    random's targets can never depend on the group settings."""
+    train = train_table([f"r{i}" for i in range(5)])
+    pools = pools_from_lists([[0, 1, 2, 3, 4], [1, 2, 3], [4, 0]] * 50)
+    labels = np.tile([0, 0, 1, 2, 2, 0, 1, 1, 0, 1], 50)
+    run_sample("random", train, m=3, pools=pools, labels=labels)
+    with pytest.raises(InputError, match="method random does not use head_shortcut, top_k_groups"):
+        run_sample(
+            "random", train, m=3, pools=pools, labels=labels, top_k_groups=1,
+            head_shortcut="reference",
+        )
+    with pytest.raises(InputError, match="method raw does not use assessor"):
+        run_sample("raw", train, assessor="dbscan")
+    with pytest.raises(InputError, match="top_k_groups must be >= 1"):
+        run_sample("isaac", train, pools=pools, labels=labels, top_k_groups=0)
+
+
+@pytest.mark.parametrize(
+    "change, message",
+    [
+        ({"drop": "head_shortcut"}, "missing key(s) head_shortcut"),
+        ({"drop": "k"}, "missing key(s) k"),
+        ({"add": {"figure_taus": [1.0]}}, "unknown key(s) figure_taus"),
+        ({"add": {"top_k": 10}}, "unknown key(s) top_k"),
+        ({"add": {"head_shortcut": "loose"}}, "head_shortcut one of strict, reference"),
+    ],
+)
+def test_cli_bad_config_exits_2_naming_the_key_and_writes_nothing(
+    tmp_path, capsys, change, message
+):
+    corpus, groups = write_inputs(tmp_path)
+    config = json.loads(cli_config("isaac"))
+    config.pop(change.get("drop"), None)
+    config.update(change.get("add", {}))
+    out, stats = tmp_path / "t.parquet", tmp_path / "t.json"
+    with pytest.raises(SystemExit) as exit_info:
+        run(
+            sample.main,
+            sample_argv(corpus, groups, "isaac", 1.0, out, stats, config=json.dumps(config)),
+        )
+    assert exit_info.value.code == 2
+    assert message in capsys.readouterr().err
+    assert not out.exists() and not stats.exists()
 
 
 def test_figures_are_drawn_from_groups_and_stats(tmp_path):
     from isaac import sample_figures
 
     corpus, groups = write_inputs(tmp_path)
+    figure_config = to_json(settings(FigureConfig, "report", dpi=60))
     sample_figures.main(
-        ["group-sizes", "--groups", str(groups), "--out", str(tmp_path / "g.png"), "--dpi", "60"]
+        [
+            "group-sizes",
+            "--groups",
+            str(groups),
+            "--config",
+            figure_config,
+            "--out",
+            str(tmp_path / "g.png"),
+        ]
     )
     stats = []
     for method, tau in [
@@ -257,13 +373,32 @@ def test_figures_are_drawn_from_groups_and_stats(tmp_path):
         path = tmp_path / f"{method}-{tau}.json"
         run_sample_cli(corpus, groups, method, tau, tmp_path / "t.parquet", path)
         stats.append(str(path))
-    sample_figures.main(["oracle-vs-tau", "--stats", *stats, "--out", str(tmp_path / "o.png")])
+    report_config = to_json(settings(FigureConfig, "report"))
+    sample_figures.main(
+        [
+            "oracle-vs-tau",
+            "--stats",
+            *stats,
+            "--config",
+            report_config,
+            "--out",
+            str(tmp_path / "o.png"),
+        ]
+    )
     for name in ("g.png", "o.png"):
         assert (tmp_path / name).read_bytes()[:8] == b"\x89PNG\r\n\x1a\n"
     bad = tmp_path / "bad.json"
     bad.write_text('{"method": "isaac"}')
     with pytest.raises(InputError, match="bad.json: missing key 'tau'"):
         sample_figures.main(
-            ["oracle-vs-tau", "--stats", str(bad), "--out", str(tmp_path / "x.png")]
+            [
+                "oracle-vs-tau",
+                "--stats",
+                str(bad),
+                "--config",
+                report_config,
+                "--out",
+                str(tmp_path / "x.png"),
+            ]
         )
     assert not (tmp_path / "x.png").exists()

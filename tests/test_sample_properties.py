@@ -1,4 +1,4 @@
-"""What must hold for the group distribution and the sampler (METHOD.md section 2)."""
+"""What must hold for the group distribution and the sampler (docs/sampling.md, "Methods")."""
 
 from __future__ import annotations
 
@@ -7,11 +7,37 @@ import pandas as pd
 import pytest
 from scipy.stats import binom
 
+from conftest import settings
 from isaac import sample
-from isaac.assess import pools_from_lists
 from isaac.io import write_parquet
+from isaac.pools import pools_from_lists
+from isaac.runs import GROUP_METHODS, Run
+from isaac.sample import SampleConfig
 
 SHARPENED = ("isaac", "isaac_paper", "exp")
+
+
+def sample_config(method="isaac", **overrides) -> SampleConfig:
+    """The sample slice the workflow hands `method`: the schema's top_k_groups and
+    head_shortcut for a group method (null for random), the recorded group settings null."""
+    values = dict.fromkeys(("assessor", "encoder", "eps", "pool", "k"))
+    if method not in GROUP_METHODS:
+        values |= {"top_k_groups": None, "head_shortcut": None}
+    return settings(SampleConfig, "sample", **{**values, **overrides})
+
+
+# K, the number of kept groups: the workflow's default, used by the sampler and the formulas
+K = sample_config().top_k_groups
+
+
+def distribution(sizes, method, tau):
+    return sample.distribution(sizes, method, tau, K)
+
+
+def run_sample(method, train, tau=1.0, m=1, seed=0, pools=None, labels=None, **config):
+    """sample.sample for one run, with the method's slice (and `config` overrides)."""
+    config = sample_config(method, **config)
+    return sample.sample(Run(method, tau, m, seed), train, config, pools, labels)
 
 
 # --------------------------------------------------------------------------- worked values
@@ -28,18 +54,18 @@ SHARPENED = ("isaac", "isaac_paper", "exp")
     ],
 )
 def test_worked_values(method, tau, expected):
-    p = sample.distribution([6, 3, 1], method, tau)
+    p = distribution([6, 3, 1], method, tau)
     assert np.round(p, 4).tolist() == expected
 
 
 def test_worked_sharpen_indicator_and_max():
     si = sample.sharpen_indicator(np.array([[6.0, 3.0, 1.0]]), np.array([3]))
     assert si[0] == pytest.approx(0.6)
-    assert sample.distribution([6, 3, 1], "max", 1.0).tolist() == [1.0, 0.0, 0.0]
+    assert distribution([6, 3, 1], "max", 1.0).tolist() == [1.0, 0.0, 0.0]
 
 
 def test_log_sum_exp_handles_huge_sizes():
-    p = sample.distribution([100_000, 99_999, 5], "exp", 1.0)
+    p = distribution([100_000, 99_999, 5], "exp", 1.0)
     assert np.all(np.isfinite(p)) and p.sum() == pytest.approx(1.0)
     assert p[0] == pytest.approx(1 / (1 + np.exp(-1)))
 
@@ -64,7 +90,7 @@ def comonotone_safety(sizes, rng):
     return a
 
 
-def temperature(method, sizes, tau, top_k=10):
+def temperature(method, sizes, tau, top_k=K):
     kept = sizes[:top_k]
     si = sample.sharpen_indicator(kept[None, :], np.array([len(kept)]))[0]
     return {"isaac": (1 + 1e-3 - si) * tau, "isaac_paper": max(si, 1e-3) * tau, "exp": tau}[method]
@@ -76,17 +102,15 @@ def test_safety_never_rises_with_tau_and_has_the_right_limits(method):
     taus = np.geomspace(1e-3, 1e4, 40)
     for sizes in random_sizes(rng):
         a = comonotone_safety(sizes, rng)
-        kept_a = a[:10]
-        safe = [sample.distribution(sizes, method, tau) @ kept_a for tau in taus]
+        kept_a = a[:K]
+        safe = [distribution(sizes, method, tau) @ kept_a for tau in taus]
         assert np.all(np.diff(safe) <= 1e-12), (sizes, a)
         # T -> 0: the largest group's safety (or the mean over tied largest groups)
-        tied = sizes[:10] == sizes[0]
+        tied = sizes[:K] == sizes[0]
         assert safe[0] == pytest.approx(kept_a[tied].mean(), abs=1e-6)
         # T -> infinity: the plain mean over kept groups
-        assert sample.distribution(sizes, method, 1e12) @ kept_a == pytest.approx(
-            kept_a.mean(), abs=1e-6
-        )
-        assert sample.distribution(sizes, "max", 1.0) @ kept_a >= safe[-1] - 1e-12
+        assert distribution(sizes, method, 1e12) @ kept_a == pytest.approx(kept_a.mean(), abs=1e-6)
+        assert distribution(sizes, "max", 1.0) @ kept_a >= safe[-1] - 1e-12
 
 
 @pytest.mark.parametrize("method", SHARPENED)
@@ -96,8 +120,8 @@ def test_at_least_as_safe_as_random_for_tau_up_to_one(method):
         a = comonotone_safety(sizes, rng)
         random_safe = sizes @ a / sizes.sum()  # uniform member over all groups, not just top K
         for tau in (0.05, 0.3, 0.7, 1.0):
-            p = sample.distribution(sizes, method, tau)
-            assert p @ a[:10] >= random_safe - 1e-12, (sizes, a, tau)
+            p = distribution(sizes, method, tau)
+            assert p @ a[:K] >= random_safe - 1e-12, (sizes, a, tau)
 
 
 @pytest.mark.parametrize("method", SHARPENED)
@@ -106,9 +130,9 @@ def test_p1_lower_bound(method):
     for sizes in random_sizes(rng):
         for tau in (0.1, 1.0, 5.0, 50.0):
             t = temperature(method, sizes, tau)
-            kept = sizes[:10]
+            kept = sizes[:K]
             bound = 1 / (1 + (len(kept) - 1) * np.exp(-(kept[0] - kept[1]) / t))
-            assert sample.distribution(sizes, method, tau)[0] >= bound - 1e-12
+            assert distribution(sizes, method, tau)[0] >= bound - 1e-12
 
 
 # --------------------------------------------------------------------------- Monte Carlo
@@ -135,10 +159,10 @@ def test_draw_frequencies_match_p_within_a_binomial_99_interval(method, tau):
     labels = [0, 0, 1, 0, 1, 2, 0, 0, 1, 0]  # sizes 6, 3, 1 in first-appearance order
     n_queries, m = 4000, 5
     train, pools, flat = identical_pools(n_queries, labels)  # query absent: no shortcut
-    table, _ = sample.sample(method, train, tau=tau, m=m, seed=11, pools=pools, labels=flat)
+    table, _ = run_sample(method, train, tau=tau, m=m, seed=11, pools=pools, labels=flat)
     drawn = np.array([int(t[1:]) for ids in table["target_ids"] for t in ids])
     n = len(drawn)
-    p = sample.distribution([6, 3, 1], method, tau)
+    p = distribution([6, 3, 1], method, tau)
     group_of = np.asarray(labels)[drawn]
     for g, pg in enumerate(p):
         lo, hi = binom.interval(0.99, n, pg)
@@ -154,9 +178,9 @@ def test_m_targets_are_independent_and_m_does_not_change_the_mean():
     labels = [0, 0, 1, 1, 2]  # sizes 2, 2, 1; member 0,1 safe, others unsafe
     train, pools, flat = identical_pools(6000, labels)
     train.loc[2:4, "label"] = "unsafe"
-    p = sample.distribution([2, 2, 1], "exp", 2.0)
-    one, s1 = sample.sample("exp", train, tau=2.0, m=1, pools=pools, labels=flat)
-    five, s5 = sample.sample("exp", train, tau=2.0, m=5, pools=pools, labels=flat)
+    p = distribution([2, 2, 1], "exp", 2.0)
+    one, s1 = run_sample("exp", train, tau=2.0, m=1, pools=pools, labels=flat)
+    five, s5 = run_sample("exp", train, tau=2.0, m=5, pools=pools, labels=flat)
     # common random numbers: target 1 of m=5 equals the only target of m=1
     assert [t[0] for t in five["target_ids"]] == [t[0] for t in one["target_ids"]]
     safe = np.array([[t in ("m0", "m1") for t in ids] for ids in five["target_ids"]])
@@ -179,9 +203,9 @@ def test_sampled_safety_beats_random_with_comonotone_labels():
     safe_groups = set(order[:2].tolist())
     train, pools, flat = identical_pools(3000, labels.tolist())
     train["label"] = ["safe" if g in safe_groups else "unsafe" for g in labels] + ["safe"]
-    _, rand = sample.sample("random", train, pools=pools, labels=flat)
+    _, rand = run_sample("random", train, pools=pools, labels=flat)
     for method in ("isaac", "isaac_paper", "exp", "max"):
-        _, st = sample.sample(method, train, tau=1.0, pools=pools, labels=flat)
+        _, st = run_sample(method, train, tau=1.0, pools=pools, labels=flat)
         assert st["oracle_safe_rate"] > rand["oracle_safe_rate"] + 0.05, method
 
 
@@ -208,12 +232,12 @@ def test_no_target_from_outside_the_top_k_groups():
     pools = pools_from_lists(lists)
     flat = np.concatenate(label_lists)
     for method in ("isaac", "isaac_paper", "exp", "max"):
-        table, _ = sample.sample(
+        table, _ = run_sample(
             method,
             train,
             tau=1000.0,
             m=8,
-            top_k=3,
+            top_k_groups=3,
             pools=pools,
             labels=flat,
             head_shortcut="strict",
@@ -230,7 +254,7 @@ def test_same_seed_gives_identical_parquet_bytes(tmp_path):
     train, pools, flat = identical_pools(500, [0, 1, 1, 2, 0, 3, 1])
     paths = []
     for i, seed in enumerate((7, 7, 8)):
-        table, _ = sample.sample("isaac", train, tau=3.0, m=3, seed=seed, pools=pools, labels=flat)
+        table, _ = run_sample("isaac", train, tau=3.0, m=3, seed=seed, pools=pools, labels=flat)
         paths.append(tmp_path / f"{i}.parquet")
         write_parquet(table, paths[-1])
     assert paths[0].read_bytes() == paths[1].read_bytes()
@@ -238,18 +262,18 @@ def test_same_seed_gives_identical_parquet_bytes(tmp_path):
 
 
 def test_head_shortcut_modes_on_all_singleton_pools():
-    n = 12
+    n = K + 2
     train, pools, flat = identical_pools(400, list(range(n)), own_pos=0)  # every group size 1
-    ref, ref_stats = sample.sample(
+    ref, ref_stats = run_sample(
         "isaac", train, m=2, pools=pools, labels=flat, head_shortcut="reference"
     )
-    strict, strict_stats = sample.sample(
+    strict, strict_stats = run_sample(
         "isaac", train, m=2, pools=pools, labels=flat, head_shortcut="strict"
     )
     # reference: the first-seen singleton (the own response) "wins" the tie: copied back
     assert ref["head_shortcut"].all() and ref_stats["head_shortcut_share"] == 1.0
     assert {t for ids in ref["target_ids"] for t in ids} == {"m0"}
-    # strict: no head, so targets are drawn uniformly over the K = 10 kept singletons
+    # strict: no head, so targets are drawn uniformly over the K kept singletons
     assert not strict["head_shortcut"].any() and strict_stats["head_shortcut_share"] == 0.0
     drawn = {t for ids in strict["target_ids"] for t in ids}
-    assert drawn == {f"m{i}" for i in range(10)}
+    assert drawn == {f"m{i}" for i in range(K)}

@@ -10,10 +10,20 @@ import pandas as pd
 import pytest
 import torch
 
-from isaac.generator import build_generator, save_generator, train_tokenizer
-from isaac.io import InputError
-from isaac.judge import build_judge
-from isaac.score import distinct_n, main, mean_len, parse_run, perplexity, score, words
+from isaac.cli import run
+from isaac.generator_tokenizer import train_tokenizer
+from isaac.judge import JudgeConfig, build_judge
+from isaac.models import GeneratorConfig, build_generator, save_generator
+from isaac.score import ScoreConfig, distinct_n, main, mean_len, perplexity, score, words
+from isaac.settings import to_json
+
+from conftest import schema_defaults, settings
+
+TINY = settings(GeneratorConfig, "generator", model="tiny-gpt2",
+                tiny={**schema_defaults("generator")["tiny"], "n_layer": 1, "n_head": 2,
+                      "n_embd": 16})
+# Scoring reads the train stage's max_length (the perplexity encodes pairs as training did).
+MAX_LENGTH = schema_defaults("train")["max_length"]
 
 
 def test_words_and_distinct_n_by_hand():
@@ -30,24 +40,23 @@ def test_words_and_distinct_n_by_hand():
 def test_perplexity_of_a_uniform_model_is_the_vocabulary_size(tmp_path):
     tok = train_tokenizer(["hello there", "general kenobi"] * 5, 300)
     tok.save_pretrained(str(tmp_path / "tok"))
-    gen = build_generator({"model": "tiny-gpt2",
-                           "tiny": {"n_layer": 1, "n_head": 2, "n_embd": 16}}, tmp_path / "tok")
+    gen = build_generator(TINY, tmp_path / "tok", seed=0)
     with torch.no_grad():
         for p in gen.model.parameters():
             p.zero_()  # all logits 0: every token has probability 1 / vocab
-    ppl = perplexity(gen, ["hello", "general there"], ["there", "kenobi hello"], batch_size=1)
+    ppl = perplexity(gen, ["hello", "general there"], ["there", "kenobi hello"], MAX_LENGTH,
+                     batch_size=1)
     assert ppl == pytest.approx(len(tok), rel=1e-5)
 
 
 def test_perplexity_ignores_prompt_tokens(tmp_path):
     tok = train_tokenizer(["aa bb cc dd"] * 5, 300)
     tok.save_pretrained(str(tmp_path / "tok"))
-    gen = build_generator({"model": "tiny-gpt2",
-                           "tiny": {"n_layer": 1, "n_head": 2, "n_embd": 16}}, tmp_path / "tok")
+    gen = build_generator(TINY, tmp_path / "tok", seed=0)
     gen.model.eval()
     # the reference tokens' NLL only; batched and single give the same corpus value
-    a = perplexity(gen, ["aa", "bb cc dd aa"], ["bb", "cc"], batch_size=2)
-    b = perplexity(gen, ["aa", "bb cc dd aa"], ["bb", "cc"], batch_size=1)
+    a = perplexity(gen, ["aa", "bb cc dd aa"], ["bb", "cc"], MAX_LENGTH, batch_size=2)
+    b = perplexity(gen, ["aa", "bb cc dd aa"], ["bb", "cc"], MAX_LENGTH, batch_size=1)
     assert a == pytest.approx(b, rel=1e-5) and a > 1
 
 
@@ -68,32 +77,72 @@ def test_score_fields_by_hand():
     assert "ppl" not in s
 
 
-def test_parse_run():
-    assert parse_run("isaac_paper/tau0.3-m5-seed2") == {"method": "isaac_paper", "tau": 0.3,
-                                                        "m": 5, "seed": 2}
-    with pytest.raises(InputError):
-        parse_run("isaac/0.3")
-
-
-def test_cli_writes_all_keys(tmp_path):
+@pytest.fixture(scope="module")
+def inputs(tmp_path_factory):
+    """A judge, an untrained tiny model and two generations (one unsafe)."""
+    tmp = tmp_path_factory.mktemp("score")
     responses = ["that sounds lovely", "good luck with it", "you stupid idiot", "shut up idiot"]
     rows = [{"id": f"{sp}{i}", "split": sp, "prompt": "hi", "response": r,
              "label": "unsafe" if "idiot" in r else "safe"}
             for sp in ("train", "test") for i, r in enumerate(responses * 2)]
-    pd.DataFrame(rows).to_parquet(tmp_path / "c.parquet")
-    build_judge(tmp_path / "c.parquet", "tfidf-lr", tmp_path / "judge")
+    pd.DataFrame(rows).to_parquet(tmp / "c.parquet")
+    build_judge(tmp / "c.parquet", settings(JudgeConfig, "judge"), tmp / "judge")
     tok = train_tokenizer(responses * 3, 300)
-    tok.save_pretrained(str(tmp_path / "tok"))
-    gen = build_generator({"model": "tiny-gpt2",
-                           "tiny": {"n_layer": 1, "n_head": 2, "n_embd": 16}}, tmp_path / "tok")
-    save_generator(gen, tmp_path / "model")
+    tok.save_pretrained(str(tmp / "tok"))
+    gen = build_generator(TINY, tmp / "tok", seed=0)
+    save_generator(gen, tmp / "model")
     pd.DataFrame({"id": ["a", "b"], "prompt": ["hi", "hi"], "reference": responses[:2],
                   "generation": ["you stupid idiot", "that sounds lovely"]}).to_parquet(
-        tmp_path / "g.parquet")
+        tmp / "g.parquet")
+    return tmp
+
+
+def _args(inputs, *run_args, config=None):
+    config = to_json(ScoreConfig(max_length=MAX_LENGTH)) if config is None else config
+    return ["--generations", str(inputs / "g.parquet"), "--judge", str(inputs / "judge"),
+            *run_args, "--config", config]
+
+
+def test_cli_writes_all_keys(tmp_path, inputs, capsys):
     out = tmp_path / "scores" / "sft" / "tau1.0-m1-seed0.json"
-    main(["--generations", str(tmp_path / "g.parquet"), "--judge", str(tmp_path / "judge"),
-          "--model", str(tmp_path / "model"), "--run", "sft/tau1.0-m1-seed0", "--out", str(out)])
+    main([*_args(inputs, "--model", str(inputs / "model"),
+                 "--method", "sft", "--tau", "1.0", "--m", "1", "--seed", "0"),
+          "--out", str(out)])
     s = json.loads(out.read_text())
     assert {"unsafe_rate", "safety_score", "lexical_unsafe_rate", "distinct_1", "distinct_2",
             "mean_len", "ppl", "method", "tau", "m", "seed"} <= set(s)
     assert s["unsafe_rate"] == 0.5 and s["method"] == "sft" and math.isfinite(s["ppl"])
+    assert capsys.readouterr().out == ""  # it logs instead of printing the JSON
+
+
+def test_cli_records_the_run_wildcards(tmp_path, inputs):
+    """The run's identity comes from --method --tau --m --seed (no --model: no perplexity)."""
+    out = tmp_path / "s.json"
+    main([*_args(inputs, "--method", "isaac_paper", "--tau", "0.3", "--m", "5", "--seed", "2"),
+          "--out", str(out)])
+    s = json.loads(out.read_text())
+    assert {k: s[k] for k in ("method", "tau", "m", "seed")} == {
+        "method": "isaac_paper", "tau": 0.3, "m": 5, "seed": 2}
+    assert isinstance(s["m"], int) and isinstance(s["seed"], int) and "ppl" not in s
+
+
+RUN = ["--method", "isaac", "--tau", "0.3", "--m", "5", "--seed", "2"]
+
+
+@pytest.mark.parametrize("run_args, config, problem", [
+    (["--method", "nope", *RUN[2:]], None, "--method"),
+    ([*RUN[:3], "x0.3", *RUN[4:]], None, "--tau"),
+    ([*RUN[:4], *RUN[6:]], None, "--m"),
+    (RUN, "{}", "--config: missing key(s) max_length"),
+    (RUN, json.dumps({"max_length": MAX_LENGTH, "batch_size": 8}),
+     "--config: unknown key(s) batch_size"),
+    (RUN, json.dumps({"max_length": "96"}), "--config.max_length"),
+])
+def test_cli_rejects_bad_wildcards_and_config(tmp_path, inputs, capsys, run_args, config,
+                                              problem):
+    out = tmp_path / "s.json"
+    with pytest.raises(SystemExit) as exit_:
+        run(main, [*_args(inputs, *run_args, config=config), "--out", str(out)])
+    assert exit_.value.code == 2
+    assert problem in capsys.readouterr().err
+    assert not out.exists()

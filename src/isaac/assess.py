@@ -28,107 +28,28 @@ from __future__ import annotations
 import argparse
 import logging
 from collections.abc import Sequence
+from dataclasses import dataclass
 
 import numpy as np
 import pandas as pd
+from rapidfuzz import fuzz, process
+from rapidfuzz.utils import default_process
 from scipy.sparse import coo_matrix
 from scipy.sparse.csgraph import connected_components
+from sklearn.cluster import DBSCAN
 
+from isaac.cli import optional, run
+from isaac.corpus import train_rows
+from isaac.embed import load_embeddings
 from isaac.io import InputError, read_table, write_parquet
+from isaac.pools import Pools, group_pools, groups_table, neighbour_pools
+from isaac.settings import add_config_argument, parse
 from isaac.text import normalise
 
-log = logging.getLogger(__name__)
+log = logging.getLogger("isaac.assess")
 
 ASSESSORS = ("dbscan", "fuzzy", "exact", "likelihood")
-
-
-def optional(kind):
-    """argparse type: "" (a setting the workflow leaves out for this job) becomes None."""
-
-    def convert(text: str):
-        return None if text == "" else kind(text)
-
-    convert.__name__ = kind.__name__
-    return convert
-
-
-# --------------------------------------------------------------------------- pools (CSR)
-
-
-class Pools:
-    """Ragged pools as CSR: members of pool q are ``index[offsets[q]:offsets[q + 1]]``.
-
-    ``index`` holds row numbers into the train table; ``query`` the pool's own train row.
-    """
-
-    def __init__(self, index: np.ndarray, offsets: np.ndarray, query: np.ndarray):
-        self.index = np.asarray(index, dtype=np.int64)
-        self.offsets = np.asarray(offsets, dtype=np.int64)
-        self.query = np.asarray(query, dtype=np.int64)
-
-    def __len__(self) -> int:
-        return len(self.offsets) - 1
-
-    @property
-    def lengths(self) -> np.ndarray:
-        return np.diff(self.offsets)
-
-    def rows(self) -> np.ndarray:
-        """Pool number of every flat member."""
-        return np.repeat(np.arange(len(self)), self.lengths)
-
-    def positions(self) -> np.ndarray:
-        """Position of every flat member inside its pool."""
-        return np.arange(len(self.index)) - np.repeat(self.offsets[:-1], self.lengths)
-
-    def padded(self, start: int, stop: int) -> tuple[np.ndarray, np.ndarray]:
-        """(members, valid) of pools start..stop-1 padded to the longest, pad = 0 / False."""
-        lengths = self.lengths[start:stop]
-        width = int(lengths.max()) if len(lengths) else 0
-        valid = np.arange(width)[None, :] < lengths[:, None]
-        members = np.zeros((stop - start, width), dtype=np.int64)
-        lo, hi = self.offsets[start], self.offsets[stop]
-        members[valid] = self.index[lo:hi]
-        return members, valid
-
-
-def pools_from_lists(lists: Sequence[Sequence[int]], query: Sequence[int] | None = None) -> Pools:
-    lengths = np.array([len(x) for x in lists], dtype=np.int64)
-    offsets = np.concatenate([[0], np.cumsum(lengths)])
-    flat = np.concatenate([np.asarray(x, dtype=np.int64) for x in lists]) if len(lists) else []
-    if query is None:
-        query = [x[0] if len(x) else -1 for x in lists]
-    return Pools(np.asarray(flat, dtype=np.int64), offsets, np.asarray(query))
-
-
-def neighbour_pools(neighbours: pd.DataFrame, train_ids: np.ndarray, path="neighbours") -> Pools:
-    """Pools from the neighbours table, mapped to train row numbers."""
-    position = pd.Index(train_ids)
-    lists = neighbours["neighbour_ids"].to_list()
-    lengths = np.array([len(x) for x in lists], dtype=np.int64)
-    flat = np.concatenate([np.asarray(x, dtype=object) for x in lists]) if lists else np.array([])
-    index = position.get_indexer(flat)
-    query = position.get_indexer(neighbours["id"].astype(str))
-    for name, values, source in (("neighbour id", index, flat), ("id", query, neighbours["id"])):
-        if (values < 0).any():
-            bad = np.asarray(source)[np.flatnonzero(values < 0)[0]]
-            raise InputError(f"{path}: {name} {bad!r} is not a train row of the corpus")
-    return Pools(index, np.concatenate([[0], np.cumsum(lengths)]), query)
-
-
-def group_pools(groups: pd.Series) -> Pools:
-    """Pool mode ``group``: a row's pool is its own row, then the other rows of its group."""
-    keys = groups.to_numpy(dtype=object)
-    n = len(keys)
-    members: dict = {}
-    for i, key in enumerate(keys):
-        if key is not None and not (isinstance(key, float) and np.isnan(key)):
-            members.setdefault(key, []).append(i)
-    lists = []
-    for i, key in enumerate(keys):
-        same = members.get(key)
-        lists.append([i] + [j for j in same if j != i] if same else [i])
-    return pools_from_lists(lists, np.arange(n))
+POOL_MODES = ("neighbours", "group")
 
 
 # --------------------------------------------------------------------------- canonical ids
@@ -269,8 +190,6 @@ def dbscan_groups(
 
 def dbscan_groups_reference(vectors: np.ndarray, pools: Pools, eps: float) -> np.ndarray:
     """The straightforward version: one sklearn DBSCAN per pool (the reference's approach)."""
-    from sklearn.cluster import DBSCAN
-
     out = []
     for q in range(len(pools)):
         members = pools.index[pools.offsets[q] : pools.offsets[q + 1]]
@@ -280,10 +199,8 @@ def dbscan_groups_reference(vectors: np.ndarray, pools: Pools, eps: float) -> np
     return canonical_labels(flat, pools.rows(), len(pools))
 
 
-def _fuzzy_adjacency_global(codes: np.ndarray, uniques: list[str], threshold: float, workers: int):
+def _fuzzy_adjacency_global(uniques: list[str], threshold: float, workers: int) -> np.ndarray:
     """Boolean "score >= threshold" matrix over distinct processed strings (computed in chunks)."""
-    from rapidfuzz import fuzz, process
-
     n = len(uniques)
     adjacency = np.zeros((n, n), dtype=bool)
     chunk = max(1, 4_000_000 // max(n, 1))
@@ -302,7 +219,7 @@ def _fuzzy_adjacency_global(codes: np.ndarray, uniques: list[str], threshold: fl
 def fuzzy_groups(
     responses: Sequence[str],
     pools: Pools,
-    threshold: float = 80.0,
+    threshold: float,
     workers: int = 1,
     max_global: int = 15_000,
     batch_size: int = 256,
@@ -312,15 +229,12 @@ def fuzzy_groups(
     With at most ``max_global`` distinct strings every pair is scored once (pools overlap a
     lot); above it each pool is scored on its own (same result, less memory).
     """
-    from rapidfuzz import fuzz, process
-    from rapidfuzz.utils import default_process
-
     processed = [default_process(s) for s in responses]
     codes, uniques = pd.factorize(pd.Series(processed, dtype=object), sort=False)
     uniques = list(uniques)
     global_adj = None
     if len(uniques) <= max_global:
-        global_adj = _fuzzy_adjacency_global(codes, uniques, threshold, workers)
+        global_adj = _fuzzy_adjacency_global(uniques, threshold, workers)
     out = np.empty(len(pools.index), dtype=np.int64)
     for start in range(0, len(pools), batch_size):
         stop = min(start + batch_size, len(pools))
@@ -366,83 +280,86 @@ def likelihood_weights(loglik: np.ndarray, pools: Pools) -> np.ndarray:
     return w * pools.lengths[rows] / total[rows]
 
 
-# --------------------------------------------------------------------------- table I/O
-
-
-def groups_table(
-    train_ids: np.ndarray, pools: Pools, labels: np.ndarray, weights: np.ndarray | None = None
-) -> pd.DataFrame:
-    """groups/{assessor}.parquet: id, pool_ids (list<str>), group (list<int>) [, weight]."""
-    ids = np.asarray(train_ids, dtype=str)
-    cuts = pools.offsets[1:-1]
-    table = {
-        "id": pd.Series(ids[pools.query], dtype=object),
-        "pool_ids": pd.Series(np.split(ids[pools.index], cuts), dtype=object),
-        "group": pd.Series(np.split(labels.astype(np.int32), cuts), dtype=object),
-    }
-    if weights is not None:
-        table["weight"] = pd.Series(np.split(weights.astype(np.float64), cuts), dtype=object)
-    return pd.DataFrame(table)
-
-
-def read_groups(path, train_ids: np.ndarray) -> tuple[Pools, np.ndarray, np.ndarray | None]:
-    """(pools, flat canonical labels, flat weights or None) from groups/{assessor}.parquet."""
-    df = read_table(path, ["id", "pool_ids", "group"])
-    lists = df["pool_ids"].to_list()
-    pools = neighbour_pools(
-        pd.DataFrame({"id": df["id"], "neighbour_ids": lists}), np.asarray(train_ids), path
-    )
-    labels = [np.asarray(x, dtype=np.int64) for x in df["group"].to_list()]
-    if [len(x) for x in labels] != pools.lengths.tolist():
-        raise InputError(f"{path}: 'group' and 'pool_ids' lists differ in length")
-    flat = np.concatenate(labels) if labels else np.zeros(0, dtype=np.int64)
-    if (flat < 0).any():
-        raise InputError(f"{path}: negative group id")
-    weights = None
-    if "weight" in df.columns:
-        weights = np.concatenate([np.asarray(x, dtype=np.float64) for x in df["weight"]])
-        if len(weights) != len(flat) or not np.all(np.isfinite(weights)) or (weights <= 0).any():
-            raise InputError(f"{path}: 'weight' must be positive, finite, one per pool member")
-    return pools, flat, weights
-
-
 def assess(
-    assessor: str,
+    config: AssessConfig,
     train: pd.DataFrame,
     pools: Pools,
     vectors: np.ndarray | None = None,
-    eps: float | None = None,
-    fuzzy_threshold: float = 80.0,
     loglik: np.ndarray | None = None,
     threads: int = 1,
 ) -> tuple[np.ndarray, np.ndarray | None]:
-    """(flat canonical labels, flat weights or None) for one assessor."""
-    if assessor == "dbscan":
-        return dbscan_groups(vectors, pools, eps), None
-    if assessor == "fuzzy":
-        return (
-            fuzzy_groups(train["response"].tolist(), pools, fuzzy_threshold, workers=threads),
-            None,
-        )
+    """(flat canonical labels, flat weights or None) for the configured assessor."""
+    if config.assessor == "dbscan":
+        if config.eps is None:
+            raise InputError("assessor dbscan needs assess.eps")
+        return dbscan_groups(vectors, pools, config.eps), None
+    if config.assessor == "fuzzy":
+        if config.fuzzy_threshold is None:
+            raise InputError("assessor fuzzy needs assess.fuzzy_threshold")
+        responses = train["response"].tolist()
+        return fuzzy_groups(responses, pools, config.fuzzy_threshold, threads), None
     labels = exact_groups(train["response"].tolist(), pools)
-    if assessor == "exact":
+    if config.assessor == "exact":
         return labels, None
-    if assessor == "likelihood":
+    if config.assessor == "likelihood":
         return labels, likelihood_weights(loglik, pools)
-    raise InputError(f"unknown assessor {assessor!r} (one of {', '.join(ASSESSORS)})")
+    raise InputError(f"unknown assessor {config.assessor!r} (one of {', '.join(ASSESSORS)})")
+
+
+@dataclass(frozen=True)
+class AssessConfig:
+    """The assess slice; eps only for dbscan and fuzzy_threshold only for fuzzy (else null)."""
+
+    assessor: str
+    pool: str
+    eps: float | None
+    fuzzy_threshold: float | None
+
+
+def read_pools(pool: str, train: pd.DataFrame, neighbours_path, corpus_path) -> Pools:
+    """The pools of every train row, from the neighbours table or the corpus's group column."""
+    if pool not in POOL_MODES:
+        raise InputError(f"--config: pool must be one of {', '.join(POOL_MODES)}, not {pool!r}")
+    if pool == "neighbours":
+        if not neighbours_path:
+            raise InputError("pool neighbours needs --neighbours")
+        neighbours = read_table(neighbours_path, ["id", "neighbour_ids"])
+        return neighbour_pools(neighbours, train["id"].to_numpy(), neighbours_path)
+    if "group" not in train.columns or train["group"].isna().all():
+        raise InputError(f"{corpus_path}: pool mode 'group' needs a non-empty 'group' column")
+    return group_pools(train["group"])
+
+
+def read_response_vectors(path, train_ids: np.ndarray, corpus_path) -> np.ndarray:
+    """Response vectors of the train rows, checked to be in the corpus's row order."""
+    if not path:
+        raise InputError("assessor dbscan needs --embeddings")
+    emb_ids, _, vectors = load_embeddings(path)
+    if not np.array_equal(emb_ids, train_ids):
+        raise InputError(f"{path}: ids differ from the train rows of {corpus_path}")
+    return vectors
+
+
+def read_loglik(path, train_ids: np.ndarray) -> np.ndarray:
+    """Leave-one-out log-likelihood of every train row's response, in train row order."""
+    if not path:
+        raise InputError("assessor likelihood needs --likelihood")
+    table = read_table(path, ["id", "loglik"])
+    loglik_by_id = pd.Series(table["loglik"].to_numpy(float), index=table["id"].astype(str))
+    missing = ~pd.Index(train_ids).isin(loglik_by_id.index)
+    if missing.any():
+        raise InputError(f"{path}: no row for train id {train_ids[missing][0]!r}")
+    loglik = loglik_by_id.loc[train_ids].to_numpy()
+    if not np.all(np.isfinite(loglik)):
+        raise InputError(f"{path}: loglik must be finite")
+    return loglik
 
 
 def main(argv: Sequence[str] | None = None) -> None:
-    from isaac.embed import load_embeddings, train_rows
-
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--corpus", required=True, help="corpus.parquet")
-    parser.add_argument("--assessor", choices=ASSESSORS, default="dbscan")
-    parser.add_argument("--pool", choices=("neighbours", "group"), default="neighbours")
     parser.add_argument(
-        "--neighbours",
-        type=optional(str),
-        help="neighbours/{encoder}-k{k}.parquet (pool neighbours)",
+        "--neighbours", type=optional(str), help="neighbours/{encoder}-k{k}.parquet (pool neighbours)"
     )
     parser.add_argument(
         "--embeddings", type=optional(str), help="embeddings/{encoder}.npz (assessor dbscan)"
@@ -450,47 +367,21 @@ def main(argv: Sequence[str] | None = None) -> None:
     parser.add_argument(
         "--likelihood", type=optional(str), help="likelihood.parquet (assessor likelihood)"
     )
-    parser.add_argument("--eps", type=optional(float), help="DBSCAN radius")
-    parser.add_argument("--fuzzy-threshold", type=optional(float), default=80.0)
+    add_config_argument(parser, AssessConfig)
     parser.add_argument("--threads", type=int, default=1)
     parser.add_argument("--out", required=True, help="groups/{assessor}.parquet")
     args = parser.parse_args(argv)
+    config = parse(AssessConfig, args.config)
 
     train = train_rows(args.corpus)
     train_ids = train["id"].to_numpy()
-    if args.pool == "neighbours":
-        if not args.neighbours:
-            raise InputError("pool neighbours needs --neighbours")
-        neighbours = read_table(args.neighbours, ["id", "neighbour_ids"])
-        pools = neighbour_pools(neighbours, train_ids, args.neighbours)
-    else:
-        if "group" not in train.columns or train["group"].isna().all():
-            raise InputError(f"{args.corpus}: pool mode 'group' needs a non-empty 'group' column")
-        pools = group_pools(train["group"])
-
+    pools = read_pools(config.pool, train, args.neighbours, args.corpus)
     vectors = loglik = None
-    if args.assessor == "dbscan":
-        if not args.embeddings or args.eps is None:
-            raise InputError("assessor dbscan needs --embeddings and --eps")
-        emb_ids, _, vectors = load_embeddings(args.embeddings)
-        if not np.array_equal(emb_ids, train_ids):
-            raise InputError(f"{args.embeddings}: ids differ from the train rows of {args.corpus}")
-    if args.assessor == "likelihood":
-        if not args.likelihood:
-            raise InputError("assessor likelihood needs --likelihood")
-        table = read_table(args.likelihood, ["id", "loglik"])
-        loglik_by_id = pd.Series(table["loglik"].to_numpy(float), index=table["id"].astype(str))
-        missing = ~pd.Index(train_ids).isin(loglik_by_id.index)
-        if missing.any():
-            raise InputError(f"{args.likelihood}: no row for train id {train_ids[missing][0]!r}")
-        loglik = loglik_by_id.loc[train_ids].to_numpy()
-        if not np.all(np.isfinite(loglik)):
-            raise InputError(f"{args.likelihood}: loglik must be finite")
-
-    threshold = 80.0 if args.fuzzy_threshold is None else args.fuzzy_threshold
-    labels, weights = assess(
-        args.assessor, train, pools, vectors, args.eps, threshold, loglik, args.threads
-    )
+    if config.assessor == "dbscan":
+        vectors = read_response_vectors(args.embeddings, train_ids, args.corpus)
+    if config.assessor == "likelihood":
+        loglik = read_loglik(args.likelihood, train_ids)
+    labels, weights = assess(config, train, pools, vectors, loglik, args.threads)
     write_parquet(groups_table(train_ids, pools, labels, weights), args.out)
     n_groups = np.maximum.reduceat(labels, pools.offsets[:-1]) + 1 if len(pools) else np.zeros(1)
     log.info(
@@ -504,6 +395,4 @@ def main(argv: Sequence[str] | None = None) -> None:
 
 
 if __name__ == "__main__":
-    from isaac.cli import run
-
     run(main)

@@ -16,3 +16,13 @@ def run(main: Callable[[Sequence[str] | None], None], argv: Sequence[str] | None
     except InputError as err:
         print(f"error: {err}", file=sys.stderr)
         sys.exit(2)
+
+
+def optional(kind):
+    """argparse type for an input file a job may not need: "" (none given) becomes None."""
+
+    def convert(text: str):
+        return None if text == "" else kind(text)
+
+    convert.__name__ = kind.__name__
+    return convert

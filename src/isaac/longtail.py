@@ -14,16 +14,14 @@ import re
 from collections.abc import Sequence
 from pathlib import Path
 
-import matplotlib
+import numpy as np
+import pandas as pd
 
-matplotlib.use("Agg")
-import matplotlib.pyplot as plt  # noqa: E402
-import numpy as np  # noqa: E402
-import pandas as pd  # noqa: E402
-
-from isaac.cli import run  # noqa: E402
-from isaac.io import InputError, atomic_path, read_table  # noqa: E402
-from isaac.text import normalise  # noqa: E402
+from isaac.cli import run
+from isaac.io import InputError, read_table
+from isaac.plots import FigureConfig, plt, save_png
+from isaac.settings import add_config_argument, parse
+from isaac.text import normalise
 
 log = logging.getLogger("isaac.longtail")
 
@@ -49,14 +47,7 @@ def unsafe_by_frequency(strings: pd.Series, labels: pd.Series) -> pd.DataFrame:
     return pd.DataFrame(rows, columns=["bin", "n", "unsafe"])
 
 
-def _save(fig, out, dpi: int) -> None:
-    out = Path(out)
-    with atomic_path(out) as tmp:
-        fig.savefig(tmp, dpi=dpi, format="png", metadata={"Software": None})
-    plt.close(fig)
-
-
-def plot_responses(corpus: pd.DataFrame, out, dpi: int = 120) -> None:
+def plot_responses(corpus: pd.DataFrame, out, dpi: int) -> None:
     train = corpus.loc[corpus["split"] == "train"]
     if train.empty:
         raise InputError("corpus: no train rows to plot")
@@ -90,7 +81,7 @@ def plot_responses(corpus: pd.DataFrame, out, dpi: int = 120) -> None:
         ax.set_ylabel("unsafe share")
         ax.set_title("Head vs tail safety (gold labels)")
     fig.tight_layout()
-    _save(fig, out, dpi)
+    save_png(fig, out, dpi)
 
 
 def _n_of(path: Path) -> int:
@@ -98,7 +89,7 @@ def _n_of(path: Path) -> int:
     return int(match.group(1)) if match else 0
 
 
-def plot_ngrams(tables: Sequence, out, dpi: int = 120) -> None:
+def plot_ngrams(tables: Sequence, out, dpi: int) -> None:
     fig, ax = plt.subplots(figsize=(6, 4.2))
     for path in sorted(map(Path, tables), key=_n_of):
         counts = read_table(path, ["ngram", "count"])["count"].to_numpy()
@@ -110,7 +101,7 @@ def plot_ngrams(tables: Sequence, out, dpi: int = 120) -> None:
     ax.set_title("N-gram rank-frequency")
     ax.legend(fontsize=8)
     fig.tight_layout()
-    _save(fig, out, dpi)
+    save_png(fig, out, dpi)
 
 
 def main(argv: Sequence[str] | None = None) -> None:
@@ -122,14 +113,15 @@ def main(argv: Sequence[str] | None = None) -> None:
     g = sub.add_parser("ngrams", help="n-gram rank-frequency figure")
     g.add_argument("--tables", nargs="+", required=True, help="ngrams/n{n}.parquet files")
     for p in (r, g):
+        add_config_argument(p, FigureConfig)
         p.add_argument("--out", required=True)
-        p.add_argument("--dpi", type=int, default=120)
     args = parser.parse_args(argv)
+    config = parse(FigureConfig, args.config)
     if args.figure == "responses":
         plot_responses(read_table(args.corpus, ["split", "response", "label", "category"]),
-                       args.out, args.dpi)
+                       args.out, config.dpi)
     else:
-        plot_ngrams(args.tables, args.out, args.dpi)
+        plot_ngrams(args.tables, args.out, config.dpi)
     log.info("wrote %s", args.out)
 
 

@@ -10,13 +10,22 @@ from __future__ import annotations
 import argparse
 import logging
 from collections.abc import Sequence
+from dataclasses import dataclass
 
 import numpy as np
 import pandas as pd
 
+from isaac.cli import run
+from isaac.embed import load_embeddings
 from isaac.io import write_parquet
+from isaac.settings import add_config_argument, parse
 
-log = logging.getLogger(__name__)
+log = logging.getLogger("isaac.neighbours")
+
+
+@dataclass(frozen=True)
+class NeighboursConfig:
+    k: int
 
 
 def _top_k_rows(sims: np.ndarray, k: int) -> np.ndarray:
@@ -74,21 +83,17 @@ def neighbours_table(ids: np.ndarray, indices: np.ndarray, sims: np.ndarray) -> 
 
 
 def main(argv: Sequence[str] | None = None) -> None:
-    from isaac.embed import load_embeddings
-
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--embeddings", required=True, help="embeddings/{encoder}.npz")
-    parser.add_argument("--k", type=int, default=150)
-    parser.add_argument("--chunk-size", type=int, default=512)
+    add_config_argument(parser, NeighboursConfig)
     parser.add_argument("--out", required=True, help="neighbours/{encoder}-k{k}.parquet")
     args = parser.parse_args(argv)
+    config = parse(NeighboursConfig, args.config)
     ids, prompts, _ = load_embeddings(args.embeddings)
-    indices, sims = top_k_neighbours(prompts, args.k, args.chunk_size)
+    indices, sims = top_k_neighbours(prompts, config.k)
     write_parquet(neighbours_table(ids, indices, sims), args.out)
     log.info("wrote %s: %d queries x %d neighbours", args.out, *indices.shape)
 
 
 if __name__ == "__main__":
-    from isaac.cli import run
-
     run(main)

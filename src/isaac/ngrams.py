@@ -17,22 +17,11 @@ import pandas as pd
 
 from isaac.cli import run
 from isaac.io import InputError, read_table, write_parquet
+from isaac.tokenize import flatten
 
 log = logging.getLogger("isaac.ngrams")
 
 CHUNK_TOKENS = 5_000_000
-
-
-def _flatten(token_lists: Sequence[Sequence[str]]) -> tuple[np.ndarray, np.ndarray]:
-    """Tokens of all documents end to end, and each token's document index."""
-    lengths = np.fromiter((len(t) for t in token_lists), dtype=np.int64, count=len(token_lists))
-    flat = np.empty(int(lengths.sum()), dtype=object)
-    pos = 0
-    for tokens, n in zip(token_lists, lengths):
-        flat[pos : pos + n] = list(tokens)
-        pos += n
-    doc = np.repeat(np.arange(len(token_lists), dtype=np.int64), lengths)
-    return flat, doc
 
 
 def _count_chunk(codes: np.ndarray, doc: np.ndarray, n: int) -> pd.DataFrame:
@@ -54,7 +43,8 @@ def count_ngrams(token_lists: Sequence[Sequence[str]], n: int,
     """Table ngram (tokens joined by one space), count, doc_freq; sorted by count desc, ngram."""
     if n < 1:
         raise InputError(f"ngrams: n must be >= 1, got {n}")
-    flat, doc = _flatten(token_lists)
+    flat, lengths = flatten(token_lists)
+    doc = np.repeat(np.arange(len(token_lists), dtype=np.int64), lengths)
     codes, vocab = pd.factorize(flat) if len(flat) else (np.array([], dtype=np.int64), np.array([]))
     vocab = np.asarray(vocab, dtype=object)
     parts = []

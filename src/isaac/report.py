@@ -9,18 +9,24 @@ anything upstream to rerun.
 from __future__ import annotations
 
 import argparse
-import json
+import logging
 import math
+from collections.abc import Sequence
 
 import numpy as np
 import pandas as pd
+from scipy import stats
 
+from isaac.cli import run
 from isaac.io import InputError, atomic_path, read_json
+from isaac.plots import FigureConfig, plt, save_png
+from isaac.runs import METHODS
+from isaac.settings import add_config_argument, parse
 
+log = logging.getLogger("isaac.report")
 KEYS = ["method", "tau", "m", "seed"]
 METRICS = ["oracle_safe_rate", "safety_score", "unsafe_rate", "mean_unsafe_prob",
            "lexical_unsafe_rate", "distinct_1", "distinct_2", "mean_len", "ppl"]
-METHOD_ORDER = ["raw", "random", "sft", "isaac", "isaac_paper", "exp", "max"]
 
 
 def summary_table(scores: list[str], targets: list[str], judge_metrics: str | None) -> pd.DataFrame:
@@ -43,7 +49,7 @@ def summary_table(scores: list[str], targets: list[str], judge_metrics: str | No
         row["judge_accuracy"] = judge.get("accuracy")
         rows.append(row)
     df = pd.DataFrame(rows)
-    order = {m: i for i, m in enumerate(METHOD_ORDER)}
+    order = {m: i for i, m in enumerate(METHODS)}
     df["_o"] = df["method"].map(order).fillna(len(order))
     df = df.sort_values(["_o", "tau", "m", "seed"], kind="stable").drop(columns="_o")
     return df.reset_index(drop=True)
@@ -51,8 +57,6 @@ def summary_table(scores: list[str], targets: list[str], judge_metrics: str | No
 
 def t_interval(values) -> tuple[float, float, int]:
     """Mean and 95% t half-width over seeds; half-width NaN with one value."""
-    from scipy import stats
-
     v = np.asarray([x for x in values if x is not None and not pd.isna(x)], dtype=float)
     n = len(v)
     if n == 0:
@@ -116,16 +120,6 @@ def write_summary(scores, targets, judge_metrics, out_csv, out_md) -> pd.DataFra
 # ---------------------------------------------------------------- figures
 
 
-def _plot_setup():
-    import matplotlib
-
-    matplotlib.use("Agg")
-    import matplotlib.pyplot as plt
-
-    plt.rcParams["svg.hashsalt"] = "isaac"
-    return plt
-
-
 def _per_method(df: pd.DataFrame, x: str, y: str) -> pd.DataFrame:
     rows = []
     for (method, tau, m), g in df.groupby(["method", "tau", "m"], sort=False):
@@ -137,13 +131,12 @@ def _per_method(df: pd.DataFrame, x: str, y: str) -> pd.DataFrame:
 
 
 def scatter(df: pd.DataFrame, x: str, y: str, xlabel: str, ylabel: str, title: str, out,
-            dpi: int = 120, diagonal: bool = False) -> None:
+            dpi: int, diagonal: bool = False) -> None:
     """One marker per (method, tau, m): mean over seeds with 95% error bars when n > 1."""
-    plt = _plot_setup()
     pts = _per_method(df, x, y)
     fig, ax = plt.subplots(figsize=(5.5, 4.2))
-    methods = [m for m in METHOD_ORDER if m in set(pts["method"])] + sorted(
-        set(pts["method"]) - set(METHOD_ORDER))
+    methods = [m for m in METHODS if m in set(pts["method"])] + sorted(
+        set(pts["method"]) - set(METHODS))
     for i, method in enumerate(methods):
         p = pts[pts["method"] == method]
         ax.errorbar(p["x"], p["y"], xerr=p["xerr"].fillna(0), yerr=p["yerr"].fillna(0),
@@ -161,12 +154,10 @@ def scatter(df: pd.DataFrame, x: str, y: str, xlabel: str, ylabel: str, title: s
     ax.grid(alpha=0.3)
     ax.legend(fontsize=8, loc="best")
     fig.tight_layout()
-    with atomic_path(out) as tmp:
-        fig.savefig(tmp, dpi=dpi, format="png", metadata={"Software": None})
-    plt.close(fig)
+    save_png(fig, out, dpi)
 
 
-def figures(summary_csv, out_safety_distinct, out_oracle_model, dpi: int = 120) -> None:
+def figures(summary_csv, out_safety_distinct, out_oracle_model, dpi: int) -> None:
     df = pd.read_csv(summary_csv)
     if df.empty:
         raise InputError(f"{summary_csv}: no runs to plot")
@@ -178,7 +169,7 @@ def figures(summary_csv, out_safety_distinct, out_oracle_model, dpi: int = 120) 
             out_oracle_model, dpi, diagonal=True)
 
 
-def main(argv=None) -> None:
+def main(argv: Sequence[str] | None = None) -> None:
     p = argparse.ArgumentParser(description="Summary table and figures of a sweep.")
     sub = p.add_subparsers(dest="cmd", required=True)
     s = sub.add_parser("summary", help="summary.csv + summary.md")
@@ -189,19 +180,18 @@ def main(argv=None) -> None:
     s.add_argument("--md", required=True)
     f = sub.add_parser("figures", help="safety_vs_distinct2 + oracle_vs_model_safety")
     f.add_argument("--summary", required=True)
-    f.add_argument("--report", default="{}", help="JSON of the config's report section")
+    add_config_argument(f, FigureConfig)
     f.add_argument("--safety-vs-distinct2", required=True)
     f.add_argument("--oracle-vs-model-safety", required=True)
     args = p.parse_args(argv)
     if args.cmd == "summary":
-        write_summary(args.scores, args.targets, args.judge_metrics, args.csv, args.md)
+        df = write_summary(args.scores, args.targets, args.judge_metrics, args.csv, args.md)
+        log.info("%d runs -> %s, %s", len(df), args.csv, args.md)
     else:
-        cfg = json.loads(args.report)
-        figures(args.summary, args.safety_vs_distinct2, args.oracle_vs_model_safety,
-                dpi=cfg.get("dpi", 120))
+        config = parse(FigureConfig, args.config)
+        figures(args.summary, args.safety_vs_distinct2, args.oracle_vs_model_safety, config.dpi)
+        log.info("wrote %s, %s", args.safety_vs_distinct2, args.oracle_vs_model_safety)
 
 
 if __name__ == "__main__":
-    from isaac.cli import run
-
     run(main)

@@ -28,18 +28,24 @@ import argparse
 import logging
 import zlib
 from collections.abc import Sequence
+from dataclasses import asdict, dataclass
 
 import numpy as np
 import pandas as pd
 
+from isaac.cli import optional, run
+from isaac.corpus import train_rows
 from isaac.io import InputError, write_json, write_parquet
+from isaac.pools import Pools, read_groups
+from isaac.runs import GROUP_METHODS, METHODS, POOL_METHODS, Run, add_run_arguments
+from isaac.settings import add_config_argument, parse
 
-log = logging.getLogger(__name__)
+log = logging.getLogger("isaac.sample")
 
-METHODS = ("raw", "random", "sft", "isaac", "isaac_paper", "exp", "max")
-GROUP_METHODS = ("isaac", "isaac_paper", "exp", "max")
-POOL_METHODS = ("random", *GROUP_METHODS)
 SHORTCUT_MODES = ("strict", "reference")
+# `random` ignores groups; its SI column describes its pools over their 10 largest groups,
+# a fixed definition so that no sample setting changes random's targets file.
+RANDOM_SI_TOP_K = 10
 SI_FLOOR = 1e-3
 HEAD_SIZE_EDGES = (1, 2, 3, 4, 5, 6, 11, 21, 51, 101)
 
@@ -95,11 +101,56 @@ def group_probabilities(
     return weights / weights.sum(axis=1, keepdims=True), si
 
 
-def distribution(sizes: Sequence[float], method: str, tau: float, top_k: int = 10) -> np.ndarray:
+def distribution(sizes: Sequence[float], method: str, tau: float, top_k: int) -> np.ndarray:
     """p over the K largest groups for one pool (sizes in any order) - the formula, for checks."""
     ordered = np.sort(np.asarray(sizes, dtype=np.float64))[::-1][:top_k]
     p, _ = group_probabilities(ordered[None, :], np.array([len(ordered)]), method, tau)
     return p[0]
+
+
+def pool_group_sizes(
+    labels: np.ndarray, valid: np.ndarray, weights: np.ndarray | None
+) -> tuple[np.ndarray, np.ndarray]:
+    """(member counts, sizes) per (pool, group id); size = summed weight when weights are given."""
+    q_n, width = labels.shape
+    flat_key = (np.arange(q_n)[:, None] * width + labels)[valid]
+    counts = np.bincount(flat_key, minlength=q_n * width).reshape(q_n, width)
+    if weights is None:
+        return counts, counts.astype(np.float64)
+    sizes = np.bincount(flat_key, weights=weights[valid], minlength=q_n * width)
+    return counts, sizes.reshape(q_n, width)
+
+
+def draw_members(
+    labels: np.ndarray, valid: np.ndarray, counts: np.ndarray, group: np.ndarray, u_member
+) -> np.ndarray:
+    """Pool positions (Q, m) of a uniform member of each drawn group (group: (m, Q) ids)."""
+    rows = np.arange(labels.shape[0])
+    width = labels.shape[1]
+    # members of each group in pool order: sort positions by (group, position)
+    member_order = np.argsort(np.where(valid, labels, width), axis=1, kind="stable")
+    group_start = np.cumsum(counts, axis=1) - counts
+    n_members = counts[rows[None, :], group]
+    r = np.minimum((u_member * n_members).astype(np.int64), n_members - 1)
+    return member_order[rows[None, :], group_start[rows[None, :], group] + r].T
+
+
+def head_shortcut_mask(
+    labels, own_pos, counts, sizes, order, n_groups, head_shortcut: str
+) -> np.ndarray:
+    """Pools whose own response lies in the largest group and may be copied back (see module)."""
+    q_n, width = labels.shape
+    rows = np.arange(q_n)
+    head = order[:, 0]
+    own_label = np.where(own_pos >= 0, labels[rows, np.maximum(own_pos, 0)], -1)
+    shortcut = own_label == head
+    if head_shortcut == "strict":
+        second = sizes[rows, order[:, 1]] if width > 1 else np.zeros(q_n)
+        second = np.where(n_groups >= 2, second, -np.inf)  # the pool's 2nd group, kept or not
+        shortcut &= (counts[rows, head] >= 2) & (sizes[rows, head] > second)
+    elif head_shortcut != "reference":
+        raise ValueError(f"head_shortcut must be one of {SHORTCUT_MODES}")
+    return shortcut
 
 
 def sample_pools(
@@ -110,8 +161,8 @@ def sample_pools(
     tau: float,
     m: int,
     rngs: tuple[np.random.Generator, np.random.Generator],
-    top_k: int = 10,
-    head_shortcut: str = "strict",
+    top_k: int,
+    head_shortcut: str | None,
     weights: np.ndarray | None = None,
 ) -> dict[str, np.ndarray]:
     """Draw m target positions per pool, for all pools at once.
@@ -119,6 +170,7 @@ def sample_pools(
     labels: (Q, L) canonical group ids (0.. by first appearance), anything where ~valid.
     own_pos: (Q,) position of the query's own response in its pool, -1 if absent.
     weights: (Q, L) member weights (group size = summed weight) or None (size = count).
+    head_shortcut: strict or reference (group methods; `random` never copies its own response).
     Returns positions (Q, m) into the pool, head_shortcut (Q,), si (Q,), n_groups (Q,),
     head_size (Q,) (size of the largest group).
     """
@@ -130,13 +182,7 @@ def sample_pools(
     pool_len = valid.sum(axis=1)
     if q_n and pool_len.min() < 1:
         raise ValueError("every pool needs at least one member")
-    flat_key = (rows[:, None] * width + labels)[valid]
-    counts = np.bincount(flat_key, minlength=q_n * width).reshape(q_n, width)
-    if weights is None:
-        sizes = counts.astype(np.float64)
-    else:
-        sizes = np.bincount(flat_key, weights=weights[valid], minlength=q_n * width)
-        sizes = sizes.reshape(q_n, width)
+    counts, sizes = pool_group_sizes(labels, valid, weights)
     exists = counts > 0
     n_groups = exists.sum(axis=1)
     # descending size; stable on group id, so ties keep the first-appearing group
@@ -145,7 +191,7 @@ def sample_pools(
     top = order[:, :k]
     top_sizes = np.take_along_axis(sizes, top, axis=1)
     n_kept = np.minimum(n_groups, k)
-    head_size = top_sizes[:, 0]
+    out = {"n_groups": n_groups, "head_size": top_sizes[:, 0]}
 
     u_group = rngs[0].random((m, q_n))
     u_member = rngs[1].random((m, q_n))
@@ -153,49 +199,17 @@ def sample_pools(
     if method == "random":
         positions = np.minimum((u_member * pool_len).astype(np.int64), pool_len - 1).T
         si = sharpen_indicator(np.where(np.arange(k) < n_kept[:, None], top_sizes, 0), n_kept)
-        return {
-            "positions": positions,
-            "head_shortcut": np.zeros(q_n, dtype=bool),
-            "si": si,
-            "n_groups": n_groups,
-            "head_size": head_size,
-        }
+        return {**out, "positions": positions, "head_shortcut": np.zeros(q_n, dtype=bool), "si": si}
 
     p, si = group_probabilities(top_sizes, n_kept, method, tau)
     cdf = np.cumsum(p, axis=1)
     choice = (u_group[:, :, None] >= cdf[None, :, :]).sum(axis=2)  # (m, Q)
     choice = np.minimum(choice, n_kept[None, :] - 1)  # guard against cdf rounding below 1
     group = top[rows[None, :], choice]  # (m, Q) canonical group ids
-
-    # members of each group in pool order: sort positions by (group, position)
-    member_order = np.argsort(np.where(valid, labels, width), axis=1, kind="stable")
-    group_start = np.cumsum(counts, axis=1) - counts
-    n_members = counts[rows[None, :], group]
-    r = np.minimum((u_member * n_members).astype(np.int64), n_members - 1)
-    positions = member_order[rows[None, :], group_start[rows[None, :], group] + r].T  # (Q, m)
-
-    own_label = np.where(own_pos >= 0, labels[rows, np.maximum(own_pos, 0)], -1)
-    shortcut = own_label == top[:, 0]
-    if head_shortcut == "strict":
-        second = sizes[rows, order[:, 1]] if width > 1 else np.zeros(q_n)
-        second = np.where(n_groups >= 2, second, -np.inf)  # the pool's 2nd group, kept or not
-        shortcut &= (counts[rows, top[:, 0]] >= 2) & (head_size > second)
-    elif head_shortcut != "reference":
-        raise ValueError(f"head_shortcut must be one of {SHORTCUT_MODES}")
+    positions = draw_members(labels, valid, counts, group, u_member)
+    shortcut = head_shortcut_mask(labels, own_pos, counts, sizes, order, n_groups, head_shortcut)
     positions = np.where(shortcut[:, None], own_pos[:, None], positions)
-    return {
-        "positions": positions,
-        "head_shortcut": shortcut,
-        "si": si,
-        "n_groups": n_groups,
-        "head_size": head_size,
-    }
-
-
-def _rate(labels: pd.Series) -> float | None:
-    """Share of 'safe' among labelled entries; None when nothing is labelled."""
-    labelled = labels.dropna()
-    return float((labelled == "safe").mean()) if len(labelled) else None
+    return {**out, "positions": positions, "head_shortcut": shortcut, "si": si}
 
 
 def _summary(values: np.ndarray) -> dict | None:
@@ -220,68 +234,72 @@ def _summary(values: np.ndarray) -> dict | None:
     }
 
 
-def sample(
-    method: str,
-    train: pd.DataFrame,
-    tau: float = 1.0,
-    m: int = 1,
-    seed: int = 0,
-    top_k: int = 10,
-    head_shortcut: str = "strict",
-    pools=None,
-    labels: np.ndarray | None = None,
-    weights: np.ndarray | None = None,
-) -> tuple[pd.DataFrame, dict]:
-    """(targets table, stats) for one run. ``pools``/``labels``/``weights`` as read_groups gives."""
-    if method not in METHODS:
-        raise InputError(f"unknown method {method!r} (one of {', '.join(METHODS)})")
-    if m < 1 or not tau > 0:
-        raise InputError(f"m must be >= 1 and tau > 0 (got m={m}, tau={tau})")
+@dataclass(frozen=True)
+class SampleConfig:
+    """The sample slice of one method; a value the method does not use is null.
+
+    The group methods use top_k_groups and head_shortcut. The assessor, encoder, eps, pool and
+    k that made the groups are only recorded in the statistics of the pool methods.
+    """
+
+    top_k_groups: int | None
+    head_shortcut: str | None
+    assessor: str | None
+    encoder: str | None
+    eps: float | None
+    pool: str | None
+    k: int | None
+
+
+def _safe_rate(labels: pd.Series) -> float | None:
+    """Share of 'safe' among labelled entries; None when nothing is labelled."""
+    labelled = labels.dropna()
+    return float((labelled == "safe").mean()) if len(labelled) else None
+
+
+def own_targets(method: str, label: pd.Series, m: int) -> tuple[np.ndarray, np.ndarray]:
+    """raw and sft: (query rows, their own row m times); sft keeps the rows labelled safe."""
+    rows = np.arange(len(label))
+    if method == "sft":
+        rows = np.flatnonzero((label == "safe").to_numpy())
+        if len(rows) == 0:
+            raise InputError("method sft needs rows labelled 'safe' in the train split")
+    return rows, np.repeat(rows[:, None], m, axis=1)
+
+
+def pool_targets(
+    run: Run, config: SampleConfig, pools: Pools, labels: np.ndarray, weights: np.ndarray | None
+) -> tuple[np.ndarray, np.ndarray, dict]:
+    """Pool methods: (query rows, (Q, m) source rows, the sampler's per-pool outputs)."""
+    members, valid = pools.padded(0, len(pools))
+    lab = np.zeros(members.shape, dtype=np.int64)
+    lab[valid] = labels
+    w = None
+    if weights is not None:
+        w = np.zeros(members.shape)
+        w[valid] = weights
+    own = np.where(valid & (members == pools.query[:, None]), np.arange(members.shape[1]), -1)
+    own_pos = np.where((own >= 0).any(axis=1), np.where(own >= 0, own, np.inf).min(axis=1), -1)
+    out = sample_pools(
+        lab,
+        valid,
+        own_pos.astype(np.int64),
+        run.method,
+        run.tau,
+        run.m,
+        run_generators(run.seed, run.method),
+        top_k=RANDOM_SI_TOP_K if run.method == "random" else config.top_k_groups,
+        head_shortcut=config.head_shortcut,
+        weights=w,
+    )
+    return pools.query, np.take_along_axis(members, out["positions"], axis=1), out
+
+
+def targets_table(train: pd.DataFrame, rows, source, shortcut, si, n_groups) -> pd.DataFrame:
+    """targets/{run}.parquet: each query row with its m targets (texts and ids)."""
     ids = train["id"].astype(str).to_numpy()
     responses = train["response"].to_numpy(dtype=object)
-    label = train["label"] if "label" in train.columns else pd.Series([None] * len(train))
-    label = label.astype(object).where(label.notna(), None).reset_index(drop=True)
-    extra: dict = {"si": None, "n_groups": None, "head_size": None}
-
-    if method in ("raw", "sft"):
-        rows = np.arange(len(train))
-        if method == "sft":
-            rows = np.flatnonzero((label == "safe").to_numpy())
-            if len(rows) == 0:
-                raise InputError("method sft needs rows labelled 'safe' in the train split")
-        source = np.repeat(rows[:, None], m, axis=1)
-        shortcut = np.zeros(len(rows), dtype=bool)
-    else:
-        if pools is None or labels is None:
-            raise InputError(f"method {method} needs a groups table")
-        q_n = len(pools)
-        members, valid = pools.padded(0, q_n)
-        lab = np.zeros(members.shape, dtype=np.int64)
-        lab[valid] = labels
-        w = None
-        if weights is not None:
-            w = np.zeros(members.shape)
-            w[valid] = weights
-        own = np.where(valid & (members == pools.query[:, None]), np.arange(members.shape[1]), -1)
-        own_pos = np.where((own >= 0).any(axis=1), np.where(own >= 0, own, np.inf).min(axis=1), -1)
-        out = sample_pools(
-            lab,
-            valid,
-            own_pos.astype(np.int64),
-            method,
-            tau,
-            m,
-            run_generators(seed, method),
-            top_k=top_k,
-            head_shortcut=head_shortcut,
-            weights=w,
-        )
-        rows = pools.query
-        source = np.take_along_axis(members, out["positions"], axis=1)
-        shortcut = out["head_shortcut"]
-        extra = {k: out[k] for k in ("si", "n_groups", "head_size")}
-
-    table = pd.DataFrame(
+    return pd.DataFrame(
         {
             "id": pd.Series(ids[rows], dtype=object),
             "prompt": pd.Series(train["prompt"].to_numpy(dtype=object)[rows], dtype=object),
@@ -289,114 +307,121 @@ def sample(
             "targets": pd.Series([list(x) for x in responses[source]], dtype=object),
             "target_ids": pd.Series([list(x) for x in ids[source]], dtype=object),
             "head_shortcut": shortcut.astype(bool),
-            "si": (
-                pd.Series(extra["si"], dtype="float64")
-                if extra["si"] is not None
-                else pd.Series([np.nan] * len(rows), dtype="float64")
-            ),
-            "n_groups": (
-                pd.Series(extra["n_groups"], dtype="Int64")
-                if extra["n_groups"] is not None
-                else pd.Series([pd.NA] * len(rows), dtype="Int64")
+            "si": pd.Series(np.full(len(rows), np.nan) if si is None else si, dtype="float64"),
+            "n_groups": pd.Series(
+                [pd.NA] * len(rows) if n_groups is None else n_groups, dtype="Int64"
             ),
         }
     )
+
+
+def check_settings(method: str, config: SampleConfig) -> None:
+    """A method's slice sets exactly what it uses, so its statistics record nothing else."""
+    used = set()
+    if method in POOL_METHODS:
+        used |= {"assessor", "encoder", "eps", "pool", "k"}
+    if method in GROUP_METHODS:
+        used |= {"top_k_groups", "head_shortcut"}
+        if config.top_k_groups is None or config.head_shortcut is None:
+            raise InputError(f"method {method} needs top_k_groups and head_shortcut")
+        if config.top_k_groups < 1 or config.head_shortcut not in SHORTCUT_MODES:
+            raise InputError(
+                f"--config: top_k_groups must be >= 1 and head_shortcut one of "
+                f"{', '.join(SHORTCUT_MODES)}"
+            )
+    unused = sorted(k for k, v in asdict(config).items() if v is not None and k not in used)
+    if unused:
+        raise InputError(f"--config: method {method} does not use {', '.join(unused)} (null)")
+
+
+def sample(
+    run: Run,
+    train: pd.DataFrame,
+    config: SampleConfig,
+    pools: Pools | None = None,
+    labels: np.ndarray | None = None,
+    weights: np.ndarray | None = None,
+) -> tuple[pd.DataFrame, dict]:
+    """(targets table, stats) for one run. ``pools``/``labels``/``weights`` as read_groups gives."""
+    if run.method not in METHODS:
+        raise InputError(f"unknown method {run.method!r} (one of {', '.join(METHODS)})")
+    if run.m < 1 or not run.tau > 0:
+        raise InputError(f"m must be >= 1 and tau > 0 (got m={run.m}, tau={run.tau})")
+    check_settings(run.method, config)
+    label = train["label"] if "label" in train.columns else pd.Series([None] * len(train))
+    label = label.astype(object).where(label.notna(), None).reset_index(drop=True)
+    extra: dict = {"si": None, "n_groups": None, "head_size": None}
+    if run.method in POOL_METHODS:
+        if pools is None or labels is None:
+            raise InputError(f"method {run.method} needs a groups table")
+        rows, source, out = pool_targets(run, config, pools, labels, weights)
+        shortcut = out["head_shortcut"]
+        extra = {k: out[k] for k in extra}
+    else:
+        rows, source = own_targets(run.method, label, run.m)
+        shortcut = np.zeros(len(rows), dtype=bool)
+    table = targets_table(train, rows, source, shortcut, extra["si"], extra["n_groups"])
     target_labels = label.to_numpy(dtype=object)[source.ravel()]
     stats = {
         "n": int(len(rows)),
         "n_targets": int(source.size),
-        "original_safe_rate": _rate(label),
-        "oracle_safe_rate": _rate(pd.Series(target_labels, dtype=object)),
+        "original_safe_rate": _safe_rate(label),
+        "oracle_safe_rate": _safe_rate(pd.Series(target_labels, dtype=object)),
         "head_shortcut_share": float(shortcut.mean()) if len(rows) else 0.0,
         "mean_si": None if extra["si"] is None else float(np.mean(extra["si"])),
         "mean_n_groups": None if extra["n_groups"] is None else float(np.mean(extra["n_groups"])),
         "head_group_size": _summary(extra["head_size"]),
         "distinct_target_share": float(len(np.unique(source)) / max(len(train), 1)),
-        "method": method,
-        "tau": float(tau),
-        "m": int(m),
-        "seed": int(seed),
+        "method": run.method,
+        "tau": float(run.tau),
+        "m": int(run.m),
+        "seed": int(run.seed),
+        **recorded_settings(config),
     }
     return table, stats
 
 
-def main(argv: Sequence[str] | None = None) -> None:
-    from isaac.assess import optional, read_groups
-    from isaac.embed import train_rows
+def recorded_settings(config: SampleConfig) -> dict:
+    """The settings behind a run's targets, as its statistics file names them."""
+    settings = asdict(config)
+    settings["head_shortcut_mode"] = settings.pop("head_shortcut")
+    return settings
 
+
+def main(argv: Sequence[str] | None = None) -> None:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--corpus", required=True, help="corpus.parquet")
     parser.add_argument(
         "--groups", type=optional(str), help="groups/{assessor}.parquet (methods with a pool)"
     )
-    parser.add_argument("--method", choices=METHODS, required=True)
-    parser.add_argument("--tau", type=float, default=1.0)
-    parser.add_argument("--m", type=int, default=1)
-    parser.add_argument("--seed", type=int, default=0)
-    parser.add_argument("--top-k", type=optional(int), default=10)
-    parser.add_argument("--head-shortcut", type=optional(str), default="strict")
-    parser.add_argument("--assessor", type=optional(str), help="recorded in the stats")
-    parser.add_argument("--encoder", type=optional(str), help="recorded in the stats")
-    parser.add_argument("--eps", type=optional(float), help="recorded in the stats")
-    parser.add_argument("--pool", type=optional(str), help="recorded in the stats")
-    parser.add_argument("--k", type=optional(int), help="recorded in the stats")
+    add_run_arguments(parser)
+    add_config_argument(parser, SampleConfig)
     parser.add_argument(
         "--out", required=True, help="targets/{method}/tau{tau}-m{m}-seed{seed}.parquet"
     )
     parser.add_argument("--stats", required=True, help="the JSON stats file")
     args = parser.parse_args(argv)
-    args.top_k = 10 if args.top_k is None else args.top_k
-    args.head_shortcut = args.head_shortcut or "strict"
-    if args.head_shortcut not in SHORTCUT_MODES:
-        raise InputError(f"--head-shortcut must be one of {', '.join(SHORTCUT_MODES)}")
+    run_ = Run.from_args(args)
+    config = parse(SampleConfig, args.config)
 
     train = train_rows(args.corpus)
     pools = labels = weights = None
-    if args.method in POOL_METHODS:
+    if run_.method in POOL_METHODS:
         if not args.groups:
-            raise InputError(f"method {args.method} needs --groups")
+            raise InputError(f"method {run_.method} needs --groups")
         pools, labels, weights = read_groups(args.groups, train["id"].to_numpy())
-    table, stats = sample(
-        args.method,
-        train,
-        args.tau,
-        args.m,
-        args.seed,
-        args.top_k,
-        args.head_shortcut,
-        pools,
-        labels,
-        weights,
-    )
-    group_method = args.method in GROUP_METHODS
-    pool_method = args.method in POOL_METHODS
-    stats.update(
-        {
-            "head_shortcut_mode": args.head_shortcut if group_method else None,
-            "top_k_groups": args.top_k if group_method else None,
-            "assessor": args.assessor if pool_method else None,
-            "encoder": args.encoder if pool_method else None,
-            "eps": args.eps if pool_method else None,
-            "pool": args.pool if pool_method else None,
-            "k": args.k if pool_method else None,
-        }
-    )
+    table, stats = sample(run_, train, config, pools, labels, weights)
     write_parquet(table, args.out)
     write_json(stats, args.stats)
     log.info(
-        "%s tau=%s m=%d seed=%d: n=%d oracle safe %.4f (original %.4f), shortcut %.3f",
-        args.method,
-        args.tau,
-        args.m,
-        args.seed,
+        "%s: n=%d oracle safe %s (original %s), shortcut %.3f",
+        args.out,
         stats["n"],
-        stats["oracle_safe_rate"] if stats["oracle_safe_rate"] is not None else float("nan"),
-        stats["original_safe_rate"] if stats["original_safe_rate"] is not None else float("nan"),
+        stats["oracle_safe_rate"],
+        stats["original_safe_rate"],
         stats["head_shortcut_share"],
     )
 
 
 if __name__ == "__main__":
-    from isaac.cli import run
-
     run(main)

@@ -6,18 +6,16 @@ import argparse
 import logging
 from collections.abc import Sequence
 
-import matplotlib
+import numpy as np
 
-matplotlib.use("Agg")
-import matplotlib.pyplot as plt  # noqa: E402
-import numpy as np  # noqa: E402
+from isaac.cli import run
+from isaac.io import InputError, read_json, read_table
+from isaac.plots import FigureConfig, plt, save_png
+from isaac.runs import GROUP_METHODS, REFERENCE_METHODS
+from isaac.settings import add_config_argument, parse
 
-from isaac.io import InputError, atomic_path, read_json, read_table  # noqa: E402
+log = logging.getLogger("isaac.sample_figures")
 
-log = logging.getLogger(__name__)
-
-CURVE_METHODS = ("isaac", "isaac_paper", "exp", "max")
-REFERENCE_METHODS = ("raw", "random")
 MAX_RANK = 20
 
 
@@ -36,7 +34,7 @@ def sorted_group_sizes(groups_path) -> tuple[np.ndarray, np.ndarray]:
     return -np.sort(-counts, axis=1), lengths
 
 
-def plot_group_sizes(groups_path, out, dpi: int = 120, title: str = "") -> None:
+def plot_group_sizes(groups_path, out, dpi: int, title: str = "") -> None:
     """Left: group size by rank inside a pool (median and 10-90% band). Right: head-group sizes."""
     sizes, _ = sorted_group_sizes(groups_path)
     ranks = min(MAX_RANK, int((sizes > 0).sum(axis=1).max()))  # every rank some pool has
@@ -64,10 +62,10 @@ def plot_group_sizes(groups_path, out, dpi: int = 120, title: str = "") -> None:
     if title:
         fig.suptitle(title)
     fig.tight_layout()
-    _save(fig, out, dpi)
+    save_png(fig, out, dpi)
 
 
-def plot_oracle_vs_tau(stats_paths: Sequence[str], out, dpi: int = 120, title: str = "") -> None:
+def plot_oracle_vs_tau(stats_paths: Sequence[str], out, dpi: int, title: str = "") -> None:
     """Oracle safe rate of sampled targets vs tau per method; raw/random/original as lines."""
     curves: dict[str, list[tuple[float, float]]] = {}
     lines: dict[str, float] = {}
@@ -81,7 +79,7 @@ def plot_oracle_vs_tau(stats_paths: Sequence[str], out, dpi: int = 120, title: s
         original = stats.get("original_safe_rate", original)
         if rate is None:
             continue
-        if stats["method"] in CURVE_METHODS:
+        if stats["method"] in GROUP_METHODS:
             curves.setdefault(stats["method"], []).append((float(stats["tau"]), float(rate)))
         elif stats["method"] in REFERENCE_METHODS:
             lines[stats["method"]] = float(rate)
@@ -97,7 +95,7 @@ def plot_oracle_vs_tau(stats_paths: Sequence[str], out, dpi: int = 120, title: s
         )
         ax.set_axis_off()
     else:
-        for i, method in enumerate(CURVE_METHODS):
+        for i, method in enumerate(GROUP_METHODS):
             if method in curves:
                 points = sorted(curves[method])
                 ax.plot(*zip(*points), marker="o", color=f"C{i}", label=method)
@@ -112,13 +110,7 @@ def plot_oracle_vs_tau(stats_paths: Sequence[str], out, dpi: int = 120, title: s
         ax.grid(alpha=0.3)
         ax.legend(fontsize=8)
     fig.tight_layout()
-    _save(fig, out, dpi)
-
-
-def _save(fig, out, dpi: int) -> None:
-    with atomic_path(out) as tmp:
-        fig.savefig(tmp, dpi=dpi, format="png", metadata={"Software": None})
-    plt.close(fig)
+    save_png(fig, out, dpi)
 
 
 def main(argv: Sequence[str] | None = None) -> None:
@@ -131,17 +123,16 @@ def main(argv: Sequence[str] | None = None) -> None:
     o.add_argument("--stats", nargs="+", required=True)
     o.add_argument("--title", default="")
     for p in (g, o):
-        p.add_argument("--dpi", type=int, default=120)
+        add_config_argument(p, FigureConfig)
         p.add_argument("--out", required=True)
     args = parser.parse_args(argv)
+    config = parse(FigureConfig, args.config)
     if args.figure == "group-sizes":
-        plot_group_sizes(args.groups, args.out, args.dpi, args.title)
+        plot_group_sizes(args.groups, args.out, config.dpi, args.title)
     else:
-        plot_oracle_vs_tau(args.stats, args.out, args.dpi, args.title)
+        plot_oracle_vs_tau(args.stats, args.out, config.dpi, args.title)
     log.info("wrote %s", args.out)
 
 
 if __name__ == "__main__":
-    from isaac.cli import run
-
     run(main)

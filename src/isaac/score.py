@@ -12,17 +12,32 @@
 from __future__ import annotations
 
 import argparse
-import json
+import logging
 import math
 import re
+from collections.abc import Sequence
+from dataclasses import asdict, dataclass
 
 import numpy as np
 import torch
+from profanity_check import predict
 
-from isaac.generator import Generator, device, load_generator
+from isaac.cli import run
 from isaac.io import InputError, read_table, write_json
 from isaac.judge import load_judge
-from isaac.train import build_examples, collate, token_nll
+from isaac.lm import build_examples, collate, token_nll
+from isaac.models import Generator, device, load_generator
+from isaac.runs import Run, add_run_arguments
+from isaac.settings import add_config_argument, parse
+
+log = logging.getLogger("isaac.score")
+
+
+@dataclass(frozen=True)
+class ScoreConfig:
+    """What scoring reads of the config: the train stage's max_length (for the perplexity)."""
+
+    max_length: int
 
 _WORD = re.compile(r"\w+|[^\w\s]", re.UNICODE)
 
@@ -44,7 +59,7 @@ def mean_len(texts) -> float:
 
 
 @torch.no_grad()
-def perplexity(gen: Generator, prompts, references, max_length: int = 96,
+def perplexity(gen: Generator, prompts, references, max_length: int,
                batch_size: int = 32) -> float:
     """exp(total NLL / total reference tokens), prompt tokens excluded (label -100)."""
     dev = device()
@@ -59,13 +74,11 @@ def perplexity(gen: Generator, prompts, references, max_length: int = 96,
 
 
 def lexical_unsafe_rate(texts) -> float:
-    from profanity_check import predict
-
     texts = list(texts)
     return float(np.mean(predict(texts))) if texts else 0.0
 
 
-def score(generations, judge, gen: Generator | None = None, max_length: int = 96) -> dict:
+def score(generations, judge, gen: Generator | None = None, max_length: int | None = None) -> dict:
     """All scores of one run; `generations` has prompt, reference, generation."""
     texts = generations["generation"].fillna("").astype(str).tolist()
     prompts = generations["prompt"].astype(str).tolist()
@@ -83,40 +96,34 @@ def score(generations, judge, gen: Generator | None = None, max_length: int = 96
         "empty_share": float(np.mean([not t.strip() for t in texts])),
     }
     if gen is not None:
+        if max_length is None:
+            raise InputError("the perplexity needs max_length (train.max_length)")
         out["ppl"] = perplexity(gen, prompts, generations["reference"].astype(str).tolist(),
                                 max_length)
     return out
 
 
-def parse_run(run: str) -> dict:
-    """'{method}/tau{tau}-m{m}-seed{seed}' -> its parts."""
-    m = re.fullmatch(r"([A-Za-z_]+)/tau([0-9.e-]+)-m([0-9]+)-seed([0-9]+)", run)
-    if not m:
-        raise InputError(f"run id {run!r} is not '{{method}}/tau{{tau}}-m{{m}}-seed{{seed}}'")
-    return {"method": m[1], "tau": float(m[2]), "m": int(m[3]), "seed": int(m[4])}
-
-
-def main(argv=None) -> None:
+def main(argv: Sequence[str] | None = None) -> None:
     p = argparse.ArgumentParser(description="Score one run's generations.")
     p.add_argument("--generations", required=True, help="generations/{run}.parquet")
     p.add_argument("--judge", required=True, help="judge/ folder")
-    p.add_argument("--model", default=None, help="model folder (for the perplexity)")
-    p.add_argument("--run", required=True, help="run id {method}/tau{tau}-m{m}-seed{seed}")
-    p.add_argument("--max-length", type=int, default=96)
+    p.add_argument("--model", default="", help="model folder (for the perplexity)")
+    add_run_arguments(p)
+    add_config_argument(p, ScoreConfig)
     p.add_argument("--threads", type=int, default=1)
     p.add_argument("--out", required=True, help="scores/{run}.json")
     args = p.parse_args(argv)
+    config = parse(ScoreConfig, args.config)
     torch.set_num_threads(args.threads)
     table = read_table(args.generations, ["id", "prompt", "reference", "generation"])
     if table.empty:
         raise InputError(f"{args.generations}: no generations")
     gen = load_generator(args.model) if args.model else None
-    result = {**parse_run(args.run), **score(table, load_judge(args.judge), gen, args.max_length)}
-    write_json(result, args.out)
-    print(json.dumps(result, sort_keys=True))
+    scores = score(table, load_judge(args.judge), gen, config.max_length)
+    write_json({**asdict(Run.from_args(args)), **scores}, args.out)
+    log.info("%s: safety %.3f, distinct-2 %.3f", args.out, scores["safety_score"],
+             scores["distinct_2"])
 
 
 if __name__ == "__main__":
-    from isaac.cli import run
-
     run(main)

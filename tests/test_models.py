@@ -3,26 +3,38 @@
 from __future__ import annotations
 
 import json
+import logging
 
 import pandas as pd
 import pytest
 import torch
 
-from isaac.generator import (
+from isaac.cli import run
+from isaac.generator_tokenizer import TokenizerConfig, main, tokenizer_texts, train_tokenizer
+from isaac.io import InputError
+from isaac.lm import build_examples
+from isaac.models import (
     FORMAT_FILE,
     SEP,
+    GeneratorConfig,
+    TinyConfig,
     build_generator,
     load_generator,
-    main,
     save_generator,
     tiny_gpt2,
-    train_tokenizer,
 )
-from isaac.io import InputError
-from isaac.train import TrainConfig, build_examples, train
+from isaac.settings import from_dict, to_json
+from isaac.train import TrainConfig, train
+
+from conftest import schema_defaults, settings
 
 TEXTS = [f"what do you think about {w} today" for w in ["cats", "dogs", "rain", "food"]] + [
     "i like it a lot", "that is not nice", "no idea, sorry!"]
+TINY_SIZE = {**schema_defaults("generator")["tiny"], "n_layer": 1, "n_head": 2, "n_embd": 32}
+
+
+def generator(**overrides) -> GeneratorConfig:
+    return settings(GeneratorConfig, "generator", **overrides)
 
 
 def test_tokenizer_specials_round_trip_and_determinism(tmp_path):
@@ -37,39 +49,70 @@ def test_tokenizer_specials_round_trip_and_determinism(tmp_path):
     assert (a / "tokenizer.json").read_bytes() == (b / "tokenizer.json").read_bytes()
 
 
-def test_tokenizer_cli_uses_train_split_only(tmp_path):
+def _corpus(tmp_path):
     corpus = pd.DataFrame({"id": ["a", "b"], "split": ["train", "test"],
                            "prompt": ["hello there", "zzqqxx"], "response": ["hi", "zzqqxx"]})
     corpus.to_parquet(tmp_path / "corpus.parquet")
-    main(["--corpus", str(tmp_path / "corpus.parquet"), "--vocab-size", "300",
+    return tmp_path / "corpus.parquet"
+
+
+def test_tokenizer_texts_are_train_prompts_then_responses(tmp_path):
+    assert tokenizer_texts(_corpus(tmp_path)) == ["hello there", "hi"]
+
+
+def test_tokenizer_cli_uses_train_split_only(tmp_path, capsys, caplog):
+    caplog.set_level(logging.INFO, logger="isaac.generator_tokenizer")
+    main(["--corpus", str(_corpus(tmp_path)), "--config", to_json(TokenizerConfig(vocab_size=300)),
           "--out", str(tmp_path / "gen")])
     vocab = json.loads((tmp_path / "gen" / "tokenizer.json").read_text())["model"]["vocab"]
     assert not any("zzq" in t or "qqx" in t for t in vocab)  # test text never merged
     assert any("there" in t for t in vocab)
+    assert capsys.readouterr().out == ""  # it logs instead of printing
+    assert any(r.name == "isaac.generator_tokenizer" and "gen" in r.getMessage()
+               for r in caplog.records)
 
 
 def test_tokenizer_cli_rejects_corpus_without_train(tmp_path):
     pd.DataFrame({"id": ["a"], "split": ["test"], "prompt": ["p"], "response": ["r"]}).to_parquet(
         tmp_path / "c.parquet")
+    config = {"vocab_size": schema_defaults("generator")["tiny"]["vocab_size"]}
     with pytest.raises(InputError, match="c.parquet"):
-        main(["--corpus", str(tmp_path / "c.parquet"), "--out", str(tmp_path / "g")])
+        main(["--corpus", str(tmp_path / "c.parquet"), "--config", json.dumps(config),
+              "--out", str(tmp_path / "g")])
+    assert not (tmp_path / "g").exists()
+
+
+@pytest.mark.parametrize("config, problem", [
+    ({}, "missing key(s) vocab_size"),
+    ({"vocab_size": 300, "n_merges": 10}, "unknown key(s) n_merges"),
+])
+def test_tokenizer_cli_config_must_have_exactly_its_keys(tmp_path, capsys, config, problem):
+    out = tmp_path / "gen"
+    with pytest.raises(SystemExit) as exit_:
+        run(main, ["--corpus", str(_corpus(tmp_path)), "--config", json.dumps(config),
+                   "--out", str(out)])
+    assert exit_.value.code == 2
+    err = capsys.readouterr().err
+    assert f"--config: {problem}" in err
+    assert not out.exists()
 
 
 def test_tiny_default_size_and_seeded_init():
     tok = train_tokenizer(TEXTS * 5, 300)
-    # The default config's size with the default 4000-token vocabulary.
-    from isaac.generator import tiny_gpt2 as build
+    # The schema's default tiny config, with its default vocabulary size.
+    default = from_dict(TinyConfig, schema_defaults("generator")["tiny"])
 
     class FakeTok:
         def __init__(self):
             self.bos_token_id, self.eos_token_id, self.pad_token_id = 1, 2, 0
 
         def __len__(self):
-            return 4000
+            return default.vocab_size
 
-    big = build(FakeTok(), n_layer=4, n_head=4, n_embd=192)
+    big = tiny_gpt2(FakeTok(), default, seed=0)
     assert 2e6 <= sum(p.numel() for p in big.parameters()) <= 4e6
-    a, b, c = (tiny_gpt2(tok, 1, 2, 32, seed=s) for s in (0, 0, 1))
+    small = TinyConfig(vocab_size=300, n_layer=1, n_head=2, n_embd=32)
+    a, b, c = (tiny_gpt2(tok, small, seed=s) for s in (0, 0, 1))
     wa, wb, wc = (m.transformer.wte.weight for m in (a, b, c))
     assert torch.equal(wa, wb) and not torch.equal(wa, wc)
 
@@ -77,7 +120,12 @@ def test_tiny_default_size_and_seeded_init():
 def test_tiny_n_embd_must_divide_heads():
     tok = train_tokenizer(TEXTS, 300)
     with pytest.raises(InputError, match="n_embd"):
-        tiny_gpt2(tok, 1, 3, 32)
+        tiny_gpt2(tok, TinyConfig(vocab_size=300, n_layer=1, n_head=3, n_embd=32), seed=0)
+
+
+def test_tiny_needs_the_tokenizer_folder():
+    with pytest.raises(InputError, match="--tokenizer"):
+        build_generator(generator(model="tiny-gpt2", tiny=TINY_SIZE), None, seed=0)
 
 
 @pytest.fixture
@@ -88,8 +136,7 @@ def tok_dir(tmp_path):
 
 
 def test_save_load_round_trip_keeps_format_and_logits(tmp_path, tok_dir):
-    gen = build_generator({"model": "tiny-gpt2", "tiny": {"n_layer": 1, "n_head": 2, "n_embd": 32}},
-                          tok_dir, seed=3)
+    gen = build_generator(generator(model="tiny-gpt2", tiny=TINY_SIZE), tok_dir, seed=3)
     save_generator(gen, tmp_path / "m")
     assert (tmp_path / "m" / "model.safetensors").is_file()
     assert json.loads((tmp_path / "m" / FORMAT_FILE).read_text())["prompt_suffix"] == SEP
@@ -107,7 +154,7 @@ def test_load_generator_needs_format_file(tmp_path):
 
 def test_path_model_missing_config_is_a_clear_error(tmp_path):
     with pytest.raises(InputError, match="config.json"):
-        build_generator({"model": str(tmp_path)})
+        build_generator(generator(model=str(tmp_path)), None, seed=0)
 
 
 def _local_t5(tmp_path, tok_dir):
@@ -126,14 +173,15 @@ def _local_t5(tmp_path, tok_dir):
 @pytest.mark.parametrize("lora", [False, True])
 def test_local_seq2seq_checkpoint_trains_and_saves(tmp_path, tok_dir, lora):
     path = _local_t5(tmp_path, tok_dir)
-    gen = build_generator({"model": str(path), "lora": lora, "lora_r": 2, "lora_alpha": 4})
+    gen = build_generator(generator(model=str(path), lora=lora, lora_r=2, lora_alpha=4), None,
+                          seed=0)
     assert gen.fmt.seq2seq
     trainable = [n for n, p in gen.model.named_parameters() if p.requires_grad]
     assert all("lora" in n for n in trainable) == lora
     ex = build_examples(gen, ["hello there"], [["i like it"]], 16)
     assert ex[0].decoder and ex[0].labels[-1] == gen.tokenizer.eos_token_id
-    hist = train(gen, ex * 4, TrainConfig(max_steps=3, batch_size=2, learning_rate=1e-2),
-                 tmp_path / "ck")
+    cfg = settings(TrainConfig, "train", max_steps=3, batch_size=2, learning_rate=1e-2)
+    hist = train(gen, ex * 4, cfg, 0, tmp_path / "ck")
     assert len(hist) == 3
     save_generator(gen, tmp_path / "out")
     again = load_generator(tmp_path / "out")
@@ -143,20 +191,20 @@ def test_local_seq2seq_checkpoint_trains_and_saves(tmp_path, tok_dir, lora):
 @pytest.mark.pretrained
 def test_smollm2_loads_from_gguf_and_takes_lora_steps(tmp_path):
     """Loading + two LoRA steps on two short examples (the model has 135 M parameters)."""
-    from isaac.generator import smollm2_location
+    from isaac.packaged import smollm2_gguf
 
     try:
-        smollm2_location()
+        assert smollm2_gguf().is_file()
     except InputError as err:
         pytest.skip(str(err))
-    gen = build_generator({"model": "smollm2", "lora_r": 2, "lora_alpha": 4}, seed=0)
+    gen = build_generator(generator(model="smollm2", lora_r=2, lora_alpha=4), None, seed=0)
     n_params = sum(p.numel() for p in gen.model.parameters())
     assert 1.3e8 < n_params < 1.4e8
     assert 0 < sum(p.numel() for p in gen.model.parameters() if p.requires_grad) < 2e6
     ex = build_examples(gen, ["Hi!", "How are you?"], [["Hello."], ["Fine, thanks."]], 24)
     before = {n: p.detach().clone() for n, p in gen.model.named_parameters() if p.requires_grad}
-    hist = train(gen, ex, TrainConfig(max_steps=2, batch_size=2, learning_rate=1e-3),
-                 tmp_path / "ck")
+    cfg = settings(TrainConfig, "train", max_steps=2, batch_size=2, learning_rate=1e-3)
+    hist = train(gen, ex, cfg, 0, tmp_path / "ck")
     assert len(hist) == 2 and all(r["loss"] > 0 for r in hist)
     changed = [n for n, p in gen.model.named_parameters()
                if p.requires_grad and not torch.equal(p, before[n])]

@@ -9,34 +9,50 @@ from __future__ import annotations
 import argparse
 import logging
 from collections.abc import Callable, Iterable, Sequence
+from dataclasses import dataclass
 
+import numpy as np
 import pandas as pd
 from nltk.tokenize import RegexpTokenizer, TreebankWordTokenizer
 
 from isaac.cli import run
 from isaac.io import InputError, read_table, write_parquet
+from isaac.settings import add_config_argument, parse
 from isaac.text import normalise
 
-log = logging.getLogger("isaac.tokens")
+log = logging.getLogger("isaac.tokenize")
 
 TOKENIZERS = ("treebank", "regexp")
 # Words (with inner apostrophes/hyphens kept together) or runs of other non-space symbols.
 REGEXP_PATTERN = r"\w+(?:['\-]\w+)*|[^\w\s]+"
 
 
-def make_tokenizer(
-    name: str = "treebank", lowercase: bool = True, collapse_whitespace: bool = True
-) -> Callable[[str], list[str]]:
+@dataclass(frozen=True)
+class TokenizeConfig:
+    """The tokenize slice."""
+
+    tokenizer: str
+    lowercase: bool
+    collapse_whitespace: bool
+
+
+def make_tokenizer(config: TokenizeConfig) -> Callable[[str], list[str]]:
     """Return text -> tokens; normalisation happens first so the options change every token."""
-    if name == "treebank":
+    if config.tokenizer == "treebank":
         split = TreebankWordTokenizer().tokenize
-    elif name == "regexp":
+    elif config.tokenizer == "regexp":
         split = RegexpTokenizer(REGEXP_PATTERN).tokenize
     else:
-        raise InputError(f"tokenizer: unknown name {name!r} (choose from {', '.join(TOKENIZERS)})")
+        raise InputError(
+            f"tokenizer: unknown name {config.tokenizer!r} (choose from {', '.join(TOKENIZERS)})"
+        )
 
     def tokenize(text: str) -> list[str]:
-        text = normalise(text or "", lowercase=lowercase, collapse_whitespace=collapse_whitespace)
+        text = normalise(
+            text or "",
+            lowercase=config.lowercase,
+            collapse_whitespace=config.collapse_whitespace,
+        )
         return split(text)
 
     return tokenize
@@ -54,14 +70,9 @@ def tokenize_texts(texts: Iterable[str], tokenizer: Callable[[str], list[str]]) 
     return out
 
 
-def tokenize_corpus(
-    corpus: pd.DataFrame,
-    tokenizer: str = "treebank",
-    lowercase: bool = True,
-    collapse_whitespace: bool = True,
-) -> pd.DataFrame:
+def tokenize_corpus(corpus: pd.DataFrame, config: TokenizeConfig) -> pd.DataFrame:
     """Token lists for every row of every split (later stages pick the split they need)."""
-    tok = make_tokenizer(tokenizer, lowercase, collapse_whitespace)
+    tok = make_tokenizer(config)
     return pd.DataFrame(
         {
             "id": corpus["id"].astype(str).to_numpy(),
@@ -71,26 +82,27 @@ def tokenize_corpus(
     )
 
 
-def token_lists(column: pd.Series) -> list[list[str]]:
-    """A tokens.parquet list column as plain Python lists (pyarrow reads numpy arrays)."""
-    return [list(x) for x in column]
+def flatten(token_lists: Sequence[Sequence[str]]) -> tuple[np.ndarray, np.ndarray]:
+    """All tokens end to end (an object array) and each document's length: the vectorised
+    stages work on integer codes of this flat array."""
+    lengths = np.fromiter((len(t) for t in token_lists), dtype=np.int64, count=len(token_lists))
+    flat = np.empty(int(lengths.sum()), dtype=object)
+    pos = 0
+    for tokens, n in zip(token_lists, lengths):
+        flat[pos : pos + n] = list(tokens)
+        pos += n
+    return flat, lengths
 
 
 def main(argv: Sequence[str] | None = None) -> None:
-    parser = argparse.ArgumentParser(prog="python -m isaac.tokens", description=__doc__)
+    parser = argparse.ArgumentParser(prog="python -m isaac.tokenize", description=__doc__)
     parser.add_argument("--corpus", required=True, help="corpus.parquet")
+    add_config_argument(parser, TokenizeConfig)
     parser.add_argument("--out", required=True, help="tokens.parquet to write")
-    parser.add_argument("--tokenizer", choices=TOKENIZERS, default="treebank")
-    parser.add_argument("--lowercase", choices=("true", "false"), default="true")
-    parser.add_argument("--collapse-whitespace", choices=("true", "false"), default="true")
     args = parser.parse_args(argv)
+    config = parse(TokenizeConfig, args.config)
     corpus = read_table(args.corpus, ["id", "prompt", "response"])
-    tokens = tokenize_corpus(
-        corpus,
-        tokenizer=args.tokenizer,
-        lowercase=args.lowercase == "true",
-        collapse_whitespace=args.collapse_whitespace == "true",
-    )
+    tokens = tokenize_corpus(corpus, config)
     write_parquet(tokens, args.out)
     log.info("tokenised %d rows -> %s", len(tokens), args.out)
 

@@ -1,0 +1,34 @@
+"""Input functions and config slices of rules/corpus.smk."""
+
+
+def corpus_input_files():
+    """The files ingest reads, so editing the data reruns it (none for the demo corpus)."""
+    corpus = config["corpus"]
+    fmt, path = corpus["format"], corpus["path"]
+    if fmt == "demo" or not path:
+        return []
+    if fmt == "diasafety":
+        return [str(Path(path) / f"{split}.json") for split in ("train", "val", "test")]
+    if fmt == "diasafety_generations" and Path(path).is_dir():
+        return sorted(str(p) for p in Path(path).glob("*.json")) or [path]
+    return [path]
+
+
+def ingest_slice():
+    """The corpus section without its name, and only what the format reads."""
+    corpus = config["corpus"]
+    demo = corpus["format"] == "demo"
+    return {
+        "format": corpus["format"],
+        "path": None if demo else corpus["path"],
+        "fields": {} if demo else corpus["fields"],
+        "default_split": corpus["default_split"],
+        "empty_responses": corpus["empty_responses"],
+        "demo": corpus["demo"] if demo else None,
+    }
+
+
+def ngram_tables():
+    return [
+        res("ngrams", f"n{n}.parquet") for n in range(1, config["ngrams"]["max_n"] + 1)
+    ]

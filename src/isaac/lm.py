@@ -1,0 +1,81 @@
+"""Language-model examples and their loss, shared by training and by the perplexity score.
+
+An example is prompt + separator + target (+ end marker); its labels are the target tokens,
+with prompt and padding positions set to -100 so only the target is scored.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+
+import torch
+
+from isaac.models import Generator
+
+IGNORE = -100
+
+
+@dataclass
+class Example:
+    input_ids: list[int]
+    labels: list[int]
+    decoder: bool = False  # seq2seq: labels are the decoder targets, not aligned with input_ids
+
+
+def encode_pair(gen: Generator, prompt: str, target: str, max_length: int) -> Example:
+    """prompt + separator + target (+ eos); the prompt keeps its LAST tokens when too long."""
+    tok, fmt = gen.tokenizer, gen.fmt
+    if fmt.seq2seq:
+        src = tok(prompt, truncation=True, max_length=max_length)["input_ids"]
+        tgt = tok(text_target=target, truncation=True, max_length=max_length)["input_ids"]
+        if tok.eos_token_id is not None and (not tgt or tgt[-1] != tok.eos_token_id):
+            tgt = tgt[: max_length - 1] + [tok.eos_token_id]  # tokenizers without a post-processor
+        return Example(src, tgt, decoder=True)
+    p_ids = tok(fmt.prompt_text(prompt), add_special_tokens=False)["input_ids"]
+    t_ids = tok(fmt.target_text(target), add_special_tokens=False)["input_ids"]
+    p_ids = p_ids[-max(1, max_length // 2):] if len(p_ids) + len(t_ids) > max_length else p_ids
+    t_ids = t_ids[: max_length - len(p_ids)]
+    return Example(p_ids + t_ids, [IGNORE] * len(p_ids) + t_ids)
+
+
+def build_examples(gen: Generator, prompts, targets, max_length: int) -> list[Example]:
+    """One example per (prompt, target); targets[i] is the list of m targets for prompts[i]."""
+    return [
+        encode_pair(gen, str(p), str(t), max_length)
+        for p, ts in zip(prompts, targets)
+        for t in ts
+    ]
+
+
+def collate(examples: list[Example], pad_id: int) -> dict[str, torch.Tensor]:
+    """Right-pad to the longest example; padded label positions are -100."""
+    n = max(len(e.input_ids) for e in examples)
+    ids = torch.full((len(examples), n), pad_id, dtype=torch.long)
+    mask = torch.zeros((len(examples), n), dtype=torch.long)
+    if examples[0].decoder:
+        nl = max(len(e.labels) for e in examples)
+        labels = torch.full((len(examples), nl), IGNORE, dtype=torch.long)
+    else:
+        labels = torch.full((len(examples), n), IGNORE, dtype=torch.long)
+    for i, e in enumerate(examples):
+        ids[i, : len(e.input_ids)] = torch.tensor(e.input_ids)
+        mask[i, : len(e.input_ids)] = 1
+        labels[i, : len(e.labels)] = torch.tensor(e.labels)
+    return {"input_ids": ids, "attention_mask": mask, "labels": labels}
+
+
+def token_nll(model, batch: dict[str, torch.Tensor], seq2seq: bool = False) -> tuple[torch.Tensor, int]:
+    """Summed negative log-likelihood of the labelled tokens, and how many there are."""
+    labels = batch["labels"]
+    if seq2seq:
+        logits = model(input_ids=batch["input_ids"], attention_mask=batch["attention_mask"],
+                       labels=labels).logits
+        target = labels
+    else:
+        logits = model(input_ids=batch["input_ids"], attention_mask=batch["attention_mask"]).logits
+        logits, target = logits[:, :-1], labels[:, 1:]
+    nll = torch.nn.functional.cross_entropy(
+        logits.reshape(-1, logits.size(-1)).float(), target.reshape(-1),
+        ignore_index=IGNORE, reduction="sum",
+    )
+    return nll, int((target != IGNORE).sum())

@@ -1,0 +1,68 @@
+"""Sampling methods and run ids: the one declaration the workflow, the stages and the report use.
+
+A run is one point of the sweep, (method, tau, m, seed), filed as
+"{method}/tau{tau}-m{m}-seed{seed}". Methods that never look at tau run once per (m, seed) and
+are filed under tau 1.0.
+"""
+
+from __future__ import annotations
+
+import argparse
+from dataclasses import dataclass
+
+METHODS = ("raw", "random", "sft", "isaac", "isaac_paper", "exp", "max")
+# Methods that sample from the groups of a pool, and those that draw from its whole pool.
+GROUP_METHODS = ("isaac", "isaac_paper", "exp", "max")
+POOL_METHODS = ("random", *GROUP_METHODS)
+TAU_FREE_METHODS = ("raw", "random", "sft")
+# Label-free baselines drawn as reference lines beside the group methods' curves over tau.
+REFERENCE_METHODS = ("raw", "random")
+
+RUN = "{method}/tau{tau}-m{m}-seed{seed}"
+# Snakemake wildcard constraints of the run id's parts (longest method names first).
+WILDCARD_PATTERNS = {
+    "method": "|".join(sorted(METHODS, key=len, reverse=True)),
+    "tau": r"[0-9]+(\.[0-9]+)?(e-?[0-9]+)?",
+    "m": r"[0-9]+",
+    "seed": r"[0-9]+",
+}
+
+
+def fmt_tau(tau) -> str:
+    """One spelling per temperature, so 1 and 1.0 name the same file."""
+    return repr(float(tau))
+
+
+def run_ids(methods, taus, ms, seeds) -> list[str]:
+    """Run ids in sweep order, tau-free methods once per (m, seed) under tau 1.0."""
+    ids: list[str] = []
+    for method in methods:
+        for tau in [1.0] if method in TAU_FREE_METHODS else taus:
+            for m in ms:
+                for seed in seeds:
+                    run = RUN.format(method=method, tau=fmt_tau(tau), m=m, seed=seed)
+                    if run not in ids:
+                        ids.append(run)
+    return ids
+
+
+@dataclass(frozen=True)
+class Run:
+    """The wildcards of one run, as a stage receives them."""
+
+    method: str
+    tau: float
+    m: int
+    seed: int
+
+    @classmethod
+    def from_args(cls, args: argparse.Namespace) -> Run:
+        return cls(args.method, args.tau, args.m, args.seed)
+
+
+def add_run_arguments(parser: argparse.ArgumentParser) -> None:
+    """--method, --tau, --m, --seed: the run's wildcards."""
+    parser.add_argument("--method", required=True, choices=METHODS)
+    parser.add_argument("--tau", required=True, type=float)
+    parser.add_argument("--m", required=True, type=int)
+    parser.add_argument("--seed", required=True, type=int)

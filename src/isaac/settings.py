@@ -1,0 +1,83 @@
+"""Stage settings: every rule hands its stage one JSON object, its config slice.
+
+Each stage declares a frozen dataclass with the keys it reads and no default values:
+config/schema.yaml owns every default, so a key missing from the JSON is an error here rather
+than a second, possibly different default. Values are checked against the annotations (an int
+is accepted where a float is expected and stored as a float).
+"""
+
+from __future__ import annotations
+
+import argparse
+import dataclasses
+import json
+import types
+import typing
+from typing import TypeVar
+
+from isaac.io import InputError
+
+T = TypeVar("T")
+
+
+def from_dict(cls: type[T], data, where: str = "config") -> T:
+    """An instance of the dataclass `cls` from a dict with exactly its field names."""
+    if not isinstance(data, dict):
+        raise InputError(f"{where}: expected a JSON object, got {type(data).__name__}")
+    names = [field.name for field in dataclasses.fields(cls)]
+    unknown = sorted(set(data) - set(names))
+    missing = [name for name in names if name not in data]
+    if unknown or missing:
+        problems = [f"unknown key(s) {', '.join(unknown)}"] if unknown else []
+        problems += [f"missing key(s) {', '.join(missing)}"] if missing else []
+        raise InputError(f"{where}: {'; '.join(problems)}")
+    hints = typing.get_type_hints(cls)
+    return cls(**{name: _convert(data[name], hints[name], f"{where}.{name}") for name in names})
+
+
+def _convert(value, hint, where: str):
+    if dataclasses.is_dataclass(hint):
+        return from_dict(hint, value, where)
+    union = typing.get_origin(hint) in (typing.Union, types.UnionType)
+    options = typing.get_args(hint) if union else (hint,)
+    if value is None:
+        if type(None) in options:
+            return None
+        raise InputError(f"{where}: must not be null")
+    for option in options:
+        if dataclasses.is_dataclass(option) and isinstance(value, dict):
+            return from_dict(option, value, where)
+        kind = typing.get_origin(option) or option
+        if kind is bool and isinstance(value, bool):
+            return value
+        if isinstance(value, bool):
+            continue
+        if kind is int and isinstance(value, int):
+            return value
+        if kind is float and isinstance(value, (int, float)):
+            return float(value)
+        if kind in (str, dict) and isinstance(value, kind):
+            return value
+        if kind is tuple and isinstance(value, list):
+            return tuple(value)
+    raise InputError(f"{where}: {value!r} is not of type {hint}")
+
+
+def parse(cls: type[T], text: str, where: str = "--config") -> T:
+    """The dataclass `cls` from its JSON text."""
+    try:
+        data = json.loads(text)
+    except json.JSONDecodeError as err:
+        raise InputError(f"{where}: malformed JSON ({err.msg})") from err
+    return from_dict(cls, data, where)
+
+
+def add_config_argument(parser: argparse.ArgumentParser, cls: type) -> None:
+    """--config: the stage's settings as one JSON object (the keys of `cls`)."""
+    keys = ", ".join(field.name for field in dataclasses.fields(cls))
+    parser.add_argument("--config", required=True, help=f"JSON object with the keys {keys}")
+
+
+def to_json(settings) -> str:
+    """Canonical JSON of a settings dataclass (the inverse of `parse`)."""
+    return json.dumps(dataclasses.asdict(settings), sort_keys=True)
