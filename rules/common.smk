@@ -37,6 +37,20 @@ ISAAC = f"PYTHONPATH={_SOURCE}${{{{PYTHONPATH:+:$PYTHONPATH}}}} {_PYTHON} -m isa
 wildcard_constraints:
     **WILDCARD_PATTERNS,
     n=r"[0-9]+",
+    features=r"tfidf-lr|minilm-lr",
+
+
+# Settings the schema cannot relate to each other: refused before any job runs.
+if config["judge"]["second"] == config["judge"]["features"]:
+    raise ValueError("judge.second must differ from judge.features (or be null)")
+_MISSING_BASELINES = [
+    m for m in config["summary"]["baselines"] if m not in config["sweep"]["methods"]
+]
+if _MISSING_BASELINES:
+    raise ValueError(
+        f"summary.baselines: {', '.join(_MISSING_BASELINES)} not in sweep.methods; "
+        "every method is compared with these, so the sweep must run them"
+    )
 
 
 def res(*parts):
@@ -110,5 +124,6 @@ def all_outputs():
         *ngram_tables(),
         res("summary.md"),
         res("summary.csv"),
+        res("runs.csv"),
         *figure_outputs(),
     ]

@@ -1,10 +1,36 @@
-"""Evaluation stages: generate on the test prompts, train (or copy) the judge, score each run."""
+"""Evaluation stages: the test prompts, generations, the judges, and each run's scores."""
+
+
+include: "helpers/evaluate.smk"
+
+
+rule prompts:
+    input:
+        corpus=res("corpus.parquet"),
+    output:
+        prompts=ensure(res("prompts.parquet"), non_empty=True),
+    log:
+        logs("prompts.log"),
+    benchmark:
+        bench("prompts.tsv")
+    conda:
+        "../envs/corpus.yaml"
+    threads: 1
+    resources:
+        mem_mb=grow_with_attempt(2000),
+        runtime=10,
+    params:
+        config=config_json(prompts_slice()),
+    shell:
+        f"{ISAAC}.prompts"
+        " --corpus {input.corpus:q} --config {params.config:q}"
+        " --out {output.prompts:q} > {log:q} 2>&1"
 
 
 rule generate:
     input:
         model=res("models", RUN),
-        corpus=res("corpus.parquet"),
+        prompts=res("prompts.parquet"),
     output:
         ensure(res("generations", f"{RUN}.parquet"), non_empty=True),
     log:
@@ -19,10 +45,10 @@ rule generate:
         runtime=by_generator(20, 120),
         gpu=by_generator(0, 1),
     params:
-        config=section_json("generate"),
+        config=config_json(generate_slice()),
     shell:
         f"{ISAAC}.generate"
-        " --model {input.model:q} --corpus {input.corpus:q}"
+        " --model {input.model:q} --prompts {input.prompts:q} --seed {wildcards.seed:q}"
         " --config {params.config:q} --threads {threads} --out {output:q} > {log:q} 2>&1"
 
 
@@ -30,13 +56,13 @@ rule generate:
 rule judge:
     input:
         corpus=res("corpus.parquet"),
-        source=config["judge"]["from"] or [],
+        source=judge_source,
     output:
-        directory(res("judge")),
+        directory(res("judge", "{features}")),
     log:
-        logs("judge.log"),
+        logs("judge", "{features}.log"),
     benchmark:
-        bench("judge.tsv")
+        bench("judge", "{features}.tsv")
     conda:
         "../envs/train.yaml"
     threads: 1
@@ -44,7 +70,7 @@ rule judge:
         mem_mb=grow_with_attempt(4000),
         runtime=30,
     params:
-        config=config_json({"features": config["judge"]["features"]}),
+        config=lambda wildcards: config_json({"features": wildcards.features}),
         source=optional_input("source"),
     shell:
         f"{ISAAC}.judge"
@@ -54,11 +80,13 @@ rule judge:
 
 rule score:
     input:
+        unpack(score_judges),
         generations=res("generations", f"{RUN}.parquet"),
-        judge=res("judge"),
         model=res("models", RUN),
+        corpus=res("corpus.parquet"),
     output:
-        ensure(res("scores", f"{RUN}.json"), non_empty=True),
+        scores=ensure(res("scores", f"{RUN}.json"), non_empty=True),
+        per_prompt=ensure(res("scores", f"{RUN}.parquet"), non_empty=True),
     log:
         logs("score", f"{RUN}.log"),
     benchmark:
@@ -71,9 +99,11 @@ rule score:
         runtime=by_generator(20, 60),
     params:
         config=config_json({"max_length": config["train"]["max_length"]}),
+        second=optional_input("second_judge"),
     shell:
         f"{ISAAC}.score"
         " --generations {input.generations:q} --judge {input.judge:q}"
-        " --model {input.model:q} --method {wildcards.method:q} --tau {wildcards.tau:q}"
-        " --m {wildcards.m:q} --seed {wildcards.seed:q} --config {params.config:q}"
-        " --threads {threads} --out {output:q} > {log:q} 2>&1"
+        " --second-judge={params.second:q} --model {input.model:q} --corpus {input.corpus:q}"
+        " --method {wildcards.method:q} --tau {wildcards.tau:q} --m {wildcards.m:q}"
+        " --seed {wildcards.seed:q} --config {params.config:q} --threads {threads}"
+        " --out {output.scores:q} --per-prompt {output.per_prompt:q} > {log:q} 2>&1"

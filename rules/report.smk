@@ -5,8 +5,14 @@
 rule summary:
     input:
         scores=[res("scores", f"{run}.json") for run in sweep_runs()],
+        per_prompt=[res("scores", f"{run}.parquet") for run in sweep_runs()],
         targets=[res("targets", f"{run}.json") for run in sweep_runs()],
-        judge=res("judge"),
+        judge=res("judge", config["judge"]["features"]),
+        second_judge=(
+            res("judge", config["judge"]["second"])
+            if config["judge"]["second"]
+            else []
+        ),
     output:
         csv=report(
             res("summary.csv"),
@@ -14,6 +20,7 @@ rule summary:
             category="Summary",
         ),
         md=res("summary.md"),
+        runs=res("runs.csv"),
     log:
         logs("summary.log"),
     benchmark:
@@ -22,13 +29,19 @@ rule summary:
         "../envs/report.yaml"
     threads: 1
     resources:
-        mem_mb=grow_with_attempt(1000),
+        mem_mb=grow_with_attempt(2000),
         runtime=10,
+    params:
+        config=section_json("summary"),
+        second=lambda wildcards, input: (
+            f"{input.second_judge}/metrics.json" if input.second_judge else ""
+        ),
     shell:
         f"{ISAAC}.report"
-        " summary --scores {input.scores:q} --targets {input.targets:q}"
-        " --judge-metrics {input.judge:q}/metrics.json"
-        " --csv {output.csv:q} --md {output.md:q} > {log:q} 2>&1"
+        " summary --scores {input.scores:q} --per-prompt {input.per_prompt:q}"
+        " --targets {input.targets:q} --judge-metrics {input.judge:q}/metrics.json"
+        " --second-judge-metrics={params.second:q} --config {params.config:q}"
+        " --runs {output.runs:q} --csv {output.csv:q} --md {output.md:q} > {log:q} 2>&1"
 
 
 rule report_figures:

@@ -25,11 +25,13 @@ rule generator_tokenizer:
 
 
 # Checkpoints go to a sibling folder of the model (not an output), so they survive the removal
-# of an incomplete output: re-running after a kill resumes from the last checkpoint.
+# of an incomplete output: re-running after a kill resumes from the last checkpoint. The test
+# prompts are an input only so that a corpus without usable test prompts fails before training.
 rule train:
     input:
         targets=res("targets", f"{RUN}.parquet"),
         tokenizer=(res("generator") if TINY_GENERATOR else []),
+        prompts=res("prompts.parquet"),
     output:
         directory(res("models", RUN)),
     log:

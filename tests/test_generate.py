@@ -1,4 +1,4 @@
-"""Generation: which prompts, left padding, determinism of sampling."""
+"""Generation: left padding, the prompt truncation rule, per-batch decoding seeds."""
 
 from __future__ import annotations
 
@@ -7,19 +7,12 @@ import json
 
 import pandas as pd
 import pytest
+import torch
 
 from isaac.cli import run
-from isaac.generate import (
-    MAX_PROMPT_TOKENS,
-    GenerateConfig,
-    encode_prompts,
-    generate,
-    main,
-    select_test_prompts,
-)
+from isaac.generate import GenerateConfig, batch_seed, encode_prompts, generate, main
 from isaac.generator_tokenizer import train_tokenizer
-from isaac.io import InputError
-from isaac.lm import build_examples
+from isaac.lm import build_examples, prompt_ids
 from isaac.models import GeneratorConfig, build_generator, save_generator
 from isaac.settings import to_json
 from isaac.train import TrainConfig, train
@@ -49,85 +42,211 @@ def trained(tmp_path_factory):
     return gen, tmp / "model"
 
 
-def corpus(tmp_path):
-    df = pd.DataFrame({
-        "id": ["t3", "t1", "x", "t2"], "split": ["test", "test", "train", "test"],
-        "prompt": ["what do you think about rain today ?", "what do you think about cats today ?",
-                   "train prompt", "hello there, a longer prompt than the others ?"],
-        "response": ["r3", "r1", "rx", "r2"],
-    })
-    df.to_parquet(tmp_path / "corpus.parquet")
-    return tmp_path / "corpus.parquet"
-
-
-def test_test_prompts_are_the_first_n_test_rows_by_id(tmp_path):
-    t = select_test_prompts(corpus(tmp_path), 2)
-    assert t["id"].tolist() == ["t1", "t2"] and t["reference"].tolist() == ["r1", "r2"]
-
-
-def test_no_test_rows_is_a_clear_error(tmp_path):
-    pd.DataFrame({"id": ["a"], "split": ["train"], "prompt": ["p"], "response": ["r"]}).to_parquet(
-        tmp_path / "c.parquet")
-    with pytest.raises(InputError, match="c.parquet.*test"):
-        select_test_prompts(tmp_path / "c.parquet", 5)
-
-
 def test_prompts_are_left_padded(trained):
     gen, _ = trained
     prompts = ["hi", "what do you think about cats today ?"]
-    enc = encode_prompts(gen, prompts, MAX_PROMPT_TOKENS)
+    enc = encode_prompts(gen, prompts)
     assert enc["attention_mask"][0, 0] == 0 and enc["attention_mask"][0, -1] == 1
     assert enc["input_ids"][0, 0] == gen.tokenizer.pad_token_id
+    rows = [prompt_ids(gen, p) for p in prompts]
+    for i, r in enumerate(rows):  # every row ends at the right edge, as training saw it
+        assert enc["input_ids"][i, -len(r):].tolist() == r
+        assert int(enc["attention_mask"][i].sum()) == len(r)
+
+
+def test_prompts_keep_their_last_tokens_as_in_training(trained):
+    """One truncation rule: generation sees the prompt ids training and perplexity see."""
+    gen, _ = trained
+    long = " ".join(PROMPTS[:6])
+    full = gen.tokenizer(gen.fmt.prompt_text(long), add_special_tokens=False)["input_ids"]
+    budget = gen.fmt.max_prompt_tokens
+    assert len(full) > budget
+    enc = encode_prompts(gen, [long, "hi"])
+    assert enc["input_ids"].shape[1] == budget
+    assert enc["input_ids"][0].tolist() == full[-budget:]
+    example = build_examples(gen, [long], [["i like it ."]], 4 * budget)[0][0]
+    assert example.input_ids[:budget] == full[-budget:]
 
 
 def test_greedy_learns_the_pattern_and_batching_does_not_change_it(trained):
     gen, _ = trained
     prompts = ["what do you think about dogs today ?", "hi", "what do you think about rain today ?"]
     greedy = generate_config(max_new_tokens=10, do_sample=False)
-    batched = generate(gen, prompts, dataclasses.replace(greedy, batch_size=3))
-    single = [generate(gen, [p], greedy)[0] for p in prompts]
+    batched = generate(gen, prompts, dataclasses.replace(greedy, batch_size=3), 0)
+    single = [generate(gen, [p], greedy, 0)[0] for p in prompts]
     assert batched == single
     assert batched[0] == "i like dogs a lot ." and batched[2] == "i like rain a lot ."
 
 
-def test_sampling_is_deterministic_for_a_seed(trained):
+def sampling(**overrides) -> GenerateConfig:
+    return generate_config(**{**dict(max_new_tokens=8, do_sample=True, temperature=3.0,
+                                     top_p=1.0, batch_size=4), **overrides})
+
+
+def test_sampling_is_deterministic_for_a_seed_and_seeds_differ(trained):
     gen, _ = trained
-    cfg = generate_config(max_new_tokens=8, do_sample=True, temperature=3.0, top_p=1.0,
-                          batch_size=4, seed=1)
-    a = generate(gen, PROMPTS[:8], cfg)
-    assert a == generate(gen, PROMPTS[:8], cfg)
-    assert a != generate(gen, PROMPTS[:8], dataclasses.replace(cfg, seed=2))
+    cfg = sampling()
+    a = generate(gen, PROMPTS[:8], cfg, 1)
+    assert a == generate(gen, PROMPTS[:8], cfg, 1)
+    b = generate(gen, PROMPTS[:8], cfg, 2)
+    assert a != b
+    assert sum(x != y for x, y in zip(a, b)) >= 4  # not one row by chance: most rows differ
+
+
+def test_batch_seeds_depend_on_seed_and_start():
+    seeds = {batch_seed(s, start) for s in range(3) for start in (0, 4, 8)}
+    assert len(seeds) == 9
+    assert batch_seed(1, 4) == batch_seed(1, 4)
+    assert all(0 <= x < 2**32 for x in seeds)
+
+
+def _rng_at_each_batch(gen, monkeypatch):
+    """Record the torch RNG state every time generate hands a batch to the model."""
+    states = []
+    original = gen.model.generate
+
+    def spy(*args, **kwargs):
+        states.append(torch.get_rng_state().clone())
+        return original(*args, **kwargs)
+
+    monkeypatch.setattr(gen.model, "generate", spy)
+    return states
+
+
+def test_every_batch_starts_from_its_own_seed(trained, monkeypatch):
+    """Batch k's random stream is a function of (seed, its first row) alone: whatever earlier
+    batches held or drew, it starts from torch.manual_seed(batch_seed(seed, start)). Seeding once
+    per call would leave later batches in the state the earlier ones left."""
+    gen, _ = trained
+    cfg = sampling()
+    states = _rng_at_each_batch(gen, monkeypatch)
+    generate(gen, PROMPTS[:12], cfg, 5)
+    assert len(states) == 3
+    for state, start in zip(states, (0, 4, 8)):
+        torch.manual_seed(batch_seed(5, start))
+        assert torch.equal(state, torch.get_rng_state()), start
+
+
+def test_a_prompt_draws_the_same_whatever_earlier_batches_generated(trained, monkeypatch):
+    """Paired decoding: rows 4..7 generate the same text when rows 0..3 hold other prompts (so
+    the earlier batch draws other tokens, possibly for a different number of steps)."""
+    gen, _ = trained
+    cfg = sampling(max_new_tokens=12, temperature=1.5)
+    others = ["hi", "no", "a longer opening line than the others here", "why ?"]
+    a = generate(gen, PROMPTS[:8], cfg, 3)
+    b = generate(gen, others + PROMPTS[4:8], cfg, 3)
+    assert a[:4] != b[:4]
+    assert a[4:] == b[4:]
+    # The same prompts at another position (another start) draw another stream.
+    c = generate(gen, PROMPTS[4:8] + PROMPTS[4:8], cfg, 3)
+    assert c[4:] == a[4:] and c[:4] != a[4:]
+
+    # Power: with one seed per call (torch seeded only once) the later rows follow the earlier
+    # batch's draws, and this comparison sees it.
+    seeded = []
+    real = torch.manual_seed
+
+    def once(value):
+        if not seeded:
+            seeded.append(value)
+            return real(value)
+        return None
+
+    monkeypatch.setattr(torch, "manual_seed", once)
+    a1 = generate(gen, PROMPTS[:8], cfg, 3)
+    seeded.clear()
+    b1 = generate(gen, others + PROMPTS[4:8], cfg, 3)
+    monkeypatch.undo()
+    assert a1[:4] == a[:4]  # the first batch is seeded the same way either way
+    assert a1[4:] != b1[4:]
+
+
+def _prompts_table(tmp_path, n=3) -> str:
+    df = pd.DataFrame({"id": ["t1", "t2", "t3"][:n],
+                       "prompt": ["what do you think about cats today ?",
+                                  "hello there, a longer prompt than the others ?",
+                                  "what do you think about rain today ?"][:n],
+                       "seen": [False, True, False][:n]})
+    df.to_parquet(tmp_path / "prompts.parquet")
+    return str(tmp_path / "prompts.parquet")
 
 
 def test_cli_writes_generations_table(tmp_path, trained):
-    _, model = trained
+    gen, model = trained
     out = tmp_path / "generations" / "raw" / "tau1.0-m1-seed0.parquet"
-    config = to_json(generate_config(n_prompts=3, max_new_tokens=6))
-    main(["--model", str(model), "--corpus", str(corpus(tmp_path)),
-          "--config", config, "--out", str(out)])
+    config = to_json(generate_config(max_new_tokens=6, do_sample=False))
+    args = ["--model", str(model), "--prompts", _prompts_table(tmp_path), "--seed", "0",
+            "--config", config, "--out", str(out)]
+    main(args)
     df = pd.read_parquet(out)
-    assert df.columns.tolist() == ["id", "prompt", "reference", "generation"]
-    assert df["id"].tolist() == ["t1", "t2", "t3"]
+    assert df.columns.tolist() == ["id", "prompt", "seen", "generation"]
+    assert df["id"].tolist() == ["t1", "t2", "t3"] and df["seen"].tolist() == [False, True, False]
     assert df["generation"].iloc[0] == "i like cats a lot ."
     first = out.read_bytes()
-    main(["--model", str(model), "--corpus", str(corpus(tmp_path)),
-          "--config", config, "--out", str(out)])
+    main(args)
     assert out.read_bytes() == first
 
 
+def test_cli_samples_with_the_run_seed(tmp_path, trained):
+    gen, model = trained
+    cfg = sampling(batch_size=2)
+    prompts = _prompts_table(tmp_path)
+    outs = {}
+    for seed in (0, 1):
+        outs[seed] = tmp_path / f"seed{seed}.parquet"
+        main(["--model", str(model), "--prompts", prompts, "--seed", str(seed),
+              "--config", to_json(cfg), "--out", str(outs[seed])])
+    texts = pd.read_parquet(prompts)["prompt"].tolist()
+    for seed, out in outs.items():
+        assert pd.read_parquet(out)["generation"].tolist() == generate(gen, texts, cfg, seed)
+    assert (pd.read_parquet(outs[0])["generation"].tolist()
+            != pd.read_parquet(outs[1])["generation"].tolist())
+
+
+GENERATE_KEYS = {f.name for f in dataclasses.fields(GenerateConfig)}
+DECODING = {k: v for k, v in schema_defaults("generate").items() if k in GENERATE_KEYS}
+
+
 @pytest.mark.parametrize("config, problem", [
-    ({k: v for k, v in schema_defaults("generate").items() if k != "top_p"},
-     "--config: missing key(s) top_p"),
-    ({**schema_defaults("generate"), "max_prompt_tokens": 64},
-     "--config: unknown key(s) max_prompt_tokens"),
-    ({**schema_defaults("generate"), "do_sample": "yes"}, "--config.do_sample"),
+    ({k: v for k, v in DECODING.items() if k != "top_p"}, "--config: missing key(s) top_p"),
+    ({**DECODING, "max_prompt_tokens": 64}, "--config: unknown key(s) max_prompt_tokens"),
+    ({**DECODING, "seed": 0}, "--config: unknown key(s) seed"),
+    ({**DECODING, "n_prompts": 5}, "--config: unknown key(s) n_prompts"),
+    (schema_defaults("generate"), "--config: unknown key(s) n_prompts, prompts"),
+    ({**DECODING, "do_sample": "yes"}, "--config.do_sample"),
 ])
 def test_cli_config_must_have_exactly_its_keys(tmp_path, trained, capsys, config, problem):
     _, model = trained
     out = tmp_path / "generations" / "raw" / "tau1.0-m1-seed0.parquet"
     with pytest.raises(SystemExit) as exit_:
-        run(main, ["--model", str(model), "--corpus", str(corpus(tmp_path)),
+        run(main, ["--model", str(model), "--prompts", _prompts_table(tmp_path), "--seed", "0",
                    "--config", json.dumps(config), "--out", str(out)])
     assert exit_.value.code == 2
     assert problem in capsys.readouterr().err
     assert not out.parent.exists()
+
+
+def test_cli_refuses_an_empty_prompts_table_or_missing_columns(tmp_path, trained, capsys):
+    _, model = trained
+    out = tmp_path / "generations" / "g.parquet"
+    config = to_json(generate_config())
+    pd.DataFrame({"id": [], "prompt": [], "seen": []}).to_parquet(tmp_path / "empty.parquet")
+    pd.DataFrame({"id": ["a"], "prompt": ["p"]}).to_parquet(tmp_path / "noseen.parquet")
+    for name, problem in [("empty.parquet", "empty.parquet: no prompts"),
+                          ("noseen.parquet", "missing column(s) seen")]:
+        with pytest.raises(SystemExit) as exit_:
+            run(main, ["--model", str(model), "--prompts", str(tmp_path / name), "--seed", "0",
+                       "--config", config, "--out", str(out)])
+        assert exit_.value.code == 2
+        assert problem in capsys.readouterr().err
+    assert not out.parent.exists()
+
+
+def test_cli_needs_the_seed(tmp_path, trained, capsys):
+    _, model = trained
+    out = tmp_path / "g.parquet"
+    with pytest.raises(SystemExit) as exit_:
+        main(["--model", str(model), "--prompts", _prompts_table(tmp_path),
+              "--config", to_json(generate_config()), "--out", str(out)])
+    assert exit_.value.code == 2 and "--seed" in capsys.readouterr().err
+    assert not out.exists()

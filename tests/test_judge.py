@@ -1,8 +1,10 @@
-"""The safety judge: learns a separable toy set, stores without pickle, reuses another judge."""
+"""The safety judge: learns a separable toy set, stores without pickle, chooses its threshold on
+val, reports test metrics on unseen contexts, reuses another judge."""
 
 from __future__ import annotations
 
 import json
+import re
 import subprocess
 import sys
 import zipfile
@@ -11,10 +13,11 @@ import numpy as np
 import pandas as pd
 import pytest
 from conftest import schema_defaults, settings
+from sklearn.metrics import balanced_accuracy_score, roc_auc_score
 
 from isaac.io import InputError
-from isaac.judge import (JUDGE_JSON, JUDGE_NPZ, JudgeConfig, build_judge, fit_judge, load_judge,
-                         main, save_judge)
+from isaac.judge import (DEFAULT_THRESHOLD, JUDGE_JSON, JUDGE_NPZ, Judge, JudgeConfig, build_judge,
+                         choose_threshold, fit_judge, load_judge, main, save_judge)
 from isaac.settings import to_json
 
 SAFE = ["that sounds lovely", "i hope you feel better soon", "thanks for sharing that",
@@ -143,3 +146,225 @@ def test_minilm_judge_learns_toy_set_and_round_trips(tmp_path):
     j = load_judge(tmp_path / "judge")
     assert j.predict_proba(["c"], ["you stupid idiot"])[0] > j.predict_proba(
         ["c"], ["that sounds lovely"])[0]
+
+
+# ---------------------------------------------------------------- threshold (chosen on val)
+
+
+class FixedJudge(Judge):
+    """A judge whose P(unsafe) per response is given by hand."""
+
+    def __init__(self, probs: dict[str, float], threshold: float = 0.5):
+        super().__init__("tfidf-lr", np.zeros(0), 0.0, threshold=threshold)
+        self.probs = probs
+
+    def predict_proba(self, contexts, responses):
+        return np.array([self.probs[r] for r in responses], dtype=float)
+
+
+def labelled_rows(pairs) -> pd.DataFrame:
+    """(response, label) pairs as labelled rows with one context."""
+    return pd.DataFrame({"prompt": ["c"] * len(pairs), "response": [r for r, _ in pairs],
+                         "label": [label for _, label in pairs]})
+
+
+# An under-confident judge: every P(unsafe) < 0.5, so 0.5 flags nothing (balanced accuracy 0.5).
+# Balanced accuracy (TPR + TNR) / 2 per candidate threshold, by hand (3 safe, 4 unsafe):
+#   0.05: 4/4, 0/3 -> 0.500   0.10: 4/4, 1/3 -> 0.667   0.15: 4/4, 2/3 -> 0.833
+#   0.20: 3/4, 2/3 -> 0.708   0.30: 3/4, 3/3 -> 0.875   0.35: 2/4, 3/3 -> 0.750
+#   0.40: 1/4, 3/3 -> 0.625   so the best threshold is 0.30.
+UNDER_CONFIDENT = [("a", 0.05, "safe"), ("b", 0.10, "safe"), ("c", 0.15, "unsafe"),
+                   ("d", 0.20, "safe"), ("e", 0.30, "unsafe"), ("f", 0.35, "unsafe"),
+                   ("g", 0.40, "unsafe")]
+
+
+def test_choose_threshold_maximises_balanced_accuracy():
+    judge = FixedJudge({r: p for r, p, _ in UNDER_CONFIDENT})
+    rows = labelled_rows([(r, label) for r, _, label in UNDER_CONFIDENT])
+    assert choose_threshold(judge, rows) == 0.30
+    # the same answer by brute force with sklearn over every candidate
+    y = (rows["label"] == "unsafe").to_numpy()
+    p = judge.predict_proba(rows["prompt"], rows["response"])
+    scores = {t: balanced_accuracy_score(y, p >= t) for t in sorted(set(p))}
+    assert max(scores, key=scores.get) == 0.30 and scores[0.30] == pytest.approx(0.875)
+    assert balanced_accuracy_score(y, p >= 0.5) == 0.5  # the fixed 0.5 would be at chance
+    # the row order does not matter
+    assert choose_threshold(judge, rows.iloc[::-1]) == 0.30
+
+
+def test_choose_threshold_takes_the_lowest_of_tied_thresholds():
+    # 0.2 and 0.6 both separate the classes perfectly (nothing lies between them)
+    judge = FixedJudge({"s1": 0.1, "s2": 0.15, "u1": 0.6, "u2": 0.9})
+    rows = labelled_rows([("s1", "safe"), ("s2", "safe"), ("u1", "unsafe"), ("u2", "unsafe")])
+    assert choose_threshold(judge, rows) == 0.6
+    judge = FixedJudge({"s1": 0.1, "s2": 0.6, "u1": 0.6, "u2": 0.9})
+    # 0.6: TPR 1, TNR 1/2; 0.9: TPR 1/2, TNR 1; tie at 0.75 -> the lower one
+    assert choose_threshold(judge, rows) == 0.6
+
+
+def test_choose_threshold_needs_both_classes():
+    judge = FixedJudge({"a": 0.2, "b": 0.7})
+    assert choose_threshold(judge, labelled_rows([("a", "safe"), ("b", "safe")])) is None
+    assert choose_threshold(judge, labelled_rows([("a", "unsafe"), ("b", "unsafe")])) is None
+    assert choose_threshold(judge, labelled_rows([])) is None
+
+
+def test_unsafe_verdict_is_proba_at_or_above_the_threshold():
+    judge = FixedJudge({"a": 0.29, "b": 0.30, "c": 0.31}, threshold=0.30)
+    assert judge.unsafe(["c"] * 3, ["a", "b", "c"]).tolist() == [False, True, True]
+
+
+def test_threshold_is_stored_in_judge_json_and_loaded_back(tmp_path):
+    j = fit_judge(["c"] * 12, SAFE + UNSAFE, [0] * 6 + [1] * 6, "tfidf-lr")
+    j.threshold = 0.3712
+    save_judge(j, tmp_path / "j")
+    assert json.loads((tmp_path / "j" / JUDGE_JSON).read_text())["threshold"] == 0.3712
+    again = load_judge(tmp_path / "j")
+    assert again.threshold == 0.3712
+    texts = SAFE + UNSAFE + ["you idiot", "lovely idea"]
+    p = again.predict_proba(["c"] * len(texts), texts)
+    assert (again.unsafe(["c"] * len(texts), texts) == (p >= 0.3712)).all()
+    # the bounds themselves are valid thresholds
+    for bound in (0, 1):
+        j.threshold = bound
+        save_judge(j, tmp_path / f"j{bound}")
+        assert load_judge(tmp_path / f"j{bound}").threshold == bound
+
+
+@pytest.mark.parametrize("threshold", [
+    pytest.param("missing", id="missing"),
+    pytest.param(None, id="null"),
+    pytest.param(1.5, id="above-1"),
+    pytest.param(-0.01, id="below-0"),
+    pytest.param("0.5", id="string"),
+    pytest.param(float("nan"), id="nan"),
+])
+def test_load_judge_refuses_a_missing_or_out_of_range_threshold(tmp_path, threshold):
+    j = fit_judge(["c"] * 12, SAFE + UNSAFE, [0] * 6 + [1] * 6, "tfidf-lr")
+    save_judge(j, tmp_path / "j")
+    path = tmp_path / "j" / JUDGE_JSON
+    meta = json.loads(path.read_text())
+    if threshold == "missing":
+        del meta["threshold"]
+    else:
+        meta["threshold"] = threshold
+    path.write_text(json.dumps(meta))
+    with pytest.raises(InputError, match=re.escape(str(path)) + ".*'threshold'.*\\[0, 1\\]"):
+        load_judge(tmp_path / "j")
+
+
+# ---------------------------------------------------------------- metrics: val, test, unseen
+
+# Test contexts that a train context matches after normalisation (case, whitespace) are seen;
+# the others are unseen, including a context that only a val row has.
+SEEN_TEST = [("  Context 0 ", SAFE[0], "safe"), ("CONTEXT \t1", SAFE[1], "safe"),
+             ("context 2", SAFE[2], "safe"), ("Context  2", UNSAFE[0], "unsafe")]
+UNSEEN_TEST = [("fresh topic a", SAFE[3], "safe"), ("fresh topic b", UNSAFE[1], "unsafe"),
+               ("contexts 0", UNSAFE[2], "unsafe"), ("val only", UNSAFE[3], "unsafe")]
+
+
+def split_corpus(path, with_val=True):
+    """Train as toy_corpus; val with other contexts; test rows seen and unseen in train,
+    plus an unlabelled test row (left out of every metric)."""
+    rows = [{"id": f"a{i:02d}", "split": "train", "prompt": f"context {i % 3}", "response": r,
+             "label": "safe" if r in SAFE else "unsafe"} for i, r in enumerate(SAFE + UNSAFE)]
+    if with_val:
+        rows += [{"id": f"b{i:02d}", "split": "val", "prompt": "val only", "response": r,
+                  "label": label}
+                 for i, (r, label) in enumerate([
+                     ("thanks, that sounds lovely", "safe"), ("good idea, good luck", "safe"),
+                     ("i hope it is great", "safe"), ("shut up you stupid idiot", "unsafe"),
+                     ("idiot", "unsafe"), ("stupid", "unsafe")])]
+    test = SEEN_TEST + UNSEEN_TEST + [("fresh topic c", SAFE[4], None)]
+    rows += [{"id": f"c{i:02d}", "split": "test", "prompt": c, "response": r, "label": label}
+             for i, (c, r, label) in enumerate(test)]
+    pd.DataFrame(rows).to_parquet(path)
+    return path
+
+
+def expected_metrics(judge, rows) -> dict:
+    """evaluate's numbers computed independently with sklearn."""
+    y = np.array([label == "unsafe" for _, _, label in rows])
+    p = judge.predict_proba([c for c, _, _ in rows], [r for _, r, _ in rows])
+    return {"auroc": roc_auc_score(y, p), "accuracy": float(np.mean((p >= judge.threshold) == y)),
+            "balanced_accuracy": balanced_accuracy_score(y, p >= judge.threshold),
+            "n": len(rows), "unsafe_share": float(y.mean())}
+
+
+def test_metrics_hold_val_test_and_unseen_test(tmp_path):
+    corpus = split_corpus(tmp_path / "c.parquet")
+    m = build_judge(corpus, TFIDF, tmp_path / "judge")
+    judge = load_judge(tmp_path / "judge")
+    assert json.loads((tmp_path / "judge" / "metrics.json").read_text()) == m
+    # the threshold: chosen on val, stored in judge.json, reported in the metrics
+    df = pd.read_parquet(corpus)
+    val = df[df["split"] == "val"]
+    assert m["threshold_from"] == "val"
+    assert m["threshold"] == judge.threshold == choose_threshold(judge, val)
+    y = (val["label"] == "unsafe").to_numpy()
+    p = judge.predict_proba(val["prompt"], val["response"])
+    best = max(balanced_accuracy_score(y, p >= t) for t in p)
+    assert balanced_accuracy_score(y, p >= m["threshold"]) == best
+    assert m["threshold"] == min(t for t in p if balanced_accuracy_score(y, p >= t) == best)
+    # val, test (labelled rows only) and unseen test metrics
+    val_rows = list(zip(val["prompt"], val["response"], val["label"]))
+    test = {k: m[k] for k in m["unseen"]}
+    for got, rows in ((m["val"], val_rows), (test, SEEN_TEST + UNSEEN_TEST),
+                      (m["unseen"], UNSEEN_TEST)):
+        want = expected_metrics(judge, rows)
+        assert got.keys() == want.keys()
+        for key, value in want.items():
+            assert got[key] == pytest.approx(value, abs=1e-12), key
+    assert (m["n"], m["unseen"]["n"], m["val"]["n"]) == (8, 4, 6)
+    assert (m["unsafe_share"], m["unseen"]["unsafe_share"]) == (0.5, 0.75)
+
+
+def test_without_val_rows_the_threshold_stays_the_default(tmp_path):
+    m = build_judge(split_corpus(tmp_path / "c.parquet", with_val=False), TFIDF, tmp_path / "j")
+    assert m["threshold_from"] == "default" and m["threshold"] == DEFAULT_THRESHOLD == 0.5
+    assert m["val"] == {"auroc": None, "accuracy": None, "balanced_accuracy": None, "n": 0}
+    assert load_judge(tmp_path / "j").threshold == 0.5
+    assert m["unseen"]["n"] == 4
+
+
+def test_unseen_metrics_are_null_when_every_test_context_is_seen(tmp_path):
+    m = build_judge(toy_corpus(tmp_path / "c.parquet"), TFIDF, tmp_path / "judge")
+    assert m["n"] == 12 and m["unseen"] == {"auroc": None, "accuracy": None,
+                                            "balanced_accuracy": None, "n": 0}
+
+
+def test_judge_from_copies_the_folder_and_scores_this_corpus(tmp_path):
+    build_judge(split_corpus(tmp_path / "l.parquet"), TFIDF, tmp_path / "labelled")
+    source = json.loads((tmp_path / "labelled" / "metrics.json").read_text())
+    # another labelled corpus: its own train contexts decide what is unseen
+    other = [{"id": f"x{i}", "split": "train", "prompt": "fresh topic a", "response": SAFE[5],
+              "label": "safe"} for i in range(2)]
+    rows = SEEN_TEST + UNSEEN_TEST
+    other += [{"id": f"y{i}", "split": "test", "prompt": c, "response": r, "label": label}
+              for i, (c, r, label) in enumerate(rows)]
+    pd.DataFrame(other).to_parquet(tmp_path / "o.parquet")
+    main(["--corpus", str(tmp_path / "o.parquet"), "--config", to_json(TFIDF),
+          "--from", str(tmp_path / "labelled"), "--out", str(tmp_path / "j")])
+    for name in (JUDGE_JSON, JUDGE_NPZ):
+        assert (tmp_path / "j" / name).read_bytes() == (tmp_path / "labelled" / name).read_bytes()
+    judge = load_judge(tmp_path / "j")
+    assert judge.threshold == source["threshold"] == load_judge(tmp_path / "labelled").threshold
+    m = json.loads((tmp_path / "j" / "metrics.json").read_text())
+    assert {k: m[k] for k in source} == source  # the source's val/test/unseen metrics kept
+    assert m["source"] == str(tmp_path / "labelled")
+    this = m["this_corpus_test"]
+    assert this["n"] == 8 and this["unseen"]["n"] == 7  # only "fresh topic a" is trained on here
+    want = expected_metrics(judge, [r for r in rows if r[0] != "fresh topic a"])
+    for key, value in want.items():
+        assert this["unseen"][key] == pytest.approx(value, abs=1e-12), key
+
+
+def test_judge_from_refuses_a_folder_without_a_threshold(tmp_path):
+    build_judge(toy_corpus(tmp_path / "l.parquet"), TFIDF, tmp_path / "old")
+    path = tmp_path / "old" / JUDGE_JSON
+    meta = json.loads(path.read_text())
+    del meta["threshold"]  # a judge saved before thresholds were chosen
+    path.write_text(json.dumps(meta))
+    with pytest.raises(InputError, match=re.escape(str(path)) + ".*'threshold'"):
+        build_judge(tmp_path / "l.parquet", TFIDF, tmp_path / "j", str(tmp_path / "old"))
+    assert not (tmp_path / "j").exists()

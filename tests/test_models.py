@@ -12,7 +12,7 @@ import torch
 from isaac.cli import run
 from isaac.generator_tokenizer import TokenizerConfig, main, tokenizer_texts, train_tokenizer
 from isaac.io import InputError
-from isaac.lm import build_examples
+from isaac.lm import build_examples, prompt_ids
 from isaac.models import (
     FORMAT_FILE,
     SEP,
@@ -136,15 +136,26 @@ def tok_dir(tmp_path):
 
 
 def test_save_load_round_trip_keeps_format_and_logits(tmp_path, tok_dir):
-    gen = build_generator(generator(model="tiny-gpt2", tiny=TINY_SIZE), tok_dir, seed=3)
+    gen = build_generator(generator(model="tiny-gpt2", tiny=TINY_SIZE, max_prompt_tokens=7),
+                          tok_dir, seed=3)
+    assert gen.fmt.max_prompt_tokens == 7
     save_generator(gen, tmp_path / "m")
     assert (tmp_path / "m" / "model.safetensors").is_file()
-    assert json.loads((tmp_path / "m" / FORMAT_FILE).read_text())["prompt_suffix"] == SEP
+    saved = json.loads((tmp_path / "m" / FORMAT_FILE).read_text())
+    assert saved["prompt_suffix"] == SEP
+    assert saved["max_prompt_tokens"] == 7  # later stages cut prompts as training did
     again = load_generator(tmp_path / "m")
     ids = torch.tensor([[1, 5, 6, 7]])
     gen.model.eval()
     assert torch.allclose(gen.model(ids).logits, again.model(ids).logits)
     assert again.fmt == gen.fmt
+
+
+def test_the_prompt_budget_defaults_to_the_schema_and_travels_with_the_model(tmp_path, tok_dir):
+    gen = build_generator(generator(model="tiny-gpt2", tiny=TINY_SIZE), tok_dir, seed=0)
+    assert gen.fmt.max_prompt_tokens == schema_defaults("generator")["max_prompt_tokens"]
+    save_generator(gen, tmp_path / "m")
+    assert load_generator(tmp_path / "m").fmt.max_prompt_tokens == gen.fmt.max_prompt_tokens
 
 
 def test_load_generator_needs_format_file(tmp_path):
@@ -179,13 +190,34 @@ def test_local_seq2seq_checkpoint_trains_and_saves(tmp_path, tok_dir, lora):
     trainable = [n for n, p in gen.model.named_parameters() if p.requires_grad]
     assert all("lora" in n for n in trainable) == lora
     ex = build_examples(gen, ["hello there"], [["i like it"]], 16)
-    assert ex[0].decoder and ex[0].labels[-1] == gen.tokenizer.eos_token_id
+    assert len(ex) == 1 and len(ex[0]) == 1  # one group per prompt
+    assert ex[0][0].decoder and ex[0][0].labels[-1] == gen.tokenizer.eos_token_id
     cfg = settings(TrainConfig, "train", max_steps=3, batch_size=2, learning_rate=1e-2)
     hist = train(gen, ex * 4, cfg, 0, tmp_path / "ck")
     assert len(hist) == 3
     save_generator(gen, tmp_path / "out")
     again = load_generator(tmp_path / "out")
     assert again.fmt.seq2seq and not hasattr(again.model, "peft_config")
+
+
+def test_seq2seq_source_keeps_its_last_tokens_and_target_its_first(tmp_path, tok_dir):
+    path = _local_t5(tmp_path, tok_dir)
+    gen = build_generator(generator(model=str(path), max_prompt_tokens=5), None, seed=0)
+    assert gen.fmt.seq2seq and gen.fmt.max_prompt_tokens == 5
+    prompt = " ".join(TEXTS)
+    full = gen.tokenizer(prompt)["input_ids"]
+    assert len(full) > 5
+    target = " ".join(TEXTS[::-1])
+    ((e,),) = build_examples(gen, [prompt], [[target]], 12)
+    assert e.decoder and e.input_ids == full[-5:] == prompt_ids(gen, prompt)
+    t_ids = gen.tokenizer(text_target=target)["input_ids"]
+    assert len(t_ids) > 12  # the target is cut to max_length, its end marker kept
+    assert len(e.labels) == 12 and e.labels[:11] == t_ids[:11]
+    assert e.labels[-1] == gen.tokenizer.eos_token_id
+    # a prompt budget larger than max_length is fine for seq2seq: source and target are apart
+    wide = build_generator(generator(model=str(path), max_prompt_tokens=40), None, seed=0)
+    ((w,),) = build_examples(wide, [prompt], [[target]], 12)
+    assert w.input_ids == full[-40:] and len(w.labels) == 12
 
 
 @pytest.mark.pretrained

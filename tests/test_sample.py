@@ -278,7 +278,14 @@ def test_cli_writes_targets_and_stats(tmp_path, method):
     config = json.loads(cli_config(method))
     config["head_shortcut_mode"] = config.pop("head_shortcut")
     assert {key: stats[key] for key in config} == config
-    assert 0.0 <= stats["oracle_safe_rate"] <= 1.0
+    # oracle_safe_rate: the share of the drawn targets whose train row is labelled safe,
+    # recomputed from the targets table's ids (corpus labels: unsafe exactly when i % 7 == 6)
+    target_ids = [t for tids in table["target_ids"] for t in tids]
+    assert len(target_ids) == stats["n_targets"] == 2 * len(table)
+    expected = float(np.mean(corpus_df.loc[target_ids, "label"].to_numpy() == "safe"))
+    assert stats["oracle_safe_rate"] == pytest.approx(expected, abs=1e-12)
+    if method == "sft":
+        assert expected == 1.0  # sft keeps only the rows labelled safe
 
 
 def test_cli_pool_method_without_groups_fails_cleanly(tmp_path):

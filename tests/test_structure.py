@@ -18,6 +18,8 @@ from isaac.likelihood import LikelihoodConfig
 from isaac.models import GeneratorConfig
 from isaac.neighbours import NeighboursConfig
 from isaac.plots import FigureConfig
+from isaac.prompts import PromptsConfig
+from isaac.report import SummaryConfig
 from isaac.tokenize import TokenizeConfig
 from isaac.train import TrainConfig
 
@@ -85,9 +87,10 @@ def test_method_lists_are_declared_only_in_isaac_runs():
         assert '"isaac_paper"' not in smk.read_text(), smk
 
 
-def test_schema_method_enum_equals_the_declared_methods():
-    enum = SCHEMA["properties"]["sweep"]["properties"]["methods"]["items"]["enum"]
-    assert tuple(enum) == runs.METHODS
+def test_schema_method_enums_equal_the_declared_methods():
+    for section, key in (("sweep", "methods"), ("summary", "baselines")):
+        enum = SCHEMA["properties"][section]["properties"][key]["items"]["enum"]
+        assert tuple(enum) == runs.METHODS, (section, key)
     assert tuple(schema_defaults("sweep")["methods"]) == runs.METHODS
 
 
@@ -111,8 +114,8 @@ SECTIONS = {
     "neighbours": NeighboursConfig,
     "generator": GeneratorConfig,
     "train": TrainConfig,
-    "generate": GenerateConfig,
     "report": FigureConfig,
+    "summary": SummaryConfig,
 }
 
 
@@ -132,7 +135,7 @@ def all_settings_classes():
 
 def test_settings_dataclasses_are_frozen_and_have_no_defaults():
     classes = list(all_settings_classes())
-    assert len(classes) >= 12, classes
+    assert len(classes) >= 14, classes
     for module, node in classes:
         where = f"isaac.{module}.{node.name}"
         frozen = [d for d in node.decorator_list if isinstance(d, ast.Call)
@@ -142,8 +145,12 @@ def test_settings_dataclasses_are_frozen_and_have_no_defaults():
         assert not defaults, f"{where}: defaults belong to config/schema.yaml"
 
 
-def test_embed_slice_keys_are_schema_keys():
+def test_partial_slices_are_schema_keys():
     assert {f.name for f in dataclasses.fields(EmbedConfig)} < set(schema_defaults("embed"))
+    decoding = {f.name for f in dataclasses.fields(GenerateConfig)}
+    prompts = {f.name for f in dataclasses.fields(PromptsConfig)}
+    assert not decoding & prompts
+    assert decoding | prompts == set(schema_defaults("generate"))
 
 
 def test_loggers_are_named_after_their_module():

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import json
+from dataclasses import replace
 
 import numpy as np
 import pandas as pd
@@ -12,7 +13,7 @@ import torch
 from isaac.cli import run
 from isaac.generator_tokenizer import train_tokenizer
 from isaac.io import InputError
-from isaac.lm import IGNORE, build_examples, collate, token_nll
+from isaac.lm import IGNORE, build_examples, collate, prompt_ids, token_nll
 from isaac.models import GeneratorConfig, build_generator
 from isaac.settings import from_dict
 from isaac.train import LOG_FILE, TrainConfig, bucket_order, main, train
@@ -38,10 +39,14 @@ def tok_dir(tmp_path):
     return tmp_path / "tok"
 
 
+def _flat(groups):
+    return [e for group in groups for e in group]
+
+
 def test_prompt_and_padding_carry_no_labels(tok_dir):
     gen = build_generator(TINY, tok_dir, seed=0)
-    ex = build_examples(gen, ["hello", "what do you think about cats today ?"],
-                        [["hi ."], ["i like cats a lot ."]], 64)
+    ex = _flat(build_examples(gen, ["hello", "what do you think about cats today ?"],
+                              [["hi ."], ["i like cats a lot ."]], 64))
     for e, target in zip(ex, ["hi .", "i like cats a lot ."]):
         n_prompt = sum(lab == IGNORE for lab in e.labels)
         assert all(lab == IGNORE for lab in e.labels[:n_prompt])
@@ -56,7 +61,7 @@ def test_prompt_and_padding_carry_no_labels(tok_dir):
 def test_loss_counts_target_tokens_only(tok_dir):
     gen = build_generator(TINY, tok_dir, seed=1)
     gen.model.eval()
-    ex = build_examples(gen, PROMPTS[:3], TARGETS[:3], 64)
+    ex = _flat(build_examples(gen, PROMPTS[:3], TARGETS[:3], 64))
     batch = collate(ex, gen.tokenizer.pad_token_id)
     nll, n = token_nll(gen.model, batch)
     assert n == sum(sum(lab != IGNORE for lab in e.labels) for e in ex)
@@ -67,27 +72,82 @@ def test_loss_counts_target_tokens_only(tok_dir):
         manual += -sum(logp[i - 1, e.input_ids[i]].item()
                        for i, lab in enumerate(e.labels) if lab != IGNORE)
     assert nll.item() == pytest.approx(manual, rel=1e-4)
-    # Different prompts with the same targets and lengths: other prompt tokens, other labels
-    # there would change the loss if they counted; padding more does not change it.
-    wider = dict(batch)
-    pad = torch.full((3, 5), gen.tokenizer.pad_token_id)
-    wider["input_ids"] = torch.cat([batch["input_ids"], pad], 1)
-    wider["attention_mask"] = torch.cat([batch["attention_mask"], torch.zeros_like(pad)], 1)
-    wider["labels"] = torch.cat([batch["labels"], torch.full_like(pad, IGNORE)], 1)
-    nll2, n2 = token_nll(gen.model, wider)
-    assert n2 == n and nll2.item() == pytest.approx(nll.item(), rel=1e-5)
 
 
-def test_m_targets_become_m_examples(tok_dir):
+def test_padding_beside_a_longer_batch_mate_adds_nothing(tok_dir):
+    """An example padded to a longer batch-mate's length keeps exactly its unpadded loss: its
+    own target labels stay, every position beyond its length is -100 and masked."""
+    gen = build_generator(TINY, tok_dir, seed=1)
+    gen.model.eval()
+    pad = gen.tokenizer.pad_token_id
+    (short,), (long,) = build_examples(
+        gen, ["hello", "what do you think about cats today ? and dogs ?"],
+        [["hi ."], ["i like cats a lot . and dogs a lot more than rain ."]], 64)
+    n_short, width = len(short.input_ids), len(long.input_ids)
+    assert width > n_short + 5  # real padding, over positions that held labels in the mate
+    batch = collate([short, long], pad)
+    assert batch["input_ids"].shape == (2, width)
+    row = {k: v[:1] for k, v in batch.items()}  # the short example, padded to `width`
+    assert row["labels"][0, :n_short].tolist() == short.labels  # its target labels are kept
+    assert any(lab != IGNORE for lab in short.labels)
+    assert (row["labels"][0, n_short:] == IGNORE).all()  # nothing beyond its length is scored
+    assert (row["attention_mask"][0, n_short:] == 0).all()
+    assert (row["input_ids"][0, n_short:] == pad).all()
+    # the mate labels those columns: the padded columns are not ignored "anyway"
+    assert (batch["labels"][1, n_short:] != IGNORE).any()
+
+    alone = collate([short], pad)
+    assert alone["input_ids"].shape == (1, n_short)
+    nll_alone, count_alone = token_nll(gen.model, alone)
+    nll_padded, count_padded = token_nll(gen.model, row)
+    assert count_padded == count_alone == sum(lab != IGNORE for lab in short.labels)
+    assert nll_padded.item() == pytest.approx(nll_alone.item(), rel=1e-5)
+    # and the whole batch is the sum of its examples taken alone
+    nll_long, count_long = token_nll(gen.model, collate([long], pad))
+    nll_both, count_both = token_nll(gen.model, batch)
+    assert count_both == count_alone + count_long
+    assert nll_both.item() == pytest.approx(nll_alone.item() + nll_long.item(), rel=1e-5)
+
+
+def test_m_targets_become_one_group_per_prompt(tok_dir):
     gen = build_generator(TINY, tok_dir, seed=0)
     ex = build_examples(gen, ["a", "b"], [["x", "y", "z"], ["w"]], 32)
-    assert len(ex) == 4
+    assert [len(group) for group in ex] == [3, 1]
+    prompt_a = gen.tokenizer(gen.fmt.prompt_text("a"), add_special_tokens=False)["input_ids"]
+    for e, t in zip(ex[0], ["x", "y", "z"]):
+        assert e.input_ids[:len(prompt_a)] == prompt_a
+        assert e.labels[len(prompt_a):] == gen.tokenizer(
+            t + gen.fmt.target_suffix, add_special_tokens=False)["input_ids"]
 
 
-def test_long_prompt_is_cut_from_the_left(tok_dir):
-    gen = build_generator(TINY, tok_dir, seed=0)
-    (e,) = build_examples(gen, [" ".join(PROMPTS)], [["i like it ."]], 16)
-    assert len(e.input_ids) <= 16 and any(lab != IGNORE for lab in e.labels)
+def test_prompt_keeps_its_last_tokens_and_the_target_fills_the_rest(tok_dir):
+    budget = 8
+    gen = build_generator(replace(TINY, max_prompt_tokens=budget), tok_dir, seed=0)
+    assert gen.fmt.max_prompt_tokens == budget
+    prompt, target = " ".join(PROMPTS), " ".join(t[0] for t in TARGETS)
+    full = gen.tokenizer(gen.fmt.prompt_text(prompt), add_special_tokens=False)["input_ids"]
+    t_full = gen.tokenizer(gen.fmt.target_text(target), add_special_tokens=False)["input_ids"]
+    assert len(full) > budget and len(t_full) > 40
+    assert prompt_ids(gen, prompt) == full[-budget:]  # the end of the context (and separator)
+    ((e,),) = build_examples(gen, [prompt], [[target]], 48)
+    assert e.input_ids[:budget] == full[-budget:]
+    assert e.labels[:budget] == [IGNORE] * budget
+    assert e.input_ids[budget:] == e.labels[budget:] == t_full[: 48 - budget]
+    assert len(e.input_ids) == 48
+    # a short prompt is not cut, and a short target is whole (its end marker included)
+    ((s,),) = build_examples(gen, ["hi"], [["i like it ."]], 48)
+    short_prompt = gen.tokenizer(gen.fmt.prompt_text("hi"), add_special_tokens=False)["input_ids"]
+    assert len(short_prompt) < budget and s.input_ids[:len(short_prompt)] == short_prompt
+    assert s.labels[-1] == gen.tokenizer.eos_token_id
+
+
+def test_a_prompt_budget_that_leaves_no_room_is_a_clear_error(tok_dir):
+    gen = build_generator(replace(TINY, max_prompt_tokens=16), tok_dir, seed=0)
+    with pytest.raises(InputError, match="max_prompt_tokens.*max_length"):
+        build_examples(gen, [" ".join(PROMPTS)], [["i like it ."]], 16)
+    # the same budget fits a longer max_length
+    ((e,),) = build_examples(gen, [" ".join(PROMPTS)], [["i like it ."]], 17)
+    assert sum(lab != IGNORE for lab in e.labels) == 1
 
 
 def test_bucket_order_is_a_seeded_partition_of_similar_lengths():
@@ -110,6 +170,73 @@ def test_tiny_run_lowers_the_loss(tmp_path, tok_dir):
     assert [r["step"] for r in hist] == list(range(1, 25))
     lines = (tmp_path / "c" / LOG_FILE).read_text().splitlines()
     assert [json.loads(x) for x in lines] == hist
+
+
+def _no_dropout(gen):
+    for module in gen.model.modules():
+        if isinstance(module, torch.nn.Dropout):
+            module.p = 0.0
+    return gen
+
+
+M3_TARGETS = [[t[0], f"{t[0]} really", "no ."] for t in TARGETS]
+
+
+@pytest.mark.parametrize("epochs, batch_size, n_prompts", [(2, 8, 24), (3, 5, 17), (1, 32, 24)])
+def test_equal_budgets_whatever_m(tmp_path, tok_dir, epochs, batch_size, n_prompts):
+    """m = 1 and m = 3 targets per prompt take the same number of optimizer steps:
+    ceil(n_prompts / batch_size) per epoch (docs/training.md)."""
+    cfg = train_config(epochs=epochs, batch_size=batch_size, learning_rate=5e-3)
+    steps = {}
+    for m, targets in [(1, TARGETS), (3, M3_TARGETS)]:
+        gen = build_generator(TINY, tok_dir, seed=0)
+        groups = build_examples(gen, PROMPTS[:n_prompts], targets[:n_prompts], 48)
+        assert len(groups) == n_prompts and {len(g) for g in groups} == {m}
+        hist = train(gen, groups, cfg, 0, tmp_path / f"m{m}")
+        steps[m] = len(hist)
+        assert [r["epoch"] for r in hist] == [
+            e for e in range(epochs) for _ in range(-(-n_prompts // batch_size))]
+    assert steps[1] == steps[3] == epochs * -(-n_prompts // batch_size)
+
+
+def test_a_group_loss_is_the_token_mean_over_its_sequences(tmp_path, tok_dir):
+    """Three copies of every target train exactly like one: the loss is the mean over all
+    target tokens of the batch (a sum, or a mean per sequence summed, would differ)."""
+    cfg = train_config(max_steps=4, batch_size=8, learning_rate=5e-3)
+    hist = {}
+    for m in (1, 3):
+        gen = _no_dropout(build_generator(TINY, tok_dir, seed=0))
+        groups = build_examples(gen, PROMPTS, [t * m for t in TARGETS], 48)
+        hist[m] = train(gen, groups, cfg, 0, tmp_path / f"m{m}")
+    assert [r["step"] for r in hist[1]] == [r["step"] for r in hist[3]] == [1, 2, 3, 4]
+    for one, three in zip(hist[1], hist[3]):
+        assert three["loss"] == pytest.approx(one["loss"], abs=2e-5)
+
+    # Targets of different lengths: the logged loss of a one-batch step is the token mean over
+    # every sequence of the batch, not the mean of per-sequence (or per-group) means.
+    targets = [["hi .", "i like cats a lot . really a lot ."], ["no ."],
+               ["i like dogs a lot .", "ok", "why ?"]]
+    gen = _no_dropout(build_generator(TINY, tok_dir, seed=0))
+    gen.model.eval()
+    with torch.no_grad():
+        gen.model.transformer.wte.weight.mul_(20)  # token NLLs far apart: the means differ
+    groups = build_examples(gen, PROMPTS[:3], targets, 48)
+    parts = [token_nll(gen.model, collate([e], gen.tokenizer.pad_token_id))
+             for e in _flat(groups)]
+    token_mean = sum(x.item() for x, _ in parts) / sum(c for _, c in parts)
+    sequence_mean = float(np.mean([x.item() / c for x, c in parts]))
+    assert abs(token_mean - sequence_mean) > 0.1
+    (record,) = train(gen, groups, train_config(max_steps=1, batch_size=3), 0, tmp_path / "one")
+    assert record["loss"] == pytest.approx(token_mean, abs=2e-6)
+
+
+def test_train_refuses_a_prompt_without_targets(tmp_path, tok_dir):
+    gen = build_generator(TINY, tok_dir, seed=0)
+    groups = build_examples(gen, PROMPTS[:2], [TARGETS[0], []], 48)
+    with pytest.raises(InputError, match="without targets"):
+        train(gen, groups, train_config(max_steps=1), 0, tmp_path / "c")
+    with pytest.raises(InputError, match="no training examples"):
+        train(gen, [], train_config(max_steps=1), 0, tmp_path / "c")
 
 
 class Interrupt(Exception):
@@ -201,6 +328,22 @@ def test_cli_rejects_targets_without_targets_column(tmp_path, tok_dir):
         main(["--targets", str(tmp_path / "bad.parquet"), "--tokenizer", str(tok_dir),
               "--seed", "0", "--config", json.dumps(_job()),
               "--checkpoints", str(tmp_path / "c"), "--out", str(tmp_path / "o")])
+
+
+@pytest.mark.parametrize("empty", [[], None])
+def test_cli_refuses_a_row_without_targets(tmp_path, tok_dir, capsys, empty):
+    path = _targets(tmp_path, PROMPTS[:3])
+    df = pd.read_parquet(path)
+    df["targets"] = [TARGETS[0], empty, TARGETS[2]]
+    df.to_parquet(path)
+    out, ck = tmp_path / "models" / "run", tmp_path / "checkpoints" / "run"
+    with pytest.raises(SystemExit) as exit_:
+        run(main, ["--targets", str(path), "--tokenizer", str(tok_dir), "--seed", "0",
+                   "--config", json.dumps(_job(max_steps=1)), "--checkpoints", str(ck),
+                   "--out", str(out)])
+    assert exit_.value.code == 2
+    assert "targets.parquet: row 1 ('t1') has no targets" in capsys.readouterr().err
+    assert not out.exists() and not ck.exists()
 
 
 def _drop(d: dict, key: str) -> dict:

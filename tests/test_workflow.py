@@ -12,6 +12,7 @@ import pandas as pd
 import pytest
 
 from conftest import REPO, SNAKEMAKE, TINY_CONFIG, planned_jobs, snakemake
+from isaac.text import normalise
 
 pytestmark = pytest.mark.workflow
 
@@ -70,7 +71,11 @@ def test_tiny_run_writes_every_contracted_table(tiny_run):
         "targets/isaac/tau1.0-m1-seed0.parquet": {
             "id", "prompt", "response", "targets", "target_ids", "head_shortcut",
         },
-        "generations/isaac/tau1.0-m1-seed0.parquet": {"id", "prompt", "generation"},
+        "generations/isaac/tau1.0-m1-seed0.parquet": {"id", "prompt", "seen", "generation"},
+        "prompts.parquet": {"id", "prompt", "seen"},
+        "scores/isaac/tau1.0-m1-seed0.parquet": {
+            "id", "seen", "unsafe", "unsafe_prob", "unsafe_second", "lexical_unsafe",
+        },
     }
     for name, columns in expected.items():
         table = pd.read_parquet(tiny_run / TINY / name)
@@ -86,6 +91,23 @@ def test_tiny_run_covers_every_method_in_the_summary(tiny_run):
         assert (tiny_run / TINY / "figures" / f"{name}.png").stat().st_size > 0, name
     model = tiny_run / TINY / "models/isaac/tau1.0-m1-seed0"
     assert list(model.glob("*.safetensors")), sorted(p.name for p in model.iterdir())
+
+
+def test_summary_compares_every_method_with_raw_and_sft_on_unseen_prompts(tiny_run):
+    summary = pd.read_csv(tiny_run / TINY / "summary.csv")
+    for column in ("safety_score", "safety_lo", "safety_hi", "delta_raw", "delta_raw_lo",
+                   "delta_raw_hi", "delta_sft", "delta_sft_lo", "delta_sft_hi"):
+        assert summary[column].notna().all(), column
+    raw = summary.set_index("method").loc["raw"]
+    assert raw["delta_raw"] == raw["delta_raw_lo"] == raw["delta_raw_hi"] == 0
+    assert (summary["safety_lo"] <= summary["safety_score"]).all()
+    assert (summary["safety_score"] <= summary["safety_hi"]).all()
+    corpus = pd.read_parquet(tiny_run / TINY / "corpus.parquet")
+    train = set(corpus.loc[corpus["split"] == "train", "prompt"].map(normalise))
+    for path in (tiny_run / TINY / "generations").rglob("*.parquet"):
+        prompts = pd.read_parquet(path)["prompt"].map(normalise)
+        assert len(prompts) == 8 and not set(prompts) & train, path
+    assert "Δ raw" in (tiny_run / TINY / "summary.md").read_text()
 
 
 def test_second_run_has_nothing_to_do(tiny_run):
@@ -114,6 +136,33 @@ def test_changing_a_plotting_option_reruns_only_plots(tiny_run):
     assert jobs, "a new dpi must redraw the figures"
     retrained = {"ingest", "tokenize", "sample", "train", "generate", "judge", "score", "summary"}
     assert not retrained & set(jobs), jobs
+
+
+def test_changing_the_bootstrap_reruns_only_the_summary_and_its_figures(tiny_run):
+    jobs = dry_run_with(tiny_run, "summary: {resamples: 300}\n")
+    assert set(jobs) == {"summary", "report_figures", "all"}, jobs
+
+
+def test_a_baseline_outside_the_sweep_is_refused_before_any_job(tmp_path):
+    extra = tmp_path / "no_raw.yaml"
+    extra.write_text("sweep: {methods: [sft, isaac]}\n")
+    proc = snakemake(tmp_path, "--dry-run", configfiles=(TINY_CONFIG, extra), check=False)
+    assert proc.returncode != 0
+    assert "summary.baselines: raw not in sweep.methods" in proc.stdout + proc.stderr
+
+
+def test_a_corpus_without_test_prompts_fails_before_training(tmp_path):
+    rows = [{"prompt": f"p{i}", "response": f"r{i % 3}", "label": "safe"} for i in range(30)]
+    (tmp_path / "train.jsonl").write_text("".join(json.dumps(r) + "\n" for r in rows))
+    extra = tmp_path / "no_test.yaml"
+    extra.write_text(f"corpus: {{name: notest, format: jsonl, path: {tmp_path / 'train.jsonl'}}}\n")
+    target = "results/notest/models/raw/tau1.0-m1-seed0"
+    proc = snakemake(tmp_path, "--cores", "2", target, configfiles=(TINY_CONFIG, extra),
+                     check=False)
+    assert proc.returncode != 0
+    log = (tmp_path / "logs" / "notest" / "prompts.log").read_text()
+    assert "no rows with split 'test'" in log, log
+    assert not (tmp_path / "results" / "notest" / "models").exists()
 
 
 def test_figures_target_regenerates_figures_from_cached_results(tiny_run):

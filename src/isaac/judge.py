@@ -23,15 +23,17 @@ import numpy as np
 import pandas as pd
 from sklearn.feature_extraction.text import TfidfVectorizer
 from sklearn.linear_model import LogisticRegression
-from sklearn.metrics import accuracy_score, roc_auc_score
+from sklearn.metrics import accuracy_score, balanced_accuracy_score, roc_auc_score
 
 from isaac.cli import optional, run
 from isaac.io import InputError, atomic_dir, read_json, read_table, write_json, write_npz
 from isaac.packaged import minilm_path
+from isaac.prompts import held_out_rows
 from isaac.settings import add_config_argument, parse
 
 log = logging.getLogger("isaac.judge")
 FEATURES = ("tfidf-lr", "minilm-lr")
+DEFAULT_THRESHOLD = 0.5  # only until choose_threshold has seen the val split
 
 JUDGE_JSON, JUDGE_NPZ, METRICS = "judge.json", "judge.npz", "metrics.json"
 SEP = " [SEP] "
@@ -54,6 +56,7 @@ class Judge:
     features: str
     coef: np.ndarray
     intercept: float
+    threshold: float = DEFAULT_THRESHOLD  # unsafe when P(unsafe) >= threshold (chosen on val)
     vocabulary: list[str] | None = None
     idf: np.ndarray | None = None
     _vectorizer: object = None
@@ -74,6 +77,10 @@ class Judge:
         x = self.featurise(judge_text(contexts, responses))
         z = np.asarray(x @ self.coef).ravel() + self.intercept
         return 1.0 / (1.0 + np.exp(-z))
+
+    def unsafe(self, contexts, responses) -> np.ndarray:
+        """The judge's verdict per pair: P(unsafe) at or above its threshold."""
+        return self.predict_proba(contexts, responses) >= self.threshold
 
 
 def _tfidf(vocabulary=None, idf=None):
@@ -98,7 +105,8 @@ def fit_judge(contexts, responses, unsafe, features: str, C: float = 1.0) -> Jud
         vec = _tfidf()
         x = vec.fit_transform(texts)
         vocab = [t for t, _ in sorted(vec.vocabulary_.items(), key=lambda kv: kv[1])]
-        judge = Judge(features, np.zeros(0), 0.0, vocab, vec.idf_.astype(np.float64), vec)
+        judge = Judge(features, np.zeros(0), 0.0, vocabulary=vocab,
+                      idf=vec.idf_.astype(np.float64), _vectorizer=vec)
     elif features == "minilm-lr":
         judge = Judge(features, np.zeros(0), 0.0)
         x = judge.featurise(texts)
@@ -111,10 +119,26 @@ def fit_judge(contexts, responses, unsafe, features: str, C: float = 1.0) -> Jud
     return judge
 
 
+def choose_threshold(judge: Judge, rows: pd.DataFrame) -> float | None:
+    """The threshold with the best balanced accuracy on labelled rows (the val split): the
+    judge is trained on train texts, and unsafe shares differ between splits and generators,
+    so a fixed 0.5 is not calibrated. None without both classes."""
+    y = (rows["label"] == "unsafe").to_numpy()
+    if len(np.unique(y)) < 2:
+        return None
+    p = judge.predict_proba(rows["prompt"].astype(str), rows["response"].astype(str))
+    candidates = np.unique(p)
+    flagged = p[None, :] >= candidates[:, None]
+    tpr = (flagged & y).sum(axis=1) / y.sum()
+    tnr = (~flagged & ~y).sum(axis=1) / (~y).sum()
+    return float(candidates[np.argmax(tpr + tnr)])  # ties: the lowest such threshold
+
+
 def save_judge(judge: Judge, folder: str | Path) -> None:
     folder = Path(folder)
     folder.mkdir(parents=True, exist_ok=True)
-    meta = {"features": judge.features, "text": "context [SEP] response", "positive": "unsafe"}
+    meta = {"features": judge.features, "text": "context [SEP] response", "positive": "unsafe",
+            "threshold": judge.threshold}
     arrays = {"coef": judge.coef, "intercept": np.array([judge.intercept])}
     if judge.features == "tfidf-lr":
         meta["tfidf"] = TFIDF_SETTINGS
@@ -134,7 +158,12 @@ def load_judge(folder: str | Path) -> Judge:
     features = meta.get("features")
     if features not in FEATURES:
         raise InputError(f"{folder / JUDGE_JSON}: unknown features {features!r}")
-    judge = Judge(features, arrays["coef"], float(arrays["intercept"][0]))
+    threshold = meta.get("threshold")
+    if isinstance(threshold, bool) or not isinstance(threshold, (int, float)) or not (
+        0 <= threshold <= 1
+    ):
+        raise InputError(f"{folder / JUDGE_JSON}: 'threshold' must be a number in [0, 1]")
+    judge = Judge(features, arrays["coef"], float(arrays["intercept"][0]), float(threshold))
     if features == "tfidf-lr":
         judge.vocabulary, judge.idf = meta["vocabulary"], arrays["idf"]
         if len(judge.vocabulary) != len(judge.coef):
@@ -148,14 +177,33 @@ def labelled(corpus: pd.DataFrame, split: str) -> pd.DataFrame:
 
 
 def evaluate(judge: Judge, rows: pd.DataFrame) -> dict:
-    """AUROC and accuracy (threshold 0.5) on labelled rows; null when there are none."""
+    """AUROC, and accuracy and balanced accuracy at the judge's threshold, on labelled rows;
+    null when there are none."""
     if rows.empty:
-        return {"auroc": None, "accuracy": None, "n": 0}
+        return {"auroc": None, "accuracy": None, "balanced_accuracy": None, "n": 0}
     y = (rows["label"] == "unsafe").to_numpy().astype(int)
     p = judge.predict_proba(rows["prompt"].astype(str), rows["response"].astype(str))
-    auroc = float(roc_auc_score(y, p)) if len(np.unique(y)) == 2 else None
-    return {"auroc": auroc, "accuracy": float(accuracy_score(y, p > 0.5)), "n": int(len(rows)),
-            "unsafe_share": float(y.mean())}
+    both = len(np.unique(y)) == 2
+    return {
+        "auroc": float(roc_auc_score(y, p)) if both else None,
+        "accuracy": float(accuracy_score(y, p >= judge.threshold)),
+        "balanced_accuracy": (
+            float(balanced_accuracy_score(y, p >= judge.threshold)) if both else None
+        ),
+        "n": int(len(rows)),
+        "unsafe_share": float(y.mean()),
+    }
+
+
+def held_out_metrics(judge: Judge, corpus: pd.DataFrame) -> dict:
+    """Quality on the labelled test rows, and on those whose context no train row has (text the
+    judge never saw); null metrics for a corpus without test rows."""
+    if not (corpus["split"] == "test").any():
+        none = evaluate(judge, corpus.iloc[:0])
+        return {**none, "unseen": none}
+    test = held_out_rows(corpus)
+    test = test[test["label"].isin(["safe", "unsafe"])]
+    return {**evaluate(judge, test), "unseen": evaluate(judge, test[~test["seen"]])}
 
 
 @dataclass(frozen=True)
@@ -175,14 +223,15 @@ def copy_judge(source: str | Path, corpus_path, out: Path) -> dict:
     shutil.copytree(src, out, dirs_exist_ok=True)
     metrics = read_json(src / METRICS)
     metrics["source"] = str(src)
-    corpus = read_table(corpus_path, ["split", "prompt", "response", "label"])
-    metrics["this_corpus_test"] = evaluate(judge, labelled(corpus, "test"))
+    corpus = read_table(corpus_path, ["id", "split", "prompt", "response", "label"])
+    metrics["this_corpus_test"] = held_out_metrics(judge, corpus)
     return metrics
 
 
 def train_judge(corpus_path, features: str, out: Path) -> dict:
-    """Fit on the labelled train rows, evaluate on the labelled test rows."""
-    corpus = read_table(corpus_path, ["split", "prompt", "response", "label"])
+    """Fit on the labelled train rows, choose the threshold on the labelled val rows, evaluate
+    on the labelled test rows."""
+    corpus = read_table(corpus_path, ["id", "split", "prompt", "response", "label"])
     train = labelled(corpus, "train")
     if train.empty:
         raise InputError(
@@ -191,9 +240,21 @@ def train_judge(corpus_path, features: str, out: Path) -> dict:
         )
     judge = fit_judge(train["prompt"].astype(str), train["response"].astype(str),
                       (train["label"] == "unsafe").to_numpy(), features)
+    val = labelled(corpus, "val")
+    threshold = choose_threshold(judge, val)
+    if threshold is None:
+        log.warning("no labelled val rows of both classes: threshold stays %s", judge.threshold)
+    else:
+        judge.threshold = threshold
     save_judge(judge, out)
-    return {"features": features, "n_train": int(len(train)),
-            **evaluate(judge, labelled(corpus, "test"))}
+    return {
+        "features": features,
+        "n_train": int(len(train)),
+        "threshold": judge.threshold,
+        "threshold_from": "val" if threshold is not None else "default",
+        "val": evaluate(judge, val),
+        **held_out_metrics(judge, corpus),
+    }
 
 
 def build_judge(corpus_path, config: JudgeConfig, out: str | Path, source=None) -> dict:
@@ -219,8 +280,8 @@ def main(argv: Sequence[str] | None = None) -> None:
     if config.features not in FEATURES:
         raise InputError(f"--config: features must be one of {', '.join(FEATURES)}")
     metrics = build_judge(args.corpus, config, args.out, args.source)
-    log.info("judge -> %s: test AUROC %s, accuracy %s", args.out, metrics.get("auroc"),
-             metrics.get("accuracy"))
+    log.info("judge -> %s: test AUROC %s, balanced accuracy %s", args.out, metrics.get("auroc"),
+             metrics.get("balanced_accuracy"))
 
 
 if __name__ == "__main__":

@@ -10,6 +10,7 @@ from dataclasses import dataclass
 
 import torch
 
+from isaac.io import InputError
 from isaac.models import Generator
 
 IGNORE = -100
@@ -22,29 +23,44 @@ class Example:
     decoder: bool = False  # seq2seq: labels are the decoder targets, not aligned with input_ids
 
 
-def encode_pair(gen: Generator, prompt: str, target: str, max_length: int) -> Example:
-    """prompt + separator + target (+ eos); the prompt keeps its LAST tokens when too long."""
+def prompt_ids(gen: Generator, prompt: str) -> list[int]:
+    """The prompt's token ids, cut to its LAST `max_prompt_tokens` tokens: the one truncation
+    rule of training, perplexity and generation (the end of a dialogue context matters most)."""
     tok, fmt = gen.tokenizer, gen.fmt
     if fmt.seq2seq:
-        src = tok(prompt, truncation=True, max_length=max_length)["input_ids"]
+        ids = tok(prompt)["input_ids"]  # with the tokenizer's end marker, which is kept
+    else:
+        ids = tok(fmt.prompt_text(prompt), add_special_tokens=False)["input_ids"]
+    return ids[-fmt.max_prompt_tokens:]
+
+
+def encode_pair(gen: Generator, prompt: str, target: str, max_length: int) -> Example:
+    """prompt + separator + target (+ eos); the target fills what the prompt leaves of
+    max_length (seq2seq: the target alone is cut to max_length)."""
+    tok, fmt = gen.tokenizer, gen.fmt
+    p_ids = prompt_ids(gen, prompt)
+    if fmt.seq2seq:
         tgt = tok(text_target=target, truncation=True, max_length=max_length)["input_ids"]
         if tok.eos_token_id is not None and (not tgt or tgt[-1] != tok.eos_token_id):
             tgt = tgt[: max_length - 1] + [tok.eos_token_id]  # tokenizers without a post-processor
-        return Example(src, tgt, decoder=True)
-    p_ids = tok(fmt.prompt_text(prompt), add_special_tokens=False)["input_ids"]
+        return Example(p_ids, tgt, decoder=True)
+    if len(p_ids) >= max_length:
+        raise InputError(
+            f"generator.max_prompt_tokens ({fmt.max_prompt_tokens}) leaves no room for the target "
+            f"in train.max_length ({max_length})"
+        )
     t_ids = tok(fmt.target_text(target), add_special_tokens=False)["input_ids"]
-    p_ids = p_ids[-max(1, max_length // 2):] if len(p_ids) + len(t_ids) > max_length else p_ids
     t_ids = t_ids[: max_length - len(p_ids)]
     return Example(p_ids + t_ids, [IGNORE] * len(p_ids) + t_ids)
 
 
-def build_examples(gen: Generator, prompts, targets, max_length: int) -> list[Example]:
-    """One example per (prompt, target); targets[i] is the list of m targets for prompts[i]."""
-    return [
-        encode_pair(gen, str(p), str(t), max_length)
-        for p, ts in zip(prompts, targets)
-        for t in ts
-    ]
+def build_examples(gen: Generator, prompts, targets, max_length: int) -> list[list[Example]]:
+    """One group per prompt: its m sequences (targets[i] holds the m targets of prompts[i]).
+
+    A group trains as one example: its sequences share a batch and the loss is the mean over
+    their tokens, so a run takes the same number of optimizer steps whatever m is.
+    """
+    return [[encode_pair(gen, str(p), str(t), max_length) for t in ts] for p, ts in zip(prompts, targets)]
 
 
 def collate(examples: list[Example], pad_id: int) -> dict[str, torch.Tensor]:

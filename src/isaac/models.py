@@ -30,8 +30,9 @@ from transformers import (
     GPT2LMHeadModel,
 )
 
-from isaac.io import InputError
+from isaac.io import InputError, read_json
 from isaac.packaged import smollm2_gguf
+from isaac.settings import from_dict
 
 PAD, BOS, EOS, SEP = "<pad>", "<bos>", "<eos>", "<sep>"
 FORMAT_FILE = "isaac_generator.json"
@@ -51,6 +52,7 @@ class GeneratorConfig:
     """The generator slice."""
 
     model: str
+    max_prompt_tokens: int
     lora: bool
     lora_r: int
     lora_alpha: int
@@ -66,6 +68,7 @@ class PromptFormat:
     prompt_prefix: str
     prompt_suffix: str
     target_suffix: str
+    max_prompt_tokens: int  # a prompt keeps its last tokens, in training and generation alike
 
     def prompt_text(self, prompt: str) -> str:
         return f"{self.prompt_prefix}{prompt}{self.prompt_suffix}"
@@ -158,7 +161,7 @@ def build_generator(
     config: GeneratorConfig, tokenizer_dir: str | Path | None, seed: int
 ) -> Generator:
     """Fresh generator for training from the `generator` config slice."""
-    name = config.model
+    name, budget = config.model, config.max_prompt_tokens
     lora_r, lora_alpha = config.lora_r, config.lora_alpha
     torch.manual_seed(seed)
     if name == "tiny-gpt2":
@@ -166,21 +169,21 @@ def build_generator(
             raise InputError("generator.model tiny-gpt2 needs the corpus tokenizer folder (--tokenizer)")
         tokenizer = load_tokenizer(tokenizer_dir)
         model = tiny_gpt2(tokenizer, config.tiny, seed=seed)
-        fmt = PromptFormat("tiny-gpt2", False, BOS, SEP, EOS)
+        fmt = PromptFormat("tiny-gpt2", False, BOS, SEP, EOS, budget)
     elif name == "smollm2":
         model, tokenizer = load_smollm2()
         fmt = PromptFormat(
             "smollm2", False, "<|im_start|>user\n", "<|im_end|>\n<|im_start|>assistant\n",
-            tokenizer.eos_token,
+            tokenizer.eos_token, budget,
         )
         model = add_lora(model, lora_r, lora_alpha, False)
     else:
         model, tokenizer, seq2seq = load_path_model(name)
         if seq2seq:
-            fmt = PromptFormat("path", True, "", "", "")
+            fmt = PromptFormat("path", True, "", "", "", budget)
         else:
             sep = tokenizer.sep_token or "\n"
-            fmt = PromptFormat("path", False, "", sep, tokenizer.eos_token or "")
+            fmt = PromptFormat("path", False, "", sep, tokenizer.eos_token or "", budget)
         if config.lora:
             model = add_lora(model, lora_r, lora_alpha, seq2seq)
     return Generator(model, tokenizer, fmt)
@@ -204,7 +207,7 @@ def load_generator(folder: str | Path) -> Generator:
     fmt_path = folder / FORMAT_FILE
     if not fmt_path.is_file():
         raise InputError(f"{folder}: no {FORMAT_FILE}; not a model folder written by isaac.train")
-    fmt = PromptFormat(**json.loads(fmt_path.read_text()))
+    fmt = from_dict(PromptFormat, read_json(fmt_path), str(fmt_path))
     auto = AutoModelForSeq2SeqLM if fmt.seq2seq else AutoModelForCausalLM
     model = auto.from_pretrained(str(folder), trust_remote_code=False)
     tokenizer = ensure_pad_token(AutoTokenizer.from_pretrained(str(folder), trust_remote_code=False))

@@ -1,7 +1,9 @@
 """Fine-tune a generator on (prompt -> target) pairs with resumable checkpoints.
 
 Loss is the token cross-entropy over TARGET tokens only: prompt and padding positions carry label
--100. With m targets per prompt each target is its own example (docs/training.md).
+-100. The m targets of a prompt train as one example (one batch slot, the mean loss over their
+tokens), so every method takes the same number of optimizer steps whatever m is
+(docs/training.md).
 Batches come from length buckets whose order is a pure function of (seed, epoch), so a run that
 resumes from a checkpoint at step s sees exactly the batches an uninterrupted run sees after s.
 
@@ -174,16 +176,18 @@ def resume(checkpoint_dir: Path, fingerprint_: str, model, optimizer, scheduler)
     return step, history
 
 
-def train(gen: Generator, examples: list[Example], cfg: TrainConfig, seed: int,
+def train(gen: Generator, examples: list[list[Example]], cfg: TrainConfig, seed: int,
           checkpoint_dir: str | Path, fingerprint_: str = "", on_step=None) -> list[dict]:
     """Train in place; resume from checkpoint_dir when it holds a matching checkpoint.
 
+    `examples` holds one group per prompt (its m target sequences, isaac.lm.build_examples);
+    a batch is `batch_size` groups and its loss the mean over all their target tokens.
     `seed` fixes the batch order (and any dropout). `on_step(step)` is called after every
     optimiser step (tests use it to interrupt a run). Returns the training log (one dict per
     step, including steps from before a resume).
     """
-    if not examples:
-        raise InputError("no training examples")
+    if not examples or not all(examples):
+        raise InputError("no training examples (or a prompt without targets)")
     checkpoint_dir = Path(checkpoint_dir)
     dev = device()
     model = gen.model.to(dev)
@@ -198,14 +202,15 @@ def train(gen: Generator, examples: list[Example], cfg: TrainConfig, seed: int,
     scheduler = linear_schedule(optimizer, int(round(cfg.warmup_ratio * total)), total)
     step, history = resume(checkpoint_dir, fingerprint_, model, optimizer, scheduler)
 
-    lengths = [len(e.input_ids) + len(e.labels) * e.decoder for e in examples]
+    lengths = [max(len(e.input_ids) + len(e.labels) * e.decoder for e in group) for group in examples]
     bar = tqdm(total=total, initial=step, desc="train", mininterval=5)
     with (checkpoint_dir / LOG_FILE).open("a") as log_file:
         while step < total:
             epoch = step // per_epoch
             batches = bucket_order(lengths, cfg.batch_size, seed, epoch)
             for idx in batches[step - epoch * per_epoch :]:
-                batch = {k: v.to(dev) for k, v in collate([examples[i] for i in idx], pad_id).items()}
+                rows = [e for i in idx for e in examples[i]]
+                batch = {k: v.to(dev) for k, v in collate(rows, pad_id).items()}
                 nll, n = token_nll(model, batch, gen.fmt.seq2seq)
                 loss = nll / max(n, 1)
                 optimizer.zero_grad(set_to_none=True)
@@ -238,8 +243,9 @@ def read_targets(path: str | Path):
     if df.empty:
         raise InputError(f"{path}: no rows")
     targets = [list(t) if t is not None else [] for t in df["targets"]]
-    if not any(targets):
-        raise InputError(f"{path}: every 'targets' list is empty")
+    empty = [i for i, t in enumerate(targets) if not t]
+    if empty:
+        raise InputError(f"{path}: row {empty[0]} ({df['id'].iloc[empty[0]]!r}) has no targets")
     return df["prompt"].astype(str).tolist(), targets
 
 
