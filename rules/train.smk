@@ -24,6 +24,23 @@ rule generator_tokenizer:
         " --out {output:q} > {log:q} 2>&1"
 
 
+rule generator_base:
+    output:
+        directory(res("generator_base")),
+    log:
+        logs("generator_base.log"),
+    benchmark:
+        bench("generator_base.tsv")
+    conda:
+        "../envs/train.yaml"
+    threads: 1
+    resources:
+        mem_mb=grow_with_attempt(4000),
+        runtime=20,
+    shell:
+        f"{ISAAC}.generator_base" " --out {output:q} > {log:q} 2>&1"
+
+
 # Checkpoints go to a sibling folder of the model (not an output), so they survive the removal
 # of an incomplete output: re-running after a kill resumes from the last checkpoint. The test
 # prompts are an input only so that a corpus without usable test prompts fails before training.
@@ -31,6 +48,9 @@ rule train:
     input:
         targets=res("targets", f"{RUN}.parquet"),
         tokenizer=(res("generator") if TINY_GENERATOR else []),
+        base=(
+            res("generator_base") if config["generator"]["model"] == "smollm2" else []
+        ),
         prompts=res("prompts.parquet"),
     output:
         directory(res("models", RUN)),
@@ -50,6 +70,6 @@ rule train:
         checkpoints=res("checkpoints", RUN),
     shell:
         f"{ISAAC}.train"
-        " --targets {input.targets:q} --tokenizer={input.tokenizer:q}"
+        " --targets {input.targets:q} --tokenizer={input.tokenizer:q} --base={input.base:q}"
         " --seed {wildcards.seed:q} --config {params.config:q} --threads {threads}"
         " --checkpoints {params.checkpoints:q} --out {output:q} > {log:q} 2>&1"

@@ -241,3 +241,24 @@ def test_smollm2_loads_from_gguf_and_takes_lora_steps(tmp_path):
     changed = [n for n, p in gen.model.named_parameters()
                if p.requires_grad and not torch.equal(p, before[n])]
     assert changed
+
+
+@pytest.mark.pretrained
+def test_generator_base_dequantises_smollm2_once_for_every_train_job(tmp_path):
+    """Training from the saved folder starts from exactly the GGUF's weights and prompt format."""
+    from isaac import generator_base
+    from isaac.models import load_smollm2
+
+    generator_base.main(["--out", str(tmp_path / "base")])
+    assert (tmp_path / "base" / "model.safetensors").is_file()
+    config = generator(model="smollm2", lora_r=2, lora_alpha=4)
+    from_base = build_generator(config, None, seed=0, base_dir=tmp_path / "base")
+    reference, tokenizer = load_smollm2()
+    assert from_base.fmt.prompt_prefix == "<|im_start|>user\n"
+    assert from_base.fmt.target_suffix == tokenizer.eos_token
+    expected = reference.state_dict()
+    base = {n.removeprefix("base_model.model.").replace(".base_layer", ""): p
+            for n, p in from_base.model.named_parameters() if "lora_" not in n}
+    assert base, "no base weights"
+    for name, value in base.items():
+        assert torch.equal(value, expected[name]), name

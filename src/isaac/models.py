@@ -158,9 +158,12 @@ def add_lora(model, r: int, alpha: int, seq2seq: bool):
 
 
 def build_generator(
-    config: GeneratorConfig, tokenizer_dir: str | Path | None, seed: int
+    config: GeneratorConfig, tokenizer_dir: str | Path | None, seed: int,
+    base_dir: str | Path | None = None,
 ) -> Generator:
-    """Fresh generator for training from the `generator` config slice."""
+    """Fresh generator for training from the `generator` config slice. `tokenizer_dir`: the
+    corpus tokenizer of tiny-gpt2; `base_dir`: SmolLM2 already de-quantised by
+    isaac.generator_base (else it is read from the GGUF file)."""
     name, budget = config.model, config.max_prompt_tokens
     lora_r, lora_alpha = config.lora_r, config.lora_alpha
     torch.manual_seed(seed)
@@ -171,7 +174,7 @@ def build_generator(
         model = tiny_gpt2(tokenizer, config.tiny, seed=seed)
         fmt = PromptFormat("tiny-gpt2", False, BOS, SEP, EOS, budget)
     elif name == "smollm2":
-        model, tokenizer = load_smollm2()
+        model, tokenizer = load_smollm2() if base_dir is None else load_path_model(base_dir)[:2]
         fmt = PromptFormat(
             "smollm2", False, "<|im_start|>user\n", "<|im_end|>\n<|im_start|>assistant\n",
             tokenizer.eos_token, budget,
