@@ -128,9 +128,9 @@ def choose_threshold(judge: Judge, rows: pd.DataFrame) -> float | None:
         return None
     p = judge.predict_proba(rows["prompt"].astype(str), rows["response"].astype(str))
     candidates = np.unique(p)
-    flagged = p[None, :] >= candidates[:, None]
-    tpr = (flagged & y).sum(axis=1) / y.sum()
-    tnr = (~flagged & ~y).sum(axis=1) / (~y).sum()
+    unsafe, safe = np.sort(p[y]), np.sort(p[~y])  # sorted: O(n log n) for any val size
+    tpr = (len(unsafe) - np.searchsorted(unsafe, candidates, side="left")) / len(unsafe)
+    tnr = np.searchsorted(safe, candidates, side="left") / len(safe)
     return float(candidates[np.argmax(tpr + tnr)])  # ties: the lowest such threshold
 
 
