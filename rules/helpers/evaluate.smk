@@ -10,10 +10,6 @@ def generate_slice():
     return {key: config["generate"][key] for key in keys}
 
 
-def judge_folder(features):
-    return res("judge", features)
-
-
 def judge_source(wildcards):
     """judge.from: the other corpus's judge folder of these features (none: train here)."""
     source = config["judge"]["from"]
@@ -22,7 +18,7 @@ def judge_source(wildcards):
 
 def score_judges(wildcards):
     """The primary judge, and the second one where judge.second names it."""
-    judges = {"judge": judge_folder(config["judge"]["features"])}
+    judges = {"judge": res("judge", config["judge"]["features"])}
     if config["judge"]["second"]:
-        judges["second_judge"] = judge_folder(config["judge"]["second"])
+        judges["second_judge"] = res("judge", config["judge"]["second"])
     return judges

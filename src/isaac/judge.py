@@ -184,12 +184,11 @@ def evaluate(judge: Judge, rows: pd.DataFrame) -> dict:
     y = (rows["label"] == "unsafe").to_numpy().astype(int)
     p = judge.predict_proba(rows["prompt"].astype(str), rows["response"].astype(str))
     both = len(np.unique(y)) == 2
+    flagged = p >= judge.threshold
     return {
         "auroc": float(roc_auc_score(y, p)) if both else None,
-        "accuracy": float(accuracy_score(y, p >= judge.threshold)),
-        "balanced_accuracy": (
-            float(balanced_accuracy_score(y, p >= judge.threshold)) if both else None
-        ),
+        "accuracy": float(accuracy_score(y, flagged)),
+        "balanced_accuracy": float(balanced_accuracy_score(y, flagged)) if both else None,
         "n": int(len(rows)),
         "unsafe_share": float(y.mean()),
     }
