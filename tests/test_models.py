@@ -262,3 +262,7 @@ def test_generator_base_dequantises_smollm2_once_for_every_train_job(tmp_path):
     assert base, "no base weights"
     for name, value in base.items():
         assert torch.equal(value, expected[name]), name
+    # The saved base is plain floats: a trained model built on it saves like any other.
+    assert "quantization_config" not in json.loads((tmp_path / "base" / "config.json").read_text())
+    save_generator(from_base, tmp_path / "model")
+    assert load_generator(tmp_path / "model").fmt == from_base.fmt

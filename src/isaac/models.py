@@ -128,7 +128,11 @@ def load_smollm2():
     folder, name = str(gguf.parent), gguf.name
     tokenizer = AutoTokenizer.from_pretrained(folder, gguf_file=name, trust_remote_code=False)
     loaded = AutoModelForCausalLM.from_pretrained(folder, gguf_file=name, trust_remote_code=False)
-    model = AutoModelForCausalLM.from_config(loaded.config)
+    config = loaded.config
+    # The de-quantised weights are plain floats: a kept GGUF quantization_config would make
+    # every later save_pretrained refuse the model as "quantized and not serializable".
+    config.__dict__.pop("quantization_config", None)
+    model = AutoModelForCausalLM.from_config(config)
     model.load_state_dict(loaded.state_dict())
     del loaded
     return model, ensure_pad_token(tokenizer)
