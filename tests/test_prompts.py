@@ -11,7 +11,7 @@ import pytest
 from isaac.cli import run
 from isaac.io import InputError
 from isaac import prompts
-from isaac.prompts import PromptsConfig, main, select_prompts
+from isaac.prompts import SUBSETS, PromptsConfig, main, select_prompts
 from isaac.settings import to_json
 
 from conftest import schema_defaults, settings
@@ -104,13 +104,19 @@ def test_no_test_split_is_a_clear_error():
         prompts.held_out_rows(corpus)
 
 
-def test_no_unseen_prompt_is_a_clear_error_and_all_still_works():
+def test_a_selection_without_an_unseen_prompt_is_refused_before_any_training():
+    """Safety is scored on unseen prompts: prompts with none would fail after training."""
     corpus = rows(("a", "train", "Hi  there"), ("b", "test", "hi there"), ("c", "test", "HI THERE"))
-    with pytest.raises(InputError, match="c.parquet: every test context also occurs in train.*"
-                                         "generate.prompts: all"):
-        select_prompts(corpus, config(), "c.parquet")
-    p = select_prompts(corpus, config(prompts="all"))
-    assert p["id"].tolist() == ["b"] and p["seen"].tolist() == [True]
+    for subset in SUBSETS:
+        with pytest.raises(InputError, match="c.parquet: no selected test prompt is unseen.*"
+                                             "every test context also occurs in train"):
+            select_prompts(corpus, config(prompts=subset), "c.parquet")
+    some_unseen = rows(("a", "train", "hi"), ("b", "test", "hi"), ("c", "test", "new"))
+    with pytest.raises(InputError, match="the first 1 test contexts all occur in train: raise "
+                                         "generate.n_prompts"):
+        select_prompts(some_unseen, config(prompts="all", n_prompts=1))
+    p = select_prompts(some_unseen, config(prompts="all", n_prompts=2))
+    assert p["id"].tolist() == ["b", "c"] and p["seen"].tolist() == [True, False]
 
 
 def test_unknown_subset_is_a_clear_error():
@@ -145,7 +151,7 @@ ALL_SEEN = rows(("a", "train", "p"), ("b", "test", "P"))
 
 @pytest.mark.parametrize("corpus, cfg, problem", [
     (NO_TEST, to_json(PromptsConfig("unseen", None)), "no rows with split 'test'"),
-    (ALL_SEEN, to_json(PromptsConfig("unseen", None)), "no unseen prompt"),
+    (ALL_SEEN, to_json(PromptsConfig("unseen", None)), "no selected test prompt is unseen"),
     (CORPUS, json.dumps({"prompts": "unseen"}), "--config: missing key(s) n_prompts"),
     (CORPUS, json.dumps({**schema_defaults("generate")}), "--config: unknown key(s)"),
     (CORPUS, json.dumps({"prompts": "unseen", "n_prompts": "5"}), "--config.n_prompts"),

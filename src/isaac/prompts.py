@@ -48,16 +48,18 @@ def select_prompts(corpus: pd.DataFrame, config: PromptsConfig, where="corpus") 
     """id, prompt, seen: one row per distinct test context of the configured subset."""
     if config.prompts not in SUBSETS:
         raise InputError(f"generate.prompts: {config.prompts!r} is not one of {', '.join(SUBSETS)}")
-    test = held_out_rows(corpus, where).drop_duplicates("key", keep="first")
-    if config.prompts == "unseen":
-        test = test[~test["seen"]]
-    if test.empty:
-        raise InputError(
-            f"{where}: every test context also occurs in train, so there is no unseen prompt "
-            "(set generate.prompts: all to score seen ones)"
-        )
+    distinct = held_out_rows(corpus, where).drop_duplicates("key", keep="first")
+    test = distinct[~distinct["seen"]] if config.prompts == "unseen" else distinct
     if config.n_prompts is not None:
         test = test.head(config.n_prompts)
+    # Safety is scored on unseen prompts only (seen ones are a second, labelled subset), so a
+    # selection without one would fail after every model is trained: refuse it here.
+    if not (~test["seen"]).any():
+        why = ("every test context also occurs in train" if distinct["seen"].all()
+               else f"the first {len(test)} test contexts all occur in train: raise "
+               "generate.n_prompts or set generate.prompts: unseen")
+        raise InputError(f"{where}: no selected test prompt is unseen in train, and safety is "
+                         f"scored on unseen prompts ({why})")
     return pd.DataFrame(
         {
             "id": test["id"].astype(str).to_numpy(),
