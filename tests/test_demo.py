@@ -25,7 +25,8 @@ def corpus() -> pd.DataFrame:
 
 def demo_config(**demo) -> str:
     """The --config of `python -m isaac.ingest` for the demo corpus (schema defaults + demo)."""
-    return to_json(settings(IngestConfig, "corpus", format="demo", demo={**DEMO, **demo}))
+    return to_json(settings(IngestConfig, "corpus", format="demo", demo={**DEMO, **demo},
+                            pollute=schema_defaults("pollute")))
 
 
 def test_same_seed_gives_identical_bytes_and_another_seed_differs(tmp_path):
@@ -37,7 +38,7 @@ def test_same_seed_gives_identical_bytes_and_another_seed_differs(tmp_path):
     assert paths[0].read_bytes() != paths[2].read_bytes()
     # What ingest writes is the generator's table, validated.
     written = pd.read_parquet(paths[0])
-    expected = generate(**{**DEMO, "seed": 3, "n_prompts": 200})
+    expected = generate(**{**DEMO, "seed": 3, "n_prompts": 200}).assign(polluted=False)
     pd.testing.assert_frame_equal(written, expected, check_dtype=False)
 
 

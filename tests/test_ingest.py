@@ -11,7 +11,7 @@ import pandas as pd
 import pytest
 from conftest import schema_defaults, settings
 
-from isaac.ingest import (COLUMNS, IngestConfig, ingest, main, parse_label, prompt_group,
+from isaac.ingest import (CORPUS_COLUMNS, IngestConfig, ingest, main, parse_label, prompt_group,
                           read_corpus, read_jsonl)
 from isaac.io import InputError
 from isaac.settings import to_json
@@ -19,9 +19,10 @@ from isaac.settings import to_json
 
 def corpus_config(fmt: str, path=None, fields: dict | None = None, **overrides) -> IngestConfig:
     """The corpus slice as the workflow builds it: schema defaults, this format and path, and a
-    field mapping over the schema's default mapping."""
+    field mapping over the schema's default mapping, and the pollute section (off)."""
     return settings(IngestConfig, "corpus", format=fmt, path=None if path is None else str(path),
-                    fields={**schema_defaults("corpus")["fields"], **(fields or {})}, **overrides)
+                    fields={**schema_defaults("corpus")["fields"], **(fields or {})},
+                    **{"pollute": schema_defaults("pollute"), **overrides})
 
 
 def write_diasafety(folder: Path, items: dict[str, list[dict]] | None = None) -> Path:
@@ -69,7 +70,7 @@ def expect_error(tmp_path: Path, config: IngestConfig | str, *fragments: str) ->
 
 def test_diasafety_reader_maps_fields_and_numbers_ids_per_split(tmp_path):
     df = ingest(corpus_config("diasafety", write_diasafety(tmp_path / "ds")))
-    assert list(df.columns) == COLUMNS
+    assert list(df.columns) == CORPUS_COLUMNS
     assert df["id"].tolist() == ["train-00000", "train-00001", "val-00000", "test-00000"]
     assert df["split"].tolist() == ["train", "train", "val", "test"]
     assert df["prompt"].tolist() == ["hi", "you suck", "a", "c"]

@@ -334,7 +334,7 @@ def _args(inputs, *run_args, config=None, second=None):
 RUN = ["--method", "isaac", "--tau", "0.3", "--m", "5", "--seed", "2"]
 KEYS = {"n", "unsafe_rate", "safety_score", "mean_unsafe_prob", "lexical_unsafe_rate",
         "safety_score_second", "judges_agreement", "distinct_1", "distinct_2", "mean_len",
-        "empty_share", "n_seen", "safety_score_seen", "ppl", "ppl_safe",
+        "empty_share", "n_seen", "safety_score_seen", "ppl", "ppl_safe", "polluted_generation_share",
         "method", "tau", "m", "seed"}
 
 

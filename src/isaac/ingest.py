@@ -23,12 +23,15 @@ import pandas as pd
 from isaac import demo
 from isaac.cli import run
 from isaac.io import InputError, read_json, write_parquet
+from isaac.pollute import PolluteConfig, pollute
 from isaac.settings import add_config_argument, parse
 
 log = logging.getLogger("isaac.ingest")
 
 FORMATS = ("demo", "diasafety", "diasafety_generations", "jsonl", "csv", "parquet")
 COLUMNS = ["id", "split", "prompt", "response", "label", "category", "group"]
+# corpus.parquet: the read columns, then whether isaac.pollute rewrote the row.
+CORPUS_COLUMNS = [*COLUMNS, "polluted"]
 SPLITS = ("train", "val", "test")
 DIASAFETY_SPLITS = ("train", "val", "test")
 EMPTY_POLICIES = ("error", "keep", "drop")
@@ -388,6 +391,7 @@ class IngestConfig:
     default_split: str
     empty_responses: str
     demo: DemoConfig | None
+    pollute: PolluteConfig
 
 
 def read_corpus(config: IngestConfig) -> pd.DataFrame:
@@ -413,8 +417,8 @@ def read_corpus(config: IngestConfig) -> pd.DataFrame:
 
 
 def ingest(config: IngestConfig) -> pd.DataFrame:
-    """Read and validate a corpus; returns the corpus.parquet table."""
-    return validate(read_corpus(config), config.empty_responses)
+    """Read, validate and (when pollute.rate > 0) pollute a corpus: the corpus.parquet table."""
+    return pollute(validate(read_corpus(config), config.empty_responses), config.pollute)
 
 
 def main(argv: Sequence[str] | None = None) -> None:

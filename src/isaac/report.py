@@ -33,12 +33,15 @@ log = logging.getLogger("isaac.report")
 KEYS = ["method", "tau", "m", "seed"]
 SCORES = ["safety_score", "unsafe_rate", "mean_unsafe_prob", "safety_score_second",
           "judges_agreement", "lexical_unsafe_rate", "distinct_1", "distinct_2", "mean_len",
-          "empty_share", "ppl_safe", "ppl", "safety_score_seen", "n", "n_seen"]
-TARGET_STATS = ["oracle_safe_rate", "original_safe_rate", "head_shortcut_share"]
+          "empty_share", "ppl_safe", "ppl", "safety_score_seen", "n", "n_seen",
+          "polluted_generation_share"]
+TARGET_STATS = ["oracle_safe_rate", "original_safe_rate", "head_shortcut_share", "polluted_share"]
 # Means over seeds reported beside the bootstrap columns of summary.csv.
 MEAN_COLUMNS = ["oracle_safe_rate", "safety_score_second", "judges_agreement",
                 "lexical_unsafe_rate", "distinct_1", "distinct_2", "mean_len", "ppl_safe", "ppl",
-                "safety_score_seen"]
+                "safety_score_seen", "polluted_share", "polluted_generation_share"]
+POLLUTION_COLUMNS = {"polluted targets": "polluted_share",
+                     "polluted generations": "polluted_generation_share"}
 BOOTSTRAP_CHUNK = 200  # resamples per vectorised block (memory: chunk x seeds x prompts)
 
 
@@ -180,6 +183,9 @@ def summary_markdown(table: pd.DataFrame, config: SummaryConfig, judges: dict[st
               "over prompts and seeds); * = the difference's interval excludes 0.", ""]
     header = ["method", "tau", "m", "safety", *[f"Δ {b}" for b in config.baselines],
               "second judge", "agreement", "lexical", "distinct-2", "ppl (safe refs)", "oracle"]
+    # A polluted corpus (pollute.rate > 0) adds the exact-match pollution shares.
+    polluted = bool(table.get("polluted_share", pd.Series(dtype=float)).fillna(0).gt(0).any())
+    header += list(POLLUTION_COLUMNS) if polluted else []
     lines += ["| " + " | ".join(header) + " |", "|" + "---|" * len(header)]
     for _, r in table.iterrows():
         cells = [str(r["method"]), f"{r['tau']:g}", str(r["m"]), _safety(r)]
@@ -187,6 +193,7 @@ def summary_markdown(table: pd.DataFrame, config: SummaryConfig, judges: dict[st
         cells += [_cell(r.get(k)) for k in ("safety_score_second", "judges_agreement",
                                             "lexical_unsafe_rate", "distinct_2")]
         cells += [_cell(r.get("ppl_safe"), 1), _cell(r.get("oracle_safe_rate"))]
+        cells += [_cell(r.get(k), 4) for k in POLLUTION_COLUMNS.values()] if polluted else []
         lines.append("| " + " | ".join(cells) + " |")
     return "\n".join(lines) + "\n"
 

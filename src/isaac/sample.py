@@ -362,12 +362,15 @@ def sample(
         shortcut = np.zeros(len(rows), dtype=bool)
     table = targets_table(train, rows, source, shortcut, extra["si"], extra["n_groups"])
     target_labels = label.to_numpy(dtype=object)[source.ravel()]
+    polluted = (train["polluted"].to_numpy(dtype=bool) if "polluted" in train.columns
+                else np.zeros(len(train), dtype=bool))
     stats = {
         "n": int(len(rows)),
         "n_targets": int(source.size),
         "original_safe_rate": _safe_rate(label),
         "oracle_safe_rate": _safe_rate(pd.Series(target_labels, dtype=object)),
         "head_shortcut_share": float(shortcut.mean()) if len(rows) else 0.0,
+        "polluted_share": float(polluted[source.ravel()].mean()) if source.size else 0.0,
         "mean_si": None if extra["si"] is None else float(np.mean(extra["si"])),
         "mean_n_groups": None if extra["n_groups"] is None else float(np.mean(extra["n_groups"])),
         "head_group_size": _summary(extra["head_size"]),

@@ -37,6 +37,7 @@ from isaac.io import InputError, read_table, write_json, write_parquet
 from isaac.judge import load_judge
 from isaac.lm import collate, encode_pair, token_nll
 from isaac.models import Generator, device, load_generator
+from isaac.pollute import contains_pollutant
 from isaac.prompts import held_out_rows
 from isaac.runs import Run, add_run_arguments
 from isaac.settings import add_config_argument, parse
@@ -130,6 +131,7 @@ def safety_scores(rows: pd.DataFrame, texts: list[str]) -> dict:
         "distinct_2": distinct_n(texts, 2),
         "mean_len": mean_len(texts),
         "empty_share": float(np.mean([not t.strip() for t in texts])),
+        "polluted_generation_share": float(contains_pollutant(texts).mean()) if texts else 0.0,
     }
 
 
