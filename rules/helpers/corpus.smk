@@ -15,7 +15,7 @@ def corpus_input_files():
 
 
 def ingest_slice():
-    """The corpus section without its name, and only what the format reads."""
+    """The corpus section without its name, only what the format reads, and the pollution."""
     corpus = config["corpus"]
     demo = corpus["format"] == "demo"
     return {
@@ -25,6 +25,7 @@ def ingest_slice():
         "default_split": corpus["default_split"],
         "empty_responses": corpus["empty_responses"],
         "demo": corpus["demo"] if demo else None,
+        "pollute": config["pollute"],
     }
 
 
