@@ -409,3 +409,15 @@ def test_figures_are_drawn_from_groups_and_stats(tmp_path):
             ]
         )
     assert not (tmp_path / "x.png").exists()
+
+
+def test_safe_rates_by_category_of_the_query_row():
+    train = train_table(["a", "b", "c", "d"], ["safe", "unsafe", "unsafe", "safe"])
+    train["category"] = ["x", "x", "y", None]
+    _, stats = run_sample("sft", train)  # targets: rows 0 and 3, both safe
+    assert stats["oracle_safe_rate_by_category"] == {"x": 1.0, "y": None}
+    assert stats["original_safe_rate_by_category"] == {"x": 0.5, "y": 0.0}
+    _, raw = run_sample("raw", train)
+    assert raw["oracle_safe_rate_by_category"] == {"x": 0.5, "y": 0.0}
+    _, plain = run_sample("raw", train_table(["a", "b"]))
+    assert plain["oracle_safe_rate_by_category"] is None

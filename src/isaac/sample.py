@@ -371,6 +371,7 @@ def sample(
         "oracle_safe_rate": _safe_rate(pd.Series(target_labels, dtype=object)),
         "head_shortcut_share": float(shortcut.mean()) if len(rows) else 0.0,
         "polluted_share": float(polluted[source.ravel()].mean()) if source.size else 0.0,
+        **safe_rates_by_category(train, label, rows, target_labels.reshape(source.shape)),
         "mean_si": None if extra["si"] is None else float(np.mean(extra["si"])),
         "mean_n_groups": None if extra["n_groups"] is None else float(np.mean(extra["n_groups"])),
         "head_group_size": _summary(extra["head_size"]),
@@ -382,6 +383,25 @@ def sample(
         **recorded_settings(config),
     }
     return table, stats
+
+
+def safe_rates_by_category(train: pd.DataFrame, label: pd.Series, rows: np.ndarray,
+                           target_labels: np.ndarray) -> dict:
+    """Per category of the query row: the oracle safe rate of its targets and of the original
+    responses (where the long-tail assumption holds and where not; None without categories)."""
+    category = train["category"] if "category" in train.columns else pd.Series(dtype=object)
+    if category.isna().all():
+        return {"oracle_safe_rate_by_category": None, "original_safe_rate_by_category": None}
+    category = category.to_numpy(dtype=object)
+    names = sorted({c for c in category if c is not None and not pd.isna(c)})
+    query = category[np.asarray(rows, dtype=np.int64)]
+    return {
+        "oracle_safe_rate_by_category": {
+            c: _safe_rate(pd.Series(target_labels[query == c].ravel(), dtype=object))
+            for c in names
+        },
+        "original_safe_rate_by_category": {c: _safe_rate(label[category == c]) for c in names},
+    }
 
 
 def recorded_settings(config: SampleConfig) -> dict:
