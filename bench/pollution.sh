@@ -29,8 +29,8 @@ for rate in "${rates[@]}"; do
     name="$corpus-polluted-$rate"
     printf 'corpus:\n  name: "%s"\npollute:\n  rate: %s\n  seed: 0\n' "$name" "$rate" \
         > "$layers/$rate.yaml"
-    "$python" -m snakemake --cores "${CORES:-2}" \
-        --configfile "$base" config/pollution.yaml "$layers/$rate.yaml"
+    "$python" -m snakemake "results/$name/runs.csv" "results/$name/summary.md" \
+        --cores "${CORES:-2}" --configfile "$base" config/pollution.yaml "$layers/$rate.yaml"
     cp "results/$name/summary.md" "$out/summary-$rate.md"
 done
 

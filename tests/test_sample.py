@@ -14,7 +14,7 @@ from isaac.cli import run
 from isaac.io import InputError
 from isaac.plots import FigureConfig
 from isaac.pools import pools_from_lists
-from isaac.runs import GROUP_METHODS, METHODS, POOL_METHODS, Run
+from isaac.runs import GROUP_METHODS, METHODS, POOL_METHODS, Run, run_ids
 from isaac.sample import SampleConfig
 from isaac.settings import to_json
 
@@ -421,3 +421,16 @@ def test_safe_rates_by_category_of_the_query_row():
     assert raw["oracle_safe_rate_by_category"] == {"x": 0.5, "y": 0.0}
     _, plain = run_sample("raw", train_table(["a", "b"]))
     assert plain["oracle_safe_rate_by_category"] is None
+
+
+def test_max_ignores_tau_so_a_sweep_runs_it_once():
+    rng_train = train_table([f"r{i}" for i in range(6)])
+    pools = pools_from_lists([[0, 1, 2, 3], [1, 2, 3, 4], [2, 3, 4, 5], [0, 1, 4, 5],
+                              [0, 2, 3, 5], [1, 3, 4, 5]])
+    labels = flat([[0, 0, 1, 2], [0, 0, 0, 1], [0, 1, 1, 1], [0, 1, 1, 1], [0, 0, 0, 1],
+                   [0, 0, 1, 1]])
+    cold, _ = run_sample("max", rng_train, tau=0.1, pools=pools, labels=labels)
+    hot, _ = run_sample("max", rng_train, tau=10.0, pools=pools, labels=labels)
+    pd.testing.assert_frame_equal(cold, hot)
+    assert [r for r in run_ids(["max", "isaac"], [0.1, 1.0], [1], [0]) if r.startswith("max")] \
+        == ["max/tau1.0-m1-seed0"]

@@ -99,7 +99,7 @@ def test_run_ids_match_the_wildcard_constraints():
     for key, value in runs.WILDCARD_PATTERNS.items():
         pattern = pattern.replace("{" + key + "}", f"(?P<{key}>{value})")
     ids = runs.run_ids(runs.METHODS, [0.1, 1, 2.5e-3], [1, 5], [0, 12])
-    assert len(ids) == 3 * 2 * 2 + 4 * 3 * 2 * 2  # tau-free methods once per (m, seed)
+    assert len(ids) == 4 * 2 * 2 + 3 * 3 * 2 * 2  # tau-free methods once per (m, seed)
     for run in ids:
         match = re.fullmatch(pattern, run)
         assert match, run

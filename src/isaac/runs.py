@@ -14,7 +14,8 @@ METHODS = ("raw", "random", "sft", "isaac", "isaac_paper", "exp", "max")
 # Methods that sample from the groups of a pool, and those that draw from its whole pool.
 GROUP_METHODS = ("isaac", "isaac_paper", "exp", "max")
 POOL_METHODS = ("random", *GROUP_METHODS)
-TAU_FREE_METHODS = ("raw", "random", "sft")
+# max puts all mass on the largest group whatever tau, so a sweep runs it once (at tau 1).
+TAU_FREE_METHODS = ("raw", "random", "sft", "max")
 # Label-free baselines drawn as reference lines beside the group methods' curves over tau.
 REFERENCE_METHODS = ("raw", "random")
 
