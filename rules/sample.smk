@@ -4,9 +4,30 @@
 include: "helpers/sample.smk"
 
 
+rule encoder_model2vec:
+    output:
+        directory(res("encoders", "model2vec")),
+    log:
+        logs("encoder_model2vec.log"),
+    benchmark:
+        bench("encoder_model2vec.tsv")
+    conda:
+        "../envs/sample.yaml"
+    threads: 2
+    resources:
+        mem_mb=grow_with_attempt(4000),
+        runtime=20,
+    params:
+        config=config_json({"pca_dims": config["embed"]["model2vec_dims"]}),
+    shell:
+        f"{ISAAC}.encoder_model2vec"
+        " --config {params.config:q} --out {output:q} > {log:q} 2>&1"
+
+
 rule embed:
     input:
         corpus=res("corpus.parquet"),
+        model=encoder_folder(),
     output:
         embeddings=ensure(embeddings_file(), non_empty=True),
     log:
@@ -21,9 +42,10 @@ rule embed:
         runtime=60,
     params:
         config=config_json(embed_slice()),
+        model=optional_input("model"),
     shell:
         f"{ISAAC}.embed"
-        " --corpus {input.corpus:q} --config {params.config:q}"
+        " --corpus {input.corpus:q} --model={params.model:q} --config {params.config:q}"
         " --threads {threads} --out {output.embeddings:q} > {log:q} 2>&1"
 
 
@@ -55,6 +77,7 @@ rule assess:
         unpack(assess_inputs),
     output:
         groups=ensure(groups_file(), non_empty=True),
+        stats=groups_stats_file(),
     log:
         logs("assess", f"{config['assess']['assessor']}.log"),
     benchmark:
@@ -75,7 +98,7 @@ rule assess:
         " --corpus {input.corpus:q} --neighbours={params.neighbours:q}"
         " --embeddings={params.embeddings:q} --likelihood={params.likelihood:q}"
         " --config {params.config:q} --threads {threads}"
-        " --out {output.groups:q} > {log:q} 2>&1"
+        " --out {output.groups:q} --stats {output.stats:q} > {log:q} 2>&1"
 
 
 # One job per run id of sweep_runs() (trained) and of tau_figure_stats() (sampled only).

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import json
+from dataclasses import replace
 
 import numpy as np
 import pandas as pd
@@ -216,9 +217,13 @@ def test_cli_writes_groups_for_every_assessor(tmp_path, assessor):
             assess_config(assessor, **overrides),
             "--out",
             str(out),
+            "--stats",
+            str(out.with_suffix(".json")),
         ]
     )
     table = pd.read_parquet(out)
+    stats = json.loads(out.with_suffix(".json").read_text())
+    assert stats["eps"] == (0.5 if assessor == "dbscan" else None) and stats["pools"] == 5
     assert table["id"].tolist() == ids.tolist()
     assert [list(x) for x in table["pool_ids"]] == [[ids[j] for j in x] for x in lists]
     # pool 0 = responses 0,1,2,3: "yes sure" x3 (one normalised form) and "no way"
@@ -237,6 +242,8 @@ def test_cli_group_pool_mode(tmp_path):
             assess_config("exact", pool="group"),
             "--out",
             str(out),
+            "--stats",
+            str(tmp_path / "g.json"),
         ]
     )
     table = pd.read_parquet(out)
@@ -265,6 +272,8 @@ def test_cli_rejects_a_neighbour_that_is_not_a_train_row(tmp_path):
                 assess_config("exact"),
                 "--out",
                 str(out),
+                "--stats",
+                str(tmp_path / "g.json"),
             ]
         )
     assert not out.exists()
@@ -296,7 +305,8 @@ def test_cli_config_with_a_missing_or_unknown_key_exits_2_naming_it(
     config.pop(change.get("drop"), None)
     config.update(change.get("add", {}))
     out = tmp_path / "g.parquet"
-    argv = [*cli_inputs(tmp_path), "--config", json.dumps(config), "--out", str(out)]
+    argv = [*cli_inputs(tmp_path), "--config", json.dumps(config), "--out", str(out),
+            "--stats", str(tmp_path / "g.json")]
     with pytest.raises(SystemExit) as exit_info:
         run(assess.main, argv)
     assert exit_info.value.code == 2
@@ -305,16 +315,49 @@ def test_cli_config_with_a_missing_or_unknown_key_exits_2_naming_it(
 
 
 def test_cli_dbscan_with_a_null_eps_exits_2_and_writes_nothing(tmp_path, capsys):
-    out = tmp_path / "g.parquet"
-    argv = [*cli_inputs(tmp_path), "--config", assess_config("dbscan", eps=None), "--out", str(out)]
+    out, stats = tmp_path / "g.parquet", tmp_path / "g.json"
+
+    def argv(config):
+        return [*cli_inputs(tmp_path), "--config", config, "--out", str(out), "--stats", str(stats)]
+
     with pytest.raises(SystemExit) as exit_info:
-        run(assess.main, argv)
+        run(assess.main, argv(assess_config("dbscan", eps=None)))
     assert exit_info.value.code == 2
     assert "assessor dbscan needs assess.eps" in capsys.readouterr().err
-    assert not out.exists()
+    assert not out.exists() and not stats.exists()
     # the same config with an eps writes the groups
-    run(assess.main, [*argv[:-4], "--config", assess_config("dbscan", eps=0.5), "--out", str(out)])
+    run(assess.main, argv(assess_config("dbscan", eps=0.5)))
     assert [list(x) for x in pd.read_parquet(out)["group"]] == [[0, 0, 1], [0, 0, 1], [0, 1, 1]]
+
+
+def test_eps_rule_is_the_quantile_of_nearest_distinct_distances():
+    # pool 0: two duplicates at a, one point at distance 0.1, one at distance 1.0 from a
+    a = np.array([1.0, 0.0])
+    v = np.stack([a, a, a + [0, 0.1], a + [0, 1.0]])
+    pools = pools_from_lists([[0, 1, 2, 3]])
+    distances = assess.nearest_distinct_distances(v, pools)
+    np.testing.assert_allclose(np.sort(distances), [0.1, 0.1, 0.1, 0.9])  # duplicates skipped
+    assert assess.eps_from_quantile(v, pools, 0.5) == pytest.approx(0.1)
+    # scale-free: the same geometry at ten times the scale gives ten times the radius
+    assert assess.eps_from_quantile(10 * v, pools, 0.5) == pytest.approx(1.0)
+    config = settings(AssessConfig, "assess", assessor="dbscan", eps=None, eps_quantile=0.5,
+                      fuzzy_threshold=None)
+    labels, _ = assess.assess(config, pd.DataFrame({"response": list("abcd")}), pools, vectors=v)
+    assert labels.tolist() == [0, 0, 0, 1]  # eps 0.1 links the near point, not the far one
+    with pytest.raises(InputError, match="no pool holds two distinct responses"):
+        assess.eps_from_quantile(np.stack([a, a]), pools_from_lists([[0, 1]]), 0.5)
+    with pytest.raises(InputError, match="exactly one"):
+        assess.dbscan_eps(replace(config, eps=0.3), v, pools)
+
+
+def test_eps_rule_reads_a_bounded_seeded_sample_of_pools():
+    rng = np.random.default_rng(0)
+    v = unit(rng.normal(size=(60, 4)))
+    pools = pools_from_lists([list(rng.choice(60, 8, replace=False)) for _ in range(50)])
+    few = assess.nearest_distinct_distances(v, pools, max_pools=10)
+    assert len(few) == 80
+    np.testing.assert_array_equal(few, assess.nearest_distinct_distances(v, pools, max_pools=10))
+    assert len(assess.nearest_distinct_distances(v, pools)) == 400  # all 50 pools
 
 
 def test_read_groups_checks_lengths(tmp_path):

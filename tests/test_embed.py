@@ -164,3 +164,42 @@ def test_cli_config_with_a_missing_or_unknown_key_exits_2_naming_it(
     assert exit_info.value.code == 2
     assert message in capsys.readouterr().err
     assert not out.exists()
+
+
+@pytest.fixture(scope="module")
+def model2vec_folder(tmp_path_factory):
+    """The static encoder as rule encoder_model2vec distils it (about half a minute)."""
+    from isaac import encoder_model2vec
+
+    out = tmp_path_factory.mktemp("encoders") / "model2vec"
+    dims = schema_defaults("embed")["model2vec_dims"]
+    config = to_json(encoder_model2vec.Model2VecConfig(pca_dims=dims))
+    encoder_model2vec.main(["--config", config, "--out", str(out)])
+    return out
+
+
+def test_model2vec_distils_offline_from_minilm_and_embeds_like_an_encoder(
+    tmp_path, model2vec_folder
+):
+    assert (model2vec_folder / "model.safetensors").is_file()
+    assert json.loads((model2vec_folder / "config.json").read_text())["hidden_dim"] == 256
+    path = corpus(tmp_path, empty=True)
+    out = tmp_path / "emb" / "model2vec.npz"
+    config = embed_config(encoder="model2vec")
+    embed.main(["--corpus", str(path), "--model", str(model2vec_folder), "--config", config,
+                "--out", str(out)])
+    ids, p, r = embed.load_embeddings(out)
+    assert p.shape == r.shape == (35, 256) and p.dtype == np.float32
+    norms = np.linalg.norm(np.vstack([p, r]), axis=1)
+    np.testing.assert_allclose(norms[norms > 0], 1.0, atol=1e-5)
+    # same topic closer than another topic: prompts 0 and 4 (weather) against 1 (football)
+    assert p[0] @ p[4] > p[0] @ p[1]
+    again = tmp_path / "again.npz"
+    embed.main(["--corpus", str(path), "--model", str(model2vec_folder), "--config", config,
+                "--out", str(again)])
+    assert again.read_bytes() == out.read_bytes()
+
+
+def test_model2vec_without_its_folder_is_an_input_error(tmp_path):
+    with pytest.raises(InputError, match="encoder model2vec needs --model"):
+        embed.embed_corpus(["a"], ["b"], settings(EmbedConfig, "embed", encoder="model2vec"))

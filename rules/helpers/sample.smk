@@ -1,21 +1,33 @@
 """Input functions and config slices of rules/sample.smk."""
 
+NAMED_ENCODERS = ("minilm", "tfidf", "model2vec")
+
 
 def encoder_name():
-    """The encoder's name in file names: minilm, tfidf, or a model folder's (or embed.name)."""
+    """The encoder's name in file names: a named encoder, or a model folder's (or embed.name)."""
     encoder = config["embed"]["encoder"]
-    if encoder in ("minilm", "tfidf"):
+    if encoder in NAMED_ENCODERS:
         return encoder
     return config["embed"]["name"] or Path(encoder).name
 
 
 def dbscan_eps():
-    """assess.eps, or the configured encoder's entry of assess.eps_defaults."""
+    """assess.eps, or the configured encoder's entry of assess.eps_defaults (none when the
+    eps_quantile rule sets the radius from the data)."""
     assess = config["assess"]
-    if assess["eps"] is not None:
+    if assess["eps"] is not None or assess["eps_quantile"] is not None:
         return assess["eps"]
     defaults = assess["eps_defaults"]
     return defaults.get(encoder_name(), defaults.get("other", 0.75))
+
+
+def encoder_folder():
+    """The distilled folder the embed job reads (encoder model2vec), else no input."""
+    return (
+        res("encoders", "model2vec")
+        if config["embed"]["encoder"] == "model2vec"
+        else []
+    )
 
 
 def embeddings_file():
@@ -32,6 +44,11 @@ def neighbours_file():
 
 def groups_file():
     return res("groups", f"{config['assess']['assessor']}.parquet")
+
+
+def groups_stats_file():
+    """The assessor's statistics beside its groups: the eps it used, pool and group sizes."""
+    return res("groups", f"{config['assess']['assessor']}.json")
 
 
 def uses_encoder():
@@ -53,6 +70,11 @@ def assess_slice():
         "assessor": assess["assessor"],
         "pool": assess["pool"],
         "eps": dbscan_eps() if assess["assessor"] == "dbscan" else None,
+        "eps_quantile": (
+            assess["eps_quantile"]
+            if assess["assessor"] == "dbscan" and assess["eps"] is None
+            else None
+        ),
         "fuzzy_threshold": (
             assess["fuzzy_threshold"] if assess["assessor"] == "fuzzy" else None
         ),

@@ -28,7 +28,7 @@ from __future__ import annotations
 import argparse
 import logging
 from collections.abc import Sequence
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
 
 import numpy as np
 import pandas as pd
@@ -41,7 +41,7 @@ from sklearn.cluster import DBSCAN
 from isaac.cli import optional, run
 from isaac.corpus import train_rows
 from isaac.embed import load_embeddings
-from isaac.io import InputError, read_table, write_parquet
+from isaac.io import InputError, read_table, write_json, write_parquet
 from isaac.pools import Pools, group_pools, groups_table, neighbour_pools
 from isaac.settings import add_config_argument, parse
 from isaac.text import normalise
@@ -288,11 +288,10 @@ def assess(
     loglik: np.ndarray | None = None,
     threads: int = 1,
 ) -> tuple[np.ndarray, np.ndarray | None]:
-    """(flat canonical labels, flat weights or None) for the configured assessor."""
+    """(flat canonical labels, flat weights or None) for the configured assessor; dbscan reads
+    its radius with `dbscan_eps`."""
     if config.assessor == "dbscan":
-        if config.eps is None:
-            raise InputError("assessor dbscan needs assess.eps")
-        return dbscan_groups(vectors, pools, config.eps), None
+        return dbscan_groups(vectors, pools, dbscan_eps(config, vectors, pools)), None
     if config.assessor == "fuzzy":
         if config.fuzzy_threshold is None:
             raise InputError("assessor fuzzy needs assess.fuzzy_threshold")
@@ -308,12 +307,55 @@ def assess(
 
 @dataclass(frozen=True)
 class AssessConfig:
-    """The assess slice; eps only for dbscan and fuzzy_threshold only for fuzzy (else null)."""
+    """The assess slice; for dbscan a fixed eps or the eps_quantile rule (the other null),
+    fuzzy_threshold only for fuzzy (else null)."""
 
     assessor: str
     pool: str
     eps: float | None
+    eps_quantile: float | None
     fuzzy_threshold: float | None
+
+
+EPS_RULE_POOLS = 1000  # pools drawn (seed 0) to estimate the eps rule's quantile
+
+
+def nearest_distinct_distances(vectors: np.ndarray, pools: Pools, max_pools: int = EPS_RULE_POOLS,
+                               seed: int = 0) -> np.ndarray:
+    """Per member of up to `max_pools` pools (drawn with `seed`): the Euclidean distance to the
+    nearest member of its pool with a different vector (exact duplicates are skipped, so repeated
+    responses do not pull the radius to 0). Members without one are left out."""
+    n = len(pools)
+    chosen = np.sort(np.random.default_rng(seed).choice(n, size=min(n, max_pools), replace=False))
+    out = []
+    for q in chosen:
+        members = vectors[pools.index[pools.offsets[q]:pools.offsets[q + 1]]].astype(np.float64)
+        sq = np.einsum("ij,ij->i", members, members)
+        d2 = np.maximum(sq[:, None] + sq[None, :] - 2.0 * members @ members.T, 0.0)
+        d2[d2 <= 1e-12] = np.inf  # itself and exact duplicates
+        nearest = d2.min(axis=1)
+        out.append(np.sqrt(nearest[np.isfinite(nearest)]))
+    return np.concatenate(out) if out else np.zeros(0)
+
+
+def eps_from_quantile(vectors: np.ndarray, pools: Pools, quantile: float) -> float:
+    """The label-free DBSCAN radius: the `quantile` of the nearest-distinct-member distances, so
+    that share of responses has a distinct neighbour within eps, whatever the encoder's scale."""
+    if not 0 < quantile < 1:
+        raise InputError(f"assess.eps_quantile: {quantile} is not in (0, 1)")
+    distances = nearest_distinct_distances(vectors, pools)
+    if distances.size == 0:
+        raise InputError("assess.eps_quantile: no pool holds two distinct responses")
+    return float(np.quantile(distances, quantile))
+
+
+def dbscan_eps(config: AssessConfig, vectors: np.ndarray, pools: Pools) -> float:
+    """The configured eps, or the eps_quantile rule's value on these pools."""
+    if (config.eps is None) == (config.eps_quantile is None):
+        raise InputError("assessor dbscan needs assess.eps or assess.eps_quantile (exactly one)")
+    if config.eps is not None:
+        return float(config.eps)
+    return eps_from_quantile(vectors, pools, config.eps_quantile)
 
 
 def read_pools(pool: str, train: pd.DataFrame, neighbours_path, corpus_path) -> Pools:
@@ -359,7 +401,8 @@ def main(argv: Sequence[str] | None = None) -> None:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--corpus", required=True, help="corpus.parquet")
     parser.add_argument(
-        "--neighbours", type=optional(str), help="neighbours/{encoder}-k{k}.parquet (pool neighbours)"
+        "--neighbours", type=optional(str),
+        help="neighbours/{encoder}-k{k}.parquet (pool neighbours)",
     )
     parser.add_argument(
         "--embeddings", type=optional(str), help="embeddings/{encoder}.npz (assessor dbscan)"
@@ -370,6 +413,7 @@ def main(argv: Sequence[str] | None = None) -> None:
     add_config_argument(parser, AssessConfig)
     parser.add_argument("--threads", type=int, default=1)
     parser.add_argument("--out", required=True, help="groups/{assessor}.parquet")
+    parser.add_argument("--stats", required=True, help="groups/{assessor}.json (eps, pool sizes)")
     args = parser.parse_args(argv)
     config = parse(AssessConfig, args.config)
 
@@ -379,19 +423,23 @@ def main(argv: Sequence[str] | None = None) -> None:
     vectors = loglik = None
     if config.assessor == "dbscan":
         vectors = read_response_vectors(args.embeddings, train_ids, args.corpus)
+        # resolved once, so the radius the groups used is the one recorded
+        config = replace(config, eps=dbscan_eps(config, vectors, pools), eps_quantile=None)
     if config.assessor == "likelihood":
         loglik = read_loglik(args.likelihood, train_ids)
     labels, weights = assess(config, train, pools, vectors, loglik, args.threads)
     write_parquet(groups_table(train_ids, pools, labels, weights), args.out)
     n_groups = np.maximum.reduceat(labels, pools.offsets[:-1]) + 1 if len(pools) else np.zeros(1)
-    log.info(
-        "wrote %s: %d pools, mean size %.1f, mean groups %.1f, singleton-only pools %.1f%%",
-        args.out,
-        len(pools),
-        pools.lengths.mean(),
-        n_groups.mean(),
-        100 * np.mean(n_groups == pools.lengths),
-    )
+    stats = {
+        "assessor": config.assessor,
+        "eps": config.eps,
+        "pools": len(pools),
+        "mean_pool_size": float(pools.lengths.mean()) if len(pools) else 0.0,
+        "mean_groups": float(n_groups.mean()),
+        "singleton_only_pool_share": float(np.mean(n_groups == pools.lengths)),
+    }
+    write_json(stats, args.stats)
+    log.info("wrote %s: %s", args.out, stats)
 
 
 if __name__ == "__main__":
