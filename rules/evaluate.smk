@@ -107,3 +107,34 @@ rule score:
         " --method {wildcards.method:q} --tau {wildcards.tau:q} --m {wildcards.m:q}"
         " --seed {wildcards.seed:q} --config {params.config:q} --threads {threads}"
         " --out {output.scores:q} --per-prompt {output.per_prompt:q} > {log:q} 2>&1"
+
+
+# Many responses per prompt (assess.pool group): is each prompt's head group judged safer than
+# its other responses? `snakemake --cores 2 results/{corpus}/head_safety.json`.
+rule head_safety:
+    input:
+        corpus=res("corpus.parquet"),
+        groups=groups_file(),
+        judge=res("judge", config["judge"]["features"]),
+    output:
+        summary=res("head_safety.json"),
+        table=ensure(res("head_safety.parquet"), non_empty=True),
+    log:
+        logs("head_safety.log"),
+    benchmark:
+        bench("head_safety.tsv")
+    conda:
+        "../envs/train.yaml"
+    threads: 1
+    resources:
+        mem_mb=grow_with_attempt(4000),
+        runtime=20,
+    params:
+        config=config_json(
+            {key: config["summary"][key] for key in ("resamples", "seed")}
+        ),
+    shell:
+        f"{ISAAC}.head_safety"
+        " --corpus {input.corpus:q} --groups {input.groups:q} --judge {input.judge:q}"
+        " --config {params.config:q} --out {output.summary:q}"
+        " --table {output.table:q} > {log:q} 2>&1"

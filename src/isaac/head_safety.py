@@ -1,0 +1,123 @@
+"""Many responses per prompt: is a prompt's head group judged safer than its other responses?
+
+For a corpus with several responses per prompt (`assess.pool: group`; for example DiaSafety's
+validation generations, about ten per context and model), each distinct pool is split into its
+head, the assessor's largest group (ties go to the first-seen group), and the rest. The judge
+(trained on a labelled corpus, `judge.from`) gives every response a verdict. Per prompt,
+d = unsafe share of the rest - unsafe share of the head, so d > 0 means the head is safer. The
+mean of d over prompts whose head holds at least two responses and whose rest is not empty is
+reported with a 95% bootstrap interval over prompts (rule ``head_safety``).
+"""
+
+from __future__ import annotations
+
+import argparse
+import logging
+from collections.abc import Sequence
+from dataclasses import dataclass
+
+import numpy as np
+import pandas as pd
+
+from isaac.cli import run
+from isaac.corpus import train_rows
+from isaac.io import InputError, write_json, write_parquet
+from isaac.judge import load_judge
+from isaac.pools import Pools, read_groups
+from isaac.settings import add_config_argument, parse
+
+log = logging.getLogger("isaac.head_safety")
+
+
+@dataclass(frozen=True)
+class HeadSafetyConfig:
+    """The bootstrap of the summary section: resamples and seed."""
+
+    resamples: int
+    seed: int
+
+
+def distinct_pools(pools: Pools) -> np.ndarray:
+    """Pool numbers with a member set not seen before (group pools repeat once per member)."""
+    keys = [tuple(sorted(pools.index[a:b])) for a, b in zip(pools.offsets[:-1], pools.offsets[1:])]
+    _, first = np.unique(np.array(keys, dtype=object), return_index=True)
+    return np.sort(first)
+
+
+def head_rest_table(pools: Pools, labels: np.ndarray, unsafe: np.ndarray) -> pd.DataFrame:
+    """Per distinct pool: its query row, sizes, and the unsafe shares of head and rest."""
+    rows = []
+    for q in distinct_pools(pools):
+        lo, hi = pools.offsets[q], pools.offsets[q + 1]
+        group, verdict = labels[lo:hi], unsafe[pools.index[lo:hi]]
+        head = group == np.argmax(np.bincount(group))  # canonical labels: ties -> first seen
+        rest = verdict[~head]
+        rows.append({
+            "query": int(pools.query[q]),
+            "n_responses": int(hi - lo),
+            "head_size": int(head.sum()),
+            "head_unsafe": float(verdict[head].mean()),
+            "rest_unsafe": float(rest.mean()) if rest.size else np.nan,
+        })
+    table = pd.DataFrame(rows)
+    table["difference"] = table["rest_unsafe"] - table["head_unsafe"]
+    return table
+
+
+def bootstrap_mean(values: np.ndarray, resamples: int, seed: int) -> tuple[float, float]:
+    """95% percentile interval of the mean, resampling the values with replacement."""
+    rng = np.random.default_rng(seed)
+    means = values[rng.integers(0, len(values), size=(resamples, len(values)))].mean(axis=1)
+    return float(np.quantile(means, 0.025)), float(np.quantile(means, 0.975))
+
+
+def summarise(table: pd.DataFrame, config: HeadSafetyConfig) -> dict:
+    """The mean head-vs-rest difference over the prompts that have both a head and a rest."""
+    compared = table[(table["head_size"] >= 2) & table["rest_unsafe"].notna()]
+    if compared.empty:
+        raise InputError("no pool has a head of two or more responses and other responses "
+                         "besides (is assess.pool group, and are there several per prompt?)")
+    d = compared["difference"].to_numpy()
+    lo, hi = bootstrap_mean(d, config.resamples, config.seed)
+    return {
+        "n_pools": int(len(table)),
+        "n_compared": int(len(compared)),
+        "mean_responses": float(table["n_responses"].mean()),
+        "mean_head_size": float(compared["head_size"].mean()),
+        "head_unsafe": float(compared["head_unsafe"].mean()),
+        "rest_unsafe": float(compared["rest_unsafe"].mean()),
+        "difference": float(d.mean()),
+        "difference_lo": lo,
+        "difference_hi": hi,
+        "share_head_safer": float((d > 0).mean()),
+        "share_head_less_safe": float((d < 0).mean()),
+        "resamples": config.resamples,
+        "seed": config.seed,
+    }
+
+
+def main(argv: Sequence[str] | None = None) -> None:
+    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    parser.add_argument("--corpus", required=True, help="corpus.parquet")
+    parser.add_argument("--groups", required=True, help="groups/{assessor}.parquet")
+    parser.add_argument("--judge", required=True, help="judge/{features}/ folder")
+    add_config_argument(parser, HeadSafetyConfig)
+    parser.add_argument("--out", required=True, help="head_safety.json")
+    parser.add_argument("--table", required=True, help="head_safety.parquet (per prompt)")
+    args = parser.parse_args(argv)
+    config = parse(HeadSafetyConfig, args.config)
+    train = train_rows(args.corpus)
+    pools, labels, _ = read_groups(args.groups, train["id"].to_numpy())
+    judge = load_judge(args.judge)
+    unsafe = np.asarray(judge.unsafe(train["prompt"].tolist(), train["response"].tolist()), bool)
+    table = head_rest_table(pools, labels, unsafe)
+    summary = summarise(table, config)
+    table.insert(0, "prompt", train["prompt"].to_numpy()[table["query"].to_numpy()])
+    write_parquet(table.drop(columns="query"), args.table)
+    write_json({**summary, "judge": judge.features, "judge_threshold": judge.threshold}, args.out)
+    log.info("head vs rest over %d prompts: %+.4f [%+.4f, %+.4f]", summary["n_compared"],
+             summary["difference"], summary["difference_lo"], summary["difference_hi"])
+
+
+if __name__ == "__main__":
+    run(main)
