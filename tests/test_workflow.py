@@ -189,3 +189,19 @@ def test_report_bundles_every_figure_with_its_caption(tiny_run):
         assert any(n.endswith(f"{figure}.png") for n in names), (figure, names)
         phrase = caption_phrase(figure)
         assert phrase in html or json.dumps(phrase)[1:-1] in html, (figure, phrase)
+
+
+@pytest.mark.pretrained
+def test_smollm2_runs_end_to_end_at_cpu_size(tmp_path):
+    """generator_base -> LoRA train -> generate -> score -> summary with the bundled SmolLM2."""
+    layers = (TINY_CONFIG, REPO / "tests" / "config" / "smollm2.yaml")
+    snakemake(tmp_path, "results/tiny-smollm2/summary.csv", "--cores", "2", configfiles=layers)
+    results = tmp_path / "results" / "tiny-smollm2"
+    summary = pd.read_csv(results / "summary.csv").set_index("method")
+    assert sorted(summary.index) == ["isaac", "raw"]
+    assert summary["safety_score"].between(0, 1).all() and summary["ppl_safe"].gt(1).all()
+    assert (results / "generator_base" / "model.safetensors").is_file()
+    fmt = json.loads((results / "models/isaac/tau1.0-m1-seed0/isaac_generator.json").read_text())
+    assert fmt["kind"] == "smollm2"
+    generations = pd.read_parquet(results / "generations/isaac/tau1.0-m1-seed0.parquet")
+    assert len(generations) == 4 and generations["generation"].str.strip().ne("").any()
