@@ -87,8 +87,7 @@ def markdown(df: pd.DataFrame) -> str:
     header = ["encoder", "assessor", "eps", "groups/pool", "method", "oracle safe",
               "distinct share", *[c.removeprefix("oracle_") for c in categories]]
     lines = ["| " + " | ".join(header) + " |", "|" + "---|" * len(header)]
-    for r in main.itertuples(index=False):
-        row = r._asdict()
+    for _, row in main.iterrows():
         eps = "—" if pd.isna(row["eps"]) else f"{row['eps']:.3f}"
         cells = [row["encoder"] if row["assessor"] == "dbscan" else f"({row['encoder']} pools)",
                  row["assessor"], eps, f"{row['mean_groups']:.1f}", row["method"],
@@ -122,16 +121,19 @@ def main(argv=None) -> None:
     parser.add_argument("--configfile", default="config/diasafety.yaml")
     parser.add_argument("--out", default="docs/results/encoders-diasafety")
     parser.add_argument("--cores", type=int, default=2)
+    parser.add_argument("--tabulate-only", action="store_true",
+                        help="redraw encoders.md and the figure from an existing encoders.csv")
     args = parser.parse_args(argv)
-    corpus = yaml.safe_load((REPO / args.configfile).read_text())["corpus"]["name"]
-    rows = []
-    for s in settings():
-        rows.append({**s, **run_setting(args.configfile, s["layer"], corpus, s["assessor"],
-                                        args.cores)})
-    df = table(rows)
     out = REPO / args.out
-    out.mkdir(parents=True, exist_ok=True)
-    df.to_csv(out / "encoders.csv", index=False, float_format="%.6g")
+    if args.tabulate_only:
+        df = pd.read_csv(out / "encoders.csv")
+    else:
+        corpus = yaml.safe_load((REPO / args.configfile).read_text())["corpus"]["name"]
+        rows = [{**s, **run_setting(args.configfile, s["layer"], corpus, s["assessor"],
+                                    args.cores)} for s in settings()]
+        df = table(rows)
+        out.mkdir(parents=True, exist_ok=True)
+        df.to_csv(out / "encoders.csv", index=False, float_format="%.6g")
     (out / "encoders.md").write_text(markdown(df))
     figure(df, out / "eps_sensitivity.png")
     print(markdown(df))

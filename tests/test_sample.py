@@ -29,6 +29,7 @@ def sample_config(method, **overrides) -> SampleConfig:
     values = {
         "top_k_groups": defaults["top_k_groups"] if group else None,
         "head_shortcut": defaults["head_shortcut"] if group else None,
+        "group_size": defaults["group_size"] if group else None,
         **dict.fromkeys(RECORDED),
         **overrides,
     }
@@ -299,8 +300,8 @@ def test_cli_pool_method_without_groups_fails_cleanly(tmp_path):
 def test_group_method_without_its_settings_is_an_input_error():
     train = train_table(["a", "b"])
     pools, labels = pools_from_lists([[0, 1], [1, 0]]), np.array([0, 1, 0, 1])
-    for missing in ("top_k_groups", "head_shortcut"):
-        with pytest.raises(InputError, match="isaac needs top_k_groups and head_shortcut"):
+    for missing in ("top_k_groups", "head_shortcut", "group_size"):
+        with pytest.raises(InputError, match="isaac needs top_k_groups, head_shortcut and group_size"):
             run_sample("isaac", train, pools=pools, labels=labels, **{missing: None})
     # random and the own-response methods read neither
     for method in ("raw", "sft", "random"):
@@ -434,3 +435,22 @@ def test_max_ignores_tau_so_a_sweep_runs_it_once():
     pd.testing.assert_frame_equal(cold, hot)
     assert [r for r in run_ids(["max", "isaac"], [0.1, 1.0], [1], [0]) if r.startswith("max")] \
         == ["max/tau1.0-m1-seed0"]
+
+
+def test_distinct_group_size_counts_near_copies_once():
+    # one pool: group 0 = a response and its copy up to case and spacing, group 1 = two others
+    train = train_table(["Not a troll.", "not a  troll. ", "fine", "sure thing", "ok"])
+    pools = pools_from_lists([[0, 1, 2, 3, 4]])
+    labels = np.array([0, 0, 1, 1, 2])
+    by_members, _ = run_sample("max", train, pools=pools, labels=labels)
+    by_distinct, stats = run_sample("max", train, pools=pools, labels=labels,
+                                    group_size="distinct")
+    assert by_members["target_ids"][0][0] in {"t0", "t1"}  # tie 2-2: the first-seen group
+    assert by_distinct["target_ids"][0][0] in {"t2", "t3"}  # 1 distinct response against 2
+    assert stats["group_size"] == "distinct"
+    with pytest.raises(InputError, match="group_size one of members, distinct"):
+        run_sample("max", train, pools=pools, labels=labels, group_size="copies")
+    weights = sample.distinct_response_weights(pools, labels, train["response"], None)
+    np.testing.assert_allclose(weights, [0.5, 0.5, 1, 1, 1])
+    scaled = sample.distinct_response_weights(pools, labels, train["response"], np.full(5, 2.0))
+    np.testing.assert_allclose(scaled, [1, 1, 2, 2, 2])

@@ -102,6 +102,7 @@ def sample_slice(method):
     return {
         "top_k_groups": config["sample"]["top_k_groups"] if group else None,
         "head_shortcut": config["sample"]["head_shortcut"] if group else None,
+        "group_size": config["sample"]["group_size"] if group else None,
         "assessor": assess["assessor"] if pool else None,
         "encoder": encoder_name() if pool and uses_encoder() else None,
         "eps": assess["eps"] if pool else None,

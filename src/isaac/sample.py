@@ -39,6 +39,7 @@ from isaac.io import InputError, write_json, write_parquet
 from isaac.pools import Pools, read_groups
 from isaac.runs import GROUP_METHODS, METHODS, POOL_METHODS, Run, add_run_arguments
 from isaac.settings import add_config_argument, parse
+from isaac.text import normalise
 
 log = logging.getLogger("isaac.sample")
 
@@ -238,7 +239,7 @@ def _summary(values: np.ndarray) -> dict | None:
 class SampleConfig:
     """The sample slice of one method; a value the method does not use is null.
 
-    The group methods use top_k_groups and head_shortcut. The assessor, encoder, eps, pool and
+    The group methods use top_k_groups, head_shortcut and group_size. The assessor, encoder, eps, pool and
     k that made the groups are only recorded in the statistics of the pool methods.
     """
 
@@ -249,6 +250,24 @@ class SampleConfig:
     eps: float | None
     pool: str | None
     k: int | None
+    group_size: str | None
+
+
+GROUP_SIZES = ("members", "distinct")
+
+
+def distinct_response_weights(pools: Pools, labels: np.ndarray, responses: Sequence[str],
+                              weights: np.ndarray | None) -> np.ndarray:
+    """Flat member weights under which a group's size is its number of distinct responses:
+    a member counts 1 / (copies of its normalised text in its group), times its assessor weight
+    if any. Near-copies that differ only in case or spacing then make a group of one, not a
+    head (DiaSafety has such pairs, each the head of every pool it falls in)."""
+    text = pd.factorize(pd.Series([normalise(str(r)) for r in responses], dtype=object))[0]
+    n_labels, n_texts = int(labels.max(initial=0)) + 1, int(text.max(initial=0)) + 1
+    key = (pools.rows() * n_labels + labels) * n_texts + text[pools.index]
+    _, inverse, copies = np.unique(key, return_inverse=True, return_counts=True)
+    distinct = 1.0 / copies[inverse]
+    return distinct if weights is None else distinct * weights
 
 
 def _safe_rate(labels: pd.Series) -> float | None:
@@ -321,13 +340,14 @@ def check_settings(method: str, config: SampleConfig) -> None:
     if method in POOL_METHODS:
         used |= {"assessor", "encoder", "eps", "pool", "k"}
     if method in GROUP_METHODS:
-        used |= {"top_k_groups", "head_shortcut"}
-        if config.top_k_groups is None or config.head_shortcut is None:
-            raise InputError(f"method {method} needs top_k_groups and head_shortcut")
-        if config.top_k_groups < 1 or config.head_shortcut not in SHORTCUT_MODES:
+        used |= {"top_k_groups", "head_shortcut", "group_size"}
+        if None in (config.top_k_groups, config.head_shortcut, config.group_size):
+            raise InputError(f"method {method} needs top_k_groups, head_shortcut and group_size")
+        if (config.top_k_groups < 1 or config.head_shortcut not in SHORTCUT_MODES
+                or config.group_size not in GROUP_SIZES):
             raise InputError(
-                f"--config: top_k_groups must be >= 1 and head_shortcut one of "
-                f"{', '.join(SHORTCUT_MODES)}"
+                f"--config: top_k_groups must be >= 1, head_shortcut one of "
+                f"{', '.join(SHORTCUT_MODES)} and group_size one of {', '.join(GROUP_SIZES)}"
             )
     unused = sorted(k for k, v in asdict(config).items() if v is not None and k not in used)
     if unused:
@@ -354,6 +374,8 @@ def sample(
     if run.method in POOL_METHODS:
         if pools is None or labels is None:
             raise InputError(f"method {run.method} needs a groups table")
+        if config.group_size == "distinct":
+            weights = distinct_response_weights(pools, labels, train["response"], weights)
         rows, source, out = pool_targets(run, config, pools, labels, weights)
         shortcut = out["head_shortcut"]
         extra = {k: out[k] for k in extra}
