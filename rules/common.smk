@@ -40,7 +40,25 @@ wildcard_constraints:
     features=r"tfidf-lr|minilm-lr",
 
 
-# Settings the schema cannot relate to each other: refused before any job runs.
+# Encoders known by name; any other embed.encoder is a local model folder.
+NAMED_ENCODERS = ("minilm", "tfidf", "model2vec")
+
+# Settings the schema cannot check (each other, the file system): refused before any job runs.
+if config["corpus"]["format"] != "demo" and not (
+    config["corpus"]["path"] and Path(config["corpus"]["path"]).exists()
+):
+    raise ValueError(
+        f"corpus.path: {config['corpus']['path']!r} does not exist (relative paths are read "
+        f"from {Path.cwd()}); format {config['corpus']['format']} reads its data there"
+    )
+if (
+    config["embed"]["encoder"] not in NAMED_ENCODERS
+    and not Path(config["embed"]["encoder"]).is_dir()
+):
+    raise ValueError(
+        f"embed.encoder: {config['embed']['encoder']!r} is neither one of "
+        f"{', '.join(NAMED_ENCODERS)} nor a model folder"
+    )
 if config["judge"]["second"] == config["judge"]["features"]:
     raise ValueError("judge.second must differ from judge.features (or be null)")
 _MISSING_BASELINES = [

@@ -53,6 +53,31 @@ def test_invalid_config_is_rejected_with_the_key(tmp_path):
     assert "surprise_key" in proc.stdout + proc.stderr
 
 
+@pytest.mark.parametrize("layer, key", [
+    ("sweep: {taus: [-1.0]}", "['sweep']['taus']"),
+    ("sweep: {taus: [0]}", "['sweep']['taus']"),
+    ("sweep: {ms: [0]}", "['sweep']['ms']"),
+    ("sweep: {seeds: []}", "['sweep']['seeds']"),
+    ("sweep: {methods: [isaac, best]}", "['sweep']['methods']"),
+    ("neighbours: {k: 0}", "['neighbours']['k']"),
+    ("assess: {assessor: kmeans}", "['assess']['assessor']"),
+    ("assess: {eps_quantile: 1.5}", "['assess']['eps_quantile']"),
+    ("embed: {encoder: no-such-encoder}", "embed.encoder"),
+    ("corpus: {format: jsonl, path: no/such/file.jsonl}", "corpus.path"),
+    ("corpus: {name: ..}", "['corpus']['name']"),
+    ("corpus: {name: .hidden}", "['corpus']['name']"),
+    ("pollute: {rate: 1.0}", "['pollute']['rate']"),
+])
+def test_bad_settings_are_refused_before_any_job_with_the_key(tmp_path, layer, key):
+    bad = tmp_path / "bad.yaml"
+    bad.write_text(layer + "\n")
+    proc = snakemake(tmp_path, "--dry-run", configfiles=(TINY_CONFIG, bad), check=False)
+    output = proc.stdout + proc.stderr
+    assert proc.returncode != 0, output
+    assert key in output, output
+    assert not (tmp_path / "results").exists()
+
+
 @pytest.fixture(scope="module")
 def tiny_run(tmp_path_factory) -> Path:
     """The whole DAG (every method, one seed, a few training steps) in a fresh folder."""

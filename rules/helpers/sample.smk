@@ -1,7 +1,5 @@
 """Input functions and config slices of rules/sample.smk."""
 
-NAMED_ENCODERS = ("minilm", "tfidf", "model2vec")
-
 
 def encoder_name():
     """The encoder's name in file names: a named encoder, or a model folder's (or embed.name)."""
