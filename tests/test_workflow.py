@@ -220,7 +220,7 @@ def test_report_bundles_every_figure_with_its_caption(tiny_run):
 def test_smollm2_runs_end_to_end_at_cpu_size(tmp_path):
     """generator_base -> LoRA train -> generate -> score -> summary with the bundled SmolLM2."""
     layers = (TINY_CONFIG, REPO / "tests" / "config" / "smollm2.yaml")
-    snakemake(tmp_path, "results/tiny-smollm2/summary.csv", "--cores", "2", configfiles=layers)
+    snakemake(tmp_path, "--cores", "2", "results/tiny-smollm2/summary.csv", configfiles=layers)
     results = tmp_path / "results" / "tiny-smollm2"
     summary = pd.read_csv(results / "summary.csv").set_index("method")
     assert sorted(summary.index) == ["isaac", "raw"]
