@@ -16,6 +16,7 @@ from isaac.runs import (  # noqa: E402
     RUN,
     WILDCARD_PATTERNS,
     run_ids,
+    stage_seed,
 )
 
 CORPUS = config["corpus"]["name"]
@@ -37,6 +38,7 @@ ISAAC = f"PYTHONPATH={_SOURCE}${{{{PYTHONPATH:+:$PYTHONPATH}}}} {_PYTHON} -m isa
 wildcard_constraints:
     **WILDCARD_PATTERNS,
     n=r"[0-9]+",
+    stage=r"[0-9]+",
     features=r"tfidf-lr|minilm-lr",
 
 

@@ -1,6 +1,9 @@
 """Generator stages: the tiny generator's tokenizer, then one fine-tuning job per run."""
 
 
+include: "helpers/train.smk"
+
+
 rule generator_tokenizer:
     input:
         corpus=res("corpus.parquet"),
@@ -44,13 +47,12 @@ rule generator_base:
 # Checkpoints go to a sibling folder of the model (not an output), so they survive the removal
 # of an incomplete output: re-running after a kill resumes from the last checkpoint. The test
 # prompts are an input only so that a corpus without usable test prompts fails before training.
+# With train.stages S > 1 the run's model is its stage S, trained from stage S - 1 (train_stage).
 rule train:
     input:
-        targets=res("targets", f"{RUN}.parquet"),
-        tokenizer=(res("generator") if TINY_GENERATOR else []),
-        base=(
-            res("generator_base") if config["generator"]["model"] == "smollm2" else []
-        ),
+        **base_inputs(),
+        targets=stage_targets(STAGES),
+        init=previous_stage(STAGES),
         prompts=res("prompts.parquet"),
     output:
         directory(res("models", RUN)),
@@ -66,10 +68,35 @@ rule train:
         runtime=by_generator(30, 240),
         gpu=by_generator(0, 1),
     params:
-        config=config_json({"generator": config["generator"], "train": config["train"]}),
+        config=config_json(train_slice()),
         checkpoints=res("checkpoints", RUN),
+        init=optional_input("init"),
     shell:
-        f"{ISAAC}.train"
-        " --targets {input.targets:q} --tokenizer={input.tokenizer:q} --base={input.base:q}"
-        " --seed {wildcards.seed:q} --config {params.config:q} --threads {threads}"
-        " --checkpoints {params.checkpoints:q} --out {output:q} > {log:q} 2>&1"
+        TRAIN_COMMAND
+
+
+# Tempering: the earlier stages of a run, stage s on its own draw of targets (isaac.runs.stage_seed).
+rule train_stage:
+    input:
+        **base_inputs(),
+        targets=stage_targets(None),
+        init=previous_stage(None),
+    output:
+        directory(res("stages", RUN, "stage{stage}")),
+    log:
+        logs("train_stage", RUN, "stage{stage}.log"),
+    benchmark:
+        bench("train_stage", RUN, "stage{stage}.tsv")
+    conda:
+        "../envs/train.yaml"
+    threads: by_generator(1, 4)
+    resources:
+        mem_mb=grow_with_attempt(by_generator(4000, 16000)),
+        runtime=by_generator(30, 240),
+        gpu=by_generator(0, 1),
+    params:
+        config=config_json(train_slice()),
+        checkpoints=res("checkpoints", "stages", RUN, "stage{stage}"),
+        init=optional_input("init"),
+    shell:
+        TRAIN_COMMAND

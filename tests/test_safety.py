@@ -33,8 +33,11 @@ def test_no_pickle_no_remote_code(path):
 
 
 def shell_blocks(text: str) -> list[str]:
-    """The shell: sections of a rule file (up to the next rule or top-level statement)."""
-    return re.findall(r"^\s+shell:\n((?:\s{8}.*\n?)+)", text, re.M)
+    """The shell: sections of a rule file (up to the next rule or top-level statement), and
+    the commands that rules share, defined as NAME_COMMAND = (...) beside them."""
+    shells = re.findall(r"^\s+shell:\n((?:\s{8}.*\n?)+)", text, re.M)
+    shared = re.findall(r"^\w+_COMMAND = \(\n((?:\s+.*\n)+?)\)", text, re.M)
+    return shells + shared
 
 
 def unquoted_fields(block: str) -> list[str]:
@@ -58,6 +61,8 @@ def test_the_quoting_check_finds_an_unquoted_value():
 
 def test_the_rules_have_shell_commands_to_check():
     assert sum(len(shell_blocks(p.read_text())) for p in RULES) >= 20
+    (train,) = shell_blocks((REPO / "rules" / "helpers" / "train.smk").read_text())
+    assert "--init={params.init:q}" in train
 
 
 @pytest.mark.parametrize("name", [".", "..", ".hidden", "../up", "a/b", ""])

@@ -14,7 +14,7 @@ from isaac.cli import run
 from isaac.generator_tokenizer import train_tokenizer
 from isaac.io import InputError
 from isaac.lm import IGNORE, build_examples, collate, prompt_ids, token_nll
-from isaac.models import GeneratorConfig, build_generator
+from isaac.models import GeneratorConfig, build_generator, load_generator
 from isaac.settings import from_dict
 from isaac.train import LOG_FILE, TrainConfig, bucket_order, main, train
 
@@ -306,8 +306,10 @@ def _targets(tmp_path, rows=PROMPTS):
 
 
 def _job(**train_overrides) -> dict:
-    """The --config of a train job: the generator and train slices."""
-    return {"generator": TINY_SPEC, "train": {**schema_defaults("train"), **train_overrides}}
+    """The --config of a train job: the generator and train slices (the stage count decides
+    which jobs run, so no job reads it)."""
+    train = {k: v for k, v in schema_defaults("train").items() if k != "stages"}
+    return {"generator": TINY_SPEC, "train": {**train, **train_overrides}}
 
 
 def test_cli_writes_model_and_log_and_drops_checkpoints(tmp_path, tok_dir):
@@ -320,6 +322,30 @@ def test_cli_writes_model_and_log_and_drops_checkpoints(tmp_path, tok_dir):
     assert [r["step"] for r in log] == [1, 2, 3] and set(log[0]) == {"step", "epoch", "loss", "lr"}
     assert not ck.exists()
     assert not any(p.suffix == ".pkl" for p in out.iterdir())
+
+
+def test_a_stage_starts_from_the_previous_stage_model(tmp_path, tok_dir):
+    """Tempering: --init continues training a saved model instead of a fresh one."""
+    targets = _targets(tmp_path)
+    config = json.dumps(_job(max_steps=3, batch_size=8))
+
+    def job(name, *extra):
+        out = tmp_path / "models" / name
+        main(["--targets", str(targets), "--tokenizer", str(tok_dir), "--seed", "0", *extra,
+              "--config", config, "--checkpoints", str(tmp_path / "ck" / name), "--out", str(out)])
+        return out
+
+    stage1 = job("stage1")
+    stage2 = job("stage2", "--init", str(stage1))
+    fresh = job("fresh")
+    weights = {p.name: load_generator(p).model.state_dict() for p in (stage1, stage2, fresh)}
+    key = next(iter(weights["stage1"]))
+    assert torch.equal(weights["stage1"][key], weights["fresh"][key])  # same seed, same data
+    assert not torch.equal(weights["stage2"][key], weights["stage1"][key])  # trained further
+    log1 = [json.loads(x) for x in (stage1 / LOG_FILE).read_text().splitlines()]
+    log2 = [json.loads(x) for x in (stage2 / LOG_FILE).read_text().splitlines()]
+    assert log2[0]["loss"] < log1[0]["loss"]  # it starts where stage 1 ended, not from scratch
+    assert load_generator(stage2).fmt == load_generator(stage1).fmt
 
 
 def test_cli_rejects_targets_without_targets_column(tmp_path, tok_dir):
@@ -353,10 +379,11 @@ def _drop(d: dict, key: str) -> dict:
 @pytest.mark.parametrize("config, problem", [
     ({"generator": TINY_SPEC}, "--config: missing key(s) train"),
     ({**_job(), "sample": {}}, "--config: unknown key(s) sample"),
-    ({**_job(), "train": _drop(schema_defaults("train"), "max_length")},
+    ({**_job(), "train": _drop(_job()["train"], "max_length")},
      "--config.train: missing key(s) max_length"),
-    ({**_job(), "train": {**schema_defaults("train"), "seed": 0}},
+    ({**_job(), "train": {**_job()["train"], "seed": 0}},
      "--config.train: unknown key(s) seed"),
+    ({**_job(), "train": schema_defaults("train")}, "--config.train: unknown key(s) stages"),
     ({**_job(), "generator": {**TINY_SPEC, "tiny": _drop(TINY_SPEC["tiny"], "n_head")}},
      "--config.generator.tiny: missing key(s) n_head"),
 ])

@@ -78,6 +78,21 @@ def test_bad_settings_are_refused_before_any_job_with_the_key(tmp_path, layer, k
     assert not (tmp_path / "results").exists()
 
 
+def test_tempering_trains_every_stage_on_its_own_draw_of_targets(tmp_path):
+    layer = tmp_path / "stages.yaml"
+    layer.write_text("train: {stages: 3}\nsweep: {methods: [raw, isaac]}\n"
+                     "summary: {baselines: [raw]}\n")
+    proc = snakemake(tmp_path, "--dry-run", "--printshellcmds", configfiles=(TINY_CONFIG, layer))
+    jobs = planned_jobs(proc.stdout)
+    assert jobs["train"] == 2 and jobs["train_stage"] == 4, jobs
+    out = proc.stdout
+    for stage, seed in ((1, 0), (2, 1000)):
+        assert f"--targets {TINY}/targets/isaac/tau1.0-m1-seed{seed}.parquet" in out, stage
+    assert f"--init={TINY}/stages/isaac/tau1.0-m1-seed0/stage2" in out  # the final, stage 3
+    assert f"--out {TINY}/stages/isaac/tau1.0-m1-seed0/stage2" in out
+    assert f"--targets {TINY}/targets/isaac/tau1.0-m1-seed2000.parquet" in out
+
+
 @pytest.fixture(scope="module")
 def tiny_run(tmp_path_factory) -> Path:
     """The whole DAG (every method, one seed, a few training steps) in a fresh folder."""
@@ -228,5 +243,8 @@ def test_smollm2_runs_end_to_end_at_cpu_size(tmp_path):
     assert (results / "generator_base" / "model.safetensors").is_file()
     fmt = json.loads((results / "models/isaac/tau1.0-m1-seed0/isaac_generator.json").read_text())
     assert fmt["kind"] == "smollm2"
+    # two stages: the final model was trained on from stage 1 (LoRA added again to its weights)
+    stage1 = results / "stages/isaac/tau1.0-m1-seed0/stage1"
+    assert json.loads((stage1 / "isaac_generator.json").read_text()) == fmt
     generations = pd.read_parquet(results / "generations/isaac/tau1.0-m1-seed0.parquet")
     assert len(generations) == 4 and generations["generation"].str.strip().ne("").any()

@@ -222,5 +222,14 @@ def load_generator(folder: str | Path) -> Generator:
     return Generator(model, tokenizer, fmt)
 
 
+def continue_generator(config: GeneratorConfig, folder: str | Path) -> Generator:
+    """A saved model to train further (tempering): its weights, tokenizer and prompt format,
+    with fresh LoRA adapters where the config trains with LoRA (saved models are merged)."""
+    gen = load_generator(folder)
+    if config.model == "smollm2" or (config.model != "tiny-gpt2" and config.lora):
+        gen.model = add_lora(gen.model, config.lora_r, config.lora_alpha, gen.fmt.seq2seq)
+    return gen
+
+
 def device() -> torch.device:
     return torch.device("cuda" if torch.cuda.is_available() else "cpu")

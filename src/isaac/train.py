@@ -30,10 +30,11 @@ import torch
 from safetensors.torch import load_file, save_file
 from tqdm import tqdm
 
-from isaac.cli import run
+from isaac.cli import optional, run
 from isaac.io import InputError, atomic_dir, read_table
 from isaac.lm import Example, build_examples, collate, token_nll
-from isaac.models import Generator, GeneratorConfig, build_generator, device, save_generator
+from isaac.models import (Generator, GeneratorConfig, build_generator, continue_generator, device,
+                          save_generator)
 from isaac.settings import add_config_argument, parse
 
 log = logging.getLogger("isaac.train")
@@ -254,6 +255,8 @@ def main(argv: Sequence[str] | None = None) -> None:
     p.add_argument("--targets", required=True, help="targets/{method}/...parquet")
     p.add_argument("--tokenizer", default="", help="tokenizer folder (tiny-gpt2 only)")
     p.add_argument("--base", default="", help="de-quantised SmolLM2 folder (smollm2 only)")
+    p.add_argument("--init", type=optional(str),
+                   help="the previous stage's model folder to start from (train.stages > 1)")
     p.add_argument("--seed", type=int, required=True, help="the run's seed")
     add_config_argument(p, TrainJobConfig)
     p.add_argument("--threads", type=int, default=1)
@@ -264,11 +267,15 @@ def main(argv: Sequence[str] | None = None) -> None:
     config = parse(TrainJobConfig, args.config)
     torch.set_num_threads(args.threads)
     prompts, targets = read_targets(args.targets)
-    gen = build_generator(config.generator, args.tokenizer or None, args.seed, args.base or None)
+    if args.init:
+        gen = continue_generator(config.generator, args.init)
+    else:
+        gen = build_generator(config.generator, args.tokenizer or None, args.seed, args.base or None)
     examples = build_examples(gen, prompts, targets, config.train.max_length)
     n_params = sum(p.numel() for p in gen.model.parameters())
     log.info("%d examples, %d parameters, device %s", len(examples), n_params, device())
-    fp = fingerprint(asdict(config), args.seed, Path(args.targets).read_bytes())
+    init = [p.read_bytes() for p in sorted(Path(args.init).glob("*.safetensors"))] if args.init else []
+    fp = fingerprint(asdict(config), args.seed, Path(args.targets).read_bytes(), *init)
     ckpt_dir = Path(args.checkpoints)
     train(gen, examples, config.train, args.seed, ckpt_dir, fp)
     with atomic_dir(args.out) as tmp:
