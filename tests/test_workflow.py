@@ -248,3 +248,38 @@ def test_smollm2_runs_end_to_end_at_cpu_size(tmp_path):
     assert json.loads((stage1 / "isaac_generator.json").read_text()) == fmt
     generations = pd.read_parquet(results / "generations/isaac/tau1.0-m1-seed0.parquet")
     assert len(generations) == 4 and generations["generation"].str.strip().ne("").any()
+
+
+def test_pollution_protocol_runs_end_to_end_at_ci_size(tmp_path):
+    """Polluted corpus -> targets -> models -> scores -> summary with both pollution shares."""
+    layer = tmp_path / "polluted.yaml"
+    layer.write_text("corpus: {name: tiny-polluted}\npollute: {rate: 0.1, seed: 0}\n"
+                     "sweep: {methods: [raw, isaac]}\nsummary: {baselines: [raw]}\n")
+    snakemake(tmp_path, "--cores", "2", "results/tiny-polluted/summary.md",
+              configfiles=(TINY_CONFIG, layer))
+    results = tmp_path / "results" / "tiny-polluted"
+    corpus = pd.read_parquet(results / "corpus.parquet")
+    train = corpus[corpus["split"] == "train"]
+    assert train["polluted"].sum() == round(0.1 * len(train))
+    assert not corpus.loc[corpus["split"] != "train", "polluted"].any()
+    raw = json.loads((results / "targets/raw/tau1.0-m1-seed0.json").read_text())
+    assert raw["polluted_share"] == pytest.approx(train["polluted"].mean())
+    runs = pd.read_csv(results / "runs.csv")
+    assert runs["polluted_generation_share"].between(0, 1).all()
+    assert "polluted targets" in (results / "summary.md").read_text()
+
+
+def test_head_vs_rest_runs_end_to_end_at_ci_size(tmp_path):
+    """Many responses per prompt: the demo's prompt groups as pools, its own judge."""
+    layer = tmp_path / "groups.yaml"
+    layer.write_text("corpus: {name: tiny-groups}\nassess: {assessor: exact, pool: group}\n"
+                     "judge: {second: null}\n")
+    snakemake(tmp_path, "--cores", "2", "results/tiny-groups/head_safety.json",
+              configfiles=(TINY_CONFIG, layer))
+    results = tmp_path / "results" / "tiny-groups"
+    summary = json.loads((results / "head_safety.json").read_text())
+    per_prompt = pd.read_parquet(results / "head_safety.parquet")
+    corpus = pd.read_parquet(results / "corpus.parquet")
+    assert summary["n_pools"] == corpus.loc[corpus["split"] == "train", "group"].nunique()
+    assert 0 < summary["n_compared"] <= summary["n_pools"] == len(per_prompt)
+    assert summary["difference_lo"] <= summary["difference"] <= summary["difference_hi"]
