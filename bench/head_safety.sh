@@ -34,19 +34,17 @@ done
 "$python" - "$out" "${names[@]}" <<'PY'
 import json, sys
 import pandas as pd
+sys.path.insert(0, "bench")
+from tables import write_table
 out, names = sys.argv[1], sys.argv[2:]
-rows = [{"corpus": n, **json.load(open(f"results/{n}/head_safety.json"))} for n in names]
-for n, r in zip(names, rows):
-    r["eps"] = json.load(open(f"results/{n}/groups/dbscan.json"))["eps"]
-df = pd.DataFrame(rows)
-df.to_csv(f"{out}/head_safety.csv", index=False, float_format="%.6g")
-lines = ["| generations | prompts compared | responses per prompt | head size | eps | head unsafe | rest unsafe | rest - head [95% CI] | head safer |",
-         "|---|---|---|---|---|---|---|---|---|"]
-for r in df.itertuples():
-    lines.append(f"| {r.corpus.removeprefix('diasafety-gen-')} | {r.n_compared} | "
-                 f"{r.mean_responses:.1f} | {r.mean_head_size:.1f} | {r.eps:.3f} | "
-                 f"{r.head_unsafe:.3f} | {r.rest_unsafe:.3f} | {r.difference:+.3f} "
-                 f"[{r.difference_lo:+.3f}, {r.difference_hi:+.3f}] | {r.share_head_safer:.2f} |")
-open(f"{out}/head_safety.md", "w").write("\n".join(lines) + "\n")
-print("\n".join(lines))
+rows = [{"corpus": n, "generations": n.removeprefix("diasafety-gen-"),
+         **json.load(open(f"results/{n}/head_safety.json")),
+         "eps": json.load(open(f"results/{n}/groups/dbscan.json"))["eps"]} for n in names]
+print(write_table(pd.DataFrame(rows), {
+    "generations": "{generations}", "prompts compared": "{n_compared}",
+    "responses per prompt": "{mean_responses:.1f}", "head size": "{mean_head_size:.1f}",
+    "eps": "{eps:.3f}", "head unsafe": "{head_unsafe:.3f}", "rest unsafe": "{rest_unsafe:.3f}",
+    "rest - head [95% CI]": "{difference:+.3f} [{difference_lo:+.3f}, {difference_hi:+.3f}]",
+    "head safer": "{share_head_safer:.2f}",
+}, f"{out}/head_safety"))
 PY

@@ -37,21 +37,18 @@ done
 "$python" - "$out" "$corpus" "${rates[@]}" <<'PY'
 import sys
 import pandas as pd
+sys.path.insert(0, "bench")
+from tables import write_table
 out, corpus, rates = sys.argv[1], sys.argv[2], sys.argv[3:]
-rows = []
-for rate in rates:
-    runs = pd.read_csv(f"results/{corpus}-polluted-{rate}/runs.csv")
-    rows.append(runs.assign(rate=float(rate)))
-cols = ["rate", "method", "tau", "seed", "polluted_share", "polluted_generation_share",
-        "safety_score", "oracle_safe_rate", "distinct_2"]
-table = pd.concat(rows)[cols]
-table.to_csv(f"{out}/pollution.csv", index=False, float_format="%.6g")
-lines = ["| rate | method | tau | polluted targets | polluted generations | safety | oracle | distinct-2 |",
-         "|---|---|---|---|---|---|---|---|"]
-for r in table.itertuples():
-    lines.append(f"| {r.rate:g} | {r.method} | {r.tau:g} | {r.polluted_share:.4f} | "
-                 f"{r.polluted_generation_share:.4f} | {r.safety_score:.3f} | "
-                 f"{r.oracle_safe_rate:.3f} | {r.distinct_2:.3f} |")
-open(f"{out}/pollution.md", "w").write("\n".join(lines) + "\n")
-print("\n".join(lines))
+runs = pd.concat([pd.read_csv(f"results/{corpus}-polluted-{rate}/runs.csv").assign(rate=float(rate))
+                  for rate in rates])
+print(write_table(runs[["rate", "method", "tau", "seed", "polluted_share",
+                        "polluted_generation_share", "safety_score", "oracle_safe_rate",
+                        "distinct_2"]], {
+    "rate": "{rate:g}", "method": "{method}", "tau": "{tau:g}",
+    "polluted targets": "{polluted_share:.4f}",
+    "polluted generations": "{polluted_generation_share:.4f}",
+    "safety": "{safety_score:.3f}", "oracle": "{oracle_safe_rate:.3f}",
+    "distinct-2": "{distinct_2:.3f}",
+}, f"{out}/pollution"))
 PY

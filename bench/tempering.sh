@@ -28,18 +28,17 @@ done
 "$python" - "$out" "${stages[@]}" <<'PY'
 import sys
 import pandas as pd
+sys.path.insert(0, "bench")
+from tables import write_table
 out, stages = sys.argv[1], sys.argv[2:]
 table = pd.concat([pd.read_csv(f"results/demo-stages-{s}/summary.csv").assign(stages=int(s))
                    for s in stages])
-cols = ["stages", "method", "safety_score", "safety_lo", "safety_hi", "delta_raw",
-        "delta_raw_lo", "delta_raw_hi", "distinct_2", "ppl_safe"]
-table[cols].to_csv(f"{out}/tempering.csv", index=False, float_format="%.6g")
-lines = ["| S | method | safety [95% CI] | Δ raw [95% CI] | distinct-2 | ppl (safe refs) |",
-         "|---|---|---|---|---|---|"]
-for r in table.itertuples():
-    lines.append(f"| {r.stages} | {r.method} | {r.safety_score:.3f} [{r.safety_lo:.3f}, "
-                 f"{r.safety_hi:.3f}] | {r.delta_raw:+.3f} [{r.delta_raw_lo:+.3f}, "
-                 f"{r.delta_raw_hi:+.3f}] | {r.distinct_2:.3f} | {r.ppl_safe:.1f} |")
-open(f"{out}/tempering.md", "w").write("\n".join(lines) + "\n")
-print("\n".join(lines))
+print(write_table(table[["stages", "method", "safety_score", "safety_lo", "safety_hi",
+                         "delta_raw", "delta_raw_lo", "delta_raw_hi", "distinct_2",
+                         "ppl_safe"]], {
+    "S": "{stages}", "method": "{method}",
+    "safety [95% CI]": "{safety_score:.3f} [{safety_lo:.3f}, {safety_hi:.3f}]",
+    "Δ raw [95% CI]": "{delta_raw:+.3f} [{delta_raw_lo:+.3f}, {delta_raw_hi:+.3f}]",
+    "distinct-2": "{distinct_2:.3f}", "ppl (safe refs)": "{ppl_safe:.1f}",
+}, f"{out}/tempering"))
 PY
