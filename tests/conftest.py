@@ -88,3 +88,22 @@ def planned_jobs(dry_run_output: str) -> dict[str, int]:
         if len(parts) == 2 and parts[1].isdigit() and parts[0] != "total":
             jobs[parts[0]] = int(parts[1])
     return jobs
+
+
+def shared_commands() -> dict[str, str]:
+    """The commands several rules share, NAME_COMMAND = (...) in rules/helpers/*.smk, by name."""
+    commands = {}
+    for smk in sorted((REPO / "rules" / "helpers").glob("*.smk")):
+        pattern = r"^(\w+_COMMAND) = \(\n((?:\s+.*\n)+?)\)"
+        commands.update(re.findall(pattern, smk.read_text(), re.M))
+    return commands
+
+
+def rule_blocks():
+    """(rule name, its text with any shared command written out) for every rule in rules/."""
+    commands = shared_commands()
+    for smk in sorted((REPO / "rules").glob("*.smk")):
+        for block in re.split(r"^(?=rule |checkpoint )", smk.read_text(), flags=re.M)[1:]:
+            for name, body in commands.items():
+                block = block.replace(name, body)
+            yield re.match(r"\w+ (\w+):", block).group(1), block

@@ -19,6 +19,8 @@ from pathlib import Path
 import pytest
 import yaml
 
+from conftest import rule_blocks
+
 REPO = Path(__file__).resolve().parents[1]
 ENVS = REPO / "envs"
 SRC = REPO / "src" / "isaac"
@@ -59,13 +61,11 @@ def env_packages(path: Path) -> dict[str, str]:
 def rule_envs() -> dict[str, tuple[str, set[str]]]:
     """{rule: (env file name, {isaac modules its shell command runs})} from rules/*.smk."""
     rules = {}
-    for smk in sorted((REPO / "rules").glob("*.smk")):
-        for block in re.split(r"^(?=rule |checkpoint )", smk.read_text(), flags=re.M)[1:]:
-            name = re.match(r"\w+ (\w+):", block).group(1)
-            env = re.search(r'"\.\./envs/([\w.-]+\.yaml)"', block)
-            modules = set(re.findall(r"\{ISAAC\}\.(\w+)", block))
-            if env or modules:
-                rules[name] = (env.group(1) if env else None, modules)
+    for name, block in rule_blocks():
+        env = re.search(r'"\.\./envs/([\w.-]+\.yaml)"', block)
+        modules = set(re.findall(r"\{ISAAC\}\.(\w+)", block))
+        if env or modules:
+            rules[name] = (env.group(1) if env else None, modules)
     return rules
 
 

@@ -9,6 +9,8 @@ import jsonschema
 import pytest
 import yaml
 
+from conftest import shared_commands
+
 REPO = Path(__file__).resolve().parents[1]
 PYTHON = sorted([*(REPO / "src" / "isaac").glob("*.py"), *(REPO / "bench").glob("*.py")])
 RULES = sorted([REPO / "Snakefile", *(REPO / "rules").rglob("*.smk")])
@@ -33,11 +35,8 @@ def test_no_pickle_no_remote_code(path):
 
 
 def shell_blocks(text: str) -> list[str]:
-    """The shell: sections of a rule file (up to the next rule or top-level statement), and
-    the commands that rules share, defined as NAME_COMMAND = (...) beside them."""
-    shells = re.findall(r"^\s+shell:\n((?:\s{8}.*\n?)+)", text, re.M)
-    shared = re.findall(r"^\w+_COMMAND = \(\n((?:\s+.*\n)+?)\)", text, re.M)
-    return shells + shared
+    """The shell: sections of a rule file (up to the next rule or top-level statement)."""
+    return re.findall(r"^\s+shell:\n((?:\s{8}.*\n?)+)", text, re.M)
 
 
 def unquoted_fields(block: str) -> list[str]:
@@ -53,6 +52,11 @@ def test_every_value_reaches_the_shell_quoted(path):
         assert not unquoted_fields(block), f"{path.relative_to(REPO)}: {unquoted_fields(block)}"
 
 
+@pytest.mark.parametrize("name", sorted(shared_commands()))
+def test_every_value_of_a_shared_command_is_quoted(name):
+    assert not unquoted_fields(shared_commands()[name]), name
+
+
 def test_the_quoting_check_finds_an_unquoted_value():
     rule = 'rule x:\n    shell:\n        "tool {input.a:q} --b {params.b} > {log:q}"\n'
     (block,) = shell_blocks(rule)
@@ -61,8 +65,7 @@ def test_the_quoting_check_finds_an_unquoted_value():
 
 def test_the_rules_have_shell_commands_to_check():
     assert sum(len(shell_blocks(p.read_text())) for p in RULES) >= 20
-    (train,) = shell_blocks((REPO / "rules" / "helpers" / "train.smk").read_text())
-    assert "--init={params.init:q}" in train
+    assert "--init={params.init:q}" in shared_commands()["TRAIN_COMMAND"]
 
 
 @pytest.mark.parametrize("name", [".", "..", ".hidden", "../up", "a/b", ""])

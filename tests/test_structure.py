@@ -10,7 +10,7 @@ import re
 import pytest
 import yaml
 
-from conftest import REPO, schema_defaults, settings
+from conftest import REPO, rule_blocks, schema_defaults, settings
 from isaac import runs
 from isaac.embed import EmbedConfig
 from isaac.generate import GenerateConfig
@@ -168,12 +168,6 @@ def test_loggers_are_named_after_their_module():
                 )
 
 
-def rule_blocks():
-    for smk in RULE_FILES:
-        for block in re.split(r"^(?=rule )", smk.read_text(), flags=re.M)[1:]:
-            yield re.match(r"rule (\w+):", block).group(1), block
-
-
 def test_every_job_rule_logs_benchmarks_and_runs_the_module_of_its_name():
     # The stage modules whose name differs from the rule: one module draws several figures.
     module_of = {
@@ -185,14 +179,10 @@ def test_every_job_rule_logs_benchmarks_and_runs_the_module_of_its_name():
         "report_figures": "report",
         "train_stage": "train",
     }
-    # rules train and train_stage share one command, defined beside them
-    train_command = (REPO / "rules" / "helpers" / "train.smk").read_text()
     job_rules = 0
     for name, block in rule_blocks():
         if "shell:" not in block:
             continue  # a target rule (inputs only)
-        if "TRAIN_COMMAND" in block:
-            block += train_command
         job_rules += 1
         for directive in ("log:", "benchmark:", "conda:", "threads:", "resources:"):
             assert directive in block, f"rule {name} lacks {directive}"
