@@ -53,6 +53,13 @@ def test_invalid_config_is_rejected_with_the_key(tmp_path):
     assert "surprise_key" in proc.stdout + proc.stderr
 
 
+def tiny_with(workdir: Path, layer: str) -> tuple[Path, Path]:
+    """The tiny config with a YAML layer on top, as --configfile values."""
+    path = workdir / "layer.yaml"
+    path.write_text(layer + "\n")
+    return TINY_CONFIG, path
+
+
 @pytest.mark.parametrize("layer, key", [
     ("sweep: {taus: [-1.0]}", "['sweep']['taus']"),
     ("sweep: {taus: [0]}", "['sweep']['taus']"),
@@ -69,9 +76,7 @@ def test_invalid_config_is_rejected_with_the_key(tmp_path):
     ("pollute: {rate: 1.0}", "['pollute']['rate']"),
 ])
 def test_bad_settings_are_refused_before_any_job_with_the_key(tmp_path, layer, key):
-    bad = tmp_path / "bad.yaml"
-    bad.write_text(layer + "\n")
-    proc = snakemake(tmp_path, "--dry-run", configfiles=(TINY_CONFIG, bad), check=False)
+    proc = snakemake(tmp_path, "--dry-run", configfiles=tiny_with(tmp_path, layer), check=False)
     output = proc.stdout + proc.stderr
     assert proc.returncode != 0, output
     assert key in output, output
@@ -79,10 +84,9 @@ def test_bad_settings_are_refused_before_any_job_with_the_key(tmp_path, layer, k
 
 
 def test_tempering_trains_every_stage_on_its_own_draw_of_targets(tmp_path):
-    layer = tmp_path / "stages.yaml"
-    layer.write_text("train: {stages: 3}\nsweep: {methods: [raw, isaac]}\n"
-                     "summary: {baselines: [raw]}\n")
-    proc = snakemake(tmp_path, "--dry-run", "--printshellcmds", configfiles=(TINY_CONFIG, layer))
+    layers = tiny_with(tmp_path, "train: {stages: 3}\nsweep: {methods: [raw, isaac]}\n"
+                                 "summary: {baselines: [raw]}")
+    proc = snakemake(tmp_path, "--dry-run", "--printshellcmds", configfiles=layers)
     jobs = planned_jobs(proc.stdout)
     assert jobs["train"] == 2 and jobs["train_stage"] == 4, jobs
     out = proc.stdout
@@ -266,11 +270,9 @@ def test_smollm2_runs_end_to_end_at_cpu_size(tmp_path):
 
 def test_pollution_protocol_runs_end_to_end_at_ci_size(tmp_path):
     """Polluted corpus -> targets -> models -> scores -> summary with both pollution shares."""
-    layer = tmp_path / "polluted.yaml"
-    layer.write_text("corpus: {name: tiny-polluted}\npollute: {rate: 0.1, seed: 0}\n"
-                     "sweep: {methods: [raw, isaac]}\nsummary: {baselines: [raw]}\n")
-    snakemake(tmp_path, "--cores", "2", "results/tiny-polluted/summary.md",
-              configfiles=(TINY_CONFIG, layer))
+    layers = tiny_with(tmp_path, "corpus: {name: tiny-polluted}\npollute: {rate: 0.1, seed: 0}\n"
+                                 "sweep: {methods: [raw, isaac]}\nsummary: {baselines: [raw]}")
+    snakemake(tmp_path, "--cores", "2", "results/tiny-polluted/summary.md", configfiles=layers)
     results = tmp_path / "results" / "tiny-polluted"
     corpus = pd.read_parquet(results / "corpus.parquet")
     train = corpus[corpus["split"] == "train"]
@@ -285,11 +287,9 @@ def test_pollution_protocol_runs_end_to_end_at_ci_size(tmp_path):
 
 def test_head_vs_rest_runs_end_to_end_at_ci_size(tmp_path):
     """Many responses per prompt: the demo's prompt groups as pools, its own judge."""
-    layer = tmp_path / "groups.yaml"
-    layer.write_text("corpus: {name: tiny-groups}\nassess: {assessor: exact, pool: group}\n"
-                     "judge: {second: null}\n")
-    snakemake(tmp_path, "--cores", "2", "results/tiny-groups/head_safety.json",
-              configfiles=(TINY_CONFIG, layer))
+    layers = tiny_with(tmp_path, "corpus: {name: tiny-groups}\n"
+                                 "assess: {assessor: exact, pool: group}\njudge: {second: null}")
+    snakemake(tmp_path, "--cores", "2", "results/tiny-groups/head_safety.json", configfiles=layers)
     results = tmp_path / "results" / "tiny-groups"
     summary = json.loads((results / "head_safety.json").read_text())
     per_prompt = pd.read_parquet(results / "head_safety.parquet")
