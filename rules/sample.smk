@@ -60,7 +60,7 @@ rule neighbours:
         bench("neighbours", f"{neighbours_name()}.tsv")
     conda:
         "../envs/sample.yaml"
-    threads: 1
+    threads: 2
     resources:
         mem_mb=grow_with_attempt(4000),
         runtime=20,
@@ -69,7 +69,7 @@ rule neighbours:
     shell:
         f"{ISAAC}.neighbours"
         " --embeddings {input.embeddings:q} --config {params.config:q}"
-        " --out {output.neighbours:q} > {log:q} 2>&1"
+        " --threads {threads} --out {output.neighbours:q} > {log:q} 2>&1"
 
 
 rule assess:

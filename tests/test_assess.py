@@ -49,6 +49,20 @@ def test_vectorised_dbscan_equals_sklearn_dbscan_per_pool(eps):
     assert 1 <= n_groups.min() and n_groups.max() <= pools.lengths.max()
 
 
+def test_eps_graph_decides_pairs_at_the_radius_in_float64():
+    # orthogonal unit vectors are sqrt(2) apart: float32 products cannot tell which side of
+    # the radius they are, so these pairs take the float64 recheck; the per-batch float64
+    # distances (max_edges=0) are the reference
+    v = np.eye(6, dtype=np.float32)[[0, 1, 2, 0, 3, 4, 5, 5]]
+    pools = pools_from_lists([[0, 1, 2, 3, 4, 5, 6, 7], [4, 5], [7, 6, 0]])
+    for eps in (np.sqrt(2.0), np.nextafter(np.sqrt(2.0), 0.0), 0.5):
+        fast = assess.dbscan_groups(v, pools, eps)
+        assert np.array_equal(fast, assess.dbscan_groups(v, pools, eps, max_edges=0)), eps
+    assert assess.dbscan_groups(v, pools, np.sqrt(2.0))[:8].tolist() == [0] * 8  # 2 <= eps^2
+    below = assess.dbscan_groups(v, pools, np.nextafter(np.sqrt(2.0), 0.0))
+    assert below[:8].tolist() == [0, 1, 2, 0, 3, 4, 5, 5]  # only the duplicates link
+
+
 def test_dbscan_labels_are_canonical_first_appearance_and_handle_zero_vectors():
     v = np.array([[1, 0], [0, 1], [1, 0], [0, 0], [0.99, 0.14]], dtype=np.float32)
     pools = pools_from_lists([[1, 0, 2, 4, 3], [3], [4, 2]])

@@ -95,12 +95,71 @@ def test_cli_writes_the_contracted_table(tmp_path):
     assert out.read_bytes() == (tmp_path / "n2.parquet").read_bytes()
 
 
+def clustered(n, dim, seed):
+    """Unit vectors around a few centres, with exact duplicates: ties and near-ties."""
+    rng = np.random.default_rng(seed)
+    centres = rng.normal(size=(12, dim))
+    v = centres[rng.integers(0, 12, size=n)] + 0.6 * rng.normal(size=(n, dim))
+    v[n // 2 : n // 2 + 20] = v[:20]
+    return unit(v)
+
+
+def test_hnsw_finds_most_exact_neighbours_in_the_same_layout():
+    v = clustered(1500, 24, 5)
+    exact, _ = neighbours.top_k_neighbours(v, 30)
+    approx, sims = neighbours.hnsw_neighbours(v, 30)
+    assert approx.shape == exact.shape and approx.dtype == exact.dtype
+    assert np.array_equal(approx[:, 0], np.arange(len(v)))  # the query first
+    assert all(len(set(row)) == 30 for row in approx.tolist())  # no repeats
+    recall = np.mean([len(set(a[1:]) & set(e[1:])) / 29 for a, e in zip(approx, exact)])
+    assert recall > 0.95, recall
+    np.testing.assert_allclose(sims, np.take_along_axis(v @ v.T, approx, axis=1), atol=1e-5)
+    others = sims[:, 1:]
+    assert np.all(np.diff(others, axis=1) <= 0)  # descending after the query
+
+
+def test_hnsw_is_deterministic_whatever_the_search_threads():
+    v = clustered(800, 16, 6)
+    a = neighbours.hnsw_neighbours(v, 12, threads=1)
+    b = neighbours.hnsw_neighbours(v, 12, threads=2)
+    assert np.array_equal(a[0], b[0]) and np.array_equal(a[1], b[1])
+
+
+@pytest.mark.parametrize("k", [4, 5, 50])
+def test_hnsw_with_k_at_or_above_the_corpus_size_returns_every_row(k):
+    v = unit(np.random.default_rng(7).normal(size=(5, 3)))
+    idx, _ = neighbours.hnsw_neighbours(v, k)
+    assert idx.shape == (5, min(k, 5))
+    assert np.array_equal(idx[:, 0], np.arange(5))
+    if k >= 5:
+        assert all(sorted(row) == list(range(5)) for row in idx.tolist())
+
+
+def test_cli_hnsw_writes_the_exact_table_format_deterministically(tmp_path):
+    v = clustered(300, 8, 8)
+    ids = np.array([f"id{i}" for i in range(300)])
+    save_embeddings(tmp_path / "e.npz", ids, v, v)
+    tables = []
+    for index, name in (("exact", "x"), ("hnsw", "h1"), ("hnsw", "h2")):
+        neighbours.main(["--embeddings", str(tmp_path / "e.npz"), "--config",
+                         json.dumps({"k": 10, "index": index}), "--threads", "2",
+                         "--out", str(tmp_path / f"{name}.parquet")])
+        tables.append(pd.read_parquet(tmp_path / f"{name}.parquet"))
+    assert (tmp_path / "h1.parquet").read_bytes() == (tmp_path / "h2.parquet").read_bytes()
+    exact, hnsw = tables[0], tables[1]
+    assert hnsw.columns.tolist() == exact.columns.tolist()
+    assert hnsw.dtypes.tolist() == exact.dtypes.tolist()
+    assert hnsw["id"].tolist() == exact["id"].tolist()
+    assert [len(x) for x in hnsw["neighbour_ids"]] == [10] * 300
+
+
 @pytest.mark.parametrize(
     "config, message",
     [
         ({}, "missing key(s) k"),
-        ({"k": 3, "chunk_size": 512}, "unknown key(s) chunk_size"),
-        ({"k": "3"}, "--config.k"),
+        ({"k": 3, "index": "exact", "chunk_size": 512}, "unknown key(s) chunk_size"),
+        ({"k": "3", "index": "exact"}, "--config.k"),
+        ({"k": 3, "index": "annoy"}, "index must be one of exact, hnsw"),
     ],
 )
 def test_cli_config_with_a_missing_unknown_or_mistyped_key_exits_2(

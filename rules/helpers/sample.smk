@@ -33,7 +33,10 @@ def embeddings_file():
 
 
 def neighbours_name():
-    return f"{encoder_name()}-k{config['neighbours']['k']}"
+    """{encoder}-k{k}, with -hnsw appended for the approximate index."""
+    neighbours = config["neighbours"]
+    suffix = "" if neighbours["index"] == "exact" else f"-{neighbours['index']}"
+    return f"{encoder_name()}-k{neighbours['k']}{suffix}"
 
 
 def neighbours_file():

@@ -36,7 +36,6 @@ from rapidfuzz import fuzz, process
 from rapidfuzz.utils import default_process
 from scipy.sparse import coo_matrix
 from scipy.sparse.csgraph import connected_components
-from sklearn.cluster import DBSCAN
 
 from isaac.cli import optional, run
 from isaac.corpus import train_rows
@@ -94,23 +93,45 @@ def _components(adjacency: np.ndarray, valid: np.ndarray) -> np.ndarray:
 
 
 def _eps_graph(
-    vectors: np.ndarray, sq_norms: np.ndarray, eps2: float, max_edges: int, chunk: int = 1024
+    vectors: np.ndarray, sq_norms: np.ndarray, eps2: float, max_edges: int, chunk: int = 2048
 ):
-    """CSR (indptr, indices) of "distance <= eps" over all rows, self-pairs left out, built
-    with a few large Gram products; None when it would hold more than max_edges pairs."""
-    n = len(vectors)
-    rows, cols, total = [], [], 0
+    """CSR (indptr, indices) of "distance <= eps" over all rows, self-pairs left out; None
+    when it would hold more than max_edges pairs.
+
+    Each pair is computed once (row blocks against the rows from the block on) with float32
+    products; only pairs whose float32 distance lies within its rounding bound of eps are
+    recomputed in float64, so the graph is the float64 one at half the work of a float64 Gram.
+    """
+    n, dim = vectors.shape
+    single = vectors.astype(np.float32)
+    single_norms = sq_norms.astype(np.float32)
+    # |float32 d^2 - exact d^2| <= 2 (dim + 2) u max||x||^2 (products, sums, rounding of x)
+    margin = 4.0 * (dim + 4) * float(np.finfo(np.float32).eps) * float(sq_norms.max(initial=0.0))
+    upper_rows, upper_cols, total = [], [], 0
     for start in range(0, n, chunk):
-        block = vectors[start : start + chunk]
-        d2 = sq_norms[start : start + chunk, None] + sq_norms[None, :] - 2.0 * (block @ vectors.T)
-        r, c = np.nonzero(d2 <= eps2)
-        keep = r + start != c
-        rows.append((r[keep] + start).astype(np.int32))
-        cols.append(c[keep].astype(np.int32))
-        total += int(keep.sum())
+        d2 = single_norms[start : start + chunk, None] + single_norms[None, start:]
+        d2 -= 2.0 * (single[start : start + chunk] @ single[start:].T)
+        r, c = np.nonzero(d2 <= eps2 + margin)
+        keep = c > r  # each pair once, no self-pairs
+        r, c = r[keep], c[keep] + start
+        unsure = np.flatnonzero(d2[r, c - start] > eps2 - margin)
+        if len(unsure):
+            ur, uc = r[unsure] + start, c[unsure]
+            exact = sq_norms[ur] + sq_norms[uc] - 2.0 * np.einsum(
+                "ij,ij->i", vectors[ur], vectors[uc]
+            )
+            keep = np.ones(len(r), dtype=bool)
+            keep[unsure] = exact <= eps2
+            r, c = r[keep], c[keep]
+        upper_rows.append((r + start).astype(np.int32))
+        upper_cols.append(c.astype(np.int32))
+        total += 2 * len(r)
         if total > max_edges:
             return None
-    rows, cols = np.concatenate(rows), np.concatenate(cols)  # row-major: sorted by row
+    upper_rows, upper_cols = np.concatenate(upper_rows), np.concatenate(upper_cols)
+    rows = np.concatenate([upper_rows, upper_cols])
+    cols = np.concatenate([upper_cols, upper_rows])
+    cols = cols[np.argsort(rows, kind="stable")]
     indptr = np.concatenate([[0], np.cumsum(np.bincount(rows, minlength=n))]).astype(np.int64)
     return indptr, cols
 
@@ -190,6 +211,8 @@ def dbscan_groups(
 
 def dbscan_groups_reference(vectors: np.ndarray, pools: Pools, eps: float) -> np.ndarray:
     """The straightforward version: one sklearn DBSCAN per pool (the reference's approach)."""
+    from sklearn.cluster import DBSCAN  # only tests and benchmarks run it; slow to import
+
     out = []
     for q in range(len(pools)):
         members = pools.index[pools.offsets[q] : pools.offsets[q + 1]]

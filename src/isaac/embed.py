@@ -26,8 +26,6 @@ from pathlib import Path
 
 import numpy as np
 import pandas as pd
-from sklearn.decomposition import TruncatedSVD
-from sklearn.feature_extraction.text import TfidfVectorizer
 
 from isaac.cli import optional, run
 from isaac.corpus import train_rows
@@ -58,6 +56,10 @@ def embed_tfidf(
     prompts: Sequence[str], responses: Sequence[str], n_components: int, seed: int = 0
 ) -> tuple[np.ndarray, np.ndarray]:
     """TF-IDF + SVD fitted on prompts and responses together, so both live in one space."""
+    # imported here: the stages that only load embeddings should not pay for scikit-learn
+    from sklearn.decomposition import TruncatedSVD
+    from sklearn.feature_extraction.text import TfidfVectorizer
+
     texts = list(prompts) + list(responses)
     vectorizer = TfidfVectorizer(ngram_range=(1, 2), min_df=1, sublinear_tf=True)
     try:

@@ -1,8 +1,14 @@
-"""Top-k most similar train prompts for every train prompt (ISAAC step 2), in one vectorised pass.
+"""Top-k most similar train prompts for every train prompt (ISAAC step 2).
 
 The query's own row is always first (also when identical prompts exist), then neighbours by
 descending cosine; equal similarities are ordered by row index, and rows tied at the k-th place
 are admitted by row index too, so the result does not depend on the sort algorithm.
+
+Indexes (``neighbours.index``):
+- ``exact``: chunked matrix products against every prompt (quadratic; the reference result).
+- ``hnsw``: a faiss HNSW graph (inner product, M = 32), built on one thread so that its random
+  levels and links, and hence the result, are deterministic; searched on all threads with
+  efSearch = 2k. Approximate: recall@k against exact is in docs/benchmarks.md.
 """
 
 from __future__ import annotations
@@ -17,42 +23,55 @@ import pandas as pd
 
 from isaac.cli import run
 from isaac.embed import load_embeddings
-from isaac.io import write_parquet
+from isaac.io import InputError, write_parquet
 from isaac.settings import add_config_argument, parse
 
 log = logging.getLogger("isaac.neighbours")
 
 
+INDEXES = ("exact", "hnsw")
+HNSW_M = 32  # links per node: recall 0.98 at k = 150 on DiaSafety (docs/benchmarks.md)
+HNSW_EF_CONSTRUCTION = 80
+
+
 @dataclass(frozen=True)
 class NeighboursConfig:
     k: int
+    index: str
 
 
 def _top_k_rows(sims: np.ndarray, k: int) -> np.ndarray:
-    """Column indices of the k largest values per row; ties at the boundary go to lower indices."""
-    n = sims.shape[1]
+    """Column indices of the k largest values per row, by descending value then index (so ties
+    at the boundary go to lower indices).
+
+    No full partition: the k-th largest of a row's block maxima (at least k blocks) is a lower
+    bound of its k-th largest value, so only the few values above it are sorted.
+    """
+    n_rows, n = sims.shape
     if k >= n:
         chosen = np.broadcast_to(np.arange(n), sims.shape)
-    else:
-        kth = -np.partition(-sims, k - 1, axis=1)[:, k - 1 : k]  # k-th largest value per row
-        above = sims > kth
-        need = k - above.sum(axis=1, keepdims=True)
-        at = sims == kth
-        take = above | (at & (np.cumsum(at, axis=1) <= need))
-        chosen = np.nonzero(take)[1].reshape(len(sims), k)  # row-major: ascending index per row
-    values = np.take_along_axis(sims, chosen, axis=1)
-    order = np.lexsort((chosen, -values), axis=1)  # descending similarity, then index
-    return np.take_along_axis(chosen, order, axis=1)
+        values = np.take_along_axis(sims, chosen, axis=1)
+        order = np.lexsort((chosen, -values), axis=1)
+        return np.take_along_axis(chosen, order, axis=1)
+    block = max(1, n // (2 * k))
+    n_blocks = n // block
+    maxima = sims[:, : n_blocks * block].reshape(n_rows, n_blocks, block).max(axis=2)
+    bound = np.partition(maxima, n_blocks - k, axis=1)[:, n_blocks - k, None]
+    rows, cols = np.nonzero(sims >= bound)
+    order = np.lexsort((cols, -sims[rows, cols], rows))  # per row: descending value, then index
+    rows, cols = rows[order], cols[order]
+    starts = np.searchsorted(rows, np.arange(n_rows))
+    return cols[starts[:, None] + np.arange(k)]
 
 
 def top_k_neighbours(
-    vectors: np.ndarray, k: int, chunk_size: int = 512
+    vectors: np.ndarray, k: int, chunk_size: int = 1024
 ) -> tuple[np.ndarray, np.ndarray]:
     """(indices, cosine similarities), each (n, min(k, n)); column 0 is the query itself.
 
     Chunked matrix products keep memory at chunk_size x n floats.
     """
-    vectors = np.asarray(vectors, dtype=np.float32)
+    vectors = np.ascontiguousarray(vectors, dtype=np.float32)
     n = len(vectors)
     k = max(1, min(int(k), n))
     indices = np.empty((n, k), dtype=np.int64)
@@ -68,6 +87,36 @@ def top_k_neighbours(
         indices[start:stop] = idx
         sims_out[start:stop] = np.take_along_axis(sims, idx, axis=1)
     return indices, sims_out
+
+
+def hnsw_neighbours(
+    vectors: np.ndarray, k: int, threads: int = 1
+) -> tuple[np.ndarray, np.ndarray]:
+    """Approximate top_k_neighbours, same layout (the query first, then the others by descending
+    similarity and index) from a faiss HNSW search of k + 1 candidates per query."""
+    import faiss  # only this index needs it
+
+    vectors = np.ascontiguousarray(vectors, dtype=np.float32)
+    n, dim = vectors.shape
+    k = max(1, min(int(k), n))
+    index = faiss.IndexHNSWFlat(dim, HNSW_M, faiss.METRIC_INNER_PRODUCT)
+    index.hnsw.efConstruction = HNSW_EF_CONSTRUCTION
+    faiss.omp_set_num_threads(1)  # parallel insertion would make the graph depend on timing
+    index.add(vectors)
+    faiss.omp_set_num_threads(max(1, int(threads)))
+    index.hnsw.efSearch = 2 * k
+    found_sims, found = index.search(vectors, k + 1)
+    rows = np.arange(n)[:, None]
+    others = (found != rows) & (found >= 0)  # faiss pads with -1 when it finds fewer
+    order = np.lexsort(
+        (np.where(others, found, n), -np.where(others, found_sims, -np.inf)), axis=1
+    )[:, : k - 1]
+    if not np.take_along_axis(others, order, axis=1).all():
+        raise ValueError("the HNSW search returned fewer than k neighbours; use index exact")
+    indices = np.concatenate([rows, np.take_along_axis(found, order, axis=1)], axis=1)
+    own = np.einsum("ij,ij->i", vectors, vectors)[:, None]
+    sims = np.concatenate([own, np.take_along_axis(found_sims, order, axis=1)], axis=1)
+    return indices.astype(np.int64), sims.astype(np.float32)
 
 
 def neighbours_table(ids: np.ndarray, indices: np.ndarray, sims: np.ndarray) -> pd.DataFrame:
@@ -86,11 +135,17 @@ def main(argv: Sequence[str] | None = None) -> None:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--embeddings", required=True, help="embeddings/{encoder}.npz")
     add_config_argument(parser, NeighboursConfig)
+    parser.add_argument("--threads", type=int, default=1, help="HNSW search threads")
     parser.add_argument("--out", required=True, help="neighbours/{encoder}-k{k}.parquet")
     args = parser.parse_args(argv)
     config = parse(NeighboursConfig, args.config)
+    if config.index not in INDEXES:
+        raise InputError(f"--config: index must be one of {', '.join(INDEXES)}, not {config.index!r}")
     ids, prompts, _ = load_embeddings(args.embeddings)
-    indices, sims = top_k_neighbours(prompts, config.k)
+    if config.index == "hnsw":
+        indices, sims = hnsw_neighbours(prompts, config.k, args.threads)
+    else:
+        indices, sims = top_k_neighbours(prompts, config.k)
     write_parquet(neighbours_table(ids, indices, sims), args.out)
     log.info("wrote %s: %d queries x %d neighbours", args.out, *indices.shape)
 

@@ -1,0 +1,154 @@
+"""The sampling stages as the workflow runs them against a straightforward per-query loop.
+
+Stages: three processes, ``python -m isaac.neighbours``, ``isaac.assess`` and ``isaac.sample``
+(one method), with the commands and config slices the rules pass, Parquet I/O included. Loop:
+in this process, for each train example one neighbour query (cosine against every prompt,
+top-k), one scikit-learn DBSCAN on the k responses, the K largest groups, a sharpened draw.
+Both run side by side, alternating, several times; the key ``sampling_vs_loop`` is the median
+of the per-repetition ratios (loop seconds / stages seconds).
+
+    .venv/bin/python bench/sampling_vs_loop.py --corpus results/diasafety/corpus.parquet \
+        --embeddings results/diasafety/embeddings/minilm.npz --repeats 3 --record
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import os
+import shlex
+import subprocess
+import sys
+import tempfile
+import time
+from collections import Counter
+from pathlib import Path
+
+import numpy as np
+import pandas as pd
+from sklearn.cluster import DBSCAN
+
+REPO = Path(__file__).resolve().parents[1]
+sys.path.insert(0, str(REPO / "bench"))
+from record import record  # noqa: E402
+
+
+def stage_commands(corpus, embeddings, workdir, k=150, eps=0.75, index="exact", method="isaac",
+                   tau=1.0, m=1, seed=0, top_k=10, encoder="minilm", threads=1) -> list[list[str]]:
+    """The neighbours, assess and sample commands of rules/sample.smk for one run (the same
+    config slices as `snakemake -n -p --configfile config/diasafety.yaml` prints)."""
+    work = Path(workdir)
+    neighbours, groups = work / "neighbours.parquet", work / "groups.parquet"
+    python = [sys.executable, "-m"]
+    assess_config = {"assessor": "dbscan", "eps": eps, "eps_quantile": None,
+                     "fuzzy_threshold": None, "pool": "neighbours"}
+    sample_config = {"assessor": "dbscan", "encoder": encoder, "eps": eps,
+                     "group_size": "members", "head_shortcut": "strict", "k": k,
+                     "pool": "neighbours", "top_k_groups": top_k}
+    return [
+        [*python, "isaac.neighbours", "--embeddings", str(embeddings),
+         "--config", json.dumps({"index": index, "k": k}), "--out", str(neighbours)],
+        [*python, "isaac.assess", "--corpus", str(corpus), f"--neighbours={neighbours}",
+         f"--embeddings={embeddings}", "--likelihood=", "--config", json.dumps(assess_config),
+         "--threads", str(threads), "--out", str(groups), "--stats", str(work / "groups.json")],
+        [*python, "isaac.sample", "--corpus", str(corpus), f"--groups={groups}",
+         "--method", method, "--tau", str(tau), "--m", str(m), "--seed", str(seed),
+         "--config", json.dumps(sample_config), "--out", str(work / "targets.parquet"),
+         "--stats", str(work / "targets.json")],
+    ]
+
+
+def run_stages(commands: list[list[str]]) -> float:
+    """Seconds for the three stage processes, one after the other, as Snakemake runs them."""
+    env = {**os.environ, "PYTHONPATH": str(REPO / "src")}
+    start = time.perf_counter()
+    for command in commands:
+        subprocess.run(command, check=True, env=env, stdout=subprocess.DEVNULL,
+                       stderr=subprocess.DEVNULL)
+    return time.perf_counter() - start
+
+
+def per_query_loop(corpus, embeddings, k=150, eps=0.75, tau=1.0, top_k=10, seed=0) -> list[str]:
+    """The baseline, written plainly: per train example a neighbour query, sklearn DBSCAN on
+    the pool's responses, Counter for the K largest groups, the isaac sharpened softmax and a
+    draw. Returns one target id per example."""
+    table = pd.read_parquet(corpus)
+    train_ids = table.loc[table["split"] == "train", "id"].astype(str).to_numpy()
+    with np.load(embeddings, allow_pickle=False) as data:
+        prompts, responses = data["prompts"], data["responses"]
+    rng = np.random.default_rng(seed)
+    targets = []
+    for q in range(len(prompts)):
+        sims = prompts @ prompts[q]
+        sims[q] = np.inf  # the query first
+        top = np.argpartition(-sims, min(k, len(sims)) - 1)[:k]
+        pool = top[np.argsort(-sims[top], kind="stable")]
+        labels = DBSCAN(eps=eps, min_samples=1).fit_predict(responses[pool])
+        counts = Counter(labels.tolist()).most_common()
+        kept = counts[:top_k]
+        head, head_size = kept[0]
+        second = counts[1][1] if len(counts) > 1 else -1
+        if labels[0] == head and head_size >= 2 and head_size > second:
+            targets.append(train_ids[pool[0]])
+            continue
+        sizes = np.array([size for _, size in kept], dtype=float)
+        si = (sizes[0] - (sizes[1] if len(sizes) > 1 else sizes[0])) / max(
+            sizes[0] - sizes[-1], 1e-3)
+        logits = sizes / ((1 + 1e-3 - si) * tau)
+        p = np.exp(logits - logits.max())
+        group = kept[rng.choice(len(kept), p=p / p.sum())][0]
+        targets.append(train_ids[rng.choice(pool[labels == group])])
+    return targets
+
+
+def side_by_side(corpus, embeddings, repeats: int, **settings) -> dict:
+    """Alternate stages and loop `repeats` times (the order flips every repetition)."""
+    loop_settings = {key: settings[key] for key in ("k", "eps", "tau", "top_k", "seed")
+                     if key in settings}
+    stages_s, loop_s = [], []
+    with tempfile.TemporaryDirectory() as workdir:
+        commands = stage_commands(corpus, embeddings, workdir, **settings)
+        for rep in range(repeats):
+            for which in (("stages", "loop") if rep % 2 == 0 else ("loop", "stages")):
+                if which == "stages":
+                    stages_s.append(run_stages(commands))
+                else:
+                    start = time.perf_counter()
+                    per_query_loop(corpus, embeddings, **loop_settings)
+                    loop_s.append(time.perf_counter() - start)
+    ratios = np.array(loop_s) / np.array(stages_s)
+    return {
+        "stages_s": [round(s, 3) for s in stages_s],
+        "loop_s": [round(s, 3) for s in loop_s],
+        "ratios": [round(r, 2) for r in ratios],
+        "median_ratio": float(np.median(ratios)),
+        "commands": [shlex.join(c) for c in commands],
+    }
+
+
+def main() -> None:
+    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    parser.add_argument("--corpus", required=True, help="corpus.parquet")
+    parser.add_argument("--embeddings", required=True, help="embeddings/{encoder}.npz")
+    parser.add_argument("--encoder", default="minilm", help="recorded in the sample slice")
+    parser.add_argument("--k", type=int, default=150)
+    parser.add_argument("--eps", type=float, default=0.75)
+    parser.add_argument("--index", default="exact", choices=["exact", "hnsw"])
+    parser.add_argument("--repeats", type=int, default=3)
+    parser.add_argument("--record", action="store_true", help="merge into docs/benchmarks.json")
+    args = parser.parse_args()
+    load = os.getloadavg()
+    result = side_by_side(args.corpus, args.embeddings, args.repeats, k=args.k, eps=args.eps,
+                          index=args.index, encoder=args.encoder)
+    result["load_average"] = [round(x, 2) for x in load]
+    print(json.dumps(result, indent=2))
+    if args.record:
+        stages, loop = float(np.median(result["stages_s"])), float(np.median(result["loop_s"]))
+        record("sampling_vs_loop", round(result["median_ratio"], 2), "x (loop s / stages s)",
+               "python " + shlex.join(sys.argv), baseline=None, stages_s=result["stages_s"],
+               loop_s=result["loop_s"], median_stages_s=stages, median_loop_s=loop,
+               load_average_before=result["load_average"], stage_commands=result["commands"])
+
+
+if __name__ == "__main__":
+    main()
