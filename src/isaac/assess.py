@@ -40,8 +40,8 @@ from scipy.sparse.csgraph import connected_components
 from isaac.cli import optional, run
 from isaac.corpus import train_rows
 from isaac.embed import load_embeddings
-from isaac.io import InputError, read_table, write_json, write_parquet
-from isaac.pools import Pools, group_pools, groups_table, neighbour_pools
+from isaac.io import InputError, read_table, write_json
+from isaac.pools import Pools, group_pools, read_neighbour_pools, write_groups
 from isaac.settings import add_config_argument, parse
 from isaac.text import normalise
 
@@ -388,8 +388,7 @@ def read_pools(pool: str, train: pd.DataFrame, neighbours_path, corpus_path) -> 
     if pool == "neighbours":
         if not neighbours_path:
             raise InputError("pool neighbours needs --neighbours")
-        neighbours = read_table(neighbours_path, ["id", "neighbour_ids"])
-        return neighbour_pools(neighbours, train["id"].to_numpy(), neighbours_path)
+        return read_neighbour_pools(neighbours_path, train["id"].to_numpy())
     if "group" not in train.columns or train["group"].isna().all():
         raise InputError(f"{corpus_path}: pool mode 'group' needs a non-empty 'group' column")
     return group_pools(train["group"])
@@ -451,7 +450,7 @@ def main(argv: Sequence[str] | None = None) -> None:
     if config.assessor == "likelihood":
         loglik = read_loglik(args.likelihood, train_ids)
     labels, weights = assess(config, train, pools, vectors, loglik, args.threads)
-    write_parquet(groups_table(train_ids, pools, labels, weights), args.out)
+    write_groups(train_ids, pools, labels, weights, args.out)
     n_groups = np.maximum.reduceat(labels, pools.offsets[:-1]) + 1 if len(pools) else np.zeros(1)
     stats = {
         "assessor": config.assessor,

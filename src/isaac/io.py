@@ -12,6 +12,8 @@ from pathlib import Path
 
 import numpy as np
 import pandas as pd
+import pyarrow as pa
+import pyarrow.parquet as pq
 
 
 class InputError(ValueError):
@@ -68,6 +70,17 @@ def write_parquet(df: pd.DataFrame, path: str | os.PathLike) -> None:
         df.to_parquet(tmp, index=False, compression="zstd")
 
 
+def write_arrow_parquet(columns: dict[str, pa.Array], like: pd.DataFrame,
+                        path: str | os.PathLike) -> None:
+    """write_parquet for columns built in Arrow (list columns of a million rows convert slowly
+    through Python objects): the same bytes as write_parquet of the equivalent DataFrame, whose
+    pandas schema metadata is taken from `like` (a few rows of it)."""
+    schema = pa.Schema.from_pandas(like, preserve_index=False)
+    table = pa.Table.from_arrays(list(columns.values()), schema=schema)
+    with atomic_path(path) as tmp:
+        pq.write_table(table, tmp, compression="zstd")
+
+
 def write_json(obj, path: str | os.PathLike) -> None:
     with atomic_path(path) as tmp:
         tmp.write_text(json.dumps(obj, indent=2, sort_keys=True, allow_nan=False) + "\n")
@@ -95,3 +108,16 @@ def read_table(path: str | os.PathLike, required: list[str] | tuple[str, ...] = 
     if missing:
         raise InputError(f"{path}: missing column(s) {', '.join(missing)}")
     return df
+
+
+def read_arrow(path: str | os.PathLike, required: list[str] | tuple[str, ...],
+               optional: tuple[str, ...] = ()) -> pa.Table:
+    """read_table as an Arrow table of the `required` (checked) and present `optional` columns."""
+    path = Path(path)
+    if not path.is_file():
+        raise InputError(f"{path}: file not found")
+    names = pq.read_schema(path).names
+    missing = [c for c in required if c not in names]
+    if missing:
+        raise InputError(f"{path}: missing column(s) {', '.join(missing)}")
+    return pq.read_table(path, columns=[*required, *(c for c in optional if c in names)])

@@ -11,8 +11,10 @@ from collections.abc import Sequence
 
 import numpy as np
 import pandas as pd
+import pyarrow as pa
+import pyarrow.compute as pc
 
-from isaac.io import InputError, read_table
+from isaac.io import InputError, read_arrow, write_arrow_parquet
 
 
 class Pools:
@@ -61,19 +63,30 @@ def pools_from_lists(lists: Sequence[Sequence[int]], query: Sequence[int] | None
     return Pools(np.asarray(flat, dtype=np.int64), offsets, np.asarray(query))
 
 
-def neighbour_pools(neighbours: pd.DataFrame, train_ids: np.ndarray, path="neighbours") -> Pools:
-    """Pools from the neighbours table, mapped to train row numbers."""
-    position = pd.Index(train_ids)
-    lists = neighbours["neighbour_ids"].to_list()
-    lengths = np.array([len(x) for x in lists], dtype=np.int64)
-    flat = np.concatenate([np.asarray(x, dtype=object) for x in lists]) if lists else np.array([])
-    index = position.get_indexer(flat)
-    query = position.get_indexer(neighbours["id"].astype(str))
-    for name, values, source in (("neighbour id", index, flat), ("id", query, neighbours["id"])):
-        if (values < 0).any():
-            bad = np.asarray(source)[np.flatnonzero(values < 0)[0]]
-            raise InputError(f"{path}: {name} {bad!r} is not a train row of the corpus")
-    return Pools(index, np.concatenate([[0], np.cumsum(lengths)]), query)
+def _row_numbers(ids: pa.Array, train_ids: pa.Array, path, name: str) -> np.ndarray:
+    """Train row number of every id; an id that is not a train row is an InputError."""
+    index = pc.index_in(ids.cast(pa.string()), value_set=train_ids)
+    if index.null_count:
+        bad = ids[pc.index(pc.is_null(index), True).as_py()].as_py()
+        raise InputError(f"{path}: {name} {bad!r} is not a train row of the corpus")
+    return index.to_numpy().astype(np.int64)
+
+
+def list_pools(query_ids: pa.Array, member_ids: pa.ListArray, train_ids: np.ndarray,
+               path="neighbours") -> Pools:
+    """Pools from a table's id column and list<id> column, mapped to train row numbers."""
+    train = pa.array(np.asarray(train_ids, dtype=str), type=pa.string())
+    offsets = member_ids.offsets.to_numpy().astype(np.int64)
+    index = _row_numbers(member_ids.flatten(), train, path, "neighbour id")
+    query = _row_numbers(query_ids, train, path, "id")
+    return Pools(index, offsets - offsets[0], query)
+
+
+def read_neighbour_pools(path, train_ids: np.ndarray) -> Pools:
+    """The pools of neighbours/{encoder}-k{k}.parquet."""
+    table = read_arrow(path, ["id", "neighbour_ids"])
+    return list_pools(table["id"].combine_chunks(), table["neighbour_ids"].combine_chunks(),
+                      train_ids, path)
 
 
 def group_pools(groups: pd.Series) -> Pools:
@@ -107,22 +120,44 @@ def groups_table(
     return pd.DataFrame(table)
 
 
+def write_groups(train_ids: np.ndarray, pools: Pools, labels: np.ndarray,
+                 weights: np.ndarray | None, path) -> None:
+    """Write groups_table, built in Arrow (the same bytes, without a Python object per member)."""
+    ids = pa.array(np.asarray(train_ids, dtype=str), type=pa.string())
+    offsets = pa.array(pools.offsets.astype(np.int32))
+    columns = {
+        "id": ids.take(pa.array(pools.query)),
+        "pool_ids": pa.ListArray.from_arrays(offsets, ids.take(pa.array(pools.index))),
+        "group": pa.ListArray.from_arrays(offsets, pa.array(labels.astype(np.int32))),
+    }
+    if weights is not None:
+        columns["weight"] = pa.ListArray.from_arrays(offsets, pa.array(weights.astype(np.float64)))
+    first = Pools(pools.index[: pools.offsets[1]], pools.offsets[:2], pools.query[:1])
+    like = groups_table(train_ids, first, labels[: pools.offsets[1]],
+                        None if weights is None else weights[: pools.offsets[1]])
+    write_arrow_parquet(columns, like, path)
+
+
+def _lengths(lists: pa.ListArray) -> np.ndarray:
+    return pc.list_value_length(lists).to_numpy(zero_copy_only=False).astype(np.int64)
+
+
 def read_groups(path, train_ids: np.ndarray) -> tuple[Pools, np.ndarray, np.ndarray | None]:
     """(pools, flat canonical labels, flat weights or None) from groups/{assessor}.parquet."""
-    df = read_table(path, ["id", "pool_ids", "group"])
-    lists = df["pool_ids"].to_list()
-    pools = neighbour_pools(
-        pd.DataFrame({"id": df["id"], "neighbour_ids": lists}), np.asarray(train_ids), path
-    )
-    labels = [np.asarray(x, dtype=np.int64) for x in df["group"].to_list()]
-    if [len(x) for x in labels] != pools.lengths.tolist():
+    table = read_arrow(path, ["id", "pool_ids", "group"], optional=("weight",))
+    pool_ids = table["pool_ids"].combine_chunks()
+    pools = list_pools(table["id"].combine_chunks(), pool_ids, train_ids, path)
+    group = table["group"].combine_chunks()
+    if not np.array_equal(_lengths(group), pools.lengths):
         raise InputError(f"{path}: 'group' and 'pool_ids' lists differ in length")
-    flat = np.concatenate(labels) if labels else np.zeros(0, dtype=np.int64)
+    flat = group.flatten().to_numpy().astype(np.int64)
     if (flat < 0).any():
         raise InputError(f"{path}: negative group id")
     weights = None
-    if "weight" in df.columns:
-        weights = np.concatenate([np.asarray(x, dtype=np.float64) for x in df["weight"]])
-        if len(weights) != len(flat) or not np.all(np.isfinite(weights)) or (weights <= 0).any():
+    if "weight" in table.column_names:
+        weight = table["weight"].combine_chunks()
+        weights = weight.flatten().to_numpy().astype(np.float64)
+        if (not np.array_equal(_lengths(weight), pools.lengths) or not np.all(np.isfinite(weights))
+                or (weights <= 0).any()):
             raise InputError(f"{path}: 'weight' must be positive, finite, one per pool member")
     return pools, flat, weights
