@@ -27,6 +27,7 @@ from pathlib import Path
 import numpy as np
 import pandas as pd
 from sklearn.cluster import DBSCAN
+from threadpoolctl import threadpool_limits
 
 REPO = Path(__file__).resolve().parents[1]
 sys.path.insert(0, str(REPO / "bench"))
@@ -34,7 +35,7 @@ from record import record  # noqa: E402
 
 
 def stage_commands(corpus, embeddings, workdir, k=150, eps=0.75, index="exact", method="isaac",
-                   tau=1.0, m=1, seed=0, top_k=10, encoder="minilm", threads=1) -> list[list[str]]:
+                   tau=1.0, m=1, seed=0, top_k=10, encoder="minilm") -> list[list[str]]:
     """The neighbours, assess and sample commands of rules/sample.smk for one run (the same
     config slices as `snakemake -n -p --configfile config/diasafety.yaml` prints)."""
     work = Path(workdir)
@@ -47,10 +48,12 @@ def stage_commands(corpus, embeddings, workdir, k=150, eps=0.75, index="exact", 
                      "pool": "neighbours", "top_k_groups": top_k}
     return [
         [*python, "isaac.neighbours", "--embeddings", str(embeddings),
-         "--config", json.dumps({"index": index, "k": k}), "--out", str(neighbours)],
+         "--config", json.dumps({"index": index, "k": k}), "--threads", str(STAGE_THREADS[0]),
+         "--out", str(neighbours)],
         [*python, "isaac.assess", "--corpus", str(corpus), f"--neighbours={neighbours}",
          f"--embeddings={embeddings}", "--likelihood=", "--config", json.dumps(assess_config),
-         "--threads", str(threads), "--out", str(groups), "--stats", str(work / "groups.json")],
+         "--threads", str(STAGE_THREADS[1]), "--out", str(groups),
+         "--stats", str(work / "groups.json")],
         [*python, "isaac.sample", "--corpus", str(corpus), f"--groups={groups}",
          "--method", method, "--tau", str(tau), "--m", str(m), "--seed", str(seed),
          "--config", json.dumps(sample_config), "--out", str(work / "targets.parquet"),
@@ -58,14 +61,22 @@ def stage_commands(corpus, embeddings, workdir, k=150, eps=0.75, index="exact", 
     ]
 
 
-def run_stages(commands: list[list[str]]) -> float:
-    """Seconds for the three stage processes, one after the other, as Snakemake runs them."""
-    env = {**os.environ, "PYTHONPATH": str(REPO / "src")}
-    start = time.perf_counter()
-    for command in commands:
+# threads of the neighbours, assess and sample rules: Snakemake sets these variables to them
+STAGE_THREADS = (2, 2, 1)
+THREAD_VARIABLES = ("OMP_NUM_THREADS", "OPENBLAS_NUM_THREADS", "MKL_NUM_THREADS")
+
+
+def run_stages(commands: list[list[str]]) -> list[float]:
+    """Seconds of each stage process, run one after the other as Snakemake runs them."""
+    seconds = []
+    for command, threads in zip(commands, STAGE_THREADS):
+        env = {**os.environ, "PYTHONPATH": str(REPO / "src"),
+               **{name: str(threads) for name in THREAD_VARIABLES}}
+        start = time.perf_counter()
         subprocess.run(command, check=True, env=env, stdout=subprocess.DEVNULL,
                        stderr=subprocess.DEVNULL)
-    return time.perf_counter() - start
+        seconds.append(time.perf_counter() - start)
+    return seconds
 
 
 def per_query_loop(corpus, embeddings, k=150, eps=0.75, tau=1.0, top_k=10, seed=0) -> list[str]:
@@ -105,20 +116,24 @@ def side_by_side(corpus, embeddings, repeats: int, **settings) -> dict:
     """Alternate stages and loop `repeats` times (the order flips every repetition)."""
     loop_settings = {key: settings[key] for key in ("k", "eps", "tau", "top_k", "seed")
                      if key in settings}
-    stages_s, loop_s = [], []
+    stages_s, loop_s, per_stage = [], [], []
     with tempfile.TemporaryDirectory() as workdir:
         commands = stage_commands(corpus, embeddings, workdir, **settings)
         for rep in range(repeats):
             for which in (("stages", "loop") if rep % 2 == 0 else ("loop", "stages")):
                 if which == "stages":
-                    stages_s.append(run_stages(commands))
+                    per_stage.append(run_stages(commands))
+                    stages_s.append(sum(per_stage[-1]))
                 else:
                     start = time.perf_counter()
-                    per_query_loop(corpus, embeddings, **loop_settings)
+                    with threadpool_limits(1):
+                        per_query_loop(corpus, embeddings, **loop_settings)
                     loop_s.append(time.perf_counter() - start)
     ratios = np.array(loop_s) / np.array(stages_s)
     return {
         "stages_s": [round(s, 3) for s in stages_s],
+        "per_stage_s": {name: [round(p[i], 3) for p in per_stage]
+                        for i, name in enumerate(("neighbours", "assess", "sample"))},
         "loop_s": [round(s, 3) for s in loop_s],
         "ratios": [round(r, 2) for r in ratios],
         "median_ratio": float(np.median(ratios)),
@@ -134,6 +149,7 @@ def main() -> None:
     parser.add_argument("--k", type=int, default=150)
     parser.add_argument("--eps", type=float, default=0.75)
     parser.add_argument("--index", default="exact", choices=["exact", "hnsw"])
+    parser.add_argument("--key", default="sampling_vs_loop", help="the key in benchmarks.json")
     parser.add_argument("--repeats", type=int, default=3)
     parser.add_argument("--record", action="store_true", help="merge into docs/benchmarks.json")
     args = parser.parse_args()
@@ -144,10 +160,11 @@ def main() -> None:
     print(json.dumps(result, indent=2))
     if args.record:
         stages, loop = float(np.median(result["stages_s"])), float(np.median(result["loop_s"]))
-        record("sampling_vs_loop", round(result["median_ratio"], 2), "x (loop s / stages s)",
+        record(args.key, round(result["median_ratio"], 2), "x (loop s / stages s)",
                "python " + shlex.join(sys.argv), baseline=None, stages_s=result["stages_s"],
                loop_s=result["loop_s"], median_stages_s=stages, median_loop_s=loop,
-               load_average_before=result["load_average"], stage_commands=result["commands"])
+               per_stage_s=result["per_stage_s"], load_average_before=result["load_average"],
+               stage_commands=result["commands"])
 
 
 if __name__ == "__main__":

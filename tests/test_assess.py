@@ -49,6 +49,19 @@ def test_vectorised_dbscan_equals_sklearn_dbscan_per_pool(eps):
     assert 1 <= n_groups.min() and n_groups.max() <= pools.lengths.max()
 
 
+def test_small_pools_in_a_large_corpus_skip_the_global_eps_graph(monkeypatch):
+    rng = np.random.default_rng(9)
+    v = unit(rng.normal(size=(400, 4)))
+    pools = random_pools(rng, 400, 400, 5)  # n^2 / 2 pairs >> 4 * sum(L^2)
+    expected = assess.dbscan_groups_reference(v, pools, 0.9)
+
+    def refuse(*args, **kwargs):
+        raise AssertionError("the global eps-graph was built")
+
+    monkeypatch.setattr(assess, "_eps_graph", refuse)
+    assert np.array_equal(assess.dbscan_groups(v, pools, 0.9), expected)
+
+
 def test_eps_graph_decides_pairs_at_the_radius_in_float64():
     # orthogonal unit vectors are sqrt(2) apart: float32 products cannot tell which side of
     # the radius they are, so these pairs take the float64 recheck; the per-batch float64
