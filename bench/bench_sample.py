@@ -165,6 +165,7 @@ def main() -> None:
         eps=args.eps,
         pool="neighbours",
         k=args.k,
+        group_size="members",
     )
 
     train = train_rows(args.corpus)

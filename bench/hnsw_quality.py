@@ -78,7 +78,8 @@ def main() -> None:
         record("hnsw_recall_at_k", round(result["recall_at_k"], 4), "share of exact neighbours",
                command, search_s=result["search_s"], k=args.k, load_average_before=load)
         exact = float(np.mean(result["oracle_safe_rate"]["exact"]))
-        record("hnsw_oracle_safe_rate", round(float(np.mean(result["oracle_safe_rate"]["hnsw"])), 4),
+        hnsw = float(np.mean(result["oracle_safe_rate"]["hnsw"]))
+        record("hnsw_oracle_safe_rate", round(hnsw, 4),
                "oracle safe rate of isaac targets (mean over seeds)", command,
                baseline=round(exact, 4), change=round(result["oracle_safe_rate_change"], 4),
                per_seed=result["oracle_safe_rate"])

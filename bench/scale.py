@@ -32,7 +32,7 @@ import yaml
 
 REPO = Path(__file__).resolve().parents[1]
 sys.path.insert(0, str(REPO / "bench"))
-from record import record  # noqa: E402
+from record import BENCHMARKS_JSON, record  # noqa: E402
 
 WORK = REPO / "build" / "scale"
 DOCS = REPO / "docs" / "benchmarks"
@@ -106,7 +106,9 @@ def run_workflow(config: Path, name: str, model2vec: Path | None, cores: int) ->
     """Snakemake up to the isaac targets; returns wall seconds. A distilled model2vec folder,
     when given, is copied in (it depends on no corpus and costs the same at every size)."""
     results = REPO / "results" / name
-    if model2vec is not None and not (results / "encoders" / "model2vec").exists():
+    for folder in (results, REPO / "benchmarks" / name):  # every stage measured afresh
+        shutil.rmtree(folder, ignore_errors=True)
+    if model2vec is not None:
         shutil.copytree(model2vec, results / "encoders" / "model2vec")
     target = results / "targets" / "isaac" / "tau1.0-m1-seed0.parquet"
     command = [sys.executable, "-m", "snakemake", "--cores", str(cores),
@@ -129,6 +131,13 @@ def stage_benchmarks(name: str) -> dict[str, dict[str, float]]:
             out[stage] = {"seconds": float(table["s"].sum()),
                           "peak_rss_mb": float(table["max_rss"].max())}
     return out
+
+
+def recorded_sizes() -> dict[int, dict]:
+    """{pairs: {wall_s, stages}} of every size recorded in docs/benchmarks.json."""
+    data = json.loads(BENCHMARKS_JSON.read_text()) if BENCHMARKS_JSON.is_file() else {}
+    return {int(key.split("_")[1]): {"wall_s": entry["workflow_wall_s"], "stages": entry["stages"]}
+            for key, entry in data.items() if key.startswith("scale_") and key.endswith("_pairs")}
 
 
 def write_docs(results: dict[int, dict], command: str) -> None:
@@ -183,7 +192,6 @@ def main() -> None:
         results[n] = {"wall_s": wall, "stages": stage_benchmarks(name),
                       "load_average_before": [round(x, 2) for x in load]}
         print(json.dumps({n: results[n]}), flush=True)
-        write_docs(results, command)
         if args.record:
             stages = results[n]["stages"]
             record(f"scale_{n}_pairs", round(sum(s["seconds"] for s in stages.values()), 1),
@@ -191,6 +199,7 @@ def main() -> None:
                    peak_rss_mb=max(s["peak_rss_mb"] for s in stages.values()),
                    stages=stages, workflow_wall_s=round(wall, 1),
                    load_average_before=results[n]["load_average_before"])
+        write_docs({**recorded_sizes(), **results}, command)
 
 
 if __name__ == "__main__":
