@@ -181,3 +181,13 @@ def test_cli_config_with_a_missing_unknown_or_mistyped_key_exits_2(
     assert exit_info.value.code == 2
     assert message in capsys.readouterr().err
     assert not out.exists()
+
+
+def test_packed_sort_orders_like_lexsort_with_ties_and_signed_zeros():
+    rng = np.random.default_rng(11)
+    rows = rng.integers(0, 50, size=3000)
+    cols = rng.permutation(3000) % 700
+    values = rng.choice(np.array([-1.5, -0.0, 0.0, 0.25, 1.0, np.inf], dtype=np.float32), 3000)
+    r, c = neighbours._sort_by_row_value_index(rows, cols, values, 50, 700)
+    order = np.lexsort((cols, -values, rows))
+    assert np.array_equal(r, rows[order]) and np.array_equal(c, cols[order])

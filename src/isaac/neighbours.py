@@ -45,8 +45,9 @@ def _top_k_rows(sims: np.ndarray, k: int) -> np.ndarray:
     """Column indices of the k largest values per row, by descending value then index (so ties
     at the boundary go to lower indices).
 
-    No full partition: the k-th largest of a row's block maxima (at least k blocks) is a lower
-    bound of its k-th largest value, so only the few values above it are sorted.
+    No full partition: columns form g groups {j, j + g, j + 2g, ...} (g >= k, a few times k),
+    and the k-th largest group maximum of a row bounds its k-th largest value from below, so
+    only the members of groups reaching it (and the < g leftover columns) are sorted.
     """
     n_rows, n = sims.shape
     if k >= n:
@@ -54,15 +55,39 @@ def _top_k_rows(sims: np.ndarray, k: int) -> np.ndarray:
         values = np.take_along_axis(sims, chosen, axis=1)
         order = np.lexsort((chosen, -values), axis=1)
         return np.take_along_axis(chosen, order, axis=1)
-    block = max(1, n // (2 * k))
-    n_blocks = n // block
-    maxima = sims[:, : n_blocks * block].reshape(n_rows, n_blocks, block).max(axis=2)
-    bound = np.partition(maxima, n_blocks - k, axis=1)[:, n_blocks - k, None]
-    rows, cols = np.nonzero(sims >= bound)
-    order = np.lexsort((cols, -sims[rows, cols], rows))  # per row: descending value, then index
-    rows, cols = rows[order], cols[order]
+    per_group = max(1, n // (8 * k))
+    groups = n // per_group
+    maxima = sims[:, : groups * per_group].reshape(n_rows, per_group, groups).max(axis=1)
+    bound = np.partition(maxima, groups - k, axis=1)[:, groups - k]
+    rows, first = np.nonzero(maxima >= bound[:, None])
+    cols = (first[:, None] + groups * np.arange(per_group)).ravel()
+    rows = np.repeat(rows, per_group)
+    leftover = np.arange(groups * per_group, n)
+    rows = np.concatenate([rows, np.repeat(np.arange(n_rows), len(leftover))])
+    cols = np.concatenate([cols, np.tile(leftover, n_rows)])
+    values = sims[rows, cols]
+    keep = values >= bound[rows]
+    rows, cols = _sort_by_row_value_index(rows[keep], cols[keep], values[keep], n_rows, n)
     starts = np.searchsorted(rows, np.arange(n_rows))
     return cols[starts[:, None] + np.arange(k)]
+
+
+def _sort_by_row_value_index(rows, cols, values, n_rows: int, n_cols: int):
+    """(rows, cols) ordered by row, then descending value, then column: one sort of packed
+    64-bit keys (row | order-preserving bits of -value | column) where they fit, else lexsort."""
+    row_bits, col_bits = int(n_rows - 1).bit_length(), int(n_cols - 1).bit_length()
+    if row_bits + 32 + col_bits > 64:
+        order = np.lexsort((cols, -values, rows))
+        return rows[order], cols[order]
+    bits = (np.asarray(values, dtype=np.float32) + np.float32(0.0)).view(np.uint32)  # -0 -> +0
+    ascending = np.where(bits >> 31 == 1, ~bits, bits | np.uint32(1 << 31))
+    keys = (rows.astype(np.uint64) << np.uint64(32 + col_bits)) | (
+        (~ascending).astype(np.uint64) << np.uint64(col_bits)
+    ) | cols.astype(np.uint64)
+    keys.sort()
+    return (keys >> np.uint64(32 + col_bits)).astype(np.int64), (
+        keys & np.uint64((1 << col_bits) - 1)
+    ).astype(np.int64)
 
 
 def top_k_neighbours(
