@@ -173,9 +173,10 @@ def dbscan_groups(
     overlap heavily (k = 150 neighbours of 9k rows cover each pair many times), so the
     eps-graph of all rows is built once (sparse at useful eps) and each pool's graph is its
     induced subgraph; one connected_components call labels a whole batch of pools. When that
-    graph would exceed ``max_edges`` pairs (eps near 2), or would cost more than the pools'
-    own pairs (n much larger than k^2, as on large corpora), each batch of pools gets its own
-    batched distance computation instead (same result).
+    graph would exceed ``max_edges`` pairs or the number of pool members (a dense graph, eps
+    large for the encoder), or would cost more than the pools' own pairs (n much larger than
+    k^2, as on large corpora), each batch of pools gets its own batched distance computation
+    instead (same result).
     """
     vectors = np.asarray(vectors, dtype=np.float64)
     sq_norms = np.einsum("ij,ij->i", vectors, vectors)
@@ -184,7 +185,10 @@ def dbscan_groups(
     # large corpora with small pools (n >> k^2) the per-batch path is the cheaper one
     pair_products = len(vectors) ** 2 / 2
     global_graph = max_edges > 0 and pair_products <= 4 * float(np.sum(pools.lengths ** 2.0))
-    graph = _eps_graph(vectors, sq_norms, eps2, max_edges) if global_graph else None
+    # a graph with more pairs than the pools have members is dense: its look-ups would cost
+    # more than each pool's own distances
+    edge_budget = min(max_edges, len(pools.index))
+    graph = _eps_graph(vectors, sq_norms, eps2, edge_budget) if global_graph else None
     out = np.empty(len(pools.index), dtype=np.int64)
     if graph is not None:
         degree = np.diff(graph[0])[pools.index]
