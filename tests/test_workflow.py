@@ -67,6 +67,7 @@ def tiny_with(workdir: Path, layer: str) -> tuple[Path, Path]:
     ("sweep: {seeds: []}", "['sweep']['seeds']"),
     ("sweep: {methods: [isaac, best]}", "['sweep']['methods']"),
     ("neighbours: {k: 0}", "['neighbours']['k']"),
+    ("neighbours: {index: annoy}", "['neighbours']['index']"),
     ("assess: {assessor: kmeans}", "['assess']['assessor']"),
     ("assess: {eps_quantile: 1.5}", "['assess']['eps_quantile']"),
     ("embed: {encoder: no-such-encoder}", "embed.encoder"),
@@ -172,6 +173,14 @@ def test_a_second_run_from_scratch_writes_the_same_bytes(tiny_run, tmp_path):
     assert any(f.parts[0] == "models" for f in files) and any(f.parts[0] == "scores" for f in files)
     different = [f for f in files if (first / f).read_bytes() != (second / f).read_bytes()]
     assert not different, different
+
+
+def test_hnsw_neighbours_are_a_file_of_their_own_made_with_the_jobs_threads(tmp_path):
+    proc = snakemake(tmp_path, "--dry-run", "-p", "--cores", "2",
+                     configfiles=tiny_with(tmp_path, "neighbours: {index: hnsw}"))
+    command = next(line for line in proc.stdout.splitlines() if "-m isaac.neighbours" in line)
+    assert "-hnsw.parquet" in command and '"index": "hnsw"' in command, command
+    assert "--threads 2" in command, command
 
 
 def dry_run_with(workdir: Path, override: str) -> dict[str, int]:
