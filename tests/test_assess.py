@@ -399,3 +399,26 @@ def test_pools_padding_round_trips():
     members, valid = pools.padded(0, 3)
     assert members[valid].tolist() == [4, 5, 6, 7, 8, 9]
     assert valid.sum(axis=1).tolist() == [1, 3, 2]
+
+
+@pytest.mark.parametrize("with_weights", [False, True])
+def test_groups_written_through_arrow_equal_the_pandas_table_and_read_back(tmp_path, with_weights):
+    from isaac.io import write_parquet
+    from isaac.pools import groups_table, write_groups
+
+    rng = np.random.default_rng(13)
+    ids = np.array([f"id{i}" for i in range(40)])
+    pools = random_pools(rng, 40, 40, 12)
+    labels = assess.exact_groups([f"r{i % 4}" for i in range(40)], pools)
+    weights = rng.uniform(0.5, 2.0, size=len(labels)) if with_weights else None
+    write_groups(ids, pools, labels, weights, tmp_path / "arrow.parquet")
+    write_parquet(groups_table(ids, pools, labels, weights), tmp_path / "pandas.parquet")
+    assert (tmp_path / "arrow.parquet").read_bytes() == (tmp_path / "pandas.parquet").read_bytes()
+    read_pools, read_labels, read_weights = read_groups(tmp_path / "arrow.parquet", ids)
+    assert np.array_equal(read_pools.index, pools.index)
+    assert np.array_equal(read_pools.offsets, pools.offsets)
+    assert np.array_equal(read_pools.query, pools.query)
+    assert np.array_equal(read_labels, labels)
+    assert (read_weights is None) == (weights is None)
+    if with_weights:
+        assert np.array_equal(read_weights, weights)

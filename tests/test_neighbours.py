@@ -191,3 +191,14 @@ def test_packed_sort_orders_like_lexsort_with_ties_and_signed_zeros():
     r, c = neighbours._sort_by_row_value_index(rows, cols, values, 50, 700)
     order = np.lexsort((cols, -values, rows))
     assert np.array_equal(r, rows[order]) and np.array_equal(c, cols[order])
+
+
+def test_arrow_writer_gives_the_bytes_of_the_pandas_table(tmp_path):
+    from isaac.io import write_parquet
+
+    v = clustered(120, 6, 12)
+    ids = np.array([f"row-{i}" for i in range(120)])
+    idx, sims = neighbours.top_k_neighbours(v, 9)
+    neighbours.write_neighbours(ids, idx, sims, tmp_path / "arrow.parquet")
+    write_parquet(neighbours.neighbours_table(ids, idx, sims), tmp_path / "pandas.parquet")
+    assert (tmp_path / "arrow.parquet").read_bytes() == (tmp_path / "pandas.parquet").read_bytes()
