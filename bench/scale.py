@@ -149,13 +149,15 @@ def write_docs(results: dict[int, dict], command: str) -> None:
 
     DOCS.mkdir(parents=True, exist_ok=True)
     sizes = sorted(results)
-    lines = ["| pairs | " + " | ".join(f"{s} s (MB)" for s in STAGES) + " | workflow s |",
-             "|---:|" + "---:|" * (len(STAGES) + 1)]
+    lines = ["| pairs | " + " | ".join(f"{s} s (peak MB)" for s in STAGES)
+             + " | stages s | workflow wall s |", "|---:|" + "---:|" * (len(STAGES) + 2)]
     for n in sizes:
-        cells = [f"{results[n]['stages'][s]['seconds']:.1f} "
-                 f"({results[n]['stages'][s]['peak_rss_mb']:.0f})" if s in results[n]['stages']
+        stages = results[n]["stages"]
+        cells = [f"{stages[s]['seconds']:.1f} ({stages[s]['peak_rss_mb']:.0f})" if s in stages
                  else "-" for s in STAGES]
-        lines.append(f"| {n:,} | " + " | ".join(cells) + f" | {results[n]['wall_s']:.0f} |")
+        total = sum(stage["seconds"] for stage in stages.values())
+        lines.append(f"| {n:,} | " + " | ".join(cells)
+                     + f" | {total:.0f} | {results[n]['wall_s']:.0f} |")
     (DOCS / "scale.md").write_text(
         "# Ingest -> isaac targets at growing size\n\nRegenerate: `" + command + "`\n\n"
         + "\n".join(lines) + "\n")
@@ -164,6 +166,8 @@ def write_docs(results: dict[int, dict], command: str) -> None:
         xs = [n for n in sizes if stage in results[n]["stages"]]
         ax.plot(xs, [results[n]["stages"][stage]["seconds"] for n in xs], "o-", label=stage)
     ax.plot(sizes, [results[n]["wall_s"] for n in sizes], "k--", label="workflow (wall)")
+    first = results[sizes[0]]["wall_s"]
+    ax.plot(sizes, [first * n / sizes[0] for n in sizes], ":", color="grey", label="linear")
     ax.set(xscale="log", yscale="log", xlabel="pairs", ylabel="seconds",
            title="model2vec + hnsw, 2 cores")
     ax.legend(fontsize=8)
