@@ -121,7 +121,8 @@ def run_workflow(config: Path, name: str, model2vec: Path | None, cores: int) ->
 
 
 def stage_benchmarks(name: str) -> dict[str, dict[str, float]]:
-    """{stage: {seconds, peak_rss_mb}} from Snakemake's benchmark files of one corpus."""
+    """{stage: {seconds, cpu_s, peak_rss_mb}} from Snakemake's benchmark files of one corpus
+    (CPU seconds tell what a job would take on idle cores when others share the machine)."""
     folder = REPO / "benchmarks" / name
     out = {}
     for stage in STAGES:
@@ -129,6 +130,7 @@ def stage_benchmarks(name: str) -> dict[str, dict[str, float]]:
         if files:
             table = pd.concat([pd.read_csv(f, sep="\t") for f in files])
             out[stage] = {"seconds": float(table["s"].sum()),
+                          "cpu_s": float(table["cpu_time"].sum()),
                           "peak_rss_mb": float(table["max_rss"].max())}
     return out
 
@@ -136,7 +138,9 @@ def stage_benchmarks(name: str) -> dict[str, dict[str, float]]:
 def recorded_sizes() -> dict[int, dict]:
     """{pairs: {wall_s, stages}} of every size recorded in docs/benchmarks.json."""
     data = json.loads(BENCHMARKS_JSON.read_text()) if BENCHMARKS_JSON.is_file() else {}
-    return {int(key.split("_")[1]): {"wall_s": entry["workflow_wall_s"], "stages": entry["stages"]}
+    return {int(key.split("_")[1]): {"wall_s": entry["workflow_wall_s"], "stages": entry["stages"],
+                                     "load_average_before": entry["load_average_before"],
+                                     "command": entry["command"]}
             for key, entry in data.items() if key.startswith("scale_") and key.endswith("_pairs")}
 
 
@@ -150,17 +154,20 @@ def write_docs(results: dict[int, dict], command: str) -> None:
     DOCS.mkdir(parents=True, exist_ok=True)
     sizes = sorted(results)
     lines = ["| pairs | " + " | ".join(f"{s} s (peak MB)" for s in STAGES)
-             + " | stages s | workflow wall s |", "|---:|" + "---:|" * (len(STAGES) + 2)]
+             + " | stages s | workflow wall s | load average |",
+             "|---:|" + "---:|" * (len(STAGES) + 3)]
     for n in sizes:
         stages = results[n]["stages"]
         cells = [f"{stages[s]['seconds']:.1f} ({stages[s]['peak_rss_mb']:.0f})" if s in stages
                  else "-" for s in STAGES]
         total = sum(stage["seconds"] for stage in stages.values())
         lines.append(f"| {n:,} | " + " | ".join(cells)
-                     + f" | {total:.0f} | {results[n]['wall_s']:.0f} |")
+                     + f" | {total:.0f} | {results[n]['wall_s']:.0f} |"
+                     + f" {results[n]['load_average_before'][0]:.1f} |")
+    commands = sorted({results[n].get("command", command) for n in sizes})
     (DOCS / "scale.md").write_text(
-        "# Ingest -> isaac targets at growing size\n\nRegenerate: `" + command + "`\n\n"
-        + "\n".join(lines) + "\n")
+        "# Ingest -> isaac targets at growing size\n\nRegenerate (from the repository root):\n\n"
+        + "".join(f"    {c}\n" for c in commands) + "\n" + "\n".join(lines) + "\n")
     fig, ax = plt.subplots(figsize=(6, 4))
     for stage in STAGES:
         xs = [n for n in sizes if stage in results[n]["stages"]]
@@ -193,7 +200,7 @@ def main() -> None:
         config, name = write_inputs(source, n, args.k, args.index)
         load = os.getloadavg()
         wall = run_workflow(config, name, args.model2vec, args.cores)
-        results[n] = {"wall_s": wall, "stages": stage_benchmarks(name),
+        results[n] = {"wall_s": wall, "stages": stage_benchmarks(name), "command": command,
                       "load_average_before": [round(x, 2) for x in load]}
         print(json.dumps({n: results[n]}), flush=True)
         if args.record:
