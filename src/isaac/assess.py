@@ -109,8 +109,10 @@ def _eps_graph(
     margin = 4.0 * (dim + 4) * float(np.finfo(np.float32).eps) * float(sq_norms.max(initial=0.0))
     upper_rows, upper_cols, total = [], [], 0
     for start in range(0, n, chunk):
-        d2 = single_norms[start : start + chunk, None] + single_norms[None, start:]
-        d2 -= 2.0 * (single[start : start + chunk] @ single[start:].T)
+        d2 = single[start : start + chunk] @ single[start:].T  # in place: no temporaries
+        d2 *= -2.0
+        d2 += single_norms[start : start + chunk, None]
+        d2 += single_norms[None, start:]
         r, c = np.nonzero(d2 <= eps2 + margin)
         keep = c > r  # each pair once, no self-pairs
         r, c = r[keep], c[keep] + start
