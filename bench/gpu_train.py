@@ -10,7 +10,7 @@ runs in fp32) and its dense bf16 peak (the usual reference).
 
     python bench/gpu_train.py --base results/diasafety/generator_base \
         --targets results/diasafety/targets/isaac/tau1.0-m1-seed0.parquet \
-        --configfile config/diasafety.yaml config/diasafety-smollm2.yaml
+        --configfile config/diasafety.yaml config/diasafety-minilm.yaml config/diasafety-smollm2.yaml
 """
 
 from __future__ import annotations
