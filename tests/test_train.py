@@ -386,6 +386,36 @@ def test_cli_writes_model_and_log_and_drops_checkpoints(tmp_path, tok_dir):
     assert not any(p.suffix == ".pkl" for p in out.iterdir())
 
 
+@pytest.fixture
+def small_disk(tmp_path):
+    """A 64 KiB tmpfs: room for a tokenizer, not for the model's weights (needs root)."""
+    mount = tmp_path / "small_disk"
+    mount.mkdir()
+    proc = subprocess.run(["mount", "-t", "tmpfs", "-o", "size=64k", "tmpfs", str(mount)],
+                          capture_output=True, text=True)
+    if proc.returncode != 0:
+        pytest.skip(f"cannot mount a tmpfs here ({proc.stderr.strip()}); tests/test_io.py "
+                    "covers a full disk with RLIMIT_FSIZE and a patched write")
+    try:
+        yield mount
+    finally:
+        subprocess.run(["umount", str(mount)], check=True)
+
+
+def test_cli_on_a_full_disk_says_so_and_leaves_no_model_folder(tmp_path, tok_dir, small_disk,
+                                                               capsys):
+    out, ck = small_disk / "models" / "run", tmp_path / "checkpoints" / "run"
+    with pytest.raises(SystemExit) as exit_:
+        run(main, ["--targets", str(_targets(tmp_path)), "--tokenizer", str(tok_dir),
+                   "--seed", "0", "--config", json.dumps(_job(max_steps=2, batch_size=8)),
+                   "--checkpoints", str(ck), "--out", str(out)])
+    assert exit_.value.code == 1
+    assert f"error: {out}: no space left while writing it" in capsys.readouterr().err
+    assert list((small_disk / "models").iterdir()) == []  # no half-written model folder
+    assert list(ck.glob("step-*")) == []  # and training is not lost: its log is still there
+    assert (ck / LOG_FILE).is_file()
+
+
 def test_a_stage_starts_from_the_previous_stage_model(tmp_path, tok_dir):
     """Tempering: --init continues training a saved model instead of a fresh one."""
     targets = _targets(tmp_path)

@@ -71,9 +71,12 @@ class NoSpaceError(OSError):
 
 
 def _out_of_space(err: Exception, folder: Path) -> bool:
-    """Whether `err` came from a full disk: an OSError saying so, or any error (libraries
-    such as safetensors and torch wrap the OSError) while the folder's disk has no room left."""
+    """Whether `err` came from a full disk. Python and pyarrow raise an OSError saying so;
+    safetensors puts the OSError in its message, Rust style ("(os error 28)"); torch.save only
+    says a write fell short, so then the folder's disk itself must have no room left."""
     if isinstance(err, OSError) and err.errno in NO_SPACE:
+        return True
+    if any(f"(os error {code})" in str(err) for code in NO_SPACE):
         return True
     return os.statvfs(folder).f_bavail == 0
 
