@@ -1,4 +1,4 @@
-"""Reads that name the rule behind a corrupt intermediate; writes that leave nothing on a full disk."""
+"""Reads that name the rule behind a corrupt intermediate; writes that leave nothing when full."""
 
 from __future__ import annotations
 

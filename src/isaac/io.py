@@ -86,7 +86,7 @@ def named_when_full(path: Path, folder: Path):
     """Re-raise a full-disk failure inside the block as one NoSpaceError naming `path`."""
     try:
         yield
-    except NoSpaceError:
+    except (NoSpaceError, InputError):
         raise
     except Exception as err:
         if _out_of_space(err, folder):
