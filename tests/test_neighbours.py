@@ -12,6 +12,7 @@ from conftest import schema_defaults
 from isaac import neighbours
 from isaac.cli import run
 from isaac.embed import save_embeddings
+from isaac.io import InputError
 
 
 def unit(x):
@@ -93,6 +94,17 @@ def test_cli_writes_the_contracted_table(tmp_path):
         ]
     )
     assert out.read_bytes() == (tmp_path / "n2.parquet").read_bytes()
+
+
+def test_cli_refuses_k_larger_than_the_train_split(tmp_path):
+    v = unit(np.random.default_rng(3).normal(size=(8, 4)))
+    save_embeddings(tmp_path / "e.npz", np.array([f"id{i}" for i in range(8)]), v, v)
+    out = tmp_path / "n.parquet"
+    config = json.dumps({**schema_defaults("neighbours"), "k": 9})
+    with pytest.raises(InputError, match="neighbours.k: 9 is more than the 8 train rows of"):
+        neighbours.main(["--embeddings", str(tmp_path / "e.npz"), "--config", config,
+                         "--out", str(out)])
+    assert not out.exists()
 
 
 @pytest.mark.parametrize(

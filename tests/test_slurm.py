@@ -236,3 +236,48 @@ def test_missing_slurm_skips_with_the_reason_but_fails_under_ci(monkeypatch):
     monkeypatch.setenv("CI", "true")
     with pytest.raises(pytest.fail.Exception, match="required under CI but no apt-get"):
         _unavailable("no apt-get")
+
+
+def test_every_memory_request_of_the_profile_grows_with_the_attempt():
+    profile = yaml.safe_load((PROFILE / "config.yaml").read_text())
+    requests = [profile["default-resources"]["mem_mb"],
+                *(r["mem_mb"] for r in profile["set-resources"].values() if "mem_mb" in r)]
+    assert requests and all("attempt" in str(mem) for mem in requests), requests
+    assert profile["retries"] >= 1
+
+
+# A first allocation the train job (about 0.5 GB, plus Snakemake's job step) outgrows for
+# seconds, and twice that, which it fits: the profile's `attempt * base` with a small base.
+TRAIN_MEM_BASE_MB = 400
+
+
+def test_a_job_killed_for_memory_is_retried_with_more(slurm_cluster, tmp_path):
+    """The train job exceeds its first allocation, SLURM kills it (OverMemoryKill), and the
+    profile's retry resubmits it with twice the memory, which completes."""
+    model = f"{TINY}/models/raw/tau1.0-m1-seed0"
+    snakemake(tmp_path, "--cores", "2", model, "--omit-from", "train")  # its inputs, locally
+    profile = yaml.safe_load((PROFILE / "config.yaml").read_text())
+    overrides = capped_overrides(profile, int(slurm_cluster["CPUTot"]),
+                                 int(slurm_cluster["RealMemory"]), jobs=1)
+    overrides = [f"train:mem_mb=attempt * {TRAIN_MEM_BASE_MB}" if o.startswith("train:mem_mb=")
+                 else o for o in overrides]
+    cmd = ["timeout", "-s", "KILL", str(RUN_TIMEOUT_S), str(SNAKEMAKE),
+           "--snakefile", str(REPO / "Snakefile"), "--directory", str(tmp_path),
+           "--configfile", str(TINY_CONFIG), "--profile", str(PROFILE), "--jobs", "1",
+           *overrides, "--retries", str(profile["retries"]), "--latency-wait", "5",
+           "--slurm-init-seconds-before-status-checks", "2",
+           "--seconds-between-status-checks", "1", model]
+    env = {**os.environ, "PATH": f"{SNAKEMAKE.parent}{os.pathsep}{os.environ.get('PATH', '')}"}
+    proc = subprocess.run(cmd, cwd=tmp_path, env=env, capture_output=True, text=True)
+    log = proc.stdout + proc.stderr
+    assert proc.returncode == 0, log[-6000:]
+    slurm_ids = re.findall(r"Job \d+ has been submitted with SLURM jobid (\d+)", log)
+    assert len(slurm_ids) == 2, log[-6000:]
+    first, retry = (_scontrol_job(slurm_id) for slurm_id in slurm_ids)
+    assert first["JobState"] in ("OUT_OF_MEMORY", "FAILED", "CANCELLED"), first
+    assert retry["JobState"] == "COMPLETED", retry
+    assert first["MinMemoryNode"] == f"{TRAIN_MEM_BASE_MB}M", first
+    assert retry["MinMemoryNode"] == f"{2 * TRAIN_MEM_BASE_MB}M", retry
+    slurm_log = next((tmp_path / ".snakemake" / "slurm_logs").rglob(f"{slurm_ids[0]}.log"))
+    assert "exceeded memory limit" in slurm_log.read_text().lower(), slurm_log.read_text()
+    assert (tmp_path / model / "model.safetensors").is_file()

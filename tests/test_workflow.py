@@ -65,6 +65,9 @@ def tiny_with(workdir: Path, layer: str) -> tuple[Path, Path]:
     ("sweep: {taus: [0]}", "['sweep']['taus']"),
     ("sweep: {ms: [0]}", "['sweep']['ms']"),
     ("sweep: {seeds: []}", "['sweep']['seeds']"),
+    ("sweep: {taus: []}", "['sweep']['taus']"),
+    ("sweep: {ms: []}", "['sweep']['ms']"),
+    ("sweep: {methods: []}", "['sweep']['methods']"),
     ("sweep: {methods: [isaac, best]}", "['sweep']['methods']"),
     ("neighbours: {k: 0}", "['neighbours']['k']"),
     ("assess: {assessor: kmeans}", "['assess']['assessor']"),
@@ -72,6 +75,7 @@ def tiny_with(workdir: Path, layer: str) -> tuple[Path, Path]:
     ("embed: {encoder: no-such-encoder}", "embed.encoder"),
     ("corpus: {format: jsonl, path: no/such/file.jsonl}", "corpus.path"),
     ("corpus: {name: ..}", "['corpus']['name']"),
+    ("corpus: {name: .}", "['corpus']['name']"),
     ("corpus: {name: .hidden}", "['corpus']['name']"),
     ("pollute: {rate: 1.0}", "['pollute']['rate']"),
 ])

@@ -19,7 +19,6 @@ from __future__ import annotations
 
 import argparse
 import logging
-import zipfile
 from collections.abc import Sequence
 from dataclasses import dataclass
 from pathlib import Path
@@ -31,7 +30,7 @@ from sklearn.feature_extraction.text import TfidfVectorizer
 
 from isaac.cli import optional, run
 from isaac.corpus import train_rows
-from isaac.io import InputError, write_npz
+from isaac.io import InputError, read_npz, unreadable, write_npz
 from isaac.packaged import minilm_path
 from isaac.settings import add_config_argument, parse
 
@@ -182,18 +181,10 @@ def save_embeddings(path, ids, prompts: np.ndarray, responses: np.ndarray) -> No
 
 def load_embeddings(path) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
     """(ids, prompt vectors, response vectors), checked for shape agreement."""
-    path = Path(path)
-    if not path.is_file():
-        raise InputError(f"{path}: file not found")
-    try:
-        with np.load(path, allow_pickle=False) as data:
-            ids, prompts, responses = data["ids"], data["prompts"], data["responses"]
-    except (KeyError, ValueError, zipfile.BadZipFile) as err:
-        raise InputError(
-            f"{path}: not an embeddings file with ids/prompts/responses ({err})"
-        ) from err
+    arrays = read_npz(path, ("ids", "prompts", "responses"))
+    ids, prompts, responses = arrays["ids"], arrays["prompts"], arrays["responses"]
     if not (len(ids) == len(prompts) == len(responses)) or prompts.ndim != 2:
-        raise InputError(f"{path}: ids, prompts and responses disagree in length or shape")
+        raise unreadable(path, "ids, prompts and responses disagree in length or shape")
     return ids.astype(str), prompts, responses
 
 

@@ -17,7 +17,7 @@ import pandas as pd
 
 from isaac.cli import run
 from isaac.embed import load_embeddings
-from isaac.io import write_parquet
+from isaac.io import InputError, write_parquet
 from isaac.settings import add_config_argument, parse
 
 log = logging.getLogger("isaac.neighbours")
@@ -90,6 +90,9 @@ def main(argv: Sequence[str] | None = None) -> None:
     args = parser.parse_args(argv)
     config = parse(NeighboursConfig, args.config)
     ids, prompts, _ = load_embeddings(args.embeddings)
+    if config.k > len(ids):
+        raise InputError(f"neighbours.k: {config.k} is more than the {len(ids)} train rows of "
+                         f"{args.embeddings}; a pool cannot hold more prompts than the split")
     indices, sims = top_k_neighbours(prompts, config.k)
     write_parquet(neighbours_table(ids, indices, sims), args.out)
     log.info("wrote %s: %d queries x %d neighbours", args.out, *indices.shape)
