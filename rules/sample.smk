@@ -24,10 +24,38 @@ rule encoder_model2vec:
         " --config {params.config:q} --out {output:q} > {log:q} 2>&1"
 
 
-rule embed:
+# Unsharded (embed.shards 1, or tfidf): embed encodes every text. Sharded: one embed_shard job
+# per shard, and embed gathers their files into the same bytes.
+rule embed_shard:
     input:
         corpus=res("corpus.parquet"),
         model=encoder_folder(),
+    output:
+        shard=temp(embed_shard_file("{shard}")),
+    log:
+        logs("embed", f"{encoder_name()}-{{shard}}-of-{embed_shards()}.log"),
+    benchmark:
+        bench("embed", f"{encoder_name()}-{{shard}}-of-{embed_shards()}.tsv")
+    conda:
+        "../envs/sample.yaml"
+    threads: 4
+    resources:
+        mem_mb=grow_with_attempt(6000),
+        runtime=60,
+    params:
+        config=config_json(embed_slice()),
+        model=optional_input("model"),
+        shards=embed_shards(),
+    shell:
+        f"{ISAAC}.embed"
+        " --corpus {input.corpus:q} --model={params.model:q} --config {params.config:q}"
+        " --threads {threads} --shard {wildcards.shard:q} --shards {params.shards:q}"
+        " --out {output.shard:q} > {log:q} 2>&1"
+
+
+rule embed:
+    input:
+        unpack(embed_inputs),
     output:
         embeddings=ensure(embeddings_file(), non_empty=True),
     log:
@@ -43,10 +71,12 @@ rule embed:
     params:
         config=config_json(embed_slice()),
         model=optional_input("model"),
+        shards=lambda wildcards, input: input.get("shards", []),
     shell:
         f"{ISAAC}.embed"
         " --corpus {input.corpus:q} --model={params.model:q} --config {params.config:q}"
-        " --threads {threads} --out {output.embeddings:q} > {log:q} 2>&1"
+        " --threads {threads} --gather {params.shards:q}"
+        " --out {output.embeddings:q} > {log:q} 2>&1"
 
 
 rule neighbours:
