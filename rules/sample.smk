@@ -64,7 +64,7 @@ rule embed:
         bench("embed", f"{encoder_name()}.tsv")
     conda:
         "../envs/sample.yaml"
-    threads: 4
+    threads: 1 if embed_shards() > 1 else 4  # gathering needs one
     resources:
         mem_mb=grow_with_attempt(6000),
         runtime=60,
