@@ -31,7 +31,7 @@ TOKENIZERS = ("treebank", "regexp")
 REGEXP_PATTERN = r"\w+(?:['\-]\w+)*|[^\w\s]+"
 # Fewer distinct texts than this per worker process are tokenised in this process: starting
 # a worker and shipping its tokens back would cost more than it saves.
-MIN_TEXTS_PER_PROCESS = 20_000
+MIN_TEXTS_PER_PROCESS = 5_000
 # Chunks per worker process, so a worker with short texts does not wait for one with long ones.
 CHUNKS_PER_PROCESS = 4
 
