@@ -87,6 +87,18 @@ def test_bad_settings_are_refused_before_any_job_with_the_key(tmp_path, layer, k
     assert not (tmp_path / "results").exists()
 
 
+def test_embed_shards_are_separate_jobs_gathered_into_the_embeddings_file(tmp_path):
+    layers = tiny_with(tmp_path, "embed: {encoder: minilm, shards: 3}")
+    proc = snakemake(tmp_path, "--dry-run", "--printshellcmds", configfiles=layers)
+    assert planned_jobs(proc.stdout)["embed_shard"] == 3
+    shards = [f"{TINY}/embeddings/shards/minilm-{i}-of-3.npz" for i in range(3)]
+    assert f"--gather {' '.join(shards)} --out {TINY}/embeddings/minilm.npz" in proc.stdout
+    # tfidf is fitted on the whole corpus: one job, whatever embed.shards says
+    layers = tiny_with(tmp_path, "embed: {encoder: tfidf, shards: 3}")
+    jobs = planned_jobs(snakemake(tmp_path, "--dry-run", configfiles=layers).stdout)
+    assert jobs["embed"] == 1 and "embed_shard" not in jobs, jobs
+
+
 def test_tempering_trains_every_stage_on_its_own_draw_of_targets(tmp_path):
     layers = tiny_with(tmp_path, "train: {stages: 3}\nsweep: {methods: [raw, isaac]}\n"
                                  "summary: {baselines: [raw]}")
