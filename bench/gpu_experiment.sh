@@ -1,6 +1,7 @@
 #!/usr/bin/env bash
 # SmolLM2-135M-Instruct (LoRA) on DiaSafety on one GPU: raw, sft, isaac and max, 3 seeds
-# (config/diasafety.yaml + config/diasafety-smollm2.yaml), then its table and figures.
+# (config/diasafety.yaml + config/diasafety-minilm.yaml + config/diasafety-smollm2.yaml), then
+# its table and figures.
 #
 #   bash bench/gpu_experiment.sh [extra snakemake arguments]
 #
@@ -24,7 +25,8 @@ start=$(date +%s)
     results/diasafety/runs.csv results/diasafety/figures/safety_vs_distinct2.png \
     results/diasafety/figures/oracle_vs_model_safety.png \
     --cores all --resources gpu="$gpu_jobs" --set-threads train=2 \
-    --configfile config/diasafety.yaml config/diasafety-smollm2.yaml "$@"
+    --configfile config/diasafety.yaml config/diasafety-minilm.yaml config/diasafety-smollm2.yaml \
+    "$@"
 wall=$(($(date +%s) - start))
 
 mkdir -p "$results_dir"

@@ -13,8 +13,8 @@ cd "$(dirname "$0")/.."
 corpus=${1:?usage: bash bench/pollution.sh demo|diasafety [rate ...]}
 shift
 case "$corpus" in
-    demo) base=config/config.yaml ;;
-    diasafety) base=config/diasafety.yaml ;;
+    demo) base=(config/config.yaml) ;;
+    diasafety) base=(config/diasafety.yaml config/diasafety-minilm.yaml) ;;
     *) echo "bench/pollution.sh: unknown corpus '$corpus' (demo or diasafety)" >&2; exit 2 ;;
 esac
 rates=("$@")
@@ -30,7 +30,7 @@ for rate in "${rates[@]}"; do
     printf 'corpus:\n  name: "%s"\npollute:\n  rate: %s\n  seed: 0\n' "$name" "$rate" \
         > "$layers/$rate.yaml"
     "$python" -m snakemake "results/$name/runs.csv" "results/$name/summary.md" \
-        --cores "${CORES:-2}" --configfile "$base" config/pollution.yaml "$layers/$rate.yaml"
+        --cores "${CORES:-2}" --configfile "${base[@]}" config/pollution.yaml "$layers/$rate.yaml"
     cp "results/$name/summary.md" "$out/summary-$rate.md"
 done
 

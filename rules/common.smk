@@ -39,6 +39,7 @@ wildcard_constraints:
     **WILDCARD_PATTERNS,
     n=r"[0-9]+",
     stage=r"[0-9]+",
+    shard=r"[0-9]+",
     features=r"tfidf-lr|minilm-lr",
 
 

@@ -37,7 +37,7 @@ rule tokenize:
         bench("tokenize.tsv")
     conda:
         "../envs/corpus.yaml"
-    threads: 1
+    threads: 4
     resources:
         mem_mb=grow_with_attempt(4000),
         runtime=30,
@@ -45,7 +45,7 @@ rule tokenize:
         config=section_json("tokenize"),
     shell:
         f"{ISAAC}.tokenize"
-        " --corpus {input.corpus:q} --config {params.config:q}"
+        " --corpus {input.corpus:q} --config {params.config:q} --threads {threads}"
         " --out {output.tokens:q} > {log:q} 2>&1"
 
 

@@ -24,16 +24,18 @@ rule encoder_model2vec:
         " --config {params.config:q} --out {output:q} > {log:q} 2>&1"
 
 
-rule embed:
+# Unsharded (embed.shards 1, or tfidf): embed encodes every text. Sharded: one embed_shard job
+# per shard, and embed gathers their files into the same bytes.
+rule embed_shard:
     input:
         corpus=res("corpus.parquet"),
         model=encoder_folder(),
     output:
-        embeddings=ensure(embeddings_file(), non_empty=True),
+        shard=temp(embed_shard_file("{shard}")),
     log:
-        logs("embed", f"{encoder_name()}.log"),
+        logs("embed", f"{encoder_name()}-{{shard}}-of-{embed_shards()}.log"),
     benchmark:
-        bench("embed", f"{encoder_name()}.tsv")
+        bench("embed", f"{encoder_name()}-{{shard}}-of-{embed_shards()}.tsv")
     conda:
         "../envs/sample.yaml"
     threads: 4
@@ -43,10 +45,38 @@ rule embed:
     params:
         config=config_json(embed_slice()),
         model=optional_input("model"),
+        shards=embed_shards(),
     shell:
         f"{ISAAC}.embed"
         " --corpus {input.corpus:q} --model={params.model:q} --config {params.config:q}"
-        " --threads {threads} --out {output.embeddings:q} > {log:q} 2>&1"
+        " --threads {threads} --shard {wildcards.shard:q} --shards {params.shards:q}"
+        " --out {output.shard:q} > {log:q} 2>&1"
+
+
+rule embed:
+    input:
+        unpack(embed_inputs),
+    output:
+        embeddings=ensure(embeddings_file(), non_empty=True),
+    log:
+        logs("embed", f"{encoder_name()}.log"),
+    benchmark:
+        bench("embed", f"{encoder_name()}.tsv")
+    conda:
+        "../envs/sample.yaml"
+    threads: 1 if embed_shards() > 1 else 4  # gathering needs one
+    resources:
+        mem_mb=grow_with_attempt(6000),
+        runtime=60,
+    params:
+        config=config_json(embed_slice()),
+        model=optional_input("model"),
+        shards=lambda wildcards, input: input.get("shards", []),
+    shell:
+        f"{ISAAC}.embed"
+        " --corpus {input.corpus:q} --model={params.model:q} --config {params.config:q}"
+        " --threads {threads} --gather {params.shards:q}"
+        " --out {output.embeddings:q} > {log:q} 2>&1"
 
 
 rule neighbours:

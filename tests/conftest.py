@@ -20,6 +20,10 @@ SHARED = REPO.parent / "shared"
 DIASAFETY = SHARED / "data" / "diasafety"
 TINY_CONFIG = REPO / "tests" / "config" / "tiny.yaml"
 SNAKEMAKE = Path(sys.executable).with_name("snakemake")
+# Local runs need no SLURM: without a configuration, scontrol fails at once instead of waiting
+# about 9 s for a controller that does not answer (the SLURM executor plugin calls it at every
+# Snakemake start; docs/cluster.md).
+LOCAL_RUN_ENV = {"SLURM_CONF": os.devnull}
 
 
 def _defaults(schema: dict):
@@ -67,7 +71,8 @@ def snakemake(
         "--configfile", *map(str, configfiles),
         *args,
     ]
-    env = {**os.environ, "PATH": f"{SNAKEMAKE.parent}{os.pathsep}{os.environ.get('PATH', '')}"}
+    env = {**os.environ, "PATH": f"{SNAKEMAKE.parent}{os.pathsep}{os.environ.get('PATH', '')}",
+           **LOCAL_RUN_ENV}
     proc = subprocess.run(cmd, cwd=workdir, env=env, capture_output=True, text=True)
     if check and proc.returncode != 0:
         raise AssertionError(

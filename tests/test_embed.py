@@ -81,6 +81,46 @@ def test_minilm_is_found_in_site_packages_and_loads_offline():
     assert p[0] @ p[1] > p[0] @ p[2]  # baking questions are closer to each other
 
 
+def test_batch_plan_puts_longest_texts_first_and_shards_take_every_nth_batch():
+    texts = ["a", "ccc", "bb", "dddd", "", "ee"]
+    batches = embed.encoding_batches(texts, batch_size=2)
+    assert [b.tolist() for b in batches] == [[3, 1], [2, 5], [0, 4]]  # ties in text order
+    assert [b.tolist() for b in embed.shard_batches(texts, 2, 1, 2)] == [[2, 5]]
+    assert [b.tolist() for b in embed.shard_batches(texts, 2, 0, 2)] == [[3, 1], [0, 4]]
+    with pytest.raises(InputError, match="--shard 2 is not one of the 2 shards"):
+        embed.shard_batches(texts, 2, 2, 2)
+
+
+def embed_cli(path, out, *extra, config=None):
+    embed.main(["--corpus", str(path), "--config", config or embed_config(batch_size=4),
+                "--threads", "2", *extra, "--out", str(out)])
+
+
+def test_three_gathered_shards_equal_the_unsharded_file_byte_for_byte(tmp_path):
+    path = corpus(tmp_path, empty=True)
+    embed_cli(path, tmp_path / "whole.npz")
+    shards = [tmp_path / "shards" / f"{i}.npz" for i in range(3)]
+    for i, shard in enumerate(shards):
+        embed_cli(path, shard, "--shard", str(i), "--shards", "3")
+    index = np.concatenate([embed.load_shard(shard)[0] for shard in shards])
+    assert sorted(index.tolist()) == list(range(len(index)))  # every distinct text once
+    embed_cli(path, tmp_path / "gathered.npz", "--gather", *map(str, shards))
+    assert (tmp_path / "gathered.npz").read_bytes() == (tmp_path / "whole.npz").read_bytes()
+    # shards in the wrong order (or stale) are refused, naming the file, and nothing is written
+    with pytest.raises(InputError, match=f"{shards[1]}: not shard 0 of 3"):
+        embed_cli(path, tmp_path / "bad.npz", "--gather", *map(str, [shards[1], shards[0],
+                                                                     shards[2]]))
+    assert not (tmp_path / "bad.npz").exists()
+
+
+def test_tfidf_cannot_be_sharded(tmp_path):
+    path = corpus(tmp_path)
+    with pytest.raises(InputError, match="tfidf is fitted on the whole corpus"):
+        embed_cli(path, tmp_path / "s.npz", "--shard", "0", "--shards", "2",
+                  config=embed_config(encoder="tfidf"))
+    assert not (tmp_path / "s.npz").exists()
+
+
 def test_missing_model_folder_is_an_input_error(tmp_path):
     with pytest.raises(InputError, match="encoder folder not found"):
         embed.load_encoder(str(tmp_path / "nope"))

@@ -12,6 +12,7 @@ from conftest import schema_defaults
 from isaac import neighbours
 from isaac.cli import run
 from isaac.embed import save_embeddings
+from isaac.io import InputError
 
 
 def unit(x):
@@ -151,6 +152,17 @@ def test_cli_hnsw_writes_the_exact_table_format_deterministically(tmp_path):
     assert hnsw.dtypes.tolist() == exact.dtypes.tolist()
     assert hnsw["id"].tolist() == exact["id"].tolist()
     assert [len(x) for x in hnsw["neighbour_ids"]] == [10] * 300
+
+
+def test_cli_refuses_k_larger_than_the_train_split(tmp_path):
+    v = unit(np.random.default_rng(3).normal(size=(8, 4)))
+    save_embeddings(tmp_path / "e.npz", np.array([f"id{i}" for i in range(8)]), v, v)
+    out = tmp_path / "n.parquet"
+    config = json.dumps({**schema_defaults("neighbours"), "k": 9})
+    with pytest.raises(InputError, match="neighbours.k: 9 is more than the 8 train rows of"):
+        neighbours.main(["--embeddings", str(tmp_path / "e.npz"), "--config", config,
+                         "--out", str(out)])
+    assert not out.exists()
 
 
 @pytest.mark.parametrize(

@@ -40,6 +40,10 @@ TARGETS = [
 # Outputs that must not depend on where a job ran: byte-identical to a local run.
 DETERMINISTIC = ("corpus.parquet", "neighbours", "groups", "targets")
 
+# The embedding split into two shard jobs on the cluster, against the unsharded local file.
+EMBEDDINGS = f"{TINY}/embeddings/minilm.npz"
+MINILM = "embed:\n  encoder: minilm\n"
+
 START_TIMEOUT_S = 420  # apt-get update + install on a slow mirror included
 RUN_TIMEOUT_S = 480
 
@@ -128,13 +132,14 @@ def test_capped_overrides_keep_the_gpu_request_and_cap_memory():
     assert args[args.index("--set-threads") + 1] == "train=2"
 
 
-def _run_via_slurm(workdir: Path, node: dict[str, str], jobs: int) -> subprocess.CompletedProcess:
+def _run_via_slurm(workdir: Path, node: dict[str, str], jobs: int, targets=TARGETS,
+                   configfiles=(TINY_CONFIG,)) -> subprocess.CompletedProcess:
     profile = yaml.safe_load((PROFILE / "config.yaml").read_text())
     cpus, mem_mb = int(node["CPUTot"]), int(node["RealMemory"])
     cmd = [
         "timeout", "-s", "KILL", str(RUN_TIMEOUT_S),
         str(SNAKEMAKE), "--snakefile", str(REPO / "Snakefile"), "--directory", str(workdir),
-        "--configfile", str(TINY_CONFIG),
+        "--configfile", *map(str, configfiles),
         "--profile", str(PROFILE),
         "--jobs", str(jobs),
         *capped_overrides(profile, cpus, mem_mb, jobs),
@@ -143,7 +148,7 @@ def _run_via_slurm(workdir: Path, node: dict[str, str], jobs: int) -> subprocess
         "--slurm-keep-successful-logs",
         "--slurm-init-seconds-before-status-checks", "2",
         "--seconds-between-status-checks", "1",
-        *TARGETS,
+        *targets,
     ]
     # Jobs run `python -m snakemake` and `python -m isaac` from PATH: this venv's (sbatch
     # exports the submitting environment).
@@ -158,6 +163,14 @@ def _scontrol_job(job_id: str) -> dict[str, str]:
     return dict(re.findall(r"(\w+)=(\S*)", out.stdout))
 
 
+def _failure(proc: subprocess.CompletedProcess, cluster: Path, log: str) -> None:
+    if proc.returncode != 0:
+        slurm_logs = sorted((cluster / ".snakemake" / "slurm_logs").rglob("*.log"))
+        tails = "\n".join(f"--- {p}\n{p.read_text()[-1500:]}" for p in slurm_logs[-3:])
+        pytest.fail(f"snakemake via SLURM exited {proc.returncode} (137 = killed after "
+                    f"{RUN_TIMEOUT_S}s)\n{log[-6000:]}\n{tails}")
+
+
 @pytest.fixture(scope="module")
 def slurm_run(slurm_cluster, tmp_path_factory):
     """The targets built twice: locally (--cores 2) and through SLURM with profiles/slurm."""
@@ -166,11 +179,22 @@ def slurm_run(slurm_cluster, tmp_path_factory):
     cluster = tmp_path_factory.mktemp("cluster")
     proc = _run_via_slurm(cluster, slurm_cluster, jobs=2)
     log = proc.stdout + proc.stderr
-    if proc.returncode != 0:
-        slurm_logs = sorted((cluster / ".snakemake" / "slurm_logs").rglob("*.log"))
-        tails = "\n".join(f"--- {p}\n{p.read_text()[-1500:]}" for p in slurm_logs[-3:])
-        pytest.fail(f"snakemake via SLURM exited {proc.returncode} (137 = killed after "
-                    f"{RUN_TIMEOUT_S}s)\n{log[-6000:]}\n{tails}")
+    _failure(proc, cluster, log)
+    return local, cluster, log
+
+
+@pytest.fixture(scope="module")
+def sharded_embedding(slurm_cluster, tmp_path_factory):
+    """MiniLM embeddings built locally in one job and through SLURM in two shard jobs."""
+    local = tmp_path_factory.mktemp("local-embed")
+    (local / "minilm.yaml").write_text(MINILM)
+    snakemake(local, "--cores", "2", EMBEDDINGS, configfiles=(TINY_CONFIG, local / "minilm.yaml"))
+    cluster = tmp_path_factory.mktemp("cluster-embed")
+    (cluster / "shards.yaml").write_text(MINILM + "  shards: 2\n")
+    proc = _run_via_slurm(cluster, slurm_cluster, jobs=2, targets=[EMBEDDINGS],
+                          configfiles=(TINY_CONFIG, cluster / "shards.yaml"))
+    log = proc.stdout + proc.stderr
+    _failure(proc, cluster, log)
     return local, cluster, log
 
 
@@ -229,6 +253,17 @@ def test_cluster_outputs_equal_a_local_run_byte_for_byte(slurm_run):
     assert generations.stat().st_size > 0
 
 
+def test_two_embedding_shards_on_the_cluster_gather_into_the_unsharded_bytes(sharded_embedding):
+    local, cluster, log = sharded_embedding
+    finished = re.findall(r"Finished jobid: (\d+) \(Rule: (\w+)\)", log)
+    submitted = dict(re.findall(r"Job (\d+) has been submitted with SLURM jobid (\d+)", log))
+    shard_jobs = [jobid for jobid, rule in finished if rule == "embed_shard"]
+    assert len(shard_jobs) == 2 and all(jobid in submitted for jobid in shard_jobs), log[-3000:]
+    gathered = (cluster / EMBEDDINGS).read_bytes()
+    assert len(gathered) > 100_000  # 278 rows x 2 x 384 float32
+    assert gathered == (local / EMBEDDINGS).read_bytes()
+
+
 def test_missing_slurm_skips_with_the_reason_but_fails_under_ci(monkeypatch):
     monkeypatch.setenv("CI", "false")
     with pytest.raises(pytest.skip.Exception, match="no apt-get"):
@@ -236,3 +271,48 @@ def test_missing_slurm_skips_with_the_reason_but_fails_under_ci(monkeypatch):
     monkeypatch.setenv("CI", "true")
     with pytest.raises(pytest.fail.Exception, match="required under CI but no apt-get"):
         _unavailable("no apt-get")
+
+
+def test_every_memory_request_of_the_profile_grows_with_the_attempt():
+    profile = yaml.safe_load((PROFILE / "config.yaml").read_text())
+    requests = [profile["default-resources"]["mem_mb"],
+                *(r["mem_mb"] for r in profile["set-resources"].values() if "mem_mb" in r)]
+    assert requests and all("attempt" in str(mem) for mem in requests), requests
+    assert profile["retries"] >= 1
+
+
+# A first allocation the train job (about 0.5 GB, plus Snakemake's job step) outgrows for
+# seconds, and twice that, which it fits: the profile's `attempt * base` with a small base.
+TRAIN_MEM_BASE_MB = 400
+
+
+def test_a_job_killed_for_memory_is_retried_with_more(slurm_cluster, tmp_path):
+    """The train job exceeds its first allocation, SLURM kills it (OverMemoryKill), and the
+    profile's retry resubmits it with twice the memory, which completes."""
+    model = f"{TINY}/models/raw/tau1.0-m1-seed0"
+    snakemake(tmp_path, "--cores", "2", model, "--omit-from", "train")  # its inputs, locally
+    profile = yaml.safe_load((PROFILE / "config.yaml").read_text())
+    overrides = capped_overrides(profile, int(slurm_cluster["CPUTot"]),
+                                 int(slurm_cluster["RealMemory"]), jobs=1)
+    overrides = [f"train:mem_mb=attempt * {TRAIN_MEM_BASE_MB}" if o.startswith("train:mem_mb=")
+                 else o for o in overrides]
+    cmd = ["timeout", "-s", "KILL", str(RUN_TIMEOUT_S), str(SNAKEMAKE),
+           "--snakefile", str(REPO / "Snakefile"), "--directory", str(tmp_path),
+           "--configfile", str(TINY_CONFIG), "--profile", str(PROFILE), "--jobs", "1",
+           *overrides, "--retries", str(profile["retries"]), "--latency-wait", "5",
+           "--slurm-init-seconds-before-status-checks", "2",
+           "--seconds-between-status-checks", "1", model]
+    env = {**os.environ, "PATH": f"{SNAKEMAKE.parent}{os.pathsep}{os.environ.get('PATH', '')}"}
+    proc = subprocess.run(cmd, cwd=tmp_path, env=env, capture_output=True, text=True)
+    log = proc.stdout + proc.stderr
+    assert proc.returncode == 0, log[-6000:]
+    slurm_ids = re.findall(r"Job \d+ has been submitted with SLURM jobid (\d+)", log)
+    assert len(slurm_ids) == 2, log[-6000:]
+    first, retry = (_scontrol_job(slurm_id) for slurm_id in slurm_ids)
+    assert first["JobState"] in ("OUT_OF_MEMORY", "FAILED", "CANCELLED"), first
+    assert retry["JobState"] == "COMPLETED", retry
+    assert first["MinMemoryNode"] == f"{TRAIN_MEM_BASE_MB}M", first
+    assert retry["MinMemoryNode"] == f"{2 * TRAIN_MEM_BASE_MB}M", retry
+    slurm_log = next((tmp_path / ".snakemake" / "slurm_logs").rglob(f"{slurm_ids[0]}.log"))
+    assert "exceeded memory limit" in slurm_log.read_text().lower(), slurm_log.read_text()
+    assert (tmp_path / model / "model.safetensors").is_file()

@@ -178,6 +178,7 @@ def test_every_job_rule_logs_benchmarks_and_runs_the_module_of_its_name():
         "summary": "report",
         "report_figures": "report",
         "train_stage": "train",
+        "embed_shard": "embed",
     }
     job_rules = 0
     for name, block in rule_blocks():

@@ -13,7 +13,14 @@ from conftest import schema_defaults, settings
 
 from isaac.io import InputError
 from isaac.settings import to_json
-from isaac.tokenize import TokenizeConfig, flatten, main, make_tokenizer, tokenize_corpus
+from isaac.tokenize import (
+    TokenizeConfig,
+    flatten,
+    main,
+    make_tokenizer,
+    tokenize_corpus,
+    tokenize_distinct,
+)
 
 
 def config(**overrides) -> TokenizeConfig:
@@ -61,6 +68,24 @@ def test_tokenize_corpus_keeps_every_split_and_id(tmp_path):
           "--config", to_json(config(lowercase=False))])
     back = pd.read_parquet(tmp_path / "t.parquet")
     assert [list(x) for x in back["prompt_tokens"]] == [["Hi", "there"], ["Why", "?"], ["x"]]
+
+
+def test_worker_processes_give_the_output_of_one_process(tmp_path, monkeypatch):
+    words = ["I", "can't", "go", "--", "it's", "fine!", "(ok)", "\"quoted\"", "U.S.", "e-mail"]
+    rng = np.random.default_rng(0)
+    texts = [" ".join(rng.choice(words, size=rng.integers(0, 12))) for _ in range(500)]
+    one = tokenize_distinct(texts, config(), processes=1)
+    assert tokenize_distinct(texts, config(), processes=3, min_texts_per_process=10) == one
+    assert sum(map(len, one)) > 1000
+    # the CLI with --threads: the same table, byte for byte
+    corpus = pd.DataFrame({"id": [str(i) for i in range(250)], "split": "train",
+                           "prompt": texts[:250], "response": texts[250:]})
+    corpus.to_parquet(tmp_path / "corpus.parquet")
+    monkeypatch.setattr("isaac.tokenize.MIN_TEXTS_PER_PROCESS", 10)
+    for threads in ("1", "2"):
+        main(["--corpus", str(tmp_path / "corpus.parquet"), "--config", to_json(config()),
+              "--threads", threads, "--out", str(tmp_path / f"t{threads}.parquet")])
+    assert (tmp_path / "t1.parquet").read_bytes() == (tmp_path / "t2.parquet").read_bytes()
 
 
 def test_missing_corpus_is_an_input_error(tmp_path):

@@ -3,6 +3,11 @@
 from __future__ import annotations
 
 import json
+import os
+import signal
+import subprocess
+import sys
+import time
 from dataclasses import replace
 
 import numpy as np
@@ -16,7 +21,8 @@ from isaac.io import InputError
 from isaac.lm import IGNORE, build_examples, collate, prompt_ids, token_nll
 from isaac.models import GeneratorConfig, build_generator, load_generator
 from isaac.settings import from_dict
-from isaac.train import LOG_FILE, TrainConfig, bucket_order, main, train
+from isaac.train import (LOG_FILE, TERMINATED_EXIT, Terminated, TrainConfig, bucket_order, main,
+                         train)
 
 from conftest import schema_defaults, settings
 
@@ -275,6 +281,62 @@ def test_interrupted_run_resumes_to_identical_weights(tmp_path, tok_dir):
         assert torch.equal(v, ref[k]), k
 
 
+def test_sigterm_saves_a_checkpoint_at_the_current_step_and_resumes_from_it(tmp_path, tok_dir):
+    """SLURM sends SIGTERM at a job's time limit: the step in progress finishes, a checkpoint
+    is saved at it (not at the last checkpoint_every multiple) and training stops."""
+    cfg = train_config(max_steps=7, batch_size=8, learning_rate=5e-3, checkpoint_every=4)
+    gen, ex = _fresh(tok_dir)
+    full = train(gen, ex, cfg, 0, tmp_path / "a", "fp")
+    ref = {k: v.clone() for k, v in gen.model.state_dict().items()}
+
+    def sigterm_at_3(step):
+        if step == 3:
+            os.kill(os.getpid(), signal.SIGTERM)
+
+    gen, ex = _fresh(tok_dir)
+    before = signal.getsignal(signal.SIGTERM)
+    with pytest.raises(Terminated) as stop:
+        train(gen, ex, cfg, 0, tmp_path / "b", "fp", on_step=sigterm_at_3)
+    assert stop.value.step == 3
+    assert [p.name for p in (tmp_path / "b").glob("step-*")] == ["step-00000003"]
+    assert signal.getsignal(signal.SIGTERM) == before  # the handler is the caller's again
+
+    gen, ex = _fresh(tok_dir)
+    seen = []
+    assert train(gen, ex, cfg, 0, tmp_path / "b", "fp", on_step=seen.append) == full
+    assert seen == [4, 5, 6, 7]
+    for k, v in gen.model.state_dict().items():
+        assert torch.equal(v, ref[k]), k
+
+
+def test_cli_on_sigterm_saves_a_checkpoint_and_exits_non_zero(tmp_path, tok_dir):
+    """The train command as a SLURM job runs it: SIGTERM mid-run leaves a checkpoint newer
+    than the last periodic one, no model, and exit status 143."""
+    out, ck = tmp_path / "models" / "run", tmp_path / "checkpoints" / "run"
+    config = _job(max_steps=10**6, batch_size=8, checkpoint_every=1000)
+    cmd = [sys.executable, "-m", "isaac.train", "--targets", str(_targets(tmp_path)),
+           "--tokenizer", str(tok_dir), "--seed", "0", "--config", json.dumps(config),
+           "--checkpoints", str(ck), "--out", str(out)]
+    env = {**os.environ, "PYTHONPATH": os.pathsep.join(sys.path)}
+    log = tmp_path / "train.log"
+    with log.open("w") as sink:
+        proc = subprocess.Popen(cmd, env=env, stdout=sink, stderr=subprocess.STDOUT)
+    try:
+        while proc.poll() is None and not list(ck.glob("step-*")):
+            time.sleep(0.05)  # wait for the first periodic checkpoint (step 1000)
+        proc.send_signal(signal.SIGTERM)
+        proc.wait(timeout=300)
+    finally:
+        proc.kill()
+    output = log.read_text()
+    assert proc.returncode == TERMINATED_EXIT, output
+    (ckpt,) = ck.glob("step-*")
+    step = json.loads((ckpt / "meta.json").read_text())["step"]
+    assert step > 1000 and step % 1000 != 0, output  # saved where SIGTERM arrived
+    assert f"stopped by SIGTERM at step {step}" in output
+    assert not out.exists()
+
+
 def test_checkpoint_from_other_settings_is_ignored(tmp_path, tok_dir):
     cfg = train_config(max_steps=4, batch_size=8, checkpoint_every=2)
     gen, ex = _fresh(tok_dir)
@@ -322,6 +384,36 @@ def test_cli_writes_model_and_log_and_drops_checkpoints(tmp_path, tok_dir):
     assert [r["step"] for r in log] == [1, 2, 3] and set(log[0]) == {"step", "epoch", "loss", "lr"}
     assert not ck.exists()
     assert not any(p.suffix == ".pkl" for p in out.iterdir())
+
+
+@pytest.fixture
+def small_disk(tmp_path):
+    """A 64 KiB tmpfs: room for a tokenizer, not for the model's weights (needs root)."""
+    mount = tmp_path / "small_disk"
+    mount.mkdir()
+    proc = subprocess.run(["mount", "-t", "tmpfs", "-o", "size=64k", "tmpfs", str(mount)],
+                          capture_output=True, text=True)
+    if proc.returncode != 0:
+        pytest.skip(f"cannot mount a tmpfs here ({proc.stderr.strip()}); tests/test_io.py "
+                    "covers a full disk with RLIMIT_FSIZE and a patched write")
+    try:
+        yield mount
+    finally:
+        subprocess.run(["umount", str(mount)], check=True)
+
+
+def test_cli_on_a_full_disk_says_so_and_leaves_no_model_folder(tmp_path, tok_dir, small_disk,
+                                                               capsys):
+    out, ck = small_disk / "models" / "run", tmp_path / "checkpoints" / "run"
+    with pytest.raises(SystemExit) as exit_:
+        run(main, ["--targets", str(_targets(tmp_path)), "--tokenizer", str(tok_dir),
+                   "--seed", "0", "--config", json.dumps(_job(max_steps=2, batch_size=8)),
+                   "--checkpoints", str(ck), "--out", str(out)])
+    assert exit_.value.code == 1
+    assert f"error: {out}: no space left while writing it" in capsys.readouterr().err
+    assert list((small_disk / "models").iterdir()) == []  # no half-written model folder
+    assert list(ck.glob("step-*")) == []  # and training is not lost: its log is still there
+    assert (ck / LOG_FILE).is_file()
 
 
 def test_a_stage_starts_from_the_previous_stage_model(tmp_path, tok_dir):

@@ -65,6 +65,9 @@ def tiny_with(workdir: Path, layer: str) -> tuple[Path, Path]:
     ("sweep: {taus: [0]}", "['sweep']['taus']"),
     ("sweep: {ms: [0]}", "['sweep']['ms']"),
     ("sweep: {seeds: []}", "['sweep']['seeds']"),
+    ("sweep: {taus: []}", "['sweep']['taus']"),
+    ("sweep: {ms: []}", "['sweep']['ms']"),
+    ("sweep: {methods: []}", "['sweep']['methods']"),
     ("sweep: {methods: [isaac, best]}", "['sweep']['methods']"),
     ("neighbours: {k: 0}", "['neighbours']['k']"),
     ("neighbours: {index: annoy}", "['neighbours']['index']"),
@@ -73,6 +76,7 @@ def tiny_with(workdir: Path, layer: str) -> tuple[Path, Path]:
     ("embed: {encoder: no-such-encoder}", "embed.encoder"),
     ("corpus: {format: jsonl, path: no/such/file.jsonl}", "corpus.path"),
     ("corpus: {name: ..}", "['corpus']['name']"),
+    ("corpus: {name: .}", "['corpus']['name']"),
     ("corpus: {name: .hidden}", "['corpus']['name']"),
     ("pollute: {rate: 1.0}", "['pollute']['rate']"),
 ])
@@ -82,6 +86,18 @@ def test_bad_settings_are_refused_before_any_job_with_the_key(tmp_path, layer, k
     assert proc.returncode != 0, output
     assert key in output, output
     assert not (tmp_path / "results").exists()
+
+
+def test_embed_shards_are_separate_jobs_gathered_into_the_embeddings_file(tmp_path):
+    layers = tiny_with(tmp_path, "embed: {encoder: minilm, shards: 3}")
+    proc = snakemake(tmp_path, "--dry-run", "--printshellcmds", configfiles=layers)
+    assert planned_jobs(proc.stdout)["embed_shard"] == 3
+    shards = [f"{TINY}/embeddings/shards/minilm-{i}-of-3.npz" for i in range(3)]
+    assert f"--gather {' '.join(shards)} --out {TINY}/embeddings/minilm.npz" in proc.stdout
+    # tfidf is fitted on the whole corpus: one job, whatever embed.shards says
+    layers = tiny_with(tmp_path, "embed: {encoder: tfidf, shards: 3}")
+    jobs = planned_jobs(snakemake(tmp_path, "--dry-run", configfiles=layers).stdout)
+    assert jobs["embed"] == 1 and "embed_shard" not in jobs, jobs
 
 
 def test_tempering_trains_every_stage_on_its_own_draw_of_targets(tmp_path):

@@ -32,6 +32,27 @@ def embeddings_file():
     return res("embeddings", f"{encoder_name()}.npz")
 
 
+def embed_shards():
+    """embed.shards, or 1 for tfidf (fitted on the whole corpus at once)."""
+    return 1 if config["embed"]["encoder"] == "tfidf" else config["embed"]["shards"]
+
+
+def embed_shard_file(shard):
+    """One shard of the embedding (temporary: the gathered file is what stays)."""
+    name = f"{encoder_name()}-{shard}-of-{embed_shards()}.npz"
+    return res("embeddings", "shards", name)
+
+
+def embed_inputs(wildcards):
+    """The corpus, and the model folder (unsharded) or every shard file in shard order."""
+    inputs = {"corpus": res("corpus.parquet")}
+    if embed_shards() > 1:
+        inputs["shards"] = [embed_shard_file(i) for i in range(embed_shards())]
+    else:
+        inputs["model"] = encoder_folder()
+    return inputs
+
+
 def neighbours_name():
     """{encoder}-k{k}, with -hnsw appended for the approximate index."""
     neighbours = config["neighbours"]

@@ -1,4 +1,5 @@
-"""Shared entry-point wrapper: user errors become one clear line and exit status 2."""
+"""Shared entry-point wrapper: user errors become one clear line and exit status 2, a full disk
+one line and exit status 1."""
 
 from __future__ import annotations
 
@@ -6,7 +7,7 @@ import logging
 import sys
 from collections.abc import Callable, Sequence
 
-from isaac.io import InputError
+from isaac.io import InputError, NoSpaceError
 
 
 def run(main: Callable[[Sequence[str] | None], None], argv: Sequence[str] | None = None) -> None:
@@ -16,6 +17,9 @@ def run(main: Callable[[Sequence[str] | None], None], argv: Sequence[str] | None
     except InputError as err:
         print(f"error: {err}", file=sys.stderr)
         sys.exit(2)
+    except NoSpaceError as err:
+        print(f"error: {err.strerror}", file=sys.stderr)
+        sys.exit(1)
 
 
 def optional(kind):

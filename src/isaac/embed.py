@@ -13,23 +13,29 @@ Encoders:
 All vectors are float32 and L2-normalised, so an inner product is a cosine and the Euclidean
 distance is ``sqrt(2 - 2 cos)``. A text with no representation at all (a TF-IDF row with no known
 term, e.g. an empty string) stays the zero vector: cosine 0 to everything, distance 0 to its twins.
+
+Shards (``embed.shards``, the neural and static encoders): the distinct texts are encoded in a
+fixed plan of batches, longest texts first; shard i of N encodes every N-th batch from the i-th
+(``--shard i --shards N``) and ``--gather`` assembles the shard files. Every batch is the same
+call whether sharded or not, so the gathered file equals the unsharded one byte for byte. TF-IDF
+is fitted on the whole corpus at once and is never sharded.
 """
 
 from __future__ import annotations
 
 import argparse
 import logging
-import zipfile
 from collections.abc import Sequence
 from dataclasses import dataclass
 from pathlib import Path
 
 import numpy as np
 import pandas as pd
+from tqdm import tqdm
 
 from isaac.cli import optional, run
 from isaac.corpus import train_rows
-from isaac.io import InputError, write_npz
+from isaac.io import InputError, read_npz, unreadable, write_npz
 from isaac.packaged import minilm_path
 from isaac.settings import add_config_argument, parse
 
@@ -56,7 +62,7 @@ def embed_tfidf(
     prompts: Sequence[str], responses: Sequence[str], n_components: int, seed: int = 0
 ) -> tuple[np.ndarray, np.ndarray]:
     """TF-IDF + SVD fitted on prompts and responses together, so both live in one space."""
-    # imported here: the stages that only load embeddings should not pay for scikit-learn
+    # scikit-learn only here: neighbours and assess import this module for load_embeddings.
     from sklearn.decomposition import TruncatedSVD
     from sklearn.feature_extraction.text import TfidfVectorizer
 
@@ -118,7 +124,6 @@ def load_encoder(encoder: str, device: str | None = None):
 def _hf_mean_pool_encoder(path: Path, device: str):
     """Plain Hugging Face encoder: mean of the last hidden states over real tokens."""
     import torch
-    from tqdm.auto import tqdm
     from transformers import AutoModel, AutoTokenizer
 
     tokenizer = AutoTokenizer.from_pretrained(path, local_files_only=True, trust_remote_code=False)
@@ -148,6 +153,82 @@ def _hf_mean_pool_encoder(path: Path, device: str):
     return encode
 
 
+def encoding_batches(texts: Sequence[str], batch_size: int) -> list[np.ndarray]:
+    """Indices of `texts` per batch, longest texts first (ties in text order), so a batch pads
+    little; sharded and unsharded runs encode exactly these batches."""
+    lengths = np.fromiter((len(t) for t in texts), dtype=np.int64, count=len(texts))
+    order = np.argsort(-lengths, kind="stable")
+    return [order[start : start + batch_size] for start in range(0, len(order), batch_size)]
+
+
+def shard_batches(texts: Sequence[str], batch_size: int, shard: int, shards: int) -> list:
+    """The batches shard `shard` of `shards` encodes: every `shards`-th from the `shard`-th, so
+    each shard gets long and short texts alike."""
+    if not 0 <= shard < shards:
+        raise InputError(f"--shard {shard} is not one of the {shards} shards (0 to {shards - 1})")
+    return encoding_batches(texts, batch_size)[shard::shards]
+
+
+def _concat(batches: list) -> np.ndarray:
+    return np.concatenate(batches) if batches else np.zeros(0, dtype=np.int64)
+
+
+def _encoder(config: EmbedConfig, threads: int, model: str | None):
+    """texts -> unit vectors for a neural or static encoder (`model`: the model2vec folder)."""
+    if config.encoder == "model2vec" and not model:
+        raise InputError("encoder model2vec needs --model (the encoders/model2vec/ folder)")
+    import torch  # only the neural encoders need torch
+
+    torch.set_num_threads(max(1, int(threads)))
+    return load_encoder(model if config.encoder == "model2vec" else config.encoder)
+
+
+def encode_shard(
+    texts: Sequence[str],
+    config: EmbedConfig,
+    shard: int = 0,
+    shards: int = 1,
+    threads: int = 1,
+    progress: bool = True,
+    model: str | None = None,
+) -> tuple[np.ndarray, np.ndarray]:
+    """(indices into `texts`, their unit vectors) for one shard of the batch plan; one call of
+    the encoder per batch, whichever shard runs it."""
+    if config.encoder == "tfidf":
+        raise InputError("encoder tfidf is fitted on the whole corpus and cannot be sharded")
+    batches = shard_batches(texts, config.batch_size, shard, shards)
+    encode = _encoder(config, threads, model)
+    log.info("shard %d of %d: %d batches of %d distinct texts", shard, shards, len(batches),
+             len(texts))
+    vectors = [
+        l2_normalise(encode([texts[i] for i in batch], len(batch), False))
+        for batch in tqdm(batches, disable=not progress, desc="embed")
+    ]
+    return _concat(batches), np.concatenate(vectors) if vectors else np.zeros((0, 0), dtype=np.float32)
+
+
+def gather_shards(
+    texts: Sequence[str], batch_size: int, parts: Sequence[tuple[np.ndarray, np.ndarray]],
+    names: Sequence[str] | None = None,
+) -> np.ndarray:
+    """The vectors of all `texts` from the (index, vectors) of every shard, in shard order;
+    a shard that does not hold its part of this plan (stale, or of another corpus) is an error."""
+    names = names or [f"shard {i}" for i in range(len(parts))]
+    dims = {vectors.shape[1] for index, vectors in parts if len(index)}
+    if len(dims) != 1:
+        raise InputError(f"{', '.join(names)}: shards disagree in vector size ({sorted(dims)})")
+    out = np.zeros((len(texts), dims.pop()), dtype=np.float32)
+    for shard, ((index, vectors), name) in enumerate(zip(parts, names)):
+        expected = _concat(shard_batches(texts, batch_size, shard, len(parts)))
+        if not np.array_equal(index, expected) or len(vectors) != len(index):
+            raise InputError(
+                f"{name}: not shard {shard} of {len(parts)} of this corpus's texts "
+                "(a stale shard: rerun its job)"
+            )
+        out[index] = vectors
+    return out
+
+
 def embed_corpus(
     prompts: Sequence[str],
     responses: Sequence[str],
@@ -160,16 +241,29 @@ def embed_corpus(
     distilled folder of encoder model2vec."""
     if config.encoder == "tfidf":
         return embed_tfidf(prompts, responses, config.tfidf_components)
-    if config.encoder == "model2vec" and not model:
-        raise InputError("encoder model2vec needs --model (the encoders/model2vec/ folder)")
-    import torch  # only the neural encoders need torch
-
-    torch.set_num_threads(max(1, int(threads)))
-    encode = load_encoder(model if config.encoder == "model2vec" else config.encoder)
     uniques, codes = _unique_texts(list(prompts) + list(responses))
     log.info("encoding %d distinct texts of %d", len(uniques), len(codes))
-    vectors = l2_normalise(encode(uniques, config.batch_size, progress))[codes]
+    part = encode_shard(uniques, config, threads=threads, progress=progress, model=model)
+    vectors = gather_shards(uniques, config.batch_size, [part])[codes]
     return vectors[: len(prompts)], vectors[len(prompts) :]
+
+
+def save_shard(path, index: np.ndarray, vectors: np.ndarray) -> None:
+    """One shard file: the indices of the distinct texts it encoded and their vectors."""
+    arrays = {"index": np.asarray(index, dtype=np.int64),
+              "vectors": np.asarray(vectors, dtype=np.float32)}
+    write_npz(arrays, path, compress=False)
+
+
+def load_shard(path) -> tuple[np.ndarray, np.ndarray]:
+    path = Path(path)
+    if not path.is_file():
+        raise InputError(f"{path}: file not found")
+    try:
+        with np.load(path, allow_pickle=False) as data:
+            return data["index"], data["vectors"]
+    except (KeyError, ValueError, zipfile.BadZipFile) as err:
+        raise InputError(f"{path}: not an embedding shard with index/vectors ({err})") from err
 
 
 def save_embeddings(path, ids, prompts: np.ndarray, responses: np.ndarray) -> None:
@@ -184,18 +278,10 @@ def save_embeddings(path, ids, prompts: np.ndarray, responses: np.ndarray) -> No
 
 def load_embeddings(path) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
     """(ids, prompt vectors, response vectors), checked for shape agreement."""
-    path = Path(path)
-    if not path.is_file():
-        raise InputError(f"{path}: file not found")
-    try:
-        with np.load(path, allow_pickle=False) as data:
-            ids, prompts, responses = data["ids"], data["prompts"], data["responses"]
-    except (KeyError, ValueError, zipfile.BadZipFile) as err:
-        raise InputError(
-            f"{path}: not an embeddings file with ids/prompts/responses ({err})"
-        ) from err
+    arrays = read_npz(path, ("ids", "prompts", "responses"))
+    ids, prompts, responses = arrays["ids"], arrays["prompts"], arrays["responses"]
     if not (len(ids) == len(prompts) == len(responses)) or prompts.ndim != 2:
-        raise InputError(f"{path}: ids, prompts and responses disagree in length or shape")
+        raise unreadable(path, "ids, prompts and responses disagree in length or shape")
     return ids.astype(str), prompts, responses
 
 
@@ -205,16 +291,35 @@ def main(argv: Sequence[str] | None = None) -> None:
     add_config_argument(parser, EmbedConfig)
     parser.add_argument("--model", type=optional(str), help="encoders/model2vec/ (model2vec)")
     parser.add_argument("--threads", type=int, default=1)
-    parser.add_argument("--out", required=True, help="embeddings/{encoder}.npz")
+    parser.add_argument("--shard", type=int, help="encode only shard SHARD of --shards")
+    parser.add_argument("--shards", type=int, default=1, help="number of shards")
+    parser.add_argument("--gather", nargs="*", default=[],
+                        help="shard files, in shard order, to assemble (none: encode here)")
+    parser.add_argument("--out", required=True,
+                        help="embeddings/{encoder}.npz, or the shard file with --shard")
     args = parser.parse_args(argv)
     config = parse(EmbedConfig, args.config)
     train = train_rows(args.corpus)
-    prompts, responses = embed_corpus(
-        train["prompt"].tolist(), train["response"].tolist(), config, threads=args.threads,
-        model=args.model,
-    )
-    save_embeddings(args.out, train["id"].to_numpy(), prompts, responses)
-    log.info("wrote %s: %d rows, dim %d", args.out, len(train), prompts.shape[1])
+    prompts, responses = train["prompt"].tolist(), train["response"].tolist()
+    if args.shard is None and not args.gather:
+        prompt_vectors, response_vectors = embed_corpus(
+            prompts, responses, config, threads=args.threads, model=args.model
+        )
+    else:
+        uniques, codes = _unique_texts(prompts + responses)
+        if args.shard is not None:
+            index, vectors = encode_shard(uniques, config, args.shard, args.shards, args.threads,
+                                          model=args.model)
+            save_shard(args.out, index, vectors)
+            log.info("wrote %s: %d of %d distinct texts", args.out, len(index), len(uniques))
+            return
+        if config.encoder == "tfidf":
+            raise InputError("encoder tfidf is fitted on the whole corpus and cannot be sharded")
+        parts = [load_shard(path) for path in args.gather]
+        vectors = gather_shards(uniques, config.batch_size, parts, args.gather)[codes]
+        prompt_vectors, response_vectors = vectors[: len(prompts)], vectors[len(prompts) :]
+    save_embeddings(args.out, train["id"].to_numpy(), prompt_vectors, response_vectors)
+    log.info("wrote %s: %d rows, dim %d", args.out, len(train), prompt_vectors.shape[1])
 
 
 if __name__ == "__main__":

@@ -210,6 +210,8 @@ def read_csv(path, fields: dict | None, default_split: str) -> pd.DataFrame:
     fields = {**DEFAULT_FIELDS, **(fields or {})}
     _require_file(path)
     text = _decode(path)
+    # No field is longer than the file: lift the csv module's 128 KiB default to that.
+    csv.field_size_limit(max(csv.field_size_limit(), len(text)))
     reader = csv.reader(io.StringIO(text, newline=""))
     try:
         header = next(reader)
@@ -277,7 +279,10 @@ def read_diasafety(folder) -> pd.DataFrame:
             wheres.append(where)
         fields = {**DEFAULT_FIELDS, "id": "id", "prompt": "context", "group": None}
         frames.append(_records_to_frame(records, fields, path, split, wheres))
-    return pd.concat(frames, ignore_index=True)
+    corpus = pd.concat(frames, ignore_index=True)
+    if corpus.empty:
+        raise InputError(f"{folder}: no records in {', '.join(DIASAFETY_SPLITS)}.json")
+    return corpus
 
 
 def prompt_group(prompt: str) -> str:
@@ -331,6 +336,8 @@ def read_diasafety_generations(path, default_split: str) -> pd.DataFrame:
                         "_where": f"{loc} response {j}",
                     }
                 )
+    if not rows:
+        raise InputError(f"{path}: no responses")
     return pd.DataFrame(rows, columns=[*COLUMNS, "_where"])
 
 

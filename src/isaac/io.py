@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import errno
 import json
 import os
 import shutil
@@ -20,6 +21,81 @@ class InputError(ValueError):
     """Bad user input. The message names the file (and line) and what is wrong."""
 
 
+# The rule that writes each intermediate, by the end of its path under results/{corpus}/
+# (a file inside a model or judge folder is matched through its folder). A stage that finds
+# one unreadable names the rule, so the user knows what to delete and rerun.
+PRODUCERS = (
+    ("corpus.parquet", "ingest"),
+    ("tokens.parquet", "tokenize"),
+    ("ngrams/n*.parquet", "ngrams"),
+    ("likelihood.parquet", "likelihood"),
+    ("prompts.parquet", "prompts"),
+    ("embeddings/*.npz", "embed"),
+    ("neighbours/*.parquet", "neighbours"),
+    ("groups/*.parquet", "assess"),
+    ("groups/*.json", "assess"),
+    ("targets/*/*.parquet", "sample"),
+    ("targets/*/*.json", "sample"),
+    ("generator", "generator_tokenizer"),
+    ("generator_base", "generator_base"),
+    ("models/*/*", "train"),
+    ("stages/*/*/stage*", "train_stage"),
+    ("generations/*/*.parquet", "generate"),
+    ("judge/*", "judge"),
+    ("scores/*/*.parquet", "score"),
+    ("scores/*/*.json", "score"),
+)
+
+
+def producer(path: str | os.PathLike) -> str | None:
+    """The rule that writes `path` (or the folder holding it), if it is a pipeline intermediate."""
+    path = Path(path)
+    for candidate in (path, *path.parents):
+        for pattern, rule in PRODUCERS:
+            if candidate.match(pattern):
+                return rule
+    return None
+
+
+def unreadable(path: str | os.PathLike, problem: str) -> InputError:
+    """An InputError for a file that is there but cannot be read, naming the rule that made it."""
+    rule = producer(path)
+    remedy = f"; it is made by rule {rule}: delete it and rerun" if rule else ""
+    return InputError(f"{path}: {problem}{remedy}")
+
+
+NO_SPACE = (errno.ENOSPC, errno.EDQUOT, errno.EFBIG)
+
+
+class NoSpaceError(OSError):
+    """The disk, a quota or the file size limit filled up while an output was written."""
+
+
+def _out_of_space(err: Exception, folder: Path) -> bool:
+    """Whether `err` came from a full disk. Python and pyarrow raise an OSError saying so;
+    safetensors puts the OSError in its message, Rust style ("(os error 28)"); torch.save only
+    says a write fell short, so then the folder's disk itself must have no room left."""
+    if isinstance(err, OSError) and err.errno in NO_SPACE:
+        return True
+    if any(f"(os error {code})" in str(err) for code in NO_SPACE):
+        return True
+    return os.statvfs(folder).f_bavail == 0
+
+
+@contextmanager
+def named_when_full(path: Path, folder: Path):
+    """Re-raise a full-disk failure inside the block as one NoSpaceError naming `path`."""
+    try:
+        yield
+    except (NoSpaceError, InputError):
+        raise
+    except Exception as err:
+        if _out_of_space(err, folder):
+            raise NoSpaceError(errno.ENOSPC, f"{path}: no space left while writing it ({err}); "
+                                             "nothing was kept: free space and rerun") from err
+        raise
+
+
 @contextmanager
 def atomic_path(path: str | os.PathLike):
     """Yield a temporary path beside `path`; move it into place only if the block succeeds."""
@@ -28,7 +104,8 @@ def atomic_path(path: str | os.PathLike):
     fd, tmp = tempfile.mkstemp(prefix=f".{path.name}.", suffix=".tmp", dir=path.parent)
     os.close(fd)
     try:
-        yield Path(tmp)
+        with named_when_full(path, path.parent):
+            yield Path(tmp)
         os.replace(tmp, path)
     finally:
         if os.path.exists(tmp):
@@ -43,7 +120,8 @@ def atomic_dir(path: str | os.PathLike):
     path.parent.mkdir(parents=True, exist_ok=True)
     tmp = Path(tempfile.mkdtemp(prefix=f".{path.name}.", suffix=".tmp", dir=path.parent))
     try:
-        yield tmp
+        with named_when_full(path, path.parent):
+            yield tmp
         if path.exists():
             shutil.rmtree(path)
         tmp.rename(path)
@@ -95,7 +173,7 @@ def read_json(path: str | os.PathLike):
     except UnicodeDecodeError as err:
         raise InputError(f"{path}: not UTF-8 text ({err.reason} at byte {err.start})") from err
     except json.JSONDecodeError as err:
-        raise InputError(f"{path}: line {err.lineno}: malformed JSON ({err.msg})") from err
+        raise unreadable(path, f"line {err.lineno}: malformed JSON ({err.msg})") from err
 
 
 def read_table(path: str | os.PathLike, required: list[str] | tuple[str, ...] = ()) -> pd.DataFrame:
@@ -103,10 +181,13 @@ def read_table(path: str | os.PathLike, required: list[str] | tuple[str, ...] = 
     path = Path(path)
     if not path.is_file():
         raise InputError(f"{path}: file not found")
-    df = pd.read_parquet(path)
+    try:
+        df = pd.read_parquet(path)
+    except (pa.ArrowException, OSError) as err:
+        raise unreadable(path, f"not a readable Parquet file ({err})") from err
     missing = [c for c in required if c not in df.columns]
     if missing:
-        raise InputError(f"{path}: missing column(s) {', '.join(missing)}")
+        raise unreadable(path, f"missing column(s) {', '.join(missing)}")
     return df
 
 
@@ -116,8 +197,27 @@ def read_arrow(path: str | os.PathLike, required: list[str] | tuple[str, ...],
     path = Path(path)
     if not path.is_file():
         raise InputError(f"{path}: file not found")
-    names = pq.read_schema(path).names
-    missing = [c for c in required if c not in names]
+    try:
+        names = pq.read_schema(path).names
+        missing = [c for c in required if c not in names]
+        if missing:
+            raise unreadable(path, f"missing column(s) {', '.join(missing)}")
+        return pq.read_table(path, columns=[*required, *(c for c in optional if c in names)])
+    except (pa.ArrowException, OSError) as err:
+        raise unreadable(path, f"not a readable Parquet file ({err})") from err
+
+
+def read_npz(path: str | os.PathLike, names: tuple[str, ...]) -> dict[str, np.ndarray]:
+    """The named arrays of an .npz written by write_npz (no pickle), or an InputError."""
+    path = Path(path)
+    if not path.is_file():
+        raise InputError(f"{path}: file not found")
+    try:
+        with np.load(path, allow_pickle=False) as data:
+            arrays = {name: data[name] for name in names if name in data.files}
+    except (zipfile.BadZipFile, ValueError, OSError, EOFError) as err:
+        raise unreadable(path, f"not a readable .npz file ({err})") from err
+    missing = [name for name in names if name not in arrays]
     if missing:
-        raise InputError(f"{path}: missing column(s) {', '.join(missing)}")
-    return pq.read_table(path, columns=[*required, *(c for c in optional if c in names)])
+        raise unreadable(path, f"missing array(s) {', '.join(missing)}")
+    return arrays

@@ -26,7 +26,8 @@ from sklearn.linear_model import LogisticRegression
 from sklearn.metrics import accuracy_score, balanced_accuracy_score, roc_auc_score
 
 from isaac.cli import optional, run
-from isaac.io import InputError, atomic_dir, read_json, read_table, write_json, write_npz
+from isaac.io import (InputError, atomic_dir, read_json, read_npz, read_table, write_json,
+                      write_npz)
 from isaac.packaged import minilm_path
 from isaac.prompts import held_out_rows
 from isaac.settings import add_config_argument, parse
@@ -151,13 +152,11 @@ def save_judge(judge: Judge, folder: str | Path) -> None:
 def load_judge(folder: str | Path) -> Judge:
     folder = Path(folder)
     meta = read_json(folder / JUDGE_JSON)
-    if not (folder / JUDGE_NPZ).is_file():
-        raise InputError(f"{folder / JUDGE_NPZ}: file not found")
-    with np.load(folder / JUDGE_NPZ, allow_pickle=False) as z:
-        arrays = {k: z[k] for k in z.files}
     features = meta.get("features")
     if features not in FEATURES:
         raise InputError(f"{folder / JUDGE_JSON}: unknown features {features!r}")
+    names = ("coef", "intercept", "idf") if features == "tfidf-lr" else ("coef", "intercept")
+    arrays = read_npz(folder / JUDGE_NPZ, names)
     threshold = meta.get("threshold")
     if isinstance(threshold, bool) or not isinstance(threshold, (int, float)) or not (
         0 <= threshold <= 1

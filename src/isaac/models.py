@@ -21,6 +21,7 @@ from dataclasses import asdict, dataclass
 from pathlib import Path
 
 import torch
+from safetensors import SafetensorError
 from transformers import (
     AutoConfig,
     AutoModelForCausalLM,
@@ -30,7 +31,7 @@ from transformers import (
     GPT2LMHeadModel,
 )
 
-from isaac.io import InputError, read_json
+from isaac.io import InputError, read_json, unreadable
 from isaac.packaged import smollm2_gguf
 from isaac.settings import from_dict
 
@@ -216,8 +217,12 @@ def load_generator(folder: str | Path) -> Generator:
         raise InputError(f"{folder}: no {FORMAT_FILE}; not a model folder written by isaac.train")
     fmt = from_dict(PromptFormat, read_json(fmt_path), str(fmt_path))
     auto = AutoModelForSeq2SeqLM if fmt.seq2seq else AutoModelForCausalLM
-    model = auto.from_pretrained(str(folder), trust_remote_code=False)
-    tokenizer = ensure_pad_token(AutoTokenizer.from_pretrained(str(folder), trust_remote_code=False))
+    try:
+        model = auto.from_pretrained(str(folder), trust_remote_code=False)
+        tokenizer = AutoTokenizer.from_pretrained(str(folder), trust_remote_code=False)
+    except (OSError, ValueError, SafetensorError) as err:
+        raise unreadable(folder, f"not a loadable model folder ({err})") from err
+    tokenizer = ensure_pad_token(tokenizer)
     model.eval()
     return Generator(model, tokenizer, fmt)
 

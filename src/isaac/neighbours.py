@@ -190,6 +190,9 @@ def main(argv: Sequence[str] | None = None) -> None:
             f"--config: index must be one of {', '.join(INDEXES)}, not {config.index!r}"
         )
     ids, prompts, _ = load_embeddings(args.embeddings)
+    if config.k > len(ids):
+        raise InputError(f"neighbours.k: {config.k} is more than the {len(ids)} train rows of "
+                         f"{args.embeddings}; a pool cannot hold more prompts than the split")
     if config.index == "hnsw":
         indices, sims = hnsw_neighbours(prompts, config.k, args.threads)
     else:

@@ -1,9 +1,10 @@
 """Count the n-grams of the train responses: the raw material of the long-tail figures.
 
-Counting is vectorised: tokens are factorised to integer codes once, the n-grams of all
-responses become rows of an (N, n) integer matrix, and pandas counts them by hashing. Only the
-distinct n-grams are turned back into strings. Responses are processed in chunks whose partial
-counts are summed, so memory stays bounded on corpora of millions of responses.
+Counting is vectorised: tokens are factorised to integer codes once, each n-gram becomes one
+integer key (its code columns folded pairwise by factorisation, so keys stay small whatever n
+and the vocabulary), and counts and document frequencies are `np.bincount`s of the keys. Only
+the distinct n-grams are turned back into strings. Responses are processed in chunks whose
+partial counts are summed, so memory stays bounded on corpora of millions of responses.
 """
 
 from __future__ import annotations
@@ -24,18 +25,32 @@ log = logging.getLogger("isaac.ngrams")
 CHUNK_TOKENS = 5_000_000
 
 
-def _count_chunk(codes: np.ndarray, doc: np.ndarray, n: int) -> pd.DataFrame:
-    """count and doc_freq per n-gram (as code tuples) for one chunk of whole documents."""
-    if len(codes) < n:
-        return pd.DataFrame(columns=[*range(n), "count", "doc_freq"])
-    starts = np.arange(len(codes) - n + 1)
+def _row_keys(columns: Sequence[np.ndarray]) -> tuple[np.ndarray, np.ndarray]:
+    """One integer per distinct row of the integer `columns` (0, 1, ... in order of first
+    appearance) and the position of each key's first row."""
+    key = columns[0]
+    for column in columns[1:]:
+        # key < number of rows and column < vocabulary size: the product fits in an int64
+        key = pd.factorize(key * (int(column.max()) + 1) + column)[0]
+    if len(columns) == 1:
+        key = pd.factorize(key)[0]
+    first = np.unique(key, return_index=True)[1]
+    return key, first
+
+
+def _count_chunk(codes: np.ndarray, doc: np.ndarray, n: int) -> tuple[list, np.ndarray, np.ndarray]:
+    """(code columns, count, doc_freq) of the distinct n-grams of whole documents."""
+    starts = np.arange(max(len(codes) - n + 1, 0))
     starts = starts[doc[starts] == doc[starts + n - 1]]  # n-gram inside one document
-    grams = pd.DataFrame({j: codes[starts + j] for j in range(n)})
-    keys = list(range(n))
-    count = grams.value_counts(sort=False).rename("count")
-    grams["doc"] = doc[starts]
-    doc_freq = grams.drop_duplicates().drop(columns="doc").value_counts(sort=False).rename("doc_freq")
-    return pd.concat([count, doc_freq], axis=1).reset_index(names=keys)
+    if not len(starts):
+        return [np.zeros(0, dtype=np.int64)] * n, np.zeros(0, np.int64), np.zeros(0, np.int64)
+    columns = [codes[starts + j] for j in range(n)]
+    key, first = _row_keys(columns)
+    count = np.bincount(key, minlength=len(first))
+    in_doc = doc[starts] - doc[0]
+    pairs = pd.unique(key * (int(in_doc[-1]) + 1) + in_doc)  # distinct (n-gram, document)
+    doc_freq = np.bincount(pairs // (int(in_doc[-1]) + 1), minlength=len(first))
+    return [column[first] for column in columns], count, doc_freq
 
 
 def count_ngrams(token_lists: Sequence[Sequence[str]], n: int,
@@ -58,28 +73,39 @@ def count_ngrams(token_lists: Sequence[Sequence[str]], n: int,
         hi = bounds[end_doc]
         parts.append(_count_chunk(codes[lo:hi], doc[lo:hi], n))
         start_doc = end_doc
-    keys = list(range(n))
-    if parts:
-        table = pd.concat(parts, ignore_index=True)
-        if len(parts) > 1:
-            table = table.groupby(keys, sort=False, as_index=False)[["count", "doc_freq"]].sum()
+    columns = [np.concatenate([part[0][j] for part in parts]) if parts else np.zeros(0, np.int64)
+               for j in range(n)]
+    count = np.concatenate([part[1] for part in parts]) if parts else np.zeros(0, np.int64)
+    doc_freq = np.concatenate([part[2] for part in parts]) if parts else np.zeros(0, np.int64)
+    if len(parts) > 1 and len(count):  # the same n-gram in several chunks: sum its rows
+        key, first = _row_keys(columns)
+        count = np.bincount(key, weights=count, minlength=len(first)).astype(np.int64)
+        doc_freq = np.bincount(key, weights=doc_freq, minlength=len(first)).astype(np.int64)
+        columns = [column[first] for column in columns]
+    ngram = vocab[columns[0]]
+    for column in columns[1:]:
+        ngram = ngram + " " + vocab[column]
+    return _table(ngram, count, doc_freq, columns, vocab)
+
+
+def _table(ngram, count, doc_freq, columns, vocab) -> pd.DataFrame:
+    """The rows by count desc, then ngram. Joined strings compare like their token tuples when
+    every token is non-empty and has no character <= " " (the tokenizers split on
+    whitespace), so the tie order comes from integer token ranks; otherwise from the strings."""
+    if all(token and min(token) > " " for token in vocab):
+        rank = np.empty(len(vocab), dtype=np.int64)
+        rank[np.argsort(vocab.astype(str), kind="stable")] = np.arange(len(vocab))
+        order = np.lexsort([rank[column] for column in reversed(columns)] + [-count])
     else:
-        table = pd.DataFrame(columns=[*keys, "count", "doc_freq"])
-    if len(table):
-        ngram = vocab[table[0].to_numpy(dtype=np.int64)]
-        for j in range(1, n):
-            ngram = ngram + " " + vocab[table[j].to_numpy(dtype=np.int64)]
-    else:
-        ngram = np.array([], dtype=object)
-    out = pd.DataFrame(
+        by_ngram = np.argsort(ngram, kind="stable")
+        order = by_ngram[np.argsort(-count[by_ngram], kind="stable")]
+    return pd.DataFrame(
         {
-            "ngram": pd.Series(ngram, dtype=object),
-            "count": table["count"].to_numpy(dtype=np.int64),
-            "doc_freq": table["doc_freq"].to_numpy(dtype=np.int64),
+            "ngram": pd.Series(ngram[order], dtype=object),
+            "count": count[order].astype(np.int64),
+            "doc_freq": doc_freq[order].astype(np.int64),
         }
     )
-    order = np.lexsort((out["ngram"].to_numpy(dtype=str), -out["count"].to_numpy()))
-    return out.iloc[order].reset_index(drop=True)
 
 
 def train_response_tokens(tokens: pd.DataFrame, corpus: pd.DataFrame) -> list[list[str]]:

@@ -9,6 +9,8 @@ resumes from a checkpoint at step s sees exactly the batches an uninterrupted ru
 
 Checkpoints live in a folder beside the model output (not inside it), so they survive Snakemake's
 removal of an incomplete output: re-running after a kill resumes from the last checkpoint.
+SIGTERM (what SLURM sends at a job's time limit, before SIGKILL) finishes the current step,
+saves a checkpoint there and exits with status 143, so the time a killed job trained is kept.
 They hold tensors only (safetensors for weights, ``torch.save`` of plain state dicts loaded with
 ``weights_only=True``) plus JSON metadata; no pickled objects.
 """
@@ -21,7 +23,10 @@ import json
 import logging
 import math
 import shutil
+import signal
+import sys
 from collections.abc import Sequence
+from contextlib import contextmanager
 from dataclasses import asdict, dataclass
 from pathlib import Path
 
@@ -40,6 +45,15 @@ from isaac.settings import add_config_argument, parse
 log = logging.getLogger("isaac.train")
 LOG_FILE = "train_log.jsonl"
 BUCKET_BATCHES = 50  # batches sorted by length together before the batch order is shuffled
+TERMINATED_EXIT = 128 + signal.SIGTERM  # the status a shell reports for a process ended by SIGTERM
+
+
+class Terminated(Exception):
+    """Training stopped on SIGTERM after saving a checkpoint at `step`."""
+
+    def __init__(self, step: int, checkpoint: Path):
+        super().__init__(f"stopped by SIGTERM at step {step}; checkpoint {checkpoint}")
+        self.step, self.checkpoint = step, checkpoint
 
 
 @dataclass(frozen=True)
@@ -161,6 +175,22 @@ def fingerprint(*parts) -> str:
 # ---------------------------------------------------------------- training loop
 
 
+@contextmanager
+def sigterm_flag():
+    """A dict whose "set" turns True on SIGTERM while the block runs (the previous handler is
+    restored after), so the loop can stop between steps instead of dying mid-step."""
+    flag = {"set": False}
+
+    def handler(signum, frame):
+        flag["set"] = True
+
+    previous = signal.signal(signal.SIGTERM, handler)
+    try:
+        yield flag
+    finally:
+        signal.signal(signal.SIGTERM, previous)
+
+
 def resume(checkpoint_dir: Path, fingerprint_: str, model, optimizer, scheduler) -> tuple[int, list]:
     """(step, log records up to it) from the newest matching checkpoint, or (0, []); the log
     file is rewritten to hold exactly those records."""
@@ -184,7 +214,8 @@ def train(gen: Generator, examples: list[list[Example]], cfg: TrainConfig, seed:
     `examples` holds one group per prompt (its m target sequences, isaac.lm.build_examples);
     a batch is `batch_size` groups and its loss the mean over all their target tokens.
     `seed` fixes the batch order (and any dropout). `on_step(step)` is called after every
-    optimiser step (tests use it to interrupt a run). Returns the training log (one dict per
+    optimiser step (tests use it to interrupt a run). On SIGTERM the current step finishes, a
+    checkpoint is saved at it and Terminated is raised. Returns the training log (one dict per
     step, including steps from before a resume).
     """
     if not examples or not all(examples):
@@ -205,7 +236,7 @@ def train(gen: Generator, examples: list[list[Example]], cfg: TrainConfig, seed:
 
     lengths = [max(len(e.input_ids) + len(e.labels) * e.decoder for e in group) for group in examples]
     bar = tqdm(total=total, initial=step, desc="train", mininterval=5)
-    with (checkpoint_dir / LOG_FILE).open("a") as log_file:
+    with (checkpoint_dir / LOG_FILE).open("a") as log_file, sigterm_flag() as sigterm:
         while step < total:
             epoch = step // per_epoch
             batches = bucket_order(lengths, cfg.batch_size, seed, epoch)
@@ -227,13 +258,15 @@ def train(gen: Generator, examples: list[list[Example]], cfg: TrainConfig, seed:
                 log_file.flush()
                 bar.update(1)
                 bar.set_postfix(loss=f"{record['loss']:.3f}")
-                if step % cfg.checkpoint_every == 0 and step < total:
-                    save_checkpoint(checkpoint_dir, step, epoch, model, optimizer, scheduler,
-                                    fingerprint_)
                 if on_step is not None:
                     on_step(step)
                 if step >= total:
                     break
+                if sigterm["set"] or step % cfg.checkpoint_every == 0:
+                    ckpt = save_checkpoint(checkpoint_dir, step, epoch, model, optimizer,
+                                           scheduler, fingerprint_)
+                    if sigterm["set"]:
+                        raise Terminated(step, ckpt)
     bar.close()
     model.eval()
     return history
@@ -277,7 +310,11 @@ def main(argv: Sequence[str] | None = None) -> None:
     init = [p.read_bytes() for p in sorted(Path(args.init).glob("*.safetensors"))] if args.init else []
     fp = fingerprint(asdict(config), args.seed, Path(args.targets).read_bytes(), *init)
     ckpt_dir = Path(args.checkpoints)
-    train(gen, examples, config.train, args.seed, ckpt_dir, fp)
+    try:
+        train(gen, examples, config.train, args.seed, ckpt_dir, fp)
+    except Terminated as stop:
+        log.error("%s; the next run resumes from it", stop)
+        sys.exit(TERMINATED_EXIT)
     with atomic_dir(args.out) as tmp:
         save_generator(gen, tmp)
         shutil.copyfile(ckpt_dir / LOG_FILE, tmp / LOG_FILE)

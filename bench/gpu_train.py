@@ -1,0 +1,149 @@
+"""Training throughput of the SmolLM2 generator on one GPU: tokens/s and model FLOPs utilisation.
+
+Runs the pipeline's own training loop (isaac.train.train, LoRA on the de-quantised SmolLM2 base)
+on real targets for a few steps at several batch sizes, and times each optimiser step after a
+warm-up. Tokens are the non-padding tokens of a step's batch (what the step learns from).
+Model FLOPs per token are 4 per frozen parameter (forward 2, backward through the weights 2) and
+6 per trained one (plus its weight gradient); attention scores are left out (a few percent at
+these lengths). Utilisation is given against the GPU's dense fp32 peak (the training
+runs in fp32) and its dense bf16 peak (the usual reference).
+
+    python bench/gpu_train.py --base results/diasafety/generator_base \
+        --targets results/diasafety/targets/isaac/tau1.0-m1-seed0.parquet \
+        --configfile config/diasafety.yaml config/diasafety-minilm.yaml config/diasafety-smollm2.yaml
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import statistics
+import sys
+import tempfile
+import time
+from dataclasses import replace
+from pathlib import Path
+
+import torch
+import yaml
+
+ROOT = Path(__file__).resolve().parents[1]
+sys.path.insert(0, str(ROOT / "bench"))
+sys.path.insert(0, str(ROOT / "src"))
+
+from record import BENCHMARKS_JSON, record  # noqa: E402
+
+from isaac.lm import build_examples  # noqa: E402
+from isaac.models import build_generator, device  # noqa: E402
+from isaac.settings import from_dict  # noqa: E402
+from isaac.train import TrainJobConfig, bucket_order, read_targets, train  # noqa: E402
+
+# Dense peaks in TFLOP/s (vendor data sheets, SXM parts): fp32 without tensor cores, bf16 dense.
+PEAKS = {"H200": (67.0, 989.4), "H100": (67.0, 989.4), "A100": (19.5, 312.0)}
+
+
+def merged_config(configfiles: list[str]) -> dict:
+    """config/config.yaml, then each layer, with the schema's defaults, as the workflow sees it."""
+    from snakemake.utils import update_config, validate
+
+    config = yaml.safe_load((ROOT / "config" / "config.yaml").read_text())
+    for path in configfiles:
+        update_config(config, yaml.safe_load(Path(path).read_text()))
+    validate(config, str(ROOT / "config" / "schema.yaml"))
+    return config
+
+
+def step_tokens(examples, batch_size: int, seed: int, steps: int) -> list[int]:
+    """Non-padding tokens of each step's batch, in the order isaac.train.train draws them."""
+    lengths = [max(len(e.input_ids) + len(e.labels) * e.decoder for e in group)
+               for group in examples]
+    per_epoch = -(-len(examples) // batch_size)
+    tokens = []
+    for step in range(steps):
+        epoch = step // per_epoch
+        batch = bucket_order(lengths, batch_size, seed, epoch)[step - epoch * per_epoch]
+        tokens.append(sum(len(e.input_ids) for i in batch for e in examples[i]))
+    return tokens
+
+
+def measure(job: TrainJobConfig, base: str, prompts, targets, batch_size: int, steps: int,
+            warmup: int, seed: int) -> dict:
+    """Tokens/s and FLOP/s of `steps` timed steps after `warmup` untimed ones."""
+    cfg = replace(job.train, batch_size=batch_size, max_steps=warmup + steps,
+                  checkpoint_every=10**9)
+    gen = build_generator(job.generator, None, seed, base)
+    examples = build_examples(gen, prompts, targets, cfg.max_length)
+    trainable = sum(p.numel() for p in gen.model.parameters() if p.requires_grad)
+    frozen = sum(p.numel() for p in gen.model.parameters() if not p.requires_grad)
+    stamps = []
+
+    def on_step(_step):
+        if torch.cuda.is_available():
+            torch.cuda.synchronize()
+        stamps.append(time.perf_counter())
+
+    with tempfile.TemporaryDirectory() as checkpoints:
+        train(gen, examples, cfg, seed, checkpoints, on_step=on_step)
+    seconds = [b - a for a, b in zip(stamps[warmup - 1 :], stamps[warmup:])]
+    tokens = step_tokens(examples, batch_size, seed, warmup + steps)[warmup:]
+    tokens_per_s = sum(tokens) / sum(seconds)
+    flops_per_token = 4 * frozen + 6 * trainable
+    return {
+        "batch_size": batch_size,
+        "steps_timed": steps,
+        "median_step_s": statistics.median(seconds),
+        "tokens_per_step": sum(tokens) / len(tokens),
+        "tokens_per_s": tokens_per_s,
+        "model_tflops_per_s": tokens_per_s * flops_per_token / 1e12,
+        "frozen_parameters": frozen,
+        "trainable_parameters": trainable,
+    }
+
+
+def main() -> None:
+    p = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    p.add_argument("--base", required=True, help="the generator_base folder")
+    p.add_argument("--targets", required=True, help="a targets parquet to train on")
+    p.add_argument("--configfile", nargs="+", default=[], help="config layers, as for Snakemake")
+    p.add_argument("--batch-sizes", type=int, nargs="+", default=[8, 32, 128])
+    p.add_argument("--steps", type=int, default=30)
+    p.add_argument("--warmup", type=int, default=5)
+    p.add_argument("--seed", type=int, default=0)
+    p.add_argument("--out", default=str(ROOT / "docs" / "results" / "gpu-train.json"))
+    p.add_argument("--benchmarks-json", default=str(BENCHMARKS_JSON),
+                   help="where the summary keys are merged")
+    args = p.parse_args()
+
+    config = merged_config(args.configfile)
+    job = from_dict(TrainJobConfig, {
+        "generator": config["generator"],
+        "train": {k: v for k, v in config["train"].items() if k != "stages"},
+    })
+    prompts, targets = read_targets(args.targets)
+    name = torch.cuda.get_device_name(0) if torch.cuda.is_available() else "cpu"
+    peak_fp32, peak_bf16 = next((v for k, v in PEAKS.items() if k in name), (None, None))
+    rows = []
+    for batch_size in args.batch_sizes:
+        row = measure(job, args.base, prompts, targets, batch_size, args.steps, args.warmup,
+                      args.seed)
+        row["mfu_fp32"] = row["model_tflops_per_s"] / peak_fp32 if peak_fp32 else None
+        row["mfu_bf16"] = row["model_tflops_per_s"] / peak_bf16 if peak_bf16 else None
+        rows.append(row)
+        print(json.dumps(row), flush=True)
+    result = {"device": str(device()), "gpu": name, "peak_tflops_fp32": peak_fp32,
+              "peak_tflops_bf16": peak_bf16, "max_length": job.train.max_length, "rows": rows}
+    Path(args.out).write_text(json.dumps(result, indent=2) + "\n")
+
+    command = "bash bench/gpu.sh"
+    path = Path(args.benchmarks_json)
+    pipeline = next((r for r in rows if r["batch_size"] == job.train.batch_size), rows[0])
+    best = max(rows, key=lambda r: r["tokens_per_s"])
+    for key, row in (("gpu_train", pipeline), ("gpu_train_best", best)):
+        context = {"batch_size": row["batch_size"], "gpu": name, "path": path}
+        record(f"{key}_tokens_per_s", row["tokens_per_s"], "tokens/s", command, **context)
+        record(f"{key}_mfu", row["mfu_fp32"], "fraction of the dense fp32 peak", command,
+               mfu_bf16=row["mfu_bf16"], **context)
+
+
+if __name__ == "__main__":
+    main()

@@ -1,0 +1,169 @@
+"""Property-based ingest: arbitrary Unicode, control characters, very long fields, empty files
+and wrong types, in every input format. Each example is either ingested with its text intact
+or refused with an InputError that names the file, and then nothing is written."""
+
+from __future__ import annotations
+
+import csv
+import json
+import tempfile
+from pathlib import Path
+
+import pandas as pd
+import pytest
+from hypothesis import HealthCheck, event, given
+from hypothesis import settings as hypothesis_settings
+from hypothesis import strategies as st
+
+from isaac.ingest import main
+from isaac.io import InputError
+from isaac.settings import to_json
+from test_ingest import corpus_config
+
+# Few examples (CI has two cores), the same ones on every run.
+PROPERTY = hypothesis_settings(max_examples=40, derandomize=True, deadline=None, database=None,
+                               suppress_health_check=[HealthCheck.too_slow])
+
+# Any Unicode text (control characters, combining marks, RTL, NUL included), some of it very
+# long (100 000 characters and more).
+TEXT = st.one_of(st.text(max_size=40), st.text(min_size=1, max_size=3).map(lambda t: t * 50_000))
+WRONG_TYPES = st.one_of(st.none(), st.booleans(), st.integers(), st.floats(allow_nan=False),
+                        st.lists(st.integers(), max_size=2), st.dictionaries(st.text(max_size=2),
+                                                                             st.integers(),
+                                                                             max_size=1))
+ROWS = st.lists(st.tuples(TEXT, TEXT), max_size=5)
+# In the JSON formats, maybe one value of a wrong type: (row, prompt or response, value).
+SPOIL = st.one_of(st.none(), st.tuples(st.integers(0, 4), st.integers(0, 1), WRONG_TYPES))
+
+
+def spoiled(rows: list[tuple], spoil) -> list[tuple]:
+    if spoil is None or not rows:
+        return rows
+    row, column, value = spoil
+    rows = [list(r) for r in rows]
+    rows[row % len(rows)][column] = value
+    return [tuple(r) for r in rows]
+
+
+def usable(text) -> bool:
+    """What ingest must accept as a prompt or response: text with something besides spaces."""
+    return isinstance(text, str) and text.strip() != ""
+
+
+def ingest_or_refuse(fmt: str, path: Path, out: Path) -> pd.DataFrame | None:
+    """The corpus table, or None after an InputError naming `path` with no output written."""
+    try:
+        main(["--config", to_json(corpus_config(fmt, path, default_split="train")),
+              "--out", str(out)])
+    except InputError as err:
+        assert str(path) in str(err), str(err)
+        assert not out.exists() and list(out.parent.glob(f".{out.name}*")) == []
+        return None
+    return pd.read_parquet(out)
+
+
+def check(fmt: str, path: Path, out: Path, rows: list[tuple]) -> None:
+    """Every row usable -> ingested with each text intact, in order; any unusable -> refused."""
+    corpus = ingest_or_refuse(fmt, path, out)
+    event("refused" if corpus is None else "ingested")
+    if rows and all(usable(p) and usable(r) for p, r in rows):
+        assert corpus is not None, rows
+        assert list(zip(corpus["prompt"], corpus["response"])) == rows
+    else:
+        assert corpus is None, rows
+
+
+@pytest.fixture
+def folder():
+    """A fresh folder per example (tmp_path would be shared by all of a test's examples)."""
+    with tempfile.TemporaryDirectory() as name:
+        yield Path(name)
+
+
+@PROPERTY
+@given(rows=ROWS, spoil=SPOIL)
+def test_jsonl(rows, spoil):
+    rows = spoiled(rows, spoil)
+    with tempfile.TemporaryDirectory() as name:
+        path = Path(name) / "in.jsonl"
+        path.write_text("".join(json.dumps({"prompt": p, "response": r}, ensure_ascii=False)
+                                + "\n" for p, r in rows), encoding="utf-8")
+        check("jsonl", path, Path(name) / "out" / "corpus.parquet", rows)
+
+
+@PROPERTY
+@given(rows=ROWS)
+def test_csv(rows):
+    with tempfile.TemporaryDirectory() as name:
+        path = Path(name) / "in.csv"
+        with path.open("w", encoding="utf-8", newline="") as fh:
+            writer = csv.writer(fh)
+            writer.writerow(["prompt", "response"])
+            writer.writerows(rows)
+        check("csv", path, Path(name) / "out" / "corpus.parquet", rows)
+
+
+@PROPERTY
+@given(rows=ROWS, wrong=st.sampled_from([None, 7, 2.5, True]))
+def test_parquet(rows, wrong):
+    """Text columns, then the same rows with the response column of another type."""
+    with tempfile.TemporaryDirectory() as name:
+        for responses in ([r for _, r in rows], [wrong] * len(rows)):
+            path = Path(name) / "in.parquet"
+            pd.DataFrame({"prompt": pd.Series([p for p, _ in rows], dtype=object),
+                          "response": pd.Series(responses, dtype=object)}).to_parquet(path)
+            out = Path(name) / "out" / "corpus.parquet"
+            check("parquet", path, out, [(p, r) for (p, _), r in zip(rows, responses)])
+            out.unlink(missing_ok=True)
+
+
+@PROPERTY
+@given(rows=ROWS, spoil=SPOIL)
+def test_diasafety(rows, spoil):
+    """Every split file holds the rows (ids differ per split): all three intact, or refused."""
+    rows = spoiled(rows, spoil)
+    with tempfile.TemporaryDirectory() as name:
+        data = Path(name) / "diasafety"
+        data.mkdir()
+        for split in ("train", "val", "test"):
+            items = [{"context": p, "response": r, "category": "x", "label": "Safe"}
+                     for p, r in rows]
+            (data / f"{split}.json").write_text(json.dumps(items, ensure_ascii=False))
+        out = Path(name) / "out" / "corpus.parquet"
+        corpus = ingest_or_refuse("diasafety", data, out)
+        event("refused" if corpus is None else "ingested")
+        if rows and all(usable(p) and usable(r) for p, r in rows):
+            assert corpus is not None
+            assert list(zip(corpus["prompt"], corpus["response"])) == rows * 3
+        else:
+            assert corpus is None
+
+
+@PROPERTY
+@given(items=st.lists(st.tuples(TEXT, st.lists(TEXT, max_size=3)), max_size=4), spoil=SPOIL)
+def test_diasafety_generations(items, spoil):
+    """A context and its list of responses; a spoiled list is a value of another type."""
+    if spoil is not None and items:
+        row, column, value = spoil
+        items = [list(i) for i in items]
+        items[row % len(items)][column] = value
+    with tempfile.TemporaryDirectory() as name:
+        path = Path(name) / "gen.json"
+        path.write_text(json.dumps([{"context": c, "gen_response": g} for c, g in items],
+                                   ensure_ascii=False))
+        rows = [(c, r) for c, g in items for r in (g if isinstance(g, list) else [None])]
+        check("diasafety_generations", path, Path(name) / "out" / "corpus.parquet", rows)
+
+
+@pytest.mark.parametrize("fmt, name", [("jsonl", "in.jsonl"), ("csv", "in.csv"),
+                                       ("parquet", "in.parquet"), ("diasafety", "diasafety"),
+                                       ("diasafety_generations", "gen.json")])
+def test_an_empty_input_is_refused_naming_it(folder, fmt, name):
+    path = folder / name
+    if fmt == "diasafety":
+        path.mkdir()
+        for split in ("train", "val", "test"):
+            (path / f"{split}.json").write_bytes(b"")
+    else:
+        path.write_bytes(b"")
+    assert ingest_or_refuse(fmt, path, folder / "out" / "corpus.parquet") is None
