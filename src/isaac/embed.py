@@ -256,14 +256,8 @@ def save_shard(path, index: np.ndarray, vectors: np.ndarray) -> None:
 
 
 def load_shard(path) -> tuple[np.ndarray, np.ndarray]:
-    path = Path(path)
-    if not path.is_file():
-        raise InputError(f"{path}: file not found")
-    try:
-        with np.load(path, allow_pickle=False) as data:
-            return data["index"], data["vectors"]
-    except (KeyError, ValueError, zipfile.BadZipFile) as err:
-        raise InputError(f"{path}: not an embedding shard with index/vectors ({err})") from err
+    arrays = read_npz(path, ("index", "vectors"))
+    return arrays["index"], arrays["vectors"]
 
 
 def save_embeddings(path, ids, prompts: np.ndarray, responses: np.ndarray) -> None:
