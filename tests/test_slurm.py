@@ -282,13 +282,16 @@ def test_every_memory_request_of_the_profile_grows_with_the_attempt():
 
 
 # A first allocation the train job (about 0.5 GB, plus Snakemake's job step) outgrows for
-# seconds, and twice that, which it fits: the profile's `attempt * base` with a small base.
+# seconds: the profile's `attempt * base` with a small base. Its peak differs between machines
+# (0.5 to 0.85 GB seen), so the test allows two retries: every attempt but the last is killed for
+# memory, each asks for `attempt * base`, and the last completes.
 TRAIN_MEM_BASE_MB = 400
+TRAIN_MEM_RETRIES = 2
 
 
 def test_a_job_killed_for_memory_is_retried_with_more(slurm_cluster, tmp_path):
     """The train job exceeds its first allocation, SLURM kills it (OverMemoryKill), and the
-    profile's retry resubmits it with twice the memory, which completes."""
+    profile's retries resubmit it with `attempt` times the memory until it completes."""
     model = f"{TINY}/models/raw/tau1.0-m1-seed0"
     snakemake(tmp_path, "--cores", "2", model, "--omit-from", "train")  # its inputs, locally
     profile = yaml.safe_load((PROFILE / "config.yaml").read_text())
@@ -299,20 +302,21 @@ def test_a_job_killed_for_memory_is_retried_with_more(slurm_cluster, tmp_path):
     cmd = ["timeout", "-s", "KILL", str(RUN_TIMEOUT_S), str(SNAKEMAKE),
            "--snakefile", str(REPO / "Snakefile"), "--directory", str(tmp_path),
            "--configfile", str(TINY_CONFIG), "--profile", str(PROFILE), "--jobs", "1",
-           *overrides, "--retries", str(profile["retries"]), "--latency-wait", "5",
-           "--slurm-init-seconds-before-status-checks", "2",
+           *overrides, "--retries", str(max(profile["retries"], TRAIN_MEM_RETRIES)),
+           "--latency-wait", "5", "--slurm-init-seconds-before-status-checks", "2",
            "--seconds-between-status-checks", "1", model]
     env = {**os.environ, "PATH": f"{SNAKEMAKE.parent}{os.pathsep}{os.environ.get('PATH', '')}"}
     proc = subprocess.run(cmd, cwd=tmp_path, env=env, capture_output=True, text=True)
     log = proc.stdout + proc.stderr
     assert proc.returncode == 0, log[-6000:]
     slurm_ids = re.findall(r"Job \d+ has been submitted with SLURM jobid (\d+)", log)
-    assert len(slurm_ids) == 2, log[-6000:]
-    first, retry = (_scontrol_job(slurm_id) for slurm_id in slurm_ids)
-    assert first["JobState"] in ("OUT_OF_MEMORY", "FAILED", "CANCELLED"), first
-    assert retry["JobState"] == "COMPLETED", retry
-    assert first["MinMemoryNode"] == f"{TRAIN_MEM_BASE_MB}M", first
-    assert retry["MinMemoryNode"] == f"{2 * TRAIN_MEM_BASE_MB}M", retry
-    slurm_log = next((tmp_path / ".snakemake" / "slurm_logs").rglob(f"{slurm_ids[0]}.log"))
-    assert "exceeded memory limit" in slurm_log.read_text().lower(), slurm_log.read_text()
+    assert 2 <= len(slurm_ids) <= 1 + TRAIN_MEM_RETRIES, log[-6000:]
+    jobs = [_scontrol_job(slurm_id) for slurm_id in slurm_ids]
+    for attempt, (slurm_id, job) in enumerate(zip(slurm_ids, jobs), start=1):
+        assert job["MinMemoryNode"] == f"{attempt * TRAIN_MEM_BASE_MB}M", job
+        if attempt < len(jobs):
+            assert job["JobState"] in ("OUT_OF_MEMORY", "FAILED", "CANCELLED"), job
+            slurm_log = next((tmp_path / ".snakemake" / "slurm_logs").rglob(f"{slurm_id}.log"))
+            assert "exceeded memory limit" in slurm_log.read_text().lower(), slurm_log.read_text()
+    assert jobs[-1]["JobState"] == "COMPLETED", jobs[-1]
     assert (tmp_path / model / "model.safetensors").is_file()
