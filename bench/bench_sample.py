@@ -51,30 +51,35 @@ def default_eps(encoder: str) -> float:
     return defaults.get(encoder, defaults["other"])
 
 
+def pool_targets(vectors, members, eps, train_ids, tau, m, top_k, rng) -> list:
+    """One query's m targets, the reference way: DBSCAN on its pool's vectors (the query's own
+    row first), Counter for the K largest groups, the head shortcut, sharpened softmax, draw."""
+    labels = DBSCAN(eps=eps, min_samples=1).fit_predict(vectors[members])
+    counts = Counter(labels.tolist()).most_common()  # ties: first seen first
+    top = counts[:top_k]
+    own = labels[0]
+    if top[0][0] == own and top[0][1] >= 2 and (len(counts) == 1 or top[0][1] > counts[1][1]):
+        return [train_ids[members[0]]] * m
+    sizes = np.array([c for _, c in top], dtype=float)
+    si = (sizes[0] - (sizes[1] if len(sizes) > 1 else sizes[0])) / max(
+        sizes[0] - sizes[-1], 1e-3
+    )
+    p = softmax(sizes / ((1 + 1e-3 - si) * tau))
+    targets = []
+    for _ in range(m):
+        group = top[rng.choice(len(top), p=p)][0]
+        targets.append(train_ids[rng.choice(members[labels == group])])
+    return targets
+
+
 def reference_loop(vectors, pools, eps, train_ids, tau, m, top_k, seed):
     """Per-query DBSCAN + Counter + softmax + draw, in the style of the reference code."""
     rng = np.random.default_rng(seed)
-    all_targets = []
-    for q in range(len(pools)):
-        members = pools.index[pools.offsets[q] : pools.offsets[q + 1]]
-        labels = DBSCAN(eps=eps, min_samples=1).fit_predict(vectors[members])
-        counts = Counter(labels.tolist()).most_common()  # ties: first seen first
-        top = counts[:top_k]
-        own = labels[0]
-        if top[0][0] == own and top[0][1] >= 2 and (len(counts) == 1 or top[0][1] > counts[1][1]):
-            all_targets.append([train_ids[members[0]]] * m)
-            continue
-        sizes = np.array([c for _, c in top], dtype=float)
-        si = (sizes[0] - (sizes[1] if len(sizes) > 1 else sizes[0])) / max(
-            sizes[0] - sizes[-1], 1e-3
-        )
-        p = softmax(sizes / ((1 + 1e-3 - si) * tau))
-        targets = []
-        for _ in range(m):
-            group = top[rng.choice(len(top), p=p)][0]
-            targets.append(train_ids[rng.choice(members[labels == group])])
-        all_targets.append(targets)
-    return all_targets
+    return [
+        pool_targets(vectors, pools.index[pools.offsets[q] : pools.offsets[q + 1]], eps,
+                     train_ids, tau, m, top_k, rng)
+        for q in range(len(pools))
+    ]
 
 
 def eps_sweep(train, responses, pools, eps_values, config: SampleConfig):

@@ -21,16 +21,15 @@ import subprocess
 import sys
 import tempfile
 import time
-from collections import Counter
 from pathlib import Path
 
 import numpy as np
 import pandas as pd
-from sklearn.cluster import DBSCAN
 from threadpoolctl import threadpool_limits
 
 REPO = Path(__file__).resolve().parents[1]
 sys.path.insert(0, str(REPO / "bench"))
+from bench_sample import pool_targets  # noqa: E402
 from record import record  # noqa: E402
 
 
@@ -94,21 +93,7 @@ def per_query_loop(corpus, embeddings, k=150, eps=0.75, tau=1.0, top_k=10, seed=
         sims[q] = np.inf  # the query first
         top = np.argpartition(-sims, min(k, len(sims)) - 1)[:k]
         pool = top[np.argsort(-sims[top], kind="stable")]
-        labels = DBSCAN(eps=eps, min_samples=1).fit_predict(responses[pool])
-        counts = Counter(labels.tolist()).most_common()
-        kept = counts[:top_k]
-        head, head_size = kept[0]
-        second = counts[1][1] if len(counts) > 1 else -1
-        if labels[0] == head and head_size >= 2 and head_size > second:
-            targets.append(train_ids[pool[0]])
-            continue
-        sizes = np.array([size for _, size in kept], dtype=float)
-        si = (sizes[0] - (sizes[1] if len(sizes) > 1 else sizes[0])) / max(
-            sizes[0] - sizes[-1], 1e-3)
-        logits = sizes / ((1 + 1e-3 - si) * tau)
-        p = np.exp(logits - logits.max())
-        group = kept[rng.choice(len(kept), p=p / p.sum())][0]
-        targets.append(train_ids[rng.choice(pool[labels == group])])
+        targets += pool_targets(responses, pool, eps, train_ids, tau, 1, top_k, rng)
     return targets
 
 
