@@ -93,10 +93,11 @@ def _components(adjacency: np.ndarray, valid: np.ndarray) -> np.ndarray:
 
 
 def _eps_graph(
-    vectors: np.ndarray, sq_norms: np.ndarray, eps2: float, max_edges: int, chunk: int = 2048
+    vectors: np.ndarray, sq_norms: np.ndarray, eps2: float, max_edges: int, chunk: int = 512
 ):
-    """CSR (indptr, indices) of "distance <= eps" over all rows, self-pairs left out; None
-    when it would hold more than max_edges pairs.
+    """CSR (indptr, indices) of "distance <= eps" over all rows, each pair once (from its lower
+    row to its higher), self-pairs left out; None when it would hold more than max_edges / 2
+    pairs.
 
     Each pair is computed once (row blocks against the rows from the block on) with float32
     products; only pairs whose float32 distance lies within its rounding bound of eps are
@@ -130,35 +131,62 @@ def _eps_graph(
         total += 2 * len(r)
         if total > max_edges:
             return None
-    upper_rows, upper_cols = np.concatenate(upper_rows), np.concatenate(upper_cols)
-    rows = np.concatenate([upper_rows, upper_cols])
-    cols = np.concatenate([upper_cols, upper_rows])
-    cols = cols[np.argsort(rows, kind="stable")]
+    rows = np.concatenate(upper_rows)  # non-decreasing: blocks and np.nonzero go by row
     indptr = np.concatenate([[0], np.cumsum(np.bincount(rows, minlength=n))]).astype(np.int64)
-    return indptr, cols
+    return indptr, np.concatenate(upper_cols)
 
 
-def _pool_edges(graph, pools: Pools, lo: int, hi: int) -> tuple[np.ndarray, np.ndarray]:
-    """Edges of the eps-graph inside each pool, for the flat members lo..hi-1 (whole pools).
+POSITION_CELLS = 8_000_000  # pools x rows of one batch's position table (32 MB of int32)
+LOOKUPS = 5_000_000  # neighbour look-ups per batch
 
-    For every member, its global neighbours are looked up in the member's own pool (sorted keys
-    pool * n + row, one searchsorted): the induced subgraphs of all pools at once.
+
+def _induced_components(graph, pools: Pools) -> np.ndarray:
+    """Connected components of the eps-graph induced on every pool, one label per flat member
+    (distinct across pools; not yet canonical).
+
+    Members without an eps-neighbour anywhere (most of them at useful eps) keep their own flat
+    position as label. For a batch of pools, a dense (pool, row) table numbers the other
+    members in their pools, so each global neighbour of a member is found in the member's own
+    pool by one look-up; one connected_components call over those members labels the batch,
+    and each component takes the flat position of one of its members.
     """
     indptr, indices = graph
     n = len(indptr) - 1
-    members = pools.index[lo:hi]
-    pool_of = np.repeat(np.arange(len(pools)), pools.lengths)[lo:hi].astype(np.int64)
-    degree = indptr[members + 1] - indptr[members]
-    src = np.repeat(np.arange(hi - lo), degree)
-    first = np.repeat(indptr[members] - (np.cumsum(degree) - degree), degree)
-    neighbour = indices[first + np.arange(len(src))]
-    keys = pool_of * n + members
-    order = np.argsort(keys, kind="stable")
-    sorted_keys = keys[order]
-    wanted = pool_of[src] * n + neighbour
-    loc = np.minimum(np.searchsorted(sorted_keys, wanted), len(sorted_keys) - 1)
-    found = sorted_keys[loc] == wanted
-    return src[found], order[loc[found]]
+    higher = np.diff(indptr)  # links to higher rows
+    member_links = higher[pools.index]
+    member_linked = (higher + np.bincount(indices, minlength=n) > 0)[pools.index]
+    rows = pools.rows()
+    out = np.arange(len(pools.index))
+    per_batch = max(1, POSITION_CELLS // max(n, 1))
+    position = np.zeros(min(per_batch, len(pools)) * n, dtype=np.int32)
+    cost = np.cumsum(np.add.reduceat(member_links, pools.offsets[:-1]) if len(pools) else [])
+    start = 0
+    while start < len(pools):
+        done = cost[start - 1] if start else 0
+        stop = max(start + 1, int(np.searchsorted(cost, done + LOOKUPS, side="right")))
+        stop = min(stop, start + per_batch, len(pools))
+        lo, hi = pools.offsets[start], pools.offsets[stop]
+        linked = np.flatnonzero(member_linked[lo:hi])  # flat positions within the batch
+        members, pool = pools.index[lo:hi][linked], rows[lo:hi][linked] - start
+        cells = pool * n + members
+        position.put(cells, np.arange(1, len(linked) + 1))  # 1 + number among the linked
+        links = higher[members]
+        first = np.repeat(indptr[members] - (np.cumsum(links) - links), links)
+        neighbour = indices[first + np.arange(len(first))]
+        dst = position.take(np.repeat(pool * n, links) + neighbour) - 1
+        position.put(cells, 0)
+        found = np.flatnonzero(dst >= 0)
+        adjacency = coo_matrix(
+            (np.ones(len(found), dtype=np.int8),
+             (np.repeat(np.arange(len(linked)), links)[found], dst[found])),
+            shape=(len(linked), len(linked)),
+        )
+        component = connected_components(adjacency, directed=False)[1]
+        representative = np.empty(len(linked), dtype=np.int64)
+        representative[component] = linked  # some member of each component
+        out[lo + linked] = lo + representative[component]
+        start = stop
+    return out
 
 
 def dbscan_groups(
@@ -191,24 +219,9 @@ def dbscan_groups(
     # more than each pool's own distances
     edge_budget = min(max_edges, len(pools.index))
     graph = _eps_graph(vectors, sq_norms, eps2, edge_budget) if global_graph else None
-    out = np.empty(len(pools.index), dtype=np.int64)
     if graph is not None:
-        degree = np.diff(graph[0])[pools.index]
-        budget = 5_000_000  # neighbour look-ups per batch
-        cost = np.add.reduceat(degree + 1, pools.offsets[:-1]) if len(pools) else degree
-        start = 0
-        while start < len(pools):
-            stop = start + 1 + int(np.searchsorted(np.cumsum(cost[start + 1 :]), budget))
-            stop = min(stop, len(pools))
-            lo, hi = pools.offsets[start], pools.offsets[stop]
-            src, dst = _pool_edges(graph, pools, lo, hi)
-            size = int(hi - lo)
-            adjacency = coo_matrix(
-                (np.ones(len(src), dtype=np.int8), (src, dst)), shape=(size, size)
-            )
-            out[lo:hi] = connected_components(adjacency, directed=False)[1]
-            start = stop
-        return canonical_labels(out, pools.rows(), len(pools))
+        return canonical_labels(_induced_components(graph, pools), pools.rows(), len(pools))
+    out = np.empty(len(pools.index), dtype=np.int64)
     for start in range(0, len(pools), batch_size):
         stop = min(start + batch_size, len(pools))
         members, valid = pools.padded(start, stop)
