@@ -65,8 +65,8 @@ def _top_k_rows(sims: np.ndarray, k: int) -> np.ndarray:
     leftover = np.arange(groups * per_group, n)
     rows = np.concatenate([rows, np.repeat(np.arange(n_rows), len(leftover))])
     cols = np.concatenate([cols, np.tile(leftover, n_rows)])
-    values = sims[rows, cols]
-    keep = values >= bound[rows]
+    values = sims.ravel().take(rows * n + cols)
+    keep = np.flatnonzero(values >= bound[rows])
     rows, cols = _sort_by_row_value_index(rows[keep], cols[keep], values[keep], n_rows, n)
     starts = np.searchsorted(rows, np.arange(n_rows))
     return cols[starts[:, None] + np.arange(k)]
