@@ -120,13 +120,15 @@ def test_snakemake_killed_during_sampling_says_how_to_go_on_and_the_rerun_comple
 
 
 def test_the_producer_table_matches_the_rules_outputs(tmp_path):
-    """isaac.io.PRODUCERS names, for every intermediate of the tiny DAG (with tempering stages),
-    the rule that writes it, and each of its patterns matches some output (generator_base
+    """isaac.io.PRODUCERS names, for every intermediate of the tiny DAG (with tempering stages,
+    and with a sharded embedding), the rule that writes it, and each of its patterns matches some output (generator_base
     exists only for SmolLM2)."""
-    layers = layered(tmp_path, "train: {stages: 2}\n")
-    proc = snakemake(tmp_path, "--dry-run", "--forceall", configfiles=layers)
-    jobs = re.findall(r"^rule (\w+):\n(?:    .*\n)*?    output: (.*)$", proc.stdout, re.M)
-    outputs = [(rule, path) for rule, paths in jobs for path in paths.split(", ")]
+    outputs = []
+    # tempering stages; a sharded embedding (MiniLM in 2 shards)
+    for layer in ("train: {stages: 2}\n", "embed: {encoder: minilm, shards: 2}\n"):
+        proc = snakemake(tmp_path, "--dry-run", "--forceall", configfiles=layered(tmp_path, layer))
+        jobs = re.findall(r"^rule (\w+):\n(?:    .*\n)*?    output: (.*)$", proc.stdout, re.M)
+        outputs += [(rule, path) for rule, paths in jobs for path in paths.split(", ")]
     assert len(outputs) > 50
     wrong = [(path, rule, producer(path)) for rule, path in outputs
              if producer(path) not in (None, rule)]

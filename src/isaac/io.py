@@ -31,6 +31,7 @@ PRODUCERS = (
     ("likelihood.parquet", "likelihood"),
     ("prompts.parquet", "prompts"),
     ("embeddings/*.npz", "embed"),
+    ("embeddings/shards/*.npz", "embed_shard"),
     ("neighbours/*.parquet", "neighbours"),
     ("groups/*.parquet", "assess"),
     ("groups/*.json", "assess"),
