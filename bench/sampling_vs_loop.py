@@ -5,7 +5,9 @@ Stages: three processes, ``python -m isaac.neighbours``, ``isaac.assess`` and ``
 in this process, for each train example one neighbour query (cosine against every prompt,
 top-k), one scikit-learn DBSCAN on the k responses, the K largest groups, a sharpened draw.
 Both run side by side, alternating, several times; the key ``sampling_vs_loop`` is the median
-of the per-repetition ratios (loop seconds / stages seconds).
+of the per-repetition ratios (loop seconds / stages seconds). Each repetition also runs the
+three stages' ``main`` in this process (modules imported beforehand): the stages' own work
+without interpreter start-ups and imports, recorded beside the key (``in_process_s``).
 
     .venv/bin/python bench/sampling_vs_loop.py --corpus results/diasafety/corpus.parquet \
         --embeddings results/diasafety/embeddings/minilm.npz --repeats 3 --record
@@ -14,6 +16,7 @@ of the per-repetition ratios (loop seconds / stages seconds).
 from __future__ import annotations
 
 import argparse
+import importlib
 import json
 import os
 import shlex
@@ -78,6 +81,16 @@ def run_stages(commands: list[list[str]]) -> list[float]:
     return seconds
 
 
+def run_in_process(commands: list[list[str]]) -> float:
+    """Seconds of the three stages' main functions called here, with each rule's threads."""
+    start = time.perf_counter()
+    for command, threads in zip(commands, STAGE_THREADS):
+        module = importlib.import_module(command[2])
+        with threadpool_limits(threads):
+            module.main(command[3:])
+    return time.perf_counter() - start
+
+
 def per_query_loop(corpus, embeddings, k=150, eps=0.75, tau=1.0, top_k=10, seed=0) -> list[str]:
     """The baseline, written plainly: per train example a neighbour query, sklearn DBSCAN on
     the pool's responses, Counter for the K largest groups, the isaac sharpened softmax and a
@@ -101,10 +114,14 @@ def side_by_side(corpus, embeddings, repeats: int, **settings) -> dict:
     """Alternate stages and loop `repeats` times (the order flips every repetition)."""
     loop_settings = {key: settings[key] for key in ("k", "eps", "tau", "top_k", "seed")
                      if key in settings}
-    stages_s, loop_s, per_stage = [], [], []
+    stages_s, loop_s, per_stage, in_process_s = [], [], [], []
     with tempfile.TemporaryDirectory() as workdir:
         commands = stage_commands(corpus, embeddings, workdir, **settings)
+        sys.path.insert(0, str(REPO / "src"))
+        for command in commands:
+            importlib.import_module(command[2])
         for rep in range(repeats):
+            in_process_s.append(run_in_process(commands))
             for which in (("stages", "loop") if rep % 2 == 0 else ("loop", "stages")):
                 if which == "stages":
                     per_stage.append(run_stages(commands))
@@ -121,6 +138,7 @@ def side_by_side(corpus, embeddings, repeats: int, **settings) -> dict:
                         for i, name in enumerate(("neighbours", "assess", "sample"))},
         "loop_s": [round(s, 3) for s in loop_s],
         "ratios": [round(r, 2) for r in ratios],
+        "in_process_s": [round(s, 3) for s in in_process_s],
         "median_ratio": float(np.median(ratios)),
         "commands": [shlex.join(c) for c in commands],
     }
@@ -149,6 +167,8 @@ def main() -> None:
                "python " + shlex.join(sys.argv), baseline=None, stages_s=result["stages_s"],
                loop_s=result["loop_s"], median_stages_s=stages, median_loop_s=loop,
                per_stage_s=result["per_stage_s"], load_average_before=result["load_average"],
+               in_process_s=result["in_process_s"],
+               median_in_process_ratio=round(loop / float(np.median(result["in_process_s"])), 2),
                stage_commands=result["commands"])
 
 

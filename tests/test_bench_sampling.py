@@ -35,7 +35,7 @@ def tiny_inputs(tmp_path, n=60):
     return tmp_path / "corpus.parquet", tmp_path / "e.npz", ids
 
 
-def test_stage_commands_run_the_three_stages_and_write_targets(tmp_path):
+def test_stage_commands_run_the_three_stages_as_processes_or_here_alike(tmp_path):
     corpus, embeddings, ids = tiny_inputs(tmp_path)
     for index in ("exact", "hnsw"):
         commands = sampling_vs_loop.stage_commands(corpus, embeddings, tmp_path, k=10, eps=1.0,
@@ -47,6 +47,10 @@ def test_stage_commands_run_the_three_stages_and_write_targets(tmp_path):
         assert targets["id"].tolist() == ids
         assert all(t[0] in ids for t in targets["target_ids"])
         assert json.loads((tmp_path / "targets.json").read_text())["k"] == 10
+        by_processes = (tmp_path / "targets.parquet").read_bytes()
+        (tmp_path / "targets.parquet").unlink()
+        assert sampling_vs_loop.run_in_process(commands) > 0  # the same stages, called here
+        assert (tmp_path / "targets.parquet").read_bytes() == by_processes
 
 
 def test_per_query_loop_draws_one_target_of_the_pool_per_example(tmp_path):
