@@ -10,7 +10,7 @@ three stages' ``main`` in this process (modules imported beforehand): the stages
 without interpreter start-ups and imports, recorded beside the key (``in_process_s``).
 
     .venv/bin/python bench/sampling_vs_loop.py --corpus results/diasafety/corpus.parquet \
-        --embeddings results/diasafety/embeddings/minilm.npz --repeats 3 --record
+        --embeddings results/diasafety/embeddings/minilm.npz --repeats 5 --record
 """
 
 from __future__ import annotations
