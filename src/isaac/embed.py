@@ -193,9 +193,7 @@ def encode_shard(
     model: str | None = None,
 ) -> tuple[np.ndarray, np.ndarray]:
     """(indices into `texts`, their unit vectors) for one shard of the batch plan; one call of
-    the encoder per batch, whichever shard runs it."""
-    if config.encoder == "tfidf":
-        raise InputError("encoder tfidf is fitted on the whole corpus and cannot be sharded")
+    the encoder per batch, whichever shard runs it (neural and static encoders)."""
     batches = shard_batches(texts, config.batch_size, shard, shards)
     encode = _encoder(config, threads, model)
     log.info("shard %d of %d: %d batches of %d distinct texts", shard, shards, len(batches),
@@ -300,6 +298,8 @@ def main(argv: Sequence[str] | None = None) -> None:
             prompts, responses, config, threads=args.threads, model=args.model
         )
     else:
+        if config.encoder == "tfidf":
+            raise InputError("encoder tfidf is fitted on the whole corpus and cannot be sharded")
         uniques, codes = _unique_texts(prompts + responses)
         if args.shard is not None:
             index, vectors = encode_shard(uniques, config, args.shard, args.shards, args.threads,
@@ -307,8 +307,6 @@ def main(argv: Sequence[str] | None = None) -> None:
             save_shard(args.out, index, vectors)
             log.info("wrote %s: %d of %d distinct texts", args.out, len(index), len(uniques))
             return
-        if config.encoder == "tfidf":
-            raise InputError("encoder tfidf is fitted on the whole corpus and cannot be sharded")
         parts = [load_shard(path) for path in args.gather]
         vectors = gather_shards(uniques, config.batch_size, parts, args.gather)[codes]
         prompt_vectors, response_vectors = vectors[: len(prompts)], vectors[len(prompts) :]

@@ -31,7 +31,7 @@ log = logging.getLogger("isaac.neighbours")
 
 
 INDEXES = ("exact", "hnsw")
-HNSW_M = 32  # links per node: recall 0.98 at k = 150 on DiaSafety (docs/benchmarks.md)
+HNSW_M = 32  # links per node: recall 0.99 at k = 150 on DiaSafety (docs/benchmarks.md)
 HNSW_EF_CONSTRUCTION = 80
 
 

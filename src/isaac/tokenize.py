@@ -47,7 +47,7 @@ class TokenizeConfig:
 
 def make_tokenizer(config: TokenizeConfig) -> Callable[[str], list[str]]:
     """Return text -> tokens; normalisation happens first so the options change every token."""
-    # nltk (about 1.5 s to import) only here: ngrams and likelihood import this module for flatten.
+    # nltk (about 1.5 s to import) only here: likelihood imports this module for flatten.
     from nltk.tokenize import RegexpTokenizer, TreebankWordTokenizer
 
     if config.tokenizer == "treebank":
