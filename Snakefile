@@ -5,7 +5,11 @@ from snakemake.utils import min_version, validate
 min_version("9.0")
 
 
-configfile: "config/config.yaml"
+# The defaults of config/schema.yaml are the base of every run. Without --configfile the demo
+# runs; config files given with --configfile are layered on the base alone.
+if not workflow.overwrite_configfiles:
+
+    configfile: "config/demo.yaml"
 
 
 validate(config, "config/schema.yaml")

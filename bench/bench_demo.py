@@ -1,6 +1,6 @@
 """Benchmark of the whole demo (not a test): `snakemake --cores N` from scratch, timed.
 
-Runs the workflow on the default config (config/config.yaml) in a fresh temporary folder,
+Runs the workflow on the demo (config/demo.yaml) in a fresh temporary folder,
 so nothing cached is reused, and prints a Markdown table: total wall time, peak resident memory
 of any single job, and the summed job time per rule from Snakemake's benchmark files.
 
@@ -29,7 +29,7 @@ def run_demo(workdir: Path, cores: int) -> float:
     snakemake = Path(sys.executable).with_name("snakemake")
     cmd = [
         str(snakemake), "--snakefile", str(REPO / "Snakefile"), "--directory", str(workdir),
-        "--configfile", str(REPO / "config" / "config.yaml"), "--cores", str(cores),
+        "--configfile", str(REPO / "config" / "demo.yaml"), "--cores", str(cores),
     ]
     start = time.perf_counter()
     subprocess.run(cmd, check=True, stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)

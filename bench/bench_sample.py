@@ -9,7 +9,8 @@ head shortcut, soften the sizes and draw. The vectorised path is isaac.assess.db
         --embeddings results/diasafety/embeddings/minilm.npz --k 150 --eps 0.75
 
 With --embed, the embeddings are (re)computed first and timed (--encoder, all train texts).
-Settings not given take config/schema.yaml's defaults (eps: the encoder's assess.eps_defaults).
+Settings not given take config/schema.yaml's defaults (eps: the assess stage's label-free
+eps_quantile rule on these pools).
 Prints a Markdown table and, with --json, writes the numbers.
 """
 
@@ -43,12 +44,6 @@ def schema_default(section: str, key: str):
     """The default of a config key, as config/schema.yaml declares it."""
     schema = yaml.safe_load(SCHEMA.read_text())
     return schema["properties"][section]["properties"][key]["default"]
-
-
-def default_eps(encoder: str) -> float:
-    """assess.eps_defaults of the encoder, as the workflow picks it when assess.eps is null."""
-    defaults = schema_default("assess", "eps_defaults")
-    return defaults.get(encoder, defaults["other"])
 
 
 def pool_targets(vectors, members, eps, train_ids, tau, m, top_k, rng) -> list:
@@ -99,12 +94,12 @@ def eps_sweep(train, responses, pools, eps_values, config: SampleConfig):
             "mean_groups": float(n_groups.mean()),
         }
         for mode in ("strict", "reference"):
-            at_eps = dataclasses.replace(config, eps=eps, head_shortcut=mode)
+            at_eps = dataclasses.replace(config, head_shortcut=mode)
             _, st = sample.sample(Run("isaac", 1.0, 1, 0), train, at_eps, pools, labels)
             row[f"shortcut_{mode}"] = st["head_shortcut_share"]
             row[f"isaac_{mode}"] = st["oracle_safe_rate"]
             row["head_median"] = st["head_group_size"]["quantiles"]["median"]
-        at_eps = dataclasses.replace(config, eps=eps, head_shortcut="strict")
+        at_eps = dataclasses.replace(config, head_shortcut="strict")
         _, st = sample.sample(Run("max", 1.0, 1, 0), train, at_eps, pools, labels)
         row["max_strict"] = st["oracle_safe_rate"]
         rows.append(row)
@@ -147,7 +142,7 @@ def main() -> None:
     )
     parser.add_argument("--threads", type=int, default=2)
     parser.add_argument("--k", type=int, default=schema_default("neighbours", "k"))
-    parser.add_argument("--eps", type=float, help="default: the encoder's assess.eps_defaults")
+    parser.add_argument("--eps", type=float, help="default: the assess.eps_quantile rule")
     parser.add_argument("--tau", type=float, default=1.0)
     parser.add_argument("--m", type=int, default=1)
     parser.add_argument("--top-k", type=int, default=schema_default("sample", "top_k_groups"))
@@ -160,24 +155,13 @@ def main() -> None:
     )
     parser.add_argument("--json", help="write the numbers here")
     args = parser.parse_args()
-    if args.eps is None:
-        args.eps = default_eps(args.encoder)
-    config = SampleConfig(
-        top_k_groups=args.top_k,
-        head_shortcut="strict",
-        assessor="dbscan",
-        encoder=args.encoder,
-        eps=args.eps,
-        pool="neighbours",
-        k=args.k,
-        group_size="members",
-    )
+    config = SampleConfig(top_k_groups=args.top_k, head_shortcut="strict", group_size="members")
 
     train = train_rows(args.corpus)
     ids = train["id"].to_numpy()
     times = {}
     if args.embed:
-        embed_config = EmbedConfig(args.encoder, args.batch_size, args.tfidf_components)
+        embed_config = EmbedConfig(args.encoder, args.batch_size, args.tfidf_components, None)
         (p, r), times["embed"] = timed(
             embed.embed_corpus,
             train["prompt"].tolist(),
@@ -192,6 +176,10 @@ def main() -> None:
 
     (idx, sims), times["neighbours"] = timed(neighbours.top_k_neighbours, prompts, args.k)
     pools = pools_from_lists(list(idx))
+    if args.eps is None:
+        rule = assess.AssessConfig("dbscan", "neighbours", None,
+                                   schema_default("assess", "eps_quantile"), None)
+        args.eps = assess.dbscan_eps(rule, responses, pools)
     labels, times["assess (vectorised)"] = timed(assess.dbscan_groups, responses, pools, args.eps)
     (table, stats), times["sample isaac (vectorised)"] = timed(
         sample.sample, Run("isaac", args.tau, args.m, 0), train, config, pools, labels

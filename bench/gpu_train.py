@@ -34,20 +34,20 @@ sys.path.insert(0, str(ROOT / "src"))
 from record import BENCHMARKS_JSON, record  # noqa: E402
 
 from isaac.lm import build_examples  # noqa: E402
-from isaac.models import build_generator, device  # noqa: E402
-from isaac.settings import from_dict  # noqa: E402
-from isaac.train import TrainJobConfig, bucket_order, read_targets, train  # noqa: E402
+from isaac.models import GeneratorConfig, build_generator, device  # noqa: E402
+from isaac.settings import from_dict, section_settings  # noqa: E402
+from isaac.train import TrainConfig, bucket_order, read_targets, train  # noqa: E402
 
 # Dense peaks in TFLOP/s (vendor data sheets, SXM parts): fp32 without tensor cores, bf16 dense.
 PEAKS = {"H200": (67.0, 989.4), "H100": (67.0, 989.4), "A100": (19.5, 312.0)}
 
 
 def merged_config(configfiles: list[str]) -> dict:
-    """config/config.yaml, then each layer, with the schema's defaults, as the workflow sees it."""
+    """The layers (the demo without any) on the schema's defaults, as the workflow sees them."""
     from snakemake.utils import update_config, validate
 
-    config = yaml.safe_load((ROOT / "config" / "config.yaml").read_text())
-    for path in configfiles:
+    config = {}
+    for path in configfiles or [ROOT / "config" / "demo.yaml"]:
         update_config(config, yaml.safe_load(Path(path).read_text()))
     validate(config, str(ROOT / "config" / "schema.yaml"))
     return config
@@ -66,13 +66,13 @@ def step_tokens(examples, batch_size: int, seed: int, steps: int) -> list[int]:
     return tokens
 
 
-def measure(job: TrainJobConfig, base: str, prompts, targets, batch_size: int, steps: int,
-            warmup: int, seed: int) -> dict:
+def measure(generator: GeneratorConfig, train_config: TrainConfig, base: str, prompts, targets,
+            batch_size: int, steps: int, warmup: int, seed: int) -> dict:
     """Tokens/s and FLOP/s of `steps` timed steps after `warmup` untimed ones."""
-    cfg = replace(job.train, batch_size=batch_size, max_steps=warmup + steps,
+    cfg = replace(train_config, batch_size=batch_size, max_steps=warmup + steps,
                   checkpoint_every=10**9)
-    gen = build_generator(job.generator, None, seed, base)
-    examples = build_examples(gen, prompts, targets, cfg.max_length)
+    gen = build_generator(generator, None, seed, base)
+    examples = build_examples(gen, prompts, targets, generator.max_length)
     trainable = sum(p.numel() for p in gen.model.parameters() if p.requires_grad)
     frozen = sum(p.numel() for p in gen.model.parameters() if not p.requires_grad)
     stamps = []
@@ -115,28 +115,26 @@ def main() -> None:
     args = p.parse_args()
 
     config = merged_config(args.configfile)
-    job = from_dict(TrainJobConfig, {
-        "generator": config["generator"],
-        "train": {k: v for k, v in config["train"].items() if k != "stages"},
-    })
+    generator = from_dict(GeneratorConfig, section_settings(config["generator"], "generator"))
+    train_config = from_dict(TrainConfig, section_settings(config["train"], "train"))
     prompts, targets = read_targets(args.targets)
     name = torch.cuda.get_device_name(0) if torch.cuda.is_available() else "cpu"
     peak_fp32, peak_bf16 = next((v for k, v in PEAKS.items() if k in name), (None, None))
     rows = []
     for batch_size in args.batch_sizes:
-        row = measure(job, args.base, prompts, targets, batch_size, args.steps, args.warmup,
-                      args.seed)
+        row = measure(generator, train_config, args.base, prompts, targets, batch_size,
+                      args.steps, args.warmup, args.seed)
         row["mfu_fp32"] = row["model_tflops_per_s"] / peak_fp32 if peak_fp32 else None
         row["mfu_bf16"] = row["model_tflops_per_s"] / peak_bf16 if peak_bf16 else None
         rows.append(row)
         print(json.dumps(row), flush=True)
     result = {"device": str(device()), "gpu": name, "peak_tflops_fp32": peak_fp32,
-              "peak_tflops_bf16": peak_bf16, "max_length": job.train.max_length, "rows": rows}
+              "peak_tflops_bf16": peak_bf16, "max_length": generator.max_length, "rows": rows}
     Path(args.out).write_text(json.dumps(result, indent=2) + "\n")
 
     command = "bash bench/gpu.sh"
     path = Path(args.benchmarks_json)
-    pipeline = next((r for r in rows if r["batch_size"] == job.train.batch_size), rows[0])
+    pipeline = next((r for r in rows if r["batch_size"] == train_config.batch_size), rows[0])
     best = max(rows, key=lambda r: r["tokens_per_s"])
     for key, row in (("gpu_train", pipeline), ("gpu_train_best", best)):
         context = {"batch_size": row["batch_size"], "gpu": name, "path": path}

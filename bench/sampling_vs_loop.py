@@ -37,7 +37,7 @@ from record import record  # noqa: E402
 
 
 def stage_commands(corpus, embeddings, workdir, k=150, eps=0.75, index="exact", method="isaac",
-                   tau=1.0, m=1, seed=0, top_k=10, encoder="minilm") -> list[list[str]]:
+                   tau=1.0, m=1, seed=0, top_k=10) -> list[list[str]]:
     """The neighbours, assess and sample commands of rules/sample.smk for one run (the same
     config slices as `snakemake -n -p --configfile config/diasafety.yaml` prints)."""
     work = Path(workdir)
@@ -45,9 +45,7 @@ def stage_commands(corpus, embeddings, workdir, k=150, eps=0.75, index="exact", 
     python = [sys.executable, "-m"]
     assess_config = {"assessor": "dbscan", "eps": eps, "eps_quantile": None,
                      "fuzzy_threshold": None, "pool": "neighbours"}
-    sample_config = {"assessor": "dbscan", "encoder": encoder, "eps": eps,
-                     "group_size": "members", "head_shortcut": "strict", "k": k,
-                     "pool": "neighbours", "top_k_groups": top_k}
+    sample_config = {"group_size": "members", "head_shortcut": "strict", "top_k_groups": top_k}
     return [
         [*python, "isaac.neighbours", "--embeddings", str(embeddings),
          "--config", json.dumps({"index": index, "k": k}), "--threads", str(STAGE_THREADS[0]),
@@ -57,7 +55,7 @@ def stage_commands(corpus, embeddings, workdir, k=150, eps=0.75, index="exact", 
          "--threads", str(STAGE_THREADS[1]), "--out", str(groups),
          "--stats", str(work / "groups.json")],
         [*python, "isaac.sample", "--corpus", str(corpus), f"--groups={groups}",
-         "--method", method, "--tau", str(tau), "--m", str(m), "--seed", str(seed),
+         f"--groups-stats={work / 'groups.json'}", "--method", method, "--tau", str(tau), "--m", str(m), "--seed", str(seed),
          "--config", json.dumps(sample_config), "--out", str(work / "targets.parquet"),
          "--stats", str(work / "targets.json")],
     ]
@@ -148,7 +146,6 @@ def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--corpus", required=True, help="corpus.parquet")
     parser.add_argument("--embeddings", required=True, help="embeddings/{encoder}.npz")
-    parser.add_argument("--encoder", default="minilm", help="recorded in the sample slice")
     parser.add_argument("--k", type=int, default=150)
     parser.add_argument("--eps", type=float, default=0.75)
     parser.add_argument("--index", default="exact", choices=["exact", "hnsw"])
@@ -158,7 +155,7 @@ def main() -> None:
     args = parser.parse_args()
     load = os.getloadavg()
     result = side_by_side(args.corpus, args.embeddings, args.repeats, k=args.k, eps=args.eps,
-                          index=args.index, encoder=args.encoder)
+                          index=args.index)
     result["load_average"] = [round(x, 2) for x in load]
     print(json.dumps(result, indent=2))
     if args.record:

@@ -4,9 +4,9 @@ The corpus: DiaSafety train pairs drawn with replacement, half of them kept verb
 pairs, as crawled dialogue has) and half perturbed (a word dropped, two neighbouring words
 swapped, or a filler word added), so lengths, vocabulary, label mix and duplication stay those
 of DiaSafety. It is written as a Parquet corpus under build/scale/ (git-ignored) with a config
-that layers model2vec embeddings and HNSW neighbours on config/config.yaml; Snakemake then runs
-ingest -> embed -> neighbours -> assess -> sample for the `isaac` targets, and each job's
-benchmark file gives its wall time and peak resident memory.
+that layers model2vec embeddings, HNSW neighbours and DBSCAN eps 0.75 on the schema's
+defaults; Snakemake then runs ingest -> embed -> neighbours -> assess -> sample for the `isaac`
+targets, and each job's benchmark file gives its wall time and peak resident memory.
 
     .venv/bin/python bench/scale.py --source results/diasafety/corpus.parquet \
         --sizes 10000 100000 1000000 --record
@@ -95,7 +95,7 @@ def write_inputs(source: pd.DataFrame, n_pairs: int, k: int, index: str) -> tupl
                    "empty_responses": "keep"},
         "embed": {"encoder": "model2vec"},
         "neighbours": {"k": k, "index": index},
-        "assess": {"assessor": "dbscan"},
+        "assess": {"assessor": "dbscan", "eps": 0.75},
     }
     path = WORK / f"{name}.yaml"
     path.write_text(yaml.safe_dump(config, sort_keys=False))

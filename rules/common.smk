@@ -1,4 +1,4 @@
-"""Paths, run ids and config slices shared by the rule files."""
+"""Paths, run ids and stage settings shared by the rule files."""
 
 import json
 import shlex
@@ -9,6 +9,7 @@ from snakemake.settings.types import DeploymentMethod
 
 # The run ids and method lists are declared once, in the package (src/isaac/runs.py).
 sys.path.insert(0, str(Path(workflow.basedir) / "src"))
+from isaac.plots import FIGURES  # noqa: E402
 from isaac.runs import (  # noqa: E402
     GROUP_METHODS,
     POOL_METHODS,
@@ -18,6 +19,7 @@ from isaac.runs import (  # noqa: E402
     run_ids,
     stage_seed,
 )
+from isaac.settings import section_settings  # noqa: E402
 
 CORPUS = config["corpus"]["name"]
 RESULTS = f"results/{CORPUS}"
@@ -89,14 +91,13 @@ def bench(*parts):
     return "/".join([BENCHMARKS, *parts])
 
 
-def config_json(slice_):
-    """A rule's config slice as canonical JSON: every stage reads its settings from --config."""
-    return json.dumps(slice_, sort_keys=True)
-
-
-def section_json(section):
-    """A whole config section as a rule's slice."""
-    return config_json(config[section])
+def stage_config(section, nulled=()):
+    """A job's --config: config section `section` as canonical JSON, without its structure
+    keys, and with the keys in `nulled` null because the job cannot depend on them (so editing
+    them reruns nothing)."""
+    return json.dumps(
+        section_settings(config[section], section, nulled), sort_keys=True
+    )
 
 
 # The tiny generator trains in a minute on a CPU; pretrained ones want a GPU and more memory.
@@ -124,17 +125,8 @@ def sweep_runs():
     return run_ids(sweep["methods"], sweep["taus"], sweep["ms"], sweep["seeds"])
 
 
-FIGURES = (
-    "longtail_responses",  # corpus.smk
-    "longtail_ngrams",  # corpus.smk
-    "group_sizes",  # sample.smk
-    "oracle_safe_rate_vs_tau",  # sample.smk
-    "safety_vs_distinct2",  # report.smk
-    "oracle_vs_model_safety",  # report.smk
-)
-
-
 def figure_outputs():
+    """Every figure (isaac.plots.FIGURES names them with the rules that draw them)."""
     return [res("figures", f"{name}.png") for name in FIGURES]
 
 

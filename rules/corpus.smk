@@ -20,7 +20,7 @@ rule ingest:
         mem_mb=grow_with_attempt(4000),
         runtime=30,
     params:
-        config=config_json(ingest_slice()),
+        config=corpus_config(),
     shell:
         f"{ISAAC}.ingest"
         " --config {params.config:q} --out {output.corpus:q} > {log:q} 2>&1"
@@ -42,7 +42,7 @@ rule tokenize:
         mem_mb=grow_with_attempt(4000),
         runtime=30,
     params:
-        config=section_json("tokenize"),
+        config=stage_config("tokenize"),
     shell:
         f"{ISAAC}.tokenize"
         " --corpus {input.corpus:q} --config {params.config:q} --threads {threads}"
@@ -88,7 +88,7 @@ rule likelihood:
         mem_mb=grow_with_attempt(8000),
         runtime=30,
     params:
-        config=section_json("likelihood"),
+        config=stage_config("likelihood"),
     shell:
         f"{ISAAC}.likelihood"
         " --corpus {input.corpus:q} --tokens {input.tokens:q}"
@@ -115,7 +115,7 @@ rule longtail_responses:
         mem_mb=grow_with_attempt(2000),
         runtime=10,
     params:
-        config=section_json("report"),
+        config=stage_config("report"),
     shell:
         f"{ISAAC}.longtail"
         " responses --corpus {input.corpus:q} --config {params.config:q}"
@@ -142,7 +142,7 @@ rule longtail_ngrams:
         mem_mb=grow_with_attempt(2000),
         runtime=10,
     params:
-        config=section_json("report"),
+        config=stage_config("report"),
     shell:
         f"{ISAAC}.longtail"
         " ngrams --tables {input.tables:q} --config {params.config:q}"

@@ -20,7 +20,7 @@ rule prompts:
         mem_mb=grow_with_attempt(2000),
         runtime=10,
     params:
-        config=config_json(prompts_slice()),
+        config=stage_config("prompts"),
     shell:
         f"{ISAAC}.prompts"
         " --corpus {input.corpus:q} --config {params.config:q}"
@@ -45,7 +45,7 @@ rule generate:
         runtime=by_generator(20, 120),
         gpu=by_generator(0, 1),
     params:
-        config=config_json(generate_slice()),
+        config=stage_config("generate"),
     shell:
         f"{ISAAC}.generate"
         " --model {input.model:q} --prompts {input.prompts:q} --seed {wildcards.seed:q}"
@@ -70,12 +70,11 @@ rule judge:
         mem_mb=grow_with_attempt(4000),
         runtime=30,
     params:
-        config=lambda wildcards: config_json({"features": wildcards.features}),
         source=optional_input("source"),
     shell:
         f"{ISAAC}.judge"
         " --corpus {input.corpus:q} --from={params.source:q}"
-        " --config {params.config:q} --out {output:q} > {log:q} 2>&1"
+        " --features {wildcards.features:q} --out {output:q} > {log:q} 2>&1"
 
 
 rule score:
@@ -98,7 +97,7 @@ rule score:
         mem_mb=grow_with_attempt(by_generator(4000, 16000)),
         runtime=by_generator(20, 60),
     params:
-        config=config_json({"max_length": config["train"]["max_length"]}),
+        config=stage_config("generator"),
         second=optional_input("second_judge"),
     shell:
         f"{ISAAC}.score"
@@ -130,9 +129,7 @@ rule head_safety:
         mem_mb=grow_with_attempt(4000),
         runtime=20,
     params:
-        config=config_json(
-            {key: config["summary"][key] for key in ("resamples", "seed")}
-        ),
+        config=stage_config("summary", nulled=("baselines",)),
     shell:
         f"{ISAAC}.head_safety"
         " --corpus {input.corpus:q} --groups {input.groups:q} --judge {input.judge:q}"

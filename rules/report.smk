@@ -32,7 +32,7 @@ rule summary:
         mem_mb=grow_with_attempt(2000),
         runtime=10,
     params:
-        config=section_json("summary"),
+        config=stage_config("summary"),
         second=lambda wildcards, input: (
             f"{input.second_judge}/metrics.json" if input.second_judge else ""
         ),
@@ -69,7 +69,7 @@ rule report_figures:
         mem_mb=grow_with_attempt(1000),
         runtime=10,
     params:
-        config=section_json("report"),
+        config=stage_config("report"),
     shell:
         f"{ISAAC}.report"
         " figures --summary {input.summary:q} --config {params.config:q}"

@@ -18,7 +18,7 @@ rule encoder_model2vec:
         mem_mb=grow_with_attempt(4000),
         runtime=20,
     params:
-        config=config_json({"pca_dims": config["embed"]["model2vec_dims"]}),
+        config=model2vec_config(),
     shell:
         f"{ISAAC}.encoder_model2vec"
         " --config {params.config:q} --out {output:q} > {log:q} 2>&1"
@@ -43,7 +43,7 @@ rule embed_shard:
         mem_mb=grow_with_attempt(6000),
         runtime=60,
     params:
-        config=config_json(embed_slice()),
+        config=embed_config(),
         model=optional_input("model"),
         shards=embed_shards(),
     shell:
@@ -69,7 +69,7 @@ rule embed:
         mem_mb=grow_with_attempt(6000),
         runtime=60,
     params:
-        config=config_json(embed_slice()),
+        config=embed_config(),
         model=optional_input("model"),
         shards=lambda wildcards, input: input.get("shards", []),
     shell:
@@ -95,7 +95,7 @@ rule neighbours:
         mem_mb=grow_with_attempt(4000),
         runtime=20,
     params:
-        config=section_json("neighbours"),
+        config=stage_config("neighbours"),
     shell:
         f"{ISAAC}.neighbours"
         " --embeddings {input.embeddings:q} --config {params.config:q}"
@@ -119,7 +119,7 @@ rule assess:
         mem_mb=grow_with_attempt(8000),
         runtime=30,
     params:
-        config=config_json(assess_slice()),
+        config=assess_config(),
         neighbours=optional_input("neighbours"),
         embeddings=optional_input("embeddings"),
         likelihood=optional_input("likelihood"),
@@ -150,10 +150,12 @@ rule sample:
         runtime=20,
     params:
         groups=optional_input("groups"),
-        config=lambda wildcards: config_json(sample_slice(wildcards.method)),
+        groups_stats=optional_input("groups_stats"),
+        config=lambda wildcards: sample_config(wildcards.method),
     shell:
         f"{ISAAC}.sample"
         " --corpus {input.corpus:q} --groups={params.groups:q}"
+        " --groups-stats={params.groups_stats:q}"
         " --method {wildcards.method:q} --tau {wildcards.tau:q} --m {wildcards.m:q}"
         " --seed {wildcards.seed:q} --config {params.config:q}"
         " --out {output.targets:q} --stats {output.stats:q} > {log:q} 2>&1"
@@ -169,6 +171,7 @@ rule sample_all:
 rule group_sizes:
     input:
         groups=groups_file(),
+        stats=groups_stats_file(),
     output:
         figure=report(
             res("figures", "group_sizes.png"),
@@ -186,11 +189,10 @@ rule group_sizes:
         mem_mb=grow_with_attempt(2000),
         runtime=10,
     params:
-        config=section_json("report"),
-        title=f"{config['assess']['assessor']} groups, {encoder_name()} embeddings",
+        config=stage_config("report"),
     shell:
         f"{ISAAC}.sample_figures"
-        " group-sizes --groups {input.groups:q} --title {params.title:q}"
+        " group-sizes --groups {input.groups:q} --groups-stats {input.stats:q}"
         " --config {params.config:q} --out {output.figure:q} > {log:q} 2>&1"
 
 
@@ -214,7 +216,7 @@ rule oracle_safe_rate_vs_tau:
         mem_mb=grow_with_attempt(2000),
         runtime=10,
     params:
-        config=section_json("report"),
+        config=stage_config("report"),
     shell:
         f"{ISAAC}.sample_figures"
         " oracle-vs-tau --stats {input.stats:q}"

@@ -20,7 +20,7 @@ rule generator_tokenizer:
         mem_mb=grow_with_attempt(2000),
         runtime=20,
     params:
-        config=config_json({"vocab_size": config["generator"]["tiny"]["vocab_size"]}),
+        config=stage_config("generator"),
     shell:
         f"{ISAAC}.generator_tokenizer"
         " --corpus {input.corpus:q} --config {params.config:q}"
@@ -44,38 +44,9 @@ rule generator_base:
         f"{ISAAC}.generator_base" " --out {output:q} > {log:q} 2>&1"
 
 
-# Checkpoints go to a sibling folder of the model (not an output), so they survive the removal
-# of an incomplete output: re-running after a kill resumes from the last checkpoint. The test
-# prompts are an input only so that a corpus without usable test prompts fails before training.
-# With train.stages S > 1 the run's model is its stage S, trained from stage S - 1 (train_stage).
-rule train:
-    input:
-        **base_inputs(),
-        targets=stage_targets(STAGES),
-        init=previous_stage(STAGES),
-        prompts=res("prompts.parquet"),
-    output:
-        directory(res("models", RUN)),
-    log:
-        logs("train", f"{RUN}.log"),
-    benchmark:
-        bench("train", f"{RUN}.tsv")
-    conda:
-        "../envs/train.yaml"
-    threads: by_generator(1, 4)
-    resources:
-        mem_mb=grow_with_attempt(by_generator(4000, 16000)),
-        runtime=by_generator(30, 240),
-        gpu=by_generator(0, 1),
-    params:
-        config=config_json(train_slice()),
-        checkpoints=res("checkpoints", RUN),
-        init=optional_input("init"),
-    shell:
-        TRAIN_COMMAND
-
-
 # Tempering: the earlier stages of a run, stage s on its own draw of targets (isaac.runs.stage_seed).
+# Checkpoints go to a sibling folder of the model (not an output), so they survive the removal
+# of an incomplete output: re-running after a kill resumes from the last checkpoint.
 rule train_stage:
     input:
         **base_inputs(),
@@ -95,8 +66,35 @@ rule train_stage:
         runtime=by_generator(30, 240),
         gpu=by_generator(0, 1),
     params:
-        config=config_json(train_slice()),
+        config=stage_config("train"),
+        generator=stage_config("generator"),
         checkpoints=res("checkpoints", "stages", RUN, "stage{stage}"),
         init=optional_input("init"),
     shell:
-        TRAIN_COMMAND
+        f"{ISAAC}.train"
+        " --targets {input.targets:q} --tokenizer={input.tokenizer:q} --base={input.base:q}"
+        " --init={params.init:q} --seed {wildcards.seed:q} --config {params.config:q}"
+        " --generator {params.generator:q} --threads {threads}"
+        " --checkpoints {params.checkpoints:q} --out {output:q} > {log:q} 2>&1"
+
+
+# A run's model: its last stage (train.stages S; the only one when S = 1), trained from stage
+# S - 1. The test prompts are an input only so that a corpus without usable test prompts fails
+# before training.
+use rule train_stage as train with:
+    input:
+        **base_inputs(),
+        targets=stage_targets(STAGES),
+        init=previous_stage(STAGES),
+        prompts=res("prompts.parquet"),
+    output:
+        directory(res("models", RUN)),
+    log:
+        logs("train", f"{RUN}.log"),
+    benchmark:
+        bench("train", f"{RUN}.tsv")
+    params:
+        config=stage_config("train"),
+        generator=stage_config("generator"),
+        checkpoints=res("checkpoints", RUN),
+        init=optional_input("init"),

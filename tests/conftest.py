@@ -19,6 +19,7 @@ REPO = Path(__file__).resolve().parents[1]
 SHARED = REPO.parent / "shared"
 DIASAFETY = SHARED / "data" / "diasafety"
 TINY_CONFIG = REPO / "tests" / "config" / "tiny.yaml"
+DEMO_CONFIG = REPO / "config" / "demo.yaml"
 SNAKEMAKE = Path(sys.executable).with_name("snakemake")
 # Local runs need no SLURM: without a configuration, scontrol fails at once instead of waiting
 # about 9 s for a controller that does not answer (the SLURM executor plugin calls it at every
@@ -95,20 +96,15 @@ def planned_jobs(dry_run_output: str) -> dict[str, int]:
     return jobs
 
 
-def shared_commands() -> dict[str, str]:
-    """The commands several rules share, NAME_COMMAND = (...) in rules/helpers/*.smk, by name."""
-    commands = {}
-    for smk in sorted((REPO / "rules" / "helpers").glob("*.smk")):
-        pattern = r"^(\w+_COMMAND) = \(\n((?:\s+.*\n)+?)\)"
-        commands.update(re.findall(pattern, smk.read_text(), re.M))
-    return commands
-
-
 def rule_blocks():
-    """(rule name, its text with any shared command written out) for every rule in rules/."""
-    commands = shared_commands()
+    """(rule name, its text) for every rule in rules/; a rule declared with `use rule A as B
+    with:` gets A's text followed by its own, so its overrides come last."""
+    blocks = {}
     for smk in sorted((REPO / "rules").glob("*.smk")):
-        for block in re.split(r"^(?=rule |checkpoint )", smk.read_text(), flags=re.M)[1:]:
-            for name, body in commands.items():
-                block = block.replace(name, body)
-            yield re.match(r"\w+ (\w+):", block).group(1), block
+        for block in re.split(r"^(?=rule |checkpoint |use rule )", smk.read_text(), flags=re.M)[1:]:
+            derived = re.match(r"use rule (\w+) as (\w+) with:", block)
+            if derived:
+                blocks[derived.group(2)] = blocks[derived.group(1)] + block
+            else:
+                blocks[re.match(r"\w+ (\w+):", block).group(1)] = block
+    yield from blocks.items()

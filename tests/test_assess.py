@@ -142,10 +142,13 @@ def test_group_pools_put_the_query_first_then_its_group_in_corpus_order():
 
 
 def assess_config(assessor, eps=None, **overrides) -> str:
-    """--config as the workflow's assess slice: the schema's defaults, eps only for dbscan and
-    the fuzzy threshold only for fuzzy (null for the other assessors)."""
-    threshold = schema_defaults("assess")["fuzzy_threshold"] if assessor == "fuzzy" else None
-    values = {"assessor": assessor, "eps": eps, "fuzzy_threshold": threshold, **overrides}
+    """--config as the workflow's assess section: the schema's defaults, eps (or its rule when
+    eps is null) only for dbscan and the fuzzy threshold only for fuzzy (null otherwise)."""
+    defaults = schema_defaults("assess")
+    threshold = defaults["fuzzy_threshold"] if assessor == "fuzzy" else None
+    rule = defaults["eps_quantile"] if assessor == "dbscan" and eps is None else None
+    values = {"assessor": assessor, "eps": eps, "eps_quantile": rule, "fuzzy_threshold": threshold,
+              **overrides}
     return to_json(settings(AssessConfig, "assess", **values))
 
 
@@ -157,9 +160,8 @@ def test_assess_runs_the_configured_assessor_with_its_settings():
     loglik = np.array([-1.0, -2.0, -1.5, -3.0])
 
     def config(assessor, eps=None, fuzzy_threshold=None):
-        return settings(
-            AssessConfig, "assess", assessor=assessor, eps=eps, fuzzy_threshold=fuzzy_threshold
-        )
+        return settings(AssessConfig, "assess", assessor=assessor, eps=eps, eps_quantile=None,
+                        fuzzy_threshold=fuzzy_threshold)
 
     labels, weights = assess.assess(config("dbscan", eps=0.5), train, pools, vectors=v)
     assert np.array_equal(labels, assess.dbscan_groups(v, pools, 0.5)) and weights is None
@@ -183,7 +185,8 @@ def test_assess_runs_the_configured_assessor_with_its_settings():
 def test_assess_without_the_assessors_setting_is_an_input_error(assessor, setting):
     train = pd.DataFrame({"response": ["a", "b"]})
     pools = pools_from_lists([[0, 1]])
-    config = settings(AssessConfig, "assess", assessor=assessor, eps=None, fuzzy_threshold=None)
+    config = settings(AssessConfig, "assess", assessor=assessor, eps=None, eps_quantile=None,
+                      fuzzy_threshold=None)
     with pytest.raises(InputError, match=f"assessor {assessor} needs {setting}"):
         assess.assess(config, train, pools, vectors=unit(np.eye(2)))
 
@@ -251,6 +254,9 @@ def test_cli_writes_groups_for_every_assessor(tmp_path, assessor):
     table = pd.read_parquet(out)
     stats = json.loads(out.with_suffix(".json").read_text())
     assert stats["eps"] == (0.5 if assessor == "dbscan" else None) and stats["pools"] == 5
+    # what made the groups: the sample stage records it with every target drawn from them
+    assert {key: stats[key] for key in ("assessor", "pool", "encoder", "k")} == {
+        "assessor": assessor, "pool": "neighbours", "encoder": "e", "k": 4}
     assert table["id"].tolist() == ids.tolist()
     assert [list(x) for x in table["pool_ids"]] == [[ids[j] for j in x] for x in lists]
     # pool 0 = responses 0,1,2,3: "yes sure" x3 (one normalised form) and "no way"
@@ -348,7 +354,7 @@ def test_cli_dbscan_with_a_null_eps_exits_2_and_writes_nothing(tmp_path, capsys)
         return [*cli_inputs(tmp_path), "--config", config, "--out", str(out), "--stats", str(stats)]
 
     with pytest.raises(SystemExit) as exit_info:
-        run(assess.main, argv(assess_config("dbscan", eps=None)))
+        run(assess.main, argv(assess_config("dbscan", eps=None, eps_quantile=None)))
     assert exit_info.value.code == 2
     assert "assessor dbscan needs assess.eps" in capsys.readouterr().err
     assert not out.exists() and not stats.exists()

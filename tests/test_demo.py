@@ -11,7 +11,7 @@ from sklearn.metrics import roc_auc_score
 
 from isaac import ingest
 from isaac.demo import FAMILIES, generate
-from isaac.ingest import COLUMNS, IngestConfig
+from isaac.ingest import COLUMNS, CorpusConfig
 from isaac.settings import to_json
 from isaac.text import normalise
 
@@ -25,8 +25,7 @@ def corpus() -> pd.DataFrame:
 
 def demo_config(**demo) -> str:
     """The --config of `python -m isaac.ingest` for the demo corpus (schema defaults + demo)."""
-    return to_json(settings(IngestConfig, "corpus", format="demo", demo={**DEMO, **demo},
-                            pollute=schema_defaults("pollute")))
+    return to_json(settings(CorpusConfig, "corpus", format="demo", demo={**DEMO, **demo}))
 
 
 def test_same_seed_gives_identical_bytes_and_another_seed_differs(tmp_path):

@@ -213,7 +213,8 @@ def model2vec_folder(tmp_path_factory):
 
     out = tmp_path_factory.mktemp("encoders") / "model2vec"
     dims = schema_defaults("embed")["model2vec_dims"]
-    config = to_json(encoder_model2vec.Model2VecConfig(pca_dims=dims))
+    config = to_json(settings(EmbedConfig, "embed", encoder=None, batch_size=None,
+                                tfidf_components=None, model2vec_dims=dims))
     encoder_model2vec.main(["--config", config, "--out", str(out)])
     return out
 

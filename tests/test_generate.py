@@ -212,7 +212,7 @@ DECODING = {k: v for k, v in schema_defaults("generate").items() if k in GENERAT
     ({**DECODING, "max_prompt_tokens": 64}, "--config: unknown key(s) max_prompt_tokens"),
     ({**DECODING, "seed": 0}, "--config: unknown key(s) seed"),
     ({**DECODING, "n_prompts": 5}, "--config: unknown key(s) n_prompts"),
-    (schema_defaults("generate"), "--config: unknown key(s) n_prompts, prompts"),
+    (schema_defaults("prompts"), "--config: unknown key(s) n_prompts, select"),
     ({**DECODING, "do_sample": "yes"}, "--config.do_sample"),
 ])
 def test_cli_config_must_have_exactly_its_keys(tmp_path, trained, capsys, config, problem):

@@ -10,13 +10,14 @@ import pytest
 
 from conftest import schema_defaults, settings
 from isaac import assess, head_safety
-from isaac.head_safety import HeadSafetyConfig, head_rest_table, summarise
+from isaac.head_safety import head_rest_table, summarise
+from isaac.report import SummaryConfig
 from isaac.io import InputError
 from isaac.judge import fit_judge, save_judge
 from isaac.pools import group_pools
 from isaac.settings import to_json
 
-CONFIG = settings(HeadSafetyConfig, "summary", resamples=500, seed=0)
+CONFIG = settings(SummaryConfig, "summary", resamples=500, seed=0, baselines=None)
 
 
 def test_each_prompt_once_head_is_the_largest_group_ties_to_the_first_seen():
@@ -89,5 +90,5 @@ def test_cli_writes_the_summary_and_the_per_prompt_table(tmp_path):
 
 def test_settings_come_from_the_summary_section():
     defaults = schema_defaults("summary")
-    assert settings(HeadSafetyConfig, "summary") == HeadSafetyConfig(
-        resamples=defaults["resamples"], seed=defaults["seed"])
+    assert settings(SummaryConfig, "summary", baselines=None) == SummaryConfig(
+        resamples=defaults["resamples"], seed=defaults["seed"], baselines=None)

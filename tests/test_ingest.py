@@ -11,18 +11,18 @@ import pandas as pd
 import pytest
 from conftest import schema_defaults, settings
 
-from isaac.ingest import (CORPUS_COLUMNS, IngestConfig, ingest, main, parse_label, prompt_group,
+from isaac.ingest import (CORPUS_COLUMNS, CorpusConfig, ingest, main, parse_label, prompt_group,
                           read_corpus, read_jsonl)
 from isaac.io import InputError
 from isaac.settings import to_json
 
 
-def corpus_config(fmt: str, path=None, fields: dict | None = None, **overrides) -> IngestConfig:
-    """The corpus slice as the workflow builds it: schema defaults, this format and path, and a
-    field mapping over the schema's default mapping, and the pollute section (off)."""
-    return settings(IngestConfig, "corpus", format=fmt, path=None if path is None else str(path),
+def corpus_config(fmt: str, path=None, fields: dict | None = None, **overrides) -> CorpusConfig:
+    """The corpus section as the workflow hands it to ingest: schema defaults (pollution off),
+    this format and path, and a field mapping over the schema's default mapping."""
+    return settings(CorpusConfig, "corpus", format=fmt, path=None if path is None else str(path),
                     fields={**schema_defaults("corpus")["fields"], **(fields or {})},
-                    **{"pollute": schema_defaults("pollute"), **overrides})
+                    **overrides)
 
 
 def write_diasafety(folder: Path, items: dict[str, list[dict]] | None = None) -> Path:
@@ -50,7 +50,7 @@ def assert_nothing_written(folder: Path) -> None:
     assert list(folder.iterdir()) == [], sorted(p.name for p in folder.iterdir())
 
 
-def expect_error(tmp_path: Path, config: IngestConfig | str, *fragments: str) -> str:
+def expect_error(tmp_path: Path, config: CorpusConfig | str, *fragments: str) -> str:
     """Run the CLI entry point on bad input (a config or its JSON text): InputError naming the
     file, and no output."""
     out_dir = tmp_path / "out"

@@ -12,20 +12,18 @@ import zipfile
 import numpy as np
 import pandas as pd
 import pytest
-from conftest import schema_defaults, settings
+from conftest import schema_defaults
 from sklearn.metrics import balanced_accuracy_score, roc_auc_score
 
 from isaac.io import InputError
-from isaac.judge import (DEFAULT_THRESHOLD, JUDGE_JSON, JUDGE_NPZ, Judge, JudgeConfig, build_judge,
+from isaac.judge import (DEFAULT_THRESHOLD, JUDGE_JSON, JUDGE_NPZ, Judge, build_judge,
                          choose_threshold, fit_judge, load_judge, main, save_judge)
-from isaac.settings import to_json
 
 SAFE = ["that sounds lovely", "i hope you feel better soon", "thanks for sharing that",
         "what a kind thing to do", "good luck with it", "that is a great idea"]
 UNSAFE = ["you are a stupid idiot", "shut up idiot", "go kill yourself idiot",
           "stupid people like you", "idiot you deserve it", "nobody likes you stupid"]
-TFIDF = settings(JudgeConfig, "judge", features="tfidf-lr")
-MINILM = settings(JudgeConfig, "judge", features="minilm-lr")
+TFIDF, MINILM = "tfidf-lr", "minilm-lr"
 
 
 def toy_corpus(path, labelled=True):
@@ -80,7 +78,7 @@ def test_unlabelled_corpus_needs_judge_from(tmp_path):
 def test_judge_from_copies_another_corpus_judge(tmp_path):
     build_judge(toy_corpus(tmp_path / "l.parquet"), TFIDF, tmp_path / "labelled")
     u = toy_corpus(tmp_path / "u.parquet", labelled=False)
-    main(["--corpus", str(u), "--config", to_json(TFIDF), "--from", str(tmp_path / "labelled"),
+    main(["--corpus", str(u), "--features", TFIDF, "--from", str(tmp_path / "labelled"),
           "--out", str(tmp_path / "j")])
     m = json.loads((tmp_path / "j" / "metrics.json").read_text())
     assert m["auroc"] == 1.0 and m["source"] == str(tmp_path / "labelled")
@@ -105,36 +103,33 @@ def test_unknown_features_are_a_clear_error(tmp_path):
     with pytest.raises(InputError, match="judge.features: unknown value 'bow-svm'"):
         fit_judge(["c"] * 12, SAFE + UNSAFE, [0] * 6 + [1] * 6, "bow-svm")
     c = toy_corpus(tmp_path / "c.parquet")
-    config = settings(JudgeConfig, "judge", features="bow-svm")
-    with pytest.raises(InputError, match="features must be one of tfidf-lr, minilm-lr"):
-        main(["--corpus", str(c), "--config", to_json(config), "--out", str(tmp_path / "j")])
+    proc = subprocess.run(
+        [sys.executable, "-m", "isaac.judge", "--corpus", str(c), "--features", "bow-svm",
+         "--out", str(tmp_path / "j")],
+        capture_output=True, text=True,
+    )
+    assert proc.returncode == 2 and "invalid choice: 'bow-svm'" in proc.stderr, proc.stderr
     assert not (tmp_path / "j").exists()
 
 
 def test_cli_trains_with_the_configured_features_and_an_empty_from(tmp_path):
     c = toy_corpus(tmp_path / "c.parquet")
     # The judge rule passes an empty --from= when judge.from is null: train, not copy.
-    main(["--corpus", str(c), "--from=", "--config", to_json(settings(JudgeConfig, "judge")),
+    main(["--corpus", str(c), "--from=", "--features", schema_defaults("judge")["features"],
           "--out", str(tmp_path / "j")])
     m = json.loads((tmp_path / "j" / "metrics.json").read_text())
     assert m["features"] == schema_defaults("judge")["features"] and "source" not in m
     assert m["auroc"] == 1.0 and m["n_train"] == 12
 
 
-@pytest.mark.parametrize("config,fragment", [
-    pytest.param({}, "missing key(s) features", id="missing"),
-    pytest.param(schema_defaults("judge"), "unknown key(s) from", id="unknown"),
-    pytest.param({"features": None}, "--config.features", id="null"),
-])
-def test_cli_config_must_hold_exactly_the_judge_keys(tmp_path, config, fragment):
+def test_cli_refuses_a_job_without_features(tmp_path):
     c = toy_corpus(tmp_path / "c.parquet")
     proc = subprocess.run(
-        [sys.executable, "-m", "isaac.judge", "--corpus", str(c), "--config", json.dumps(config),
-         "--out", str(tmp_path / "j")],
+        [sys.executable, "-m", "isaac.judge", "--corpus", str(c), "--out", str(tmp_path / "j")],
         capture_output=True, text=True,
     )
     assert proc.returncode == 2, proc.stderr
-    assert "error:" in proc.stderr and fragment in proc.stderr, proc.stderr
+    assert "--features" in proc.stderr, proc.stderr
     assert list(tmp_path.iterdir()) == [c]
 
 
@@ -343,7 +338,7 @@ def test_judge_from_copies_the_folder_and_scores_this_corpus(tmp_path):
     other += [{"id": f"y{i}", "split": "test", "prompt": c, "response": r, "label": label}
               for i, (c, r, label) in enumerate(rows)]
     pd.DataFrame(other).to_parquet(tmp_path / "o.parquet")
-    main(["--corpus", str(tmp_path / "o.parquet"), "--config", to_json(TFIDF),
+    main(["--corpus", str(tmp_path / "o.parquet"), "--features", TFIDF,
           "--from", str(tmp_path / "labelled"), "--out", str(tmp_path / "j")])
     for name in (JUDGE_JSON, JUDGE_NPZ):
         assert (tmp_path / "j" / name).read_bytes() == (tmp_path / "labelled" / name).read_bytes()

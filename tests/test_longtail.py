@@ -14,7 +14,7 @@ from isaac.demo import generate
 from isaac.io import InputError
 from isaac.longtail import main, plot_ngrams, plot_responses, rank_frequency, unsafe_by_frequency
 from isaac.ngrams import count_ngrams
-from isaac.plots import FigureConfig
+from isaac.plots import ReportConfig
 from isaac.settings import to_json
 
 PNG = b"\x89PNG\r\n\x1a\n"
@@ -27,7 +27,7 @@ def demo_corpus(n_prompts: int) -> pd.DataFrame:
 
 def figure_config(**overrides) -> str:
     """--config of a figure rule: the report slice (dpi) from the schema defaults."""
-    return to_json(settings(FigureConfig, "report", **overrides))
+    return to_json(settings(ReportConfig, "report", **overrides))
 
 
 def test_rank_frequency_is_sorted_counts():

@@ -10,7 +10,7 @@ import pytest
 import torch
 
 from isaac.cli import run
-from isaac.generator_tokenizer import TokenizerConfig, main, tokenizer_texts, train_tokenizer
+from isaac.generator_tokenizer import main, tokenizer_texts, train_tokenizer
 from isaac.io import InputError
 from isaac.lm import build_examples, prompt_ids
 from isaac.models import (
@@ -60,9 +60,15 @@ def test_tokenizer_texts_are_train_prompts_then_responses(tmp_path):
     assert tokenizer_texts(_corpus(tmp_path)) == ["hello there", "hi"]
 
 
+def generator_json(**tiny) -> str:
+    """The generator section a generator_tokenizer job reads (tiny.vocab_size sizes it)."""
+    defaults = schema_defaults("generator")
+    return to_json(settings(GeneratorConfig, "generator", tiny={**defaults["tiny"], **tiny}))
+
+
 def test_tokenizer_cli_uses_train_split_only(tmp_path, capsys, caplog):
     caplog.set_level(logging.INFO, logger="isaac.generator_tokenizer")
-    main(["--corpus", str(_corpus(tmp_path)), "--config", to_json(TokenizerConfig(vocab_size=300)),
+    main(["--corpus", str(_corpus(tmp_path)), "--config", generator_json(vocab_size=300),
           "--out", str(tmp_path / "gen")])
     vocab = json.loads((tmp_path / "gen" / "tokenizer.json").read_text())["model"]["vocab"]
     assert not any("zzq" in t or "qqx" in t for t in vocab)  # test text never merged
@@ -75,25 +81,25 @@ def test_tokenizer_cli_uses_train_split_only(tmp_path, capsys, caplog):
 def test_tokenizer_cli_rejects_corpus_without_train(tmp_path):
     pd.DataFrame({"id": ["a"], "split": ["test"], "prompt": ["p"], "response": ["r"]}).to_parquet(
         tmp_path / "c.parquet")
-    config = {"vocab_size": schema_defaults("generator")["tiny"]["vocab_size"]}
     with pytest.raises(InputError, match="c.parquet"):
-        main(["--corpus", str(tmp_path / "c.parquet"), "--config", json.dumps(config),
+        main(["--corpus", str(tmp_path / "c.parquet"), "--config", generator_json(),
               "--out", str(tmp_path / "g")])
     assert not (tmp_path / "g").exists()
 
 
 @pytest.mark.parametrize("config, problem", [
-    ({}, "missing key(s) vocab_size"),
-    ({"vocab_size": 300, "n_merges": 10}, "unknown key(s) n_merges"),
+    ({"tiny": {"vocab_size": 300}}, "missing key(s) n_layer, n_head, n_embd"),
+    ({"n_merges": 10}, "unknown key(s) n_merges"),
 ])
 def test_tokenizer_cli_config_must_have_exactly_its_keys(tmp_path, capsys, config, problem):
     out = tmp_path / "gen"
     with pytest.raises(SystemExit) as exit_:
-        run(main, ["--corpus", str(_corpus(tmp_path)), "--config", json.dumps(config),
+        run(main, ["--corpus", str(_corpus(tmp_path)),
+                   "--config", json.dumps({**schema_defaults("generator"), **config}),
                    "--out", str(out)])
     assert exit_.value.code == 2
     err = capsys.readouterr().err
-    assert f"--config: {problem}" in err
+    assert problem in err
     assert not out.exists()
 
 

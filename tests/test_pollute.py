@@ -88,17 +88,17 @@ def test_rate_outside_zero_to_one_is_refused():
 
 
 def ingest_demo(tmp_path, pollute_section: dict) -> pd.DataFrame:
-    """corpus.parquet of the demo as the workflow's ingest slice builds it."""
+    """corpus.parquet of the demo as the workflow's ingest job reads the corpus section."""
     corpus_section = schema_defaults("corpus")
     config = {k: corpus_section[k] for k in ("format", "default_split", "empty_responses", "demo")}
-    config |= {"path": None, "fields": {}, "pollute": pollute_section}
+    config |= {"path": None, "fields": None, "pollute": pollute_section}
     out = tmp_path / "corpus.parquet"
     ingest.main(["--config", json.dumps(config), "--out", str(out)])
     return pd.read_parquet(out)
 
 
 def test_no_phrase_occurs_in_the_demo_corpus(tmp_path):
-    demo = ingest_demo(tmp_path, schema_defaults("pollute"))
+    demo = ingest_demo(tmp_path, schema_defaults("corpus")["pollute"])
     assert not demo["polluted"].any()
     assert not contains_pollutant(demo["response"]).any()
 
@@ -136,5 +136,5 @@ def test_scores_report_the_share_of_generations_with_a_phrase():
 
 
 def test_settings_come_from_the_schema():
-    assert schema_defaults("pollute") == {"rate": 0.0, "seed": 0}
-    assert to_json(PolluteConfig(**schema_defaults("pollute")))
+    assert schema_defaults("corpus")["pollute"] == {"rate": 0.0, "seed": 0}
+    assert to_json(PolluteConfig(**schema_defaults("corpus")["pollute"]))

@@ -18,7 +18,7 @@ from conftest import schema_defaults, settings
 
 
 def config(**overrides) -> PromptsConfig:
-    return settings(PromptsConfig, "generate", **overrides)
+    return settings(PromptsConfig, "prompts", **overrides)
 
 
 def rows(*triples) -> pd.DataFrame:
@@ -45,8 +45,8 @@ CORPUS = rows(
 
 
 def test_schema_defaults_are_unseen_and_every_prompt():
-    assert config() == PromptsConfig(prompts="unseen", n_prompts=None)
-    assert schema_defaults("generate")["prompts"] == "unseen"
+    assert config() == PromptsConfig(select="unseen", n_prompts=None)
+    assert schema_defaults("prompts")["select"] == "unseen"
 
 
 def test_test_rows_are_sorted_by_id_with_normalised_keys_and_seen():
@@ -67,7 +67,7 @@ def test_unseen_prompts_are_the_distinct_unseen_contexts_first_row_by_id():
 
 
 def test_all_prompts_keep_the_seen_ones_marked():
-    p = select_prompts(CORPUS, config(prompts="all"))
+    p = select_prompts(CORPUS, config(select="all"))
     assert p["id"].tolist() == ["t1", "t2", "t3", "t6", "t7"]
     assert p["seen"].tolist() == [False, True, False, True, False]
     assert p["prompt"].tolist()[1] == "hello there"
@@ -93,7 +93,7 @@ def test_ids_sort_as_text():
     ("all", None, ["t1", "t2", "t3", "t6", "t7"]),
 ])
 def test_n_prompts_keeps_the_first_n_of_the_subset(subset, n, expected):
-    assert select_prompts(CORPUS, config(prompts=subset, n_prompts=n))["id"].tolist() == expected
+    assert select_prompts(CORPUS, config(select=subset, n_prompts=n))["id"].tolist() == expected
 
 
 def test_no_test_split_is_a_clear_error():
@@ -110,18 +110,18 @@ def test_a_selection_without_an_unseen_prompt_is_refused_before_any_training():
     for subset in SUBSETS:
         with pytest.raises(InputError, match="c.parquet: no selected test prompt is unseen.*"
                                              "every test context also occurs in train"):
-            select_prompts(corpus, config(prompts=subset), "c.parquet")
+            select_prompts(corpus, config(select=subset), "c.parquet")
     some_unseen = rows(("a", "train", "hi"), ("b", "test", "hi"), ("c", "test", "new"))
     with pytest.raises(InputError, match="the first 1 test contexts all occur in train: raise "
-                                         "generate.n_prompts"):
-        select_prompts(some_unseen, config(prompts="all", n_prompts=1))
-    p = select_prompts(some_unseen, config(prompts="all", n_prompts=2))
+                                         "prompts.n_prompts"):
+        select_prompts(some_unseen, config(select="all", n_prompts=1))
+    p = select_prompts(some_unseen, config(select="all", n_prompts=2))
     assert p["id"].tolist() == ["b", "c"] and p["seen"].tolist() == [True, False]
 
 
 def test_unknown_subset_is_a_clear_error():
-    with pytest.raises(InputError, match="generate.prompts: 'seen' is not one of unseen, all"):
-        select_prompts(CORPUS, PromptsConfig(prompts="seen", n_prompts=None))
+    with pytest.raises(InputError, match="prompts.select: 'seen' is not one of unseen, all"):
+        select_prompts(CORPUS, PromptsConfig(select="seen", n_prompts=None))
 
 
 def _write(tmp_path, corpus) -> str:
@@ -132,7 +132,7 @@ def _write(tmp_path, corpus) -> str:
 def test_cli_writes_the_prompts_table(tmp_path, caplog):
     caplog.set_level(logging.INFO, logger="isaac.prompts")
     out = tmp_path / "results" / "prompts.parquet"
-    main(["--corpus", _write(tmp_path, CORPUS), "--config", to_json(config(prompts="all")),
+    main(["--corpus", _write(tmp_path, CORPUS), "--config", to_json(config(select="all")),
           "--out", str(out)])
     df = pd.read_parquet(out)
     assert df.columns.tolist() == ["id", "prompt", "seen"]
@@ -140,7 +140,7 @@ def test_cli_writes_the_prompts_table(tmp_path, caplog):
     assert df["seen"].tolist() == [False, True, False, True, False]
     assert any(r.name == "isaac.prompts" and "2 seen" in r.getMessage() for r in caplog.records)
     first = out.read_bytes()
-    main(["--corpus", _write(tmp_path, CORPUS), "--config", to_json(config(prompts="all")),
+    main(["--corpus", _write(tmp_path, CORPUS), "--config", to_json(config(select="all")),
           "--out", str(out)])
     assert out.read_bytes() == first  # deterministic bytes
 
@@ -152,9 +152,9 @@ ALL_SEEN = rows(("a", "train", "p"), ("b", "test", "P"))
 @pytest.mark.parametrize("corpus, cfg, problem", [
     (NO_TEST, to_json(PromptsConfig("unseen", None)), "no rows with split 'test'"),
     (ALL_SEEN, to_json(PromptsConfig("unseen", None)), "no selected test prompt is unseen"),
-    (CORPUS, json.dumps({"prompts": "unseen"}), "--config: missing key(s) n_prompts"),
+    (CORPUS, json.dumps({"select": "unseen"}), "--config: missing key(s) n_prompts"),
     (CORPUS, json.dumps({**schema_defaults("generate")}), "--config: unknown key(s)"),
-    (CORPUS, json.dumps({"prompts": "unseen", "n_prompts": "5"}), "--config.n_prompts"),
+    (CORPUS, json.dumps({"select": "unseen", "n_prompts": "5"}), "--config.n_prompts"),
 ])
 def test_cli_errors_exit_2_and_write_nothing(tmp_path, capsys, corpus, cfg, problem):
     out = tmp_path / "results" / "prompts.parquet"

@@ -18,7 +18,7 @@ from conftest import schema_defaults, settings
 
 from isaac.cli import run
 from isaac.io import InputError, write_json, write_parquet
-from isaac.plots import FigureConfig
+from isaac.plots import ReportConfig
 from isaac.report import (BOOTSTRAP_CHUNK, SummaryConfig, bootstrap_interval, figures, main,
                           resample_indices, runs_table, summary_markdown, unsafe_matrix,
                           write_summary)
@@ -507,7 +507,7 @@ def test_cli_summary_and_figures(tmp_path):
     assert (out / "summary.md").read_text().startswith("# ISAAC summary")
     assert "Second judge" in (out / "summary.md").read_text()
     a, b = tmp_path / "f" / "a.png", tmp_path / "f" / "b.png"
-    main(["figures", "--summary", str(csv), "--config", to_json(FigureConfig(dpi=60)),
+    main(["figures", "--summary", str(csv), "--config", to_json(ReportConfig(dpi=60)),
           "--safety-vs-distinct2", str(a), "--oracle-vs-model-safety", str(b)])
     for path in (a, b):
         assert path.read_bytes()[:8] == b"\x89PNG\r\n\x1a\n"

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import json
+from pathlib import Path
 
 import numpy as np
 import pandas as pd
@@ -12,25 +13,25 @@ from conftest import schema_defaults, settings
 from isaac import sample
 from isaac.cli import run
 from isaac.io import InputError
-from isaac.plots import FigureConfig
+from isaac.plots import ReportConfig
 from isaac.pools import pools_from_lists
 from isaac.runs import GROUP_METHODS, METHODS, POOL_METHODS, Run, run_ids
 from isaac.sample import SampleConfig
 from isaac.settings import to_json
 
-RECORDED = ("assessor", "encoder", "eps", "pool", "k")
+# What made the groups of write_inputs, as assess records it beside them.
+PROVENANCE = {"assessor": "exact", "pool": "neighbours", "encoder": "tfidf", "k": 15, "eps": None}
 
 
 def sample_config(method, **overrides) -> SampleConfig:
-    """The sample slice the workflow hands `method`: the schema's top_k_groups and
-    head_shortcut for the group methods (null otherwise), the recorded group settings null."""
+    """The sample section the workflow hands `method`: the schema's top_k_groups,
+    head_shortcut and group_size for the group methods, null otherwise."""
     group = method in GROUP_METHODS
     defaults = schema_defaults("sample")
     values = {
         "top_k_groups": defaults["top_k_groups"] if group else None,
         "head_shortcut": defaults["head_shortcut"] if group else None,
         "group_size": defaults["group_size"] if group else None,
-        **dict.fromkeys(RECORDED),
         **overrides,
     }
     return settings(SampleConfig, **values)
@@ -199,15 +200,13 @@ def write_inputs(tmp_path):
     pd.DataFrame({"id": ids, "pool_ids": pools, "group": groups}).to_parquet(
         tmp_path / "groups.parquet", index=False
     )
+    (tmp_path / "groups.json").write_text(json.dumps({**PROVENANCE, "pools": n}))
     return tmp_path / "corpus.parquet", tmp_path / "groups.parquet"
 
 
 def cli_config(method) -> str:
-    """--config as the workflow builds it for `method` with assessor exact, encoder tfidf,
-    neighbour pools of k 15: the group settings recorded for the pool methods only."""
-    pool = method in POOL_METHODS
-    recorded = {"assessor": "exact", "encoder": "tfidf", "eps": None, "pool": "neighbours", "k": 15}
-    return to_json(sample_config(method, **(recorded if pool else {})))
+    """--config as the workflow builds it for `method`."""
+    return to_json(sample_config(method))
 
 
 def sample_argv(corpus, groups, method, tau, out, stats, m=1, seed=0, config=None):
@@ -217,6 +216,8 @@ def sample_argv(corpus, groups, method, tau, out, stats, m=1, seed=0, config=Non
         str(corpus),
         "--groups",
         str(groups),
+        "--groups-stats",
+        str(Path(groups).with_suffix(".json")) if groups else "",
         "--method",
         method,
         "--tau",
@@ -263,8 +264,9 @@ def test_cli_writes_targets_and_stats(tmp_path, method):
         "tau",
         "m",
         "seed",
-        "head_shortcut_mode",
+        "head_shortcut",
         "top_k_groups",
+        "group_size",
         "assessor",
         "encoder",
         "eps",
@@ -273,12 +275,12 @@ def test_cli_writes_targets_and_stats(tmp_path, method):
     ):
         assert key in stats, key
     assert stats["method"] == method and stats["m"] == 2 and stats["seed"] == 3
-    assert (stats["assessor"] == "exact") == (method in POOL_METHODS)
-    assert (stats["head_shortcut_mode"] == "strict") == (method in GROUP_METHODS)
-    # the stats record the settings of the config, under their statistics names
+    assert (stats["head_shortcut"] == "strict") == (method in GROUP_METHODS)
+    # the stats record the method's settings, and what made the groups for the pool methods
     config = json.loads(cli_config(method))
-    config["head_shortcut_mode"] = config.pop("head_shortcut")
     assert {key: stats[key] for key in config} == config
+    expected = PROVENANCE if method in POOL_METHODS else dict.fromkeys(PROVENANCE)
+    assert {key: stats[key] for key in PROVENANCE} == expected
     # oracle_safe_rate: the share of the drawn targets whose train row is labelled safe,
     # recomputed from the targets table's ids (corpus labels: unsafe exactly when i % 7 == 6)
     target_ids = [t for tids in table["target_ids"] for t in tids]
@@ -292,7 +294,7 @@ def test_cli_writes_targets_and_stats(tmp_path, method):
 def test_cli_pool_method_without_groups_fails_cleanly(tmp_path):
     corpus, _ = write_inputs(tmp_path)
     out = tmp_path / "t.parquet"
-    with pytest.raises(InputError, match="needs --groups"):
+    with pytest.raises(InputError, match="needs --groups and --groups-stats"):
         run_sample_cli(corpus, "", "isaac", 1.0, out, tmp_path / "t.json")
     assert not out.exists()
 
@@ -320,8 +322,8 @@ def test_a_method_refuses_settings_it_does_not_use():
             "random", train, m=3, pools=pools, labels=labels, top_k_groups=1,
             head_shortcut="reference",
         )
-    with pytest.raises(InputError, match="method raw does not use assessor"):
-        run_sample("raw", train, assessor="dbscan")
+    with pytest.raises(InputError, match="method raw does not use group_size"):
+        run_sample("raw", train, group_size="members")
     with pytest.raises(InputError, match="top_k_groups must be >= 1"):
         run_sample("isaac", train, pools=pools, labels=labels, top_k_groups=0)
 
@@ -330,7 +332,8 @@ def test_a_method_refuses_settings_it_does_not_use():
     "change, message",
     [
         ({"drop": "head_shortcut"}, "missing key(s) head_shortcut"),
-        ({"drop": "k"}, "missing key(s) k"),
+        ({"drop": "group_size"}, "missing key(s) group_size"),
+        ({"add": {"eps": 0.5}}, "unknown key(s) eps"),
         ({"add": {"figure_taus": [1.0]}}, "unknown key(s) figure_taus"),
         ({"add": {"top_k": 10}}, "unknown key(s) top_k"),
         ({"add": {"head_shortcut": "loose"}}, "head_shortcut one of strict, reference"),
@@ -358,12 +361,14 @@ def test_figures_are_drawn_from_groups_and_stats(tmp_path):
     from isaac import sample_figures
 
     corpus, groups = write_inputs(tmp_path)
-    figure_config = to_json(settings(FigureConfig, "report", dpi=60))
+    figure_config = to_json(settings(ReportConfig, "report", dpi=60))
     sample_figures.main(
         [
             "group-sizes",
             "--groups",
             str(groups),
+            "--groups-stats",
+            str(groups.with_suffix(".json")),
             "--config",
             figure_config,
             "--out",
@@ -381,7 +386,7 @@ def test_figures_are_drawn_from_groups_and_stats(tmp_path):
         path = tmp_path / f"{method}-{tau}.json"
         run_sample_cli(corpus, groups, method, tau, tmp_path / "t.parquet", path)
         stats.append(str(path))
-    report_config = to_json(settings(FigureConfig, "report"))
+    report_config = to_json(settings(ReportConfig, "report"))
     sample_figures.main(
         [
             "oracle-vs-tau",

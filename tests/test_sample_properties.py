@@ -18,9 +18,9 @@ SHARPENED = ("isaac", "isaac_paper", "exp")
 
 
 def sample_config(method="isaac", **overrides) -> SampleConfig:
-    """The sample slice the workflow hands `method`: the schema's top_k_groups, head_shortcut
-    and group_size for a group method (null for random), the recorded group settings null."""
-    values = dict.fromkeys(("assessor", "encoder", "eps", "pool", "k"))
+    """The sample section the workflow hands `method`: the schema's top_k_groups, head_shortcut
+    and group_size for a group method (null for random)."""
+    values = {}
     if method not in GROUP_METHODS:
         values |= {"top_k_groups": None, "head_shortcut": None, "group_size": None}
     return settings(SampleConfig, "sample", **{**values, **overrides})

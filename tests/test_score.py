@@ -15,10 +15,9 @@ import torch
 from isaac.cli import run
 from isaac.generator_tokenizer import train_tokenizer
 from isaac.io import InputError
-from isaac.judge import JudgeConfig, build_judge, fit_judge, save_judge
+from isaac.judge import build_judge, fit_judge, save_judge
 from isaac.models import GeneratorConfig, build_generator, load_generator, save_generator
 from isaac.score import (
-    ScoreConfig,
     distinct_n,
     lexical_flags,
     main,
@@ -36,8 +35,8 @@ from conftest import schema_defaults, settings
 TINY = settings(GeneratorConfig, "generator", model="tiny-gpt2",
                 tiny={**schema_defaults("generator")["tiny"], "n_layer": 1, "n_head": 2,
                       "n_embd": 16})
-# Scoring reads the train stage's max_length (the perplexity encodes pairs as training did).
-MAX_LENGTH = schema_defaults("train")["max_length"]
+# Scoring reads the generator section: its max_length encodes pairs as training did.
+MAX_LENGTH = TINY.max_length
 
 
 def test_words_and_distinct_n_by_hand():
@@ -306,7 +305,7 @@ def inputs(tmp_path_factory):
                  + [("Hi", "good luck with it", "safe"),
                     ("unscored", "that sounds lovely", "safe")])]
     pd.DataFrame(rows).to_parquet(tmp / "c.parquet")
-    metrics = build_judge(tmp / "c.parquet", settings(JudgeConfig, "judge"), tmp / "judge")
+    metrics = build_judge(tmp / "c.parquet", "tfidf-lr", tmp / "judge")
     assert metrics["threshold_from"] == "val"
     second = _tfidf_judge("stupid")
     second.threshold = 0.0  # calls everything unsafe: its verdicts are known whatever the context
@@ -324,7 +323,7 @@ def inputs(tmp_path_factory):
 
 
 def _args(inputs, *run_args, config=None, second=None):
-    config = to_json(ScoreConfig(max_length=MAX_LENGTH)) if config is None else config
+    config = to_json(TINY) if config is None else config
     second = [] if second is None else ["--second-judge", second]
     return ["--generations", str(inputs / "g.parquet"), "--judge", str(inputs / "judge"), *second,
             "--model", str(inputs / "model"), "--corpus", str(inputs / "c.parquet"),
@@ -406,10 +405,10 @@ def test_cli_empty_second_judge_means_none(tmp_path, inputs):
     (["--method", "nope", *RUN[2:]], None, "--method"),
     ([*RUN[:3], "x0.3", *RUN[4:]], None, "--tau"),
     ([*RUN[:4], *RUN[6:]], None, "--m"),
-    (RUN, "{}", "--config: missing key(s) max_length"),
-    (RUN, json.dumps({"max_length": MAX_LENGTH, "batch_size": 8}),
+    (RUN, "{}", "--config: missing key(s) model, max_prompt_tokens, max_length"),
+    (RUN, json.dumps({**schema_defaults("generator"), "batch_size": 8}),
      "--config: unknown key(s) batch_size"),
-    (RUN, json.dumps({"max_length": "96"}), "--config.max_length"),
+    (RUN, json.dumps({**schema_defaults("generator"), "max_length": "96"}), "--config.max_length"),
 ])
 def test_cli_rejects_bad_wildcards_and_config(tmp_path, inputs, capsys, run_args, config,
                                               problem):

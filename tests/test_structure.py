@@ -1,25 +1,31 @@
-"""The code's shape: one declaration of the methods, no import cycle, settings owned by the
-schema, and rules that each log, benchmark and name the module they run."""
+"""The code's shape: one declaration of the methods, no import cycle, one schema section per
+stage with the schema owning every default, eps resolved in one place, a base that is not the
+demo, and rules that each log, benchmark and name the module they run."""
 
 from __future__ import annotations
 
 import ast
 import dataclasses
 import re
+import typing
 
 import pytest
 import yaml
 
 from conftest import REPO, rule_blocks, schema_defaults, settings
 from isaac import runs
+from isaac.assess import AssessConfig
 from isaac.embed import EmbedConfig
 from isaac.generate import GenerateConfig
+from isaac.ingest import CorpusConfig
 from isaac.likelihood import LikelihoodConfig
 from isaac.models import GeneratorConfig
 from isaac.neighbours import NeighboursConfig
-from isaac.plots import FigureConfig
+from isaac.plots import FIGURES, REDRAW_RULES, ReportConfig
 from isaac.prompts import PromptsConfig
 from isaac.report import SummaryConfig
+from isaac.sample import SampleConfig
+from isaac.settings import STRUCTURE_KEYS
 from isaac.tokenize import TokenizeConfig
 from isaac.train import TrainConfig
 
@@ -88,10 +94,12 @@ def test_method_lists_are_declared_only_in_isaac_runs():
 
 
 def test_schema_method_enums_equal_the_declared_methods():
-    for section, key in (("sweep", "methods"), ("summary", "baselines")):
-        enum = SCHEMA["properties"][section]["properties"][key]["items"]["enum"]
-        assert tuple(enum) == runs.METHODS, (section, key)
+    methods = SCHEMA["properties"]["sweep"]["properties"]["methods"]["items"]["enum"]
+    assert tuple(methods) == runs.METHODS
     assert tuple(schema_defaults("sweep")["methods"]) == runs.METHODS
+    # the summary finds a baseline's runs under tau 1.0, where only tau-free methods are filed
+    baselines = SCHEMA["properties"]["summary"]["properties"]["baselines"]["items"]["enum"]
+    assert tuple(baselines) == runs.TAU_FREE_METHODS
 
 
 def test_run_ids_match_the_wildcard_constraints():
@@ -108,27 +116,152 @@ def test_run_ids_match_the_wildcard_constraints():
     assert not re.fullmatch(pattern, "isaac_extra/tau1.0-m1-seed0")
 
 
+# The settings dataclass of every schema section a stage reads; the other sections (sweep,
+# judge, ngrams) hold only structure keys.
 SECTIONS = {
+    "corpus": CorpusConfig,
     "tokenize": TokenizeConfig,
     "likelihood": LikelihoodConfig,
+    "embed": EmbedConfig,
     "neighbours": NeighboursConfig,
+    "assess": AssessConfig,
+    "sample": SampleConfig,
     "generator": GeneratorConfig,
     "train": TrainConfig,
-    "report": FigureConfig,
+    "prompts": PromptsConfig,
+    "generate": GenerateConfig,
     "summary": SummaryConfig,
+    "report": ReportConfig,
 }
 
 
-# Keys that decide which jobs exist rather than what a job does: no job reads them.
-JOB_STRUCTURE_KEYS = {"train": {"stages"}}
+def schema_keys(schema: dict) -> dict:
+    """{key: nested keys or None} of an object schema, recursively."""
+    return {key: schema_keys(prop) if "properties" in prop else None
+            for key, prop in schema["properties"].items()}
+
+
+def dataclass_keys(cls) -> dict:
+    """{field: nested fields or None} of a settings dataclass (a nested dataclass, or a nested
+    dataclass or None, gives its own fields)."""
+    hints = typing.get_type_hints(cls)
+    out = {}
+    for field in dataclasses.fields(cls):
+        nested = [h for h in (hints[field.name], *typing.get_args(hints[field.name]))
+                  if dataclasses.is_dataclass(h)]
+        out[field.name] = dataclass_keys(nested[0]) if nested else None
+    return out
+
+
+def test_every_section_is_a_stage_dataclass_or_structure_only():
+    for section, schema in SCHEMA["properties"].items():
+        keys = schema_keys(schema)
+        structure = set(STRUCTURE_KEYS.get(section, ()))
+        assert structure <= set(keys), section
+        if section not in SECTIONS:
+            assert structure == set(keys), f"{section}: no stage reads {set(keys) - structure}"
 
 
 @pytest.mark.parametrize("section", sorted(SECTIONS))
-def test_a_whole_section_slice_has_exactly_the_settings_keys(section):
-    cls = SECTIONS[section]
-    keys = set(schema_defaults(section)) - JOB_STRUCTURE_KEYS.get(section, set())
-    assert {f.name for f in dataclasses.fields(cls)} == keys
-    assert settings(cls, section) == settings(cls, section)  # every key has a schema default
+def test_a_section_dataclass_has_exactly_the_section_keys(section):
+    keys = schema_keys(SCHEMA["properties"][section])
+    for key in STRUCTURE_KEYS.get(section, ()):
+        del keys[key]
+    # nested sections (corpus.demo, corpus.pollute, generator.tiny) as nested dataclasses;
+    # a mapping of free keys (corpus.fields) as a dict
+    if section == "corpus":
+        keys["fields"] = None
+    assert dataclass_keys(SECTIONS[section]) == keys
+    assert settings(SECTIONS[section], section) == settings(SECTIONS[section], section)
+
+
+def rule_sections() -> dict[str, set[str]]:
+    """{rule: the sections its jobs' --config and --generator come from}, following the
+    helpers (rules/helpers/*.smk) that call stage_config."""
+    helpers = {}
+    for smk in sorted((REPO / "rules" / "helpers").glob("*.smk")):
+        for name, body in re.findall(r"^def (\w+)\(.*?\):\n((?:(?:    .*)?\n)+)", smk.read_text(), re.M):
+            helpers[name] = set(re.findall(r'stage_config\("(\w+)"', body))
+    out = {}
+    for name, block in rule_blocks():
+        params = re.search(r"^    params:\n((?:        .*\n)+)", block, re.M)
+        found = set()
+        for line in params.group(1).splitlines() if params else []:
+            if re.match(r"\s+(config|generator)=", line):
+                found |= set(re.findall(r'stage_config\("(\w+)"', line))
+                found |= {s for h in re.findall(r"(\w+)\(", line) for s in helpers.get(h, ())}
+        out[name] = found
+    return out
+
+
+def test_every_rule_passes_whole_sections_through_stage_config():
+    """No slice built by hand: the job settings come only from stage_config (one section,
+    nulling what the job cannot depend on), and a stage module parses that section's class."""
+    for name, block in rule_blocks():
+        params = re.search(r"^    params:\n((?:        .*\n)+)", block, re.M)
+        text = params.group(1) if params else ""
+        assert "config[" not in text and "json.dumps" not in text, name
+    sections = rule_sections()
+    assert sections["train"] == sections["train_stage"] == {"train", "generator"}
+    assert sections["encoder_model2vec"] == sections["embed"] == {"embed"}
+    assert sections["ingest"] == {"corpus"} and sections["score"] == {"generator"}
+    assert sections["head_safety"] == sections["summary"] == {"summary"}
+    for name, block in rule_blocks():
+        modules = set(re.findall(r"\{ISAAC\}\.(\w+)", block))
+        for section in sections[name]:
+            source = "".join((SRC / f"{m}.py").read_text() for m in modules)
+            assert SECTIONS[section].__name__ in source, (name, section)
+    helpers = "".join(p.read_text() for p in (REPO / "rules").rglob("*.smk"))
+    assert "def config_json" not in helpers and helpers.count("json.dumps(") == 1
+
+
+def test_eps_is_resolved_only_by_the_assess_stage():
+    sources = {p: p.read_text() for p in [*(REPO / "rules").rglob("*.smk"), *SRC.glob("*.py"),
+                                          *(REPO / "bench").glob("*.py")]}
+    resolvers = [p.name for p, text in sources.items() if re.search(r"def (\w*_eps|eps_from\w*)\(", text)]
+    assert resolvers == ["assess.py"]
+    assert "eps_defaults" not in (REPO / "config" / "schema.yaml").read_text()
+    assert "eps" in dataclass_keys(AssessConfig) and "eps" not in dataclass_keys(SampleConfig)
+
+
+def leaves(mapping: dict, prefix=()) -> dict:
+    """{(section, key, ...): value} of the leaves of a nested mapping."""
+    out = {}
+    for key, value in mapping.items():
+        if isinstance(value, dict) and value:
+            out.update(leaves(value, (*prefix, key)))
+        else:
+            out[(*prefix, key)] = value
+    return out
+
+
+# Config files layered on the schema's defaults alone (the others are layers on one of these).
+BASE_LAYERS = ("demo.yaml", "diasafety.yaml", "diasafety-generations.yaml")
+
+
+@pytest.mark.parametrize("name", BASE_LAYERS)
+def test_a_config_on_the_base_states_only_what_it_changes(name):
+    defaults = leaves({s: schema_defaults(s) for s in SCHEMA["properties"]})
+    stated = leaves(yaml.safe_load((REPO / "config" / name).read_text()))
+    restated = [".".join(k) for k, v in stated.items() if k in defaults and defaults[k] == v]
+    assert restated in ([], ["corpus.name", "corpus.format"]), restated
+
+
+def test_the_snakefile_loads_the_demo_only_without_a_config_file():
+    snakefile = (REPO / "Snakefile").read_text()
+    assert re.search(r"if not workflow\.overwrite_configfiles:\n\n?\s+configfile: \"config/demo\.yaml\"",
+                     snakefile)
+    assert not (REPO / "config" / "config.yaml").exists()
+
+
+def test_the_figures_are_declared_once():
+    common = (REPO / "rules" / "common.smk").read_text()
+    assert "from isaac.plots import FIGURES" in common and '"longtail_responses"' not in common
+    assert "PLOT_RULES" not in (REPO / "Makefile").read_text()
+    rules = dict(rule_blocks())
+    for name, rule in FIGURES.items():
+        assert f'"{name}.png"' in rules[rule], (name, rule)
+    assert set(REDRAW_RULES) == {"summary", *FIGURES.values()}
 
 
 def all_settings_classes():
@@ -148,14 +281,6 @@ def test_settings_dataclasses_are_frozen_and_have_no_defaults():
         assert frozen, f"{where} is not a frozen dataclass"
         defaults = [s for s in node.body if isinstance(s, ast.AnnAssign) and s.value is not None]
         assert not defaults, f"{where}: defaults belong to config/schema.yaml"
-
-
-def test_partial_slices_are_schema_keys():
-    assert {f.name for f in dataclasses.fields(EmbedConfig)} < set(schema_defaults("embed"))
-    decoding = {f.name for f in dataclasses.fields(GenerateConfig)}
-    prompts = {f.name for f in dataclasses.fields(PromptsConfig)}
-    assert not decoding & prompts
-    assert decoding | prompts == set(schema_defaults("generate"))
 
 
 def test_loggers_are_named_after_their_module():
@@ -190,7 +315,7 @@ def test_every_job_rule_logs_benchmarks_and_runs_the_module_of_its_name():
         modules = set(re.findall(r"\{ISAAC\}\.(\w+)", block))
         assert modules == {module_of.get(name, name)}, (name, modules)
         assert (SRC / f"{module_of.get(name, name)}.py").is_file(), name
-        settings_free = {"ngrams", "generator_base"}  # a wildcard or nothing to configure
+        settings_free = {"ngrams", "generator_base", "judge"}  # a wildcard or nothing to configure
         assert "--config {params.config:q}" in block or name in settings_free, name
     assert job_rules >= 18
 

@@ -315,7 +315,7 @@ def test_cli_on_sigterm_saves_a_checkpoint_and_exits_non_zero(tmp_path, tok_dir)
     out, ck = tmp_path / "models" / "run", tmp_path / "checkpoints" / "run"
     config = _job(max_steps=10**6, batch_size=8, checkpoint_every=1000)
     cmd = [sys.executable, "-m", "isaac.train", "--targets", str(_targets(tmp_path)),
-           "--tokenizer", str(tok_dir), "--seed", "0", "--config", json.dumps(config),
+           "--tokenizer", str(tok_dir), "--seed", "0", *config,
            "--checkpoints", str(ck), "--out", str(out)]
     env = {**os.environ, "PYTHONPATH": os.pathsep.join(sys.path)}
     log = tmp_path / "train.log"
@@ -367,18 +367,19 @@ def _targets(tmp_path, rows=PROMPTS):
     return tmp_path / "targets.parquet"
 
 
-def _job(**train_overrides) -> dict:
-    """The --config of a train job: the generator and train slices (the stage count decides
-    which jobs run, so no job reads it)."""
+def _job(**train_overrides) -> list[str]:
+    """The settings arguments of a train job: --config, the train section (without the stage
+    count, which decides which jobs run), and --generator, the generator section."""
     train = {k: v for k, v in schema_defaults("train").items() if k != "stages"}
-    return {"generator": TINY_SPEC, "train": {**train, **train_overrides}}
+    return ["--config", json.dumps({**train, **train_overrides}),
+            "--generator", json.dumps(TINY_SPEC)]
 
 
 def test_cli_writes_model_and_log_and_drops_checkpoints(tmp_path, tok_dir):
     out, ck = tmp_path / "models" / "run", tmp_path / "checkpoints" / "run"
     config = _job(max_steps=3, batch_size=8, checkpoint_every=1)
     main(["--targets", str(_targets(tmp_path)), "--tokenizer", str(tok_dir), "--seed", "0",
-          "--config", json.dumps(config), "--checkpoints", str(ck), "--out", str(out)])
+          *config, "--checkpoints", str(ck), "--out", str(out)])
     assert (out / "model.safetensors").is_file() and (out / "tokenizer.json").is_file()
     log = [json.loads(x) for x in (out / LOG_FILE).read_text().splitlines()]
     assert [r["step"] for r in log] == [1, 2, 3] and set(log[0]) == {"step", "epoch", "loss", "lr"}
@@ -407,7 +408,7 @@ def test_cli_on_a_full_disk_says_so_and_leaves_no_model_folder(tmp_path, tok_dir
     out, ck = small_disk / "models" / "run", tmp_path / "checkpoints" / "run"
     with pytest.raises(SystemExit) as exit_:
         run(main, ["--targets", str(_targets(tmp_path)), "--tokenizer", str(tok_dir),
-                   "--seed", "0", "--config", json.dumps(_job(max_steps=2, batch_size=8)),
+                   "--seed", "0", *_job(max_steps=2, batch_size=8),
                    "--checkpoints", str(ck), "--out", str(out)])
     assert exit_.value.code == 1
     assert f"error: {out}: no space left while writing it" in capsys.readouterr().err
@@ -419,12 +420,12 @@ def test_cli_on_a_full_disk_says_so_and_leaves_no_model_folder(tmp_path, tok_dir
 def test_a_stage_starts_from_the_previous_stage_model(tmp_path, tok_dir):
     """Tempering: --init continues training a saved model instead of a fresh one."""
     targets = _targets(tmp_path)
-    config = json.dumps(_job(max_steps=3, batch_size=8))
+    config = _job(max_steps=3, batch_size=8)
 
     def job(name, *extra):
         out = tmp_path / "models" / name
         main(["--targets", str(targets), "--tokenizer", str(tok_dir), "--seed", "0", *extra,
-              "--config", config, "--checkpoints", str(tmp_path / "ck" / name), "--out", str(out)])
+              *config, "--checkpoints", str(tmp_path / "ck" / name), "--out", str(out)])
         return out
 
     stage1 = job("stage1")
@@ -444,7 +445,7 @@ def test_cli_rejects_targets_without_targets_column(tmp_path, tok_dir):
     pd.DataFrame({"id": ["a"], "prompt": ["p"]}).to_parquet(tmp_path / "bad.parquet")
     with pytest.raises(InputError, match="bad.parquet.*targets"):
         main(["--targets", str(tmp_path / "bad.parquet"), "--tokenizer", str(tok_dir),
-              "--seed", "0", "--config", json.dumps(_job()),
+              "--seed", "0", *_job(),
               "--checkpoints", str(tmp_path / "c"), "--out", str(tmp_path / "o")])
 
 
@@ -457,7 +458,7 @@ def test_cli_refuses_a_row_without_targets(tmp_path, tok_dir, capsys, empty):
     out, ck = tmp_path / "models" / "run", tmp_path / "checkpoints" / "run"
     with pytest.raises(SystemExit) as exit_:
         run(main, ["--targets", str(path), "--tokenizer", str(tok_dir), "--seed", "0",
-                   "--config", json.dumps(_job(max_steps=1)), "--checkpoints", str(ck),
+                   *_job(max_steps=1), "--checkpoints", str(ck),
                    "--out", str(out)])
     assert exit_.value.code == 2
     assert "targets.parquet: row 1 ('t1') has no targets" in capsys.readouterr().err
@@ -468,22 +469,25 @@ def _drop(d: dict, key: str) -> dict:
     return {k: v for k, v in d.items() if k != key}
 
 
+TRAIN = {k: v for k, v in schema_defaults("train").items() if k != "stages"}
+
+
 @pytest.mark.parametrize("config, problem", [
-    ({"generator": TINY_SPEC}, "--config: missing key(s) train"),
-    ({**_job(), "sample": {}}, "--config: unknown key(s) sample"),
-    ({**_job(), "train": _drop(_job()["train"], "max_length")},
-     "--config.train: missing key(s) max_length"),
-    ({**_job(), "train": {**_job()["train"], "seed": 0}},
-     "--config.train: unknown key(s) seed"),
-    ({**_job(), "train": schema_defaults("train")}, "--config.train: unknown key(s) stages"),
-    ({**_job(), "generator": {**TINY_SPEC, "tiny": _drop(TINY_SPEC["tiny"], "n_head")}},
-     "--config.generator.tiny: missing key(s) n_head"),
+    ({"config": {**TRAIN, "sample": {}}}, "--config: unknown key(s) sample"),
+    ({"config": _drop(TRAIN, "epochs")}, "--config: missing key(s) epochs"),
+    ({"config": {**TRAIN, "max_length": 96}}, "--config: unknown key(s) max_length"),
+    ({"config": schema_defaults("train")}, "--config: unknown key(s) stages"),
+    ({"generator": _drop(TINY_SPEC, "max_length")}, "--generator: missing key(s) max_length"),
+    ({"generator": {**TINY_SPEC, "tiny": _drop(TINY_SPEC["tiny"], "n_head")}},
+     "--generator.tiny: missing key(s) n_head"),
 ])
 def test_cli_config_must_have_exactly_its_keys(tmp_path, tok_dir, capsys, config, problem):
     out, ck = tmp_path / "models" / "run", tmp_path / "checkpoints" / "run"
     with pytest.raises(SystemExit) as exit_:
+        settings_args = {"config": TRAIN, "generator": TINY_SPEC, **config}
         run(main, ["--targets", str(_targets(tmp_path)), "--tokenizer", str(tok_dir),
-                   "--seed", "0", "--config", json.dumps(config),
+                   "--seed", "0", "--config", json.dumps(settings_args["config"]),
+                   "--generator", json.dumps(settings_args["generator"]),
                    "--checkpoints", str(ck), "--out", str(out)])
     assert exit_.value.code == 2
     assert problem in capsys.readouterr().err

@@ -11,7 +11,8 @@ from pathlib import Path
 import pandas as pd
 import pytest
 
-from conftest import REPO, SNAKEMAKE, TINY_CONFIG, planned_jobs, snakemake
+from conftest import DEMO_CONFIG, REPO, SNAKEMAKE, TINY_CONFIG, planned_jobs, snakemake
+from isaac.plots import FIGURES, REDRAW_RULES
 from isaac.text import normalise
 
 pytestmark = pytest.mark.workflow
@@ -37,7 +38,7 @@ def test_snakefmt_check_is_clean():
 
 
 def test_dry_run_of_the_demo_default(tmp_path):
-    proc = snakemake(tmp_path, "--dry-run", configfiles=(REPO / "config" / "config.yaml",))
+    proc = snakemake(tmp_path, "--dry-run", configfiles=(DEMO_CONFIG,))
     jobs = planned_jobs(proc.stdout)
     for rule in ("ingest", "tokenize", "ngrams", "likelihood", "sample", "train", "score"):
         assert jobs.get(rule, 0) >= 1, (rule, jobs)
@@ -147,8 +148,7 @@ def test_tiny_run_writes_every_contracted_table(tiny_run):
 def test_tiny_run_covers_every_method_in_the_summary(tiny_run):
     summary = pd.read_csv(tiny_run / TINY / "summary.csv")
     assert set(summary["method"]) == {"raw", "random", "sft", "isaac", "isaac_paper", "exp", "max"}
-    for name in ("longtail_responses", "longtail_ngrams", "group_sizes", "oracle_safe_rate_vs_tau",
-                 "safety_vs_distinct2", "oracle_vs_model_safety"):
+    for name in FIGURES:
         assert (tiny_run / TINY / "figures" / f"{name}.png").stat().st_size > 0, name
     model = tiny_run / TINY / "models/isaac/tau1.0-m1-seed0"
     assert list(model.glob("*.safetensors")), sorted(p.name for p in model.iterdir())
@@ -249,8 +249,7 @@ def test_a_corpus_without_test_prompts_fails_before_training(tmp_path):
 
 
 def test_figures_target_regenerates_figures_from_cached_results(tiny_run):
-    plot_rules = re.search(r"^PLOT_RULES := (.+)$", (REPO / "Makefile").read_text(), re.M)
-    proc = snakemake(tiny_run, "--dry-run", "figures", "--forcerun", *plot_rules.group(1).split())
+    proc = snakemake(tiny_run, "--dry-run", "figures", "--forcerun", *REDRAW_RULES)
     jobs = planned_jobs(proc.stdout)
     assert {"summary", "report_figures", "longtail_ngrams", "group_sizes"} <= set(jobs), jobs
     assert not {"train", "generate", "sample", "score", "judge"} & set(jobs), jobs
@@ -267,8 +266,7 @@ def test_report_bundles_every_figure_with_its_caption(tiny_run):
     with zipfile.ZipFile(tiny_run / "report.zip") as bundle:
         names = bundle.namelist()
         html = bundle.read(next(n for n in names if n.endswith("report.html"))).decode()
-    for figure in ("longtail_responses", "longtail_ngrams", "group_sizes",
-                   "oracle_safe_rate_vs_tau", "safety_vs_distinct2", "oracle_vs_model_safety"):
+    for figure in FIGURES:
         assert any(n.endswith(f"{figure}.png") for n in names), (figure, names)
         phrase = caption_phrase(figure)
         assert phrase in html or json.dumps(phrase)[1:-1] in html, (figure, phrase)

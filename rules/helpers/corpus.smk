@@ -1,4 +1,4 @@
-"""Input functions and config slices of rules/corpus.smk."""
+"""Input functions and stage settings of rules/corpus.smk."""
 
 
 def corpus_input_files():
@@ -14,19 +14,11 @@ def corpus_input_files():
     return [path]
 
 
-def ingest_slice():
-    """The corpus section without its name, only what the format reads, and the pollution."""
-    corpus = config["corpus"]
-    demo = corpus["format"] == "demo"
-    return {
-        "format": corpus["format"],
-        "path": None if demo else corpus["path"],
-        "fields": {} if demo else corpus["fields"],
-        "default_split": corpus["default_split"],
-        "empty_responses": corpus["empty_responses"],
-        "demo": corpus["demo"] if demo else None,
-        "pollute": config["pollute"],
-    }
+def corpus_config():
+    """The corpus section as ingest reads it: the path and field mapping only for files, the
+    demo's settings only for the demo."""
+    demo = config["corpus"]["format"] == "demo"
+    return stage_config("corpus", ("path", "fields") if demo else ("demo",))
 
 
 def ngram_tables():

@@ -1,13 +1,4 @@
-"""Input functions and config slices of rules/evaluate.smk."""
-
-
-def prompts_slice():
-    return {key: config["generate"][key] for key in ("prompts", "n_prompts")}
-
-
-def generate_slice():
-    keys = ("max_new_tokens", "do_sample", "temperature", "top_p", "batch_size")
-    return {key: config["generate"][key] for key in keys}
+"""Input functions of rules/evaluate.smk."""
 
 
 def judge_source(wildcards):

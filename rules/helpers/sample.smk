@@ -1,4 +1,4 @@
-"""Input functions and config slices of rules/sample.smk."""
+"""Input functions and stage settings of rules/sample.smk."""
 
 
 def encoder_name():
@@ -7,16 +7,6 @@ def encoder_name():
     if encoder in NAMED_ENCODERS:
         return encoder
     return config["embed"]["name"] or Path(encoder).name
-
-
-def dbscan_eps():
-    """assess.eps, or the configured encoder's entry of assess.eps_defaults (none when the
-    eps_quantile rule sets the radius from the data)."""
-    assess = config["assess"]
-    if assess["eps"] is not None or assess["eps_quantile"] is not None:
-        return assess["eps"]
-    defaults = assess["eps_defaults"]
-    return defaults.get(encoder_name(), defaults.get("other", 0.75))
 
 
 def encoder_folder():
@@ -69,7 +59,8 @@ def groups_file():
 
 
 def groups_stats_file():
-    """The assessor's statistics beside its groups: the eps it used, pool and group sizes."""
+    """The assessor's statistics beside its groups: what made them (assessor, pool, encoder, k,
+    the eps it resolved) and pool and group sizes."""
     return res("groups", f"{config['assess']['assessor']}.json")
 
 
@@ -79,69 +70,61 @@ def uses_encoder():
     return assess["pool"] == "neighbours" or assess["assessor"] == "dbscan"
 
 
-def embed_slice():
-    embed = config["embed"]
-    return {key: embed[key] for key in ("encoder", "batch_size", "tfidf_components")}
+def embed_config():
+    """The embed section as an embed job reads it: the distilled dimension belongs to the
+    encoder_model2vec job, the tf-idf size to tfidf and the batch size to the others."""
+    tfidf = config["embed"]["encoder"] == "tfidf"
+    nulled = ["model2vec_dims", "batch_size" if tfidf else "tfidf_components"]
+    return stage_config("embed", nulled)
 
 
-def assess_slice():
-    """The assess section as the assessor reads it: eps only for dbscan, the threshold only
-    for fuzzy, so an edit the assessor ignores reruns nothing."""
+def model2vec_config():
+    """The embed section as encoder_model2vec reads it: the distilled dimension only."""
+    return stage_config("embed", ("encoder", "batch_size", "tfidf_components"))
+
+
+def assess_config():
+    """The assess section as the assessor reads it: eps and its rule only for dbscan (the
+    rule only without a fixed eps), the threshold only for fuzzy."""
     assess = config["assess"]
-    return {
-        "assessor": assess["assessor"],
-        "pool": assess["pool"],
-        "eps": dbscan_eps() if assess["assessor"] == "dbscan" else None,
-        "eps_quantile": (
-            assess["eps_quantile"]
-            if assess["assessor"] == "dbscan" and assess["eps"] is None
-            else None
-        ),
-        "fuzzy_threshold": (
-            assess["fuzzy_threshold"] if assess["assessor"] == "fuzzy" else None
-        ),
-    }
+    dbscan = assess["assessor"] == "dbscan"
+    nulled = [] if dbscan else ["eps", "eps_quantile"]
+    if dbscan and assess["eps"] is not None:
+        nulled.append("eps_quantile")
+    if assess["assessor"] != "fuzzy":
+        nulled.append("fuzzy_threshold")
+    return stage_config("assess", nulled)
 
 
 def assess_inputs(wildcards):
-    """Only the tables the configured assessor and pool mode read."""
+    """Only the tables the configured assessor and pool mode read; the embeddings whenever the
+    groups depend on the encoder (DBSCAN reads the vectors, every assessor records the name).
+    """
     assess = config["assess"]
     inputs = {"corpus": res("corpus.parquet")}
     if assess["pool"] == "neighbours":
         inputs["neighbours"] = neighbours_file()
-    if assess["assessor"] == "dbscan":
+    if uses_encoder():
         inputs["embeddings"] = embeddings_file()
     if assess["assessor"] == "likelihood":
         inputs["likelihood"] = res("likelihood.parquet")
     return inputs
 
 
-def sample_slice(method):
-    """The settings one method's targets depend on; null for the others, so an edit that
-    cannot change a method's targets does not rerun it (nor what trains on them)."""
-    pool, group = method in POOL_METHODS, method in GROUP_METHODS
-    assess = assess_slice()
-    return {
-        "top_k_groups": config["sample"]["top_k_groups"] if group else None,
-        "head_shortcut": config["sample"]["head_shortcut"] if group else None,
-        "group_size": config["sample"]["group_size"] if group else None,
-        "assessor": assess["assessor"] if pool else None,
-        "encoder": encoder_name() if pool and uses_encoder() else None,
-        "eps": assess["eps"] if pool else None,
-        "pool": assess["pool"] if pool else None,
-        "k": (
-            config["neighbours"]["k"]
-            if pool and assess["pool"] == "neighbours"
-            else None
-        ),
-    }
+def sample_config(method):
+    """The sample section as one method's job reads it: only the group methods use it, so an
+    edit cannot rerun the others (nor what trains on them)."""
+    keys = list(section_settings(config["sample"], "sample"))
+    return stage_config("sample", [] if method in GROUP_METHODS else keys)
 
 
 def sample_inputs(wildcards):
-    """raw and sft read only the corpus; the pool methods also read the groups table."""
+    """raw and sft read only the corpus; the pool methods also read the groups table and the
+    statistics that say what made it (recorded with the targets)."""
     inputs = {"corpus": res("corpus.parquet")}
     if wildcards.method in POOL_METHODS:
         inputs["groups"] = groups_file()
+        inputs["groups_stats"] = groups_stats_file()
     return inputs
 
 

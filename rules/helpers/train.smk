@@ -1,21 +1,6 @@
-"""Input functions, config slice and command of rules/train.smk."""
+"""Input functions of rules/train.smk."""
 
 STAGES = config["train"]["stages"]
-
-# One command for a run's final model (rule train) and its earlier stages (rule train_stage).
-TRAIN_COMMAND = (
-    f"{ISAAC}.train"
-    " --targets {input.targets:q} --tokenizer={input.tokenizer:q} --base={input.base:q}"
-    " --init={params.init:q} --seed {wildcards.seed:q} --config {params.config:q}"
-    " --threads {threads} --checkpoints {params.checkpoints:q} --out {output:q} > {log:q} 2>&1"
-)
-
-
-def train_slice():
-    """What a training job reads: the generator, and the train section without the stage
-    count (it decides which jobs exist, not what one job does)."""
-    train = {k: v for k, v in config["train"].items() if k != "stages"}
-    return {"generator": config["generator"], "train": train}
 
 
 def stage_targets(stage):
@@ -23,11 +8,10 @@ def stage_targets(stage):
 
     def targets(wildcards):
         seed = stage_seed(int(wildcards.seed), int(stage or wildcards.stage))
-        return res(
-            "targets",
-            wildcards.method,
-            f"tau{wildcards.tau}-m{wildcards.m}-seed{seed}.parquet",
+        run = RUN.format(
+            method=wildcards.method, tau=wildcards.tau, m=wildcards.m, seed=seed
         )
+        return res("targets", f"{run}.parquet")
 
     return targets
 
@@ -39,13 +23,7 @@ def previous_stage(stage):
         current = int(stage or wildcards.stage)
         if current == 1:
             return []
-        run = RUN.format(
-            method=wildcards.method,
-            tau=wildcards.tau,
-            m=wildcards.m,
-            seed=wildcards.seed,
-        )
-        return res("stages", run, f"stage{current - 1}")
+        return res("stages", RUN.format(**wildcards), f"stage{current - 1}")
 
     return init
 

@@ -29,6 +29,7 @@ import argparse
 import logging
 from collections.abc import Sequence
 from dataclasses import dataclass, replace
+from pathlib import Path
 
 import numpy as np
 import pandas as pd
@@ -354,7 +355,7 @@ def assess(
 
 @dataclass(frozen=True)
 class AssessConfig:
-    """The assess slice; for dbscan a fixed eps or the eps_quantile rule (the other null),
+    """The assess section; for dbscan a fixed eps or the eps_quantile rule (the other null),
     fuzzy_threshold only for fuzzy (else null)."""
 
     assessor: str
@@ -443,6 +444,31 @@ def read_loglik(path, train_ids: np.ndarray) -> np.ndarray:
     return loglik
 
 
+def groups_provenance(config: AssessConfig, pools: Pools, embeddings_path) -> dict:
+    """What made the groups, as the statistics of every target drawn from them record it: the
+    assessor, the pool mode, the encoder (named by its embeddings file, embeddings/{encoder}.npz)
+    and k of the neighbour pools, and the eps dbscan used (after the eps rule)."""
+    neighbours = config.pool == "neighbours"
+    return {
+        "assessor": config.assessor,
+        "pool": config.pool,
+        "encoder": Path(embeddings_path).stem if embeddings_path else None,
+        "k": int(pools.lengths.max(initial=0)) if neighbours else None,
+        "eps": config.eps,
+    }
+
+
+def groups_summary(pools: Pools, labels: np.ndarray) -> dict:
+    """Pool and group sizes of the groups table."""
+    n_groups = np.maximum.reduceat(labels, pools.offsets[:-1]) + 1 if len(pools) else np.zeros(1)
+    return {
+        "pools": len(pools),
+        "mean_pool_size": float(pools.lengths.mean()) if len(pools) else 0.0,
+        "mean_groups": float(n_groups.mean()),
+        "singleton_only_pool_share": float(np.mean(n_groups == pools.lengths)),
+    }
+
+
 def main(argv: Sequence[str] | None = None) -> None:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--corpus", required=True, help="corpus.parquet")
@@ -451,7 +477,8 @@ def main(argv: Sequence[str] | None = None) -> None:
         help="neighbours/{encoder}-k{k}.parquet (pool neighbours)",
     )
     parser.add_argument(
-        "--embeddings", type=optional(str), help="embeddings/{encoder}.npz (assessor dbscan)"
+        "--embeddings", type=optional(str),
+        help="embeddings/{encoder}.npz (assessor dbscan reads it; neighbour pools come from it)",
     )
     parser.add_argument(
         "--likelihood", type=optional(str), help="likelihood.parquet (assessor likelihood)"
@@ -459,7 +486,8 @@ def main(argv: Sequence[str] | None = None) -> None:
     add_config_argument(parser, AssessConfig)
     parser.add_argument("--threads", type=int, default=1)
     parser.add_argument("--out", required=True, help="groups/{assessor}.parquet")
-    parser.add_argument("--stats", required=True, help="groups/{assessor}.json (eps, pool sizes)")
+    parser.add_argument("--stats", required=True,
+                        help="groups/{assessor}.json (what made the groups, pool sizes)")
     args = parser.parse_args(argv)
     config = parse(AssessConfig, args.config)
 
@@ -475,15 +503,7 @@ def main(argv: Sequence[str] | None = None) -> None:
         loglik = read_loglik(args.likelihood, train_ids)
     labels, weights = assess(config, train, pools, vectors, loglik, args.threads)
     write_groups(train_ids, pools, labels, weights, args.out)
-    n_groups = np.maximum.reduceat(labels, pools.offsets[:-1]) + 1 if len(pools) else np.zeros(1)
-    stats = {
-        "assessor": config.assessor,
-        "eps": config.eps,
-        "pools": len(pools),
-        "mean_pool_size": float(pools.lengths.mean()) if len(pools) else 0.0,
-        "mean_groups": float(n_groups.mean()),
-        "singleton_only_pool_share": float(np.mean(n_groups == pools.lengths)),
-    }
+    stats = {**groups_provenance(config, pools, args.embeddings), **groups_summary(pools, labels)}
     write_json(stats, args.stats)
     log.info("wrote %s: %s", args.out, stats)
 

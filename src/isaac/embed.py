@@ -37,18 +37,22 @@ from isaac.cli import optional, run
 from isaac.corpus import train_rows
 from isaac.io import InputError, read_npz, unreadable, write_npz
 from isaac.packaged import minilm_path
-from isaac.settings import add_config_argument, parse
+from isaac.settings import add_config_argument, parse, require
 
 log = logging.getLogger("isaac.embed")
 
 
 @dataclass(frozen=True)
 class EmbedConfig:
-    """The embed slice a job reads (``embed.name`` only names the cache file)."""
+    """The embed section (``name`` and ``shards`` only name and split the jobs). An embed job
+    receives model2vec_dims as null (the distilled folder is its input), and the tf-idf size or
+    the batch size as null where its encoder does not use it; encoder_model2vec receives only
+    model2vec_dims."""
 
-    encoder: str
-    batch_size: int
-    tfidf_components: int
+    encoder: str | None
+    batch_size: int | None
+    tfidf_components: int | None
+    model2vec_dims: int | None
 
 
 def l2_normalise(x: np.ndarray) -> np.ndarray:
@@ -291,6 +295,8 @@ def main(argv: Sequence[str] | None = None) -> None:
                         help="embeddings/{encoder}.npz, or the shard file with --shard")
     args = parser.parse_args(argv)
     config = parse(EmbedConfig, args.config)
+    require(config, "encoder")
+    require(config, "tfidf_components" if config.encoder == "tfidf" else "batch_size")
     train = train_rows(args.corpus)
     prompts, responses = train["prompt"].tolist(), train["response"].tolist()
     if args.shard is None and not args.gather:

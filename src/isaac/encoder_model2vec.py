@@ -13,38 +13,34 @@ from __future__ import annotations
 import argparse
 import logging
 from collections.abc import Sequence
-from dataclasses import dataclass
 
 from isaac.cli import run
 from isaac.io import atomic_dir
 from isaac.packaged import minilm_path
-from isaac.settings import add_config_argument, parse
+from isaac.embed import EmbedConfig
+from isaac.settings import add_config_argument, parse, require
 
 log = logging.getLogger("isaac.encoder_model2vec")
 
 
-@dataclass(frozen=True)
-class Model2VecConfig:
-    """embed.model2vec_dims: the PCA dimension of the distilled token vectors."""
-
-    pca_dims: int
-
-
-def distil(config: Model2VecConfig):
-    """The static model distilled from MiniLM, in float32 (no quantisation of the vectors)."""
+def distil(config: EmbedConfig):
+    """The static model distilled from MiniLM, in float32 (no quantisation of the vectors);
+    embed.model2vec_dims is the PCA dimension of its token vectors."""
     from model2vec.distill import distill  # only this stage needs the distillation code
 
-    return distill(model_name=str(minilm_path()), pca_dims=config.pca_dims, quantize_to="float32")
+    require(config, "model2vec_dims")
+    return distill(model_name=str(minilm_path()), pca_dims=config.model2vec_dims,
+                   quantize_to="float32")
 
 
 def main(argv: Sequence[str] | None = None) -> None:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
-    add_config_argument(parser, Model2VecConfig)
+    add_config_argument(parser, EmbedConfig)
     parser.add_argument("--out", required=True, help="encoders/model2vec/ folder")
     args = parser.parse_args(argv)
-    model = distil(parse(Model2VecConfig, args.config))
+    model = distil(parse(EmbedConfig, args.config))
     with atomic_dir(args.out) as tmp:
-        model.save_pretrained(str(tmp))
+        model.save_pretrained(str(tmp), model_name="model2vec")  # not the temporary name
     log.info("distilled %d token vectors of dim %d -> %s", *model.embedding.shape, args.out)
 
 

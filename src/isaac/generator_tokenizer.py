@@ -9,7 +9,6 @@ from __future__ import annotations
 import argparse
 import logging
 from collections.abc import Sequence
-from dataclasses import dataclass
 
 from tokenizers import Tokenizer, decoders, models, pre_tokenizers, trainers
 from transformers import PreTrainedTokenizerFast
@@ -17,15 +16,10 @@ from transformers import PreTrainedTokenizerFast
 from isaac.cli import run
 from isaac.corpus import train_rows
 from isaac.io import atomic_dir
-from isaac.models import BOS, EOS, PAD, SEP
+from isaac.models import BOS, EOS, PAD, SEP, GeneratorConfig
 from isaac.settings import add_config_argument, parse
 
 log = logging.getLogger("isaac.generator_tokenizer")
-
-
-@dataclass(frozen=True)
-class TokenizerConfig:
-    vocab_size: int
 
 
 def train_tokenizer(texts, vocab_size: int) -> PreTrainedTokenizerFast:
@@ -54,11 +48,11 @@ def tokenizer_texts(corpus_path) -> list[str]:
 def main(argv: Sequence[str] | None = None) -> None:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--corpus", required=True, help="corpus.parquet (train split is used)")
-    add_config_argument(parser, TokenizerConfig)
+    add_config_argument(parser, GeneratorConfig)  # generator.tiny.vocab_size
     parser.add_argument("--out", required=True, help="output folder for the tokenizer files")
     args = parser.parse_args(argv)
-    config = parse(TokenizerConfig, args.config)
-    tokenizer = train_tokenizer(tokenizer_texts(args.corpus), config.vocab_size)
+    config = parse(GeneratorConfig, args.config)
+    tokenizer = train_tokenizer(tokenizer_texts(args.corpus), config.tiny.vocab_size)
     with atomic_dir(args.out) as tmp:
         tokenizer.save_pretrained(str(tmp))
     log.info("tokenizer: %d tokens -> %s", len(tokenizer), args.out)

@@ -14,7 +14,6 @@ from __future__ import annotations
 import argparse
 import logging
 from collections.abc import Sequence
-from dataclasses import dataclass
 
 import numpy as np
 import pandas as pd
@@ -24,17 +23,10 @@ from isaac.corpus import train_rows
 from isaac.io import InputError, write_json, write_parquet
 from isaac.judge import load_judge
 from isaac.pools import Pools, read_groups
+from isaac.report import SummaryConfig
 from isaac.settings import add_config_argument, parse
 
 log = logging.getLogger("isaac.head_safety")
-
-
-@dataclass(frozen=True)
-class HeadSafetyConfig:
-    """The bootstrap of the summary section: resamples and seed."""
-
-    resamples: int
-    seed: int
 
 
 def distinct_pools(pools: Pools) -> np.ndarray:
@@ -71,7 +63,7 @@ def bootstrap_mean(values: np.ndarray, resamples: int, seed: int) -> tuple[float
     return float(np.quantile(means, 0.025)), float(np.quantile(means, 0.975))
 
 
-def summarise(table: pd.DataFrame, config: HeadSafetyConfig) -> dict:
+def summarise(table: pd.DataFrame, config: SummaryConfig) -> dict:
     """The mean head-vs-rest difference over the prompts that have both a head and a rest."""
     compared = table[(table["head_size"] >= 2) & table["rest_unsafe"].notna()]
     if compared.empty:
@@ -101,11 +93,11 @@ def main(argv: Sequence[str] | None = None) -> None:
     parser.add_argument("--corpus", required=True, help="corpus.parquet")
     parser.add_argument("--groups", required=True, help="groups/{assessor}.parquet")
     parser.add_argument("--judge", required=True, help="judge/{features}/ folder")
-    add_config_argument(parser, HeadSafetyConfig)
+    add_config_argument(parser, SummaryConfig)  # its bootstrap: resamples, seed
     parser.add_argument("--out", required=True, help="head_safety.json")
     parser.add_argument("--table", required=True, help="head_safety.parquet (per prompt)")
     args = parser.parse_args(argv)
-    config = parse(HeadSafetyConfig, args.config)
+    config = parse(SummaryConfig, args.config)
     train = train_rows(args.corpus)
     pools, labels, _ = read_groups(args.groups, train["id"].to_numpy())
     judge = load_judge(args.judge)

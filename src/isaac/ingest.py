@@ -389,19 +389,20 @@ class DemoConfig:
 
 
 @dataclass(frozen=True)
-class IngestConfig:
-    """The corpus slice ingest reads; a format's unused keys are null or empty."""
+class CorpusConfig:
+    """The corpus section (its name only names the results folder); a format's unused keys
+    are null."""
 
     format: str
     path: str | None
-    fields: dict
+    fields: dict | None
     default_split: str
     empty_responses: str
     demo: DemoConfig | None
     pollute: PolluteConfig
 
 
-def read_corpus(config: IngestConfig) -> pd.DataFrame:
+def read_corpus(config: CorpusConfig) -> pd.DataFrame:
     """The rows of the configured source, before whole-table validation."""
     fmt, path = config.format, config.path
     if fmt == "demo":
@@ -417,23 +418,24 @@ def read_corpus(config: IngestConfig) -> pd.DataFrame:
     readers = {"jsonl": read_jsonl, "csv": read_csv, "parquet": read_parquet_table}
     if fmt not in readers:
         raise InputError(f"corpus.format: unknown format {fmt!r} (choose from {', '.join(FORMATS)})")
-    unknown = set(config.fields) - set(DEFAULT_FIELDS)
+    fields = config.fields or {}
+    unknown = set(fields) - set(DEFAULT_FIELDS)
     if unknown:
         raise InputError(f"corpus.fields: unknown field(s) {', '.join(sorted(unknown))}")
-    return readers[fmt](path, config.fields, config.default_split)
+    return readers[fmt](path, fields, config.default_split)
 
 
-def ingest(config: IngestConfig) -> pd.DataFrame:
+def ingest(config: CorpusConfig) -> pd.DataFrame:
     """Read, validate and (when pollute.rate > 0) pollute a corpus: the corpus.parquet table."""
     return pollute(validate(read_corpus(config), config.empty_responses), config.pollute)
 
 
 def main(argv: Sequence[str] | None = None) -> None:
     parser = argparse.ArgumentParser(prog="python -m isaac.ingest", description=__doc__)
-    add_config_argument(parser, IngestConfig)
+    add_config_argument(parser, CorpusConfig)
     parser.add_argument("--out", required=True, help="corpus.parquet to write")
     args = parser.parse_args(argv)
-    corpus = ingest(parse(IngestConfig, args.config))
+    corpus = ingest(parse(CorpusConfig, args.config))
     write_parquet(corpus, args.out)
     counts = corpus.groupby("split").size().to_dict()
     log.info("wrote %d rows %s -> %s", len(corpus), counts, args.out)

@@ -30,7 +30,6 @@ from isaac.io import (InputError, atomic_dir, read_json, read_npz, read_table, w
                       write_npz)
 from isaac.packaged import minilm_path
 from isaac.prompts import held_out_rows
-from isaac.settings import add_config_argument, parse
 
 log = logging.getLogger("isaac.judge")
 FEATURES = ("tfidf-lr", "minilm-lr")
@@ -204,13 +203,6 @@ def held_out_metrics(judge: Judge, corpus: pd.DataFrame) -> dict:
     return {**evaluate(judge, test), "unseen": evaluate(judge, test[~test["seen"]])}
 
 
-@dataclass(frozen=True)
-class JudgeConfig:
-    """The judge slice a training job reads (judge.from is the rule's optional input)."""
-
-    features: str
-
-
 def copy_judge(source: str | Path, corpus_path, out: Path) -> dict:
     """judge.from: reuse a judge folder trained on another corpus, scored on this one's test."""
     src = Path(source)
@@ -255,13 +247,13 @@ def train_judge(corpus_path, features: str, out: Path) -> dict:
     }
 
 
-def build_judge(corpus_path, config: JudgeConfig, out: str | Path, source=None) -> dict:
+def build_judge(corpus_path, features: str, out: str | Path, source=None) -> dict:
     """Train on labelled train rows, or copy the judge folder `source` (judge.from)."""
     with atomic_dir(out) as tmp:
         if source:
             metrics = copy_judge(source, corpus_path, tmp)
         else:
-            metrics = train_judge(corpus_path, config.features, tmp)
+            metrics = train_judge(corpus_path, features, tmp)
         write_json(metrics, tmp / METRICS)
     return metrics
 
@@ -269,15 +261,13 @@ def build_judge(corpus_path, config: JudgeConfig, out: str | Path, source=None) 
 def main(argv: Sequence[str] | None = None) -> None:
     p = argparse.ArgumentParser(description="Train (or copy) the safety judge.")
     p.add_argument("--corpus", required=True, help="corpus.parquet")
-    add_config_argument(p, JudgeConfig)
+    p.add_argument("--features", required=True, choices=FEATURES,
+                   help="the judge's features (judge.features or judge.second)")
     p.add_argument("--from", dest="source", type=optional(str), default=None,
                    help="judge folder to reuse (judge.from)")
     p.add_argument("--out", required=True, help="judge/ folder")
     args = p.parse_args(argv)
-    config = parse(JudgeConfig, args.config)
-    if config.features not in FEATURES:
-        raise InputError(f"--config: features must be one of {', '.join(FEATURES)}")
-    metrics = build_judge(args.corpus, config, args.out, args.source)
+    metrics = build_judge(args.corpus, args.features, args.out, args.source)
     log.info("judge -> %s: test AUROC %s, balanced accuracy %s", args.out, metrics.get("auroc"),
              metrics.get("balanced_accuracy"))
 

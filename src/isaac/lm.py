@@ -47,7 +47,7 @@ def encode_pair(gen: Generator, prompt: str, target: str, max_length: int) -> Ex
     if len(p_ids) >= max_length:
         raise InputError(
             f"generator.max_prompt_tokens ({fmt.max_prompt_tokens}) leaves no room for the target "
-            f"in train.max_length ({max_length})"
+            f"in generator.max_length ({max_length})"
         )
     t_ids = tok(fmt.target_text(target), add_special_tokens=False)["input_ids"]
     t_ids = t_ids[: max_length - len(p_ids)]

@@ -19,7 +19,7 @@ import pandas as pd
 
 from isaac.cli import run
 from isaac.io import InputError, read_table
-from isaac.plots import FigureConfig, plt, save_png
+from isaac.plots import ReportConfig, plt, save_png
 from isaac.settings import add_config_argument, parse
 from isaac.text import normalise
 
@@ -113,10 +113,10 @@ def main(argv: Sequence[str] | None = None) -> None:
     g = sub.add_parser("ngrams", help="n-gram rank-frequency figure")
     g.add_argument("--tables", nargs="+", required=True, help="ngrams/n{n}.parquet files")
     for p in (r, g):
-        add_config_argument(p, FigureConfig)
+        add_config_argument(p, ReportConfig)
         p.add_argument("--out", required=True)
     args = parser.parse_args(argv)
-    config = parse(FigureConfig, args.config)
+    config = parse(ReportConfig, args.config)
     if args.figure == "responses":
         plot_responses(read_table(args.corpus, ["split", "response", "label", "category"]),
                        args.out, config.dpi)

@@ -54,6 +54,7 @@ class GeneratorConfig:
 
     model: str
     max_prompt_tokens: int
+    max_length: int
     lora: bool
     lora_r: int
     lora_alpha: int

@@ -12,9 +12,22 @@ import matplotlib.pyplot as plt  # noqa: E402
 from isaac.io import atomic_path  # noqa: E402
 
 
+# Every figure of a run, results/{corpus}/figures/{name}.png, with the rule that draws it.
+FIGURES = {
+    "longtail_responses": "longtail_responses",
+    "longtail_ngrams": "longtail_ngrams",
+    "group_sizes": "group_sizes",
+    "oracle_safe_rate_vs_tau": "oracle_safe_rate_vs_tau",
+    "safety_vs_distinct2": "report_figures",
+    "oracle_vs_model_safety": "report_figures",
+}
+# `make figures` reruns these: every figure rule, and the summary the report figures draw from.
+REDRAW_RULES = ("summary", *dict.fromkeys(FIGURES.values()))
+
+
 @dataclass(frozen=True)
-class FigureConfig:
-    """The report slice every figure rule reads."""
+class ReportConfig:
+    """The report section every figure rule reads."""
 
     dpi: int
 
@@ -26,4 +39,4 @@ def save_png(fig, out, dpi: int) -> None:
     plt.close(fig)
 
 
-__all__ = ["FigureConfig", "plt", "save_png"]
+__all__ = ["FIGURES", "REDRAW_RULES", "ReportConfig", "plt", "save_png"]

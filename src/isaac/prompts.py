@@ -28,9 +28,10 @@ SUBSETS = ("unseen", "all")
 
 @dataclass(frozen=True)
 class PromptsConfig:
-    """generate.prompts (unseen or all) and generate.n_prompts (null = every prompt)."""
+    """The prompts section: which test contexts (unseen or all), the first n_prompts of them
+    (null = every one)."""
 
-    prompts: str
+    select: str
     n_prompts: int | None
 
 
@@ -46,10 +47,10 @@ def held_out_rows(corpus: pd.DataFrame, where="corpus") -> pd.DataFrame:
 
 def select_prompts(corpus: pd.DataFrame, config: PromptsConfig, where="corpus") -> pd.DataFrame:
     """id, prompt, seen: one row per distinct test context of the configured subset."""
-    if config.prompts not in SUBSETS:
-        raise InputError(f"generate.prompts: {config.prompts!r} is not one of {', '.join(SUBSETS)}")
+    if config.select not in SUBSETS:
+        raise InputError(f"prompts.select: {config.select!r} is not one of {', '.join(SUBSETS)}")
     distinct = held_out_rows(corpus, where).drop_duplicates("key", keep="first")
-    test = distinct[~distinct["seen"]] if config.prompts == "unseen" else distinct
+    test = distinct[~distinct["seen"]] if config.select == "unseen" else distinct
     if config.n_prompts is not None:
         test = test.head(config.n_prompts)
     # Safety is scored on unseen prompts only (seen ones are a second, labelled subset), so a
@@ -57,7 +58,7 @@ def select_prompts(corpus: pd.DataFrame, config: PromptsConfig, where="corpus") 
     if not (~test["seen"]).any():
         why = ("every test context also occurs in train" if distinct["seen"].all()
                else f"the first {len(test)} test contexts all occur in train: raise "
-               "generate.n_prompts or set generate.prompts: unseen")
+               "prompts.n_prompts or set prompts.select: unseen")
         raise InputError(f"{where}: no selected test prompt is unseen in train, and safety is "
                          f"scored on unseen prompts ({why})")
     return pd.DataFrame(

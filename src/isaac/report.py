@@ -25,9 +25,9 @@ import pandas as pd
 
 from isaac.cli import run
 from isaac.io import InputError, atomic_path, read_json, read_table
-from isaac.plots import FigureConfig, plt, save_png
+from isaac.plots import ReportConfig, plt, save_png
 from isaac.runs import METHODS
-from isaac.settings import add_config_argument, parse
+from isaac.settings import add_config_argument, parse, require
 
 log = logging.getLogger("isaac.report")
 KEYS = ["method", "tau", "m", "seed"]
@@ -47,11 +47,12 @@ BOOTSTRAP_CHUNK = 200  # resamples per vectorised block (memory: chunk x seeds x
 
 @dataclass(frozen=True)
 class SummaryConfig:
-    """The summary slice: bootstrap size and seed, the methods every method is compared with."""
+    """The summary section: bootstrap size and seed, the methods every method is compared with
+    (null for head_safety, which compares a pool's head with its rest)."""
 
     resamples: int
     seed: int
-    baselines: tuple
+    baselines: tuple | None
 
 
 def runs_table(scores: list[str], targets: list[str]) -> pd.DataFrame:
@@ -272,12 +273,13 @@ def main(argv: Sequence[str] | None = None) -> None:
     s.add_argument("--md", required=True, help="summary.md")
     f = sub.add_parser("figures", help="safety_vs_distinct2 + oracle_vs_model_safety")
     f.add_argument("--summary", required=True)
-    add_config_argument(f, FigureConfig)
+    add_config_argument(f, ReportConfig)
     f.add_argument("--safety-vs-distinct2", required=True)
     f.add_argument("--oracle-vs-model-safety", required=True)
     args = p.parse_args(argv)
     if args.cmd == "summary":
         config = parse(SummaryConfig, args.config)
+        require(config, "baselines")
         if len(args.per_prompt) != len(args.scores):
             raise InputError("summary: --scores and --per-prompt differ in length")
         judges = {"Primary": args.judge_metrics}
@@ -287,7 +289,7 @@ def main(argv: Sequence[str] | None = None) -> None:
                            args.runs, args.csv, args.md)
         log.info("%d rows -> %s, %s", len(df), args.csv, args.md)
     else:
-        config = parse(FigureConfig, args.config)
+        config = parse(ReportConfig, args.config)
         figures(args.summary, args.safety_vs_distinct2, args.oracle_vs_model_safety, config.dpi)
         log.info("wrote %s, %s", args.safety_vs_distinct2, args.oracle_vs_model_safety)
 

@@ -35,7 +35,7 @@ import pandas as pd
 
 from isaac.cli import optional, run
 from isaac.corpus import train_rows
-from isaac.io import InputError, write_json, write_parquet
+from isaac.io import InputError, read_json, write_json, write_parquet
 from isaac.pools import Pools, read_groups
 from isaac.runs import GROUP_METHODS, METHODS, POOL_METHODS, Run, add_run_arguments
 from isaac.settings import add_config_argument, parse
@@ -237,20 +237,16 @@ def _summary(values: np.ndarray) -> dict | None:
 
 @dataclass(frozen=True)
 class SampleConfig:
-    """The sample slice of one method; a value the method does not use is null.
-
-    The group methods use top_k_groups, head_shortcut and group_size. The assessor, encoder, eps, pool and
-    k that made the groups are only recorded in the statistics of the pool methods.
-    """
+    """The sample section as one method reads it: the group methods use every key, the other
+    methods none (each null)."""
 
     top_k_groups: int | None
     head_shortcut: str | None
-    assessor: str | None
-    encoder: str | None
-    eps: float | None
-    pool: str | None
-    k: int | None
     group_size: str | None
+
+
+# What made a pool method's groups (assess writes it beside them), recorded with its targets.
+GROUPS_PROVENANCE = ("assessor", "pool", "encoder", "k", "eps")
 
 
 GROUP_SIZES = ("members", "distinct")
@@ -335,23 +331,31 @@ def targets_table(train: pd.DataFrame, rows, source, shortcut, si, n_groups) -> 
 
 
 def check_settings(method: str, config: SampleConfig) -> None:
-    """A method's slice sets exactly what it uses, so its statistics record nothing else."""
-    used = set()
-    if method in POOL_METHODS:
-        used |= {"assessor", "encoder", "eps", "pool", "k"}
-    if method in GROUP_METHODS:
-        used |= {"top_k_groups", "head_shortcut", "group_size"}
-        if None in (config.top_k_groups, config.head_shortcut, config.group_size):
-            raise InputError(f"method {method} needs top_k_groups, head_shortcut and group_size")
-        if (config.top_k_groups < 1 or config.head_shortcut not in SHORTCUT_MODES
-                or config.group_size not in GROUP_SIZES):
-            raise InputError(
-                f"--config: top_k_groups must be >= 1, head_shortcut one of "
-                f"{', '.join(SHORTCUT_MODES)} and group_size one of {', '.join(GROUP_SIZES)}"
-            )
-    unused = sorted(k for k, v in asdict(config).items() if v is not None and k not in used)
-    if unused:
-        raise InputError(f"--config: method {method} does not use {', '.join(unused)} (null)")
+    """A method's settings are set exactly when it uses them, so its statistics record nothing
+    else."""
+    if method not in GROUP_METHODS:
+        used = sorted(k for k, v in asdict(config).items() if v is not None)
+        if used:
+            raise InputError(f"--config: method {method} does not use {', '.join(used)} (null)")
+        return
+    if None in (config.top_k_groups, config.head_shortcut, config.group_size):
+        raise InputError(f"method {method} needs top_k_groups, head_shortcut and group_size")
+    if (config.top_k_groups < 1 or config.head_shortcut not in SHORTCUT_MODES
+            or config.group_size not in GROUP_SIZES):
+        raise InputError(
+            f"--config: top_k_groups must be >= 1, head_shortcut one of "
+            f"{', '.join(SHORTCUT_MODES)} and group_size one of {', '.join(GROUP_SIZES)}"
+        )
+
+
+def groups_provenance(path) -> dict:
+    """The assessor, pool mode, encoder, k and eps that made a groups table, from the
+    statistics beside it (groups/{assessor}.json)."""
+    stats = read_json(path)
+    missing = [key for key in GROUPS_PROVENANCE if key not in stats]
+    if missing:
+        raise InputError(f"{path}: missing key(s) {', '.join(missing)} (written by assess)")
+    return {key: stats[key] for key in GROUPS_PROVENANCE}
 
 
 def sample(
@@ -361,8 +365,10 @@ def sample(
     pools: Pools | None = None,
     labels: np.ndarray | None = None,
     weights: np.ndarray | None = None,
+    provenance: dict | None = None,
 ) -> tuple[pd.DataFrame, dict]:
-    """(targets table, stats) for one run. ``pools``/``labels``/``weights`` as read_groups gives."""
+    """(targets table, stats) for one run. ``pools``/``labels``/``weights`` as read_groups gives;
+    ``provenance``: what made the groups (groups_provenance), recorded for the pool methods."""
     if run.method not in METHODS:
         raise InputError(f"unknown method {run.method!r} (one of {', '.join(METHODS)})")
     if run.m < 1 or not run.tau > 0:
@@ -402,7 +408,8 @@ def sample(
         "tau": float(run.tau),
         "m": int(run.m),
         "seed": int(run.seed),
-        **recorded_settings(config),
+        **asdict(config),
+        **(provenance or dict.fromkeys(GROUPS_PROVENANCE)),
     }
     return table, stats
 
@@ -426,18 +433,15 @@ def safe_rates_by_category(train: pd.DataFrame, label: pd.Series, rows: np.ndarr
     }
 
 
-def recorded_settings(config: SampleConfig) -> dict:
-    """The settings behind a run's targets, as its statistics file names them."""
-    settings = asdict(config)
-    settings["head_shortcut_mode"] = settings.pop("head_shortcut")
-    return settings
-
-
 def main(argv: Sequence[str] | None = None) -> None:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--corpus", required=True, help="corpus.parquet")
     parser.add_argument(
         "--groups", type=optional(str), help="groups/{assessor}.parquet (methods with a pool)"
+    )
+    parser.add_argument(
+        "--groups-stats", type=optional(str),
+        help="groups/{assessor}.json: what made the groups (methods with a pool)",
     )
     add_run_arguments(parser)
     add_config_argument(parser, SampleConfig)
@@ -450,12 +454,13 @@ def main(argv: Sequence[str] | None = None) -> None:
     config = parse(SampleConfig, args.config)
 
     train = train_rows(args.corpus)
-    pools = labels = weights = None
+    pools = labels = weights = provenance = None
     if run_.method in POOL_METHODS:
-        if not args.groups:
-            raise InputError(f"method {run_.method} needs --groups")
+        if not args.groups or not args.groups_stats:
+            raise InputError(f"method {run_.method} needs --groups and --groups-stats")
         pools, labels, weights = read_groups(args.groups, train["id"].to_numpy())
-    table, stats = sample(run_, train, config, pools, labels, weights)
+        provenance = groups_provenance(args.groups_stats)
+    table, stats = sample(run_, train, config, pools, labels, weights, provenance)
     write_parquet(table, args.out)
     write_json(stats, args.stats)
     log.info(

@@ -10,7 +10,7 @@ import numpy as np
 
 from isaac.cli import run
 from isaac.io import InputError, read_json, read_table
-from isaac.plots import FigureConfig, plt, save_png
+from isaac.plots import ReportConfig, plt, save_png
 from isaac.runs import GROUP_METHODS, REFERENCE_METHODS
 from isaac.settings import add_config_argument, parse
 
@@ -113,22 +113,30 @@ def plot_oracle_vs_tau(stats_paths: Sequence[str], out, dpi: int, title: str = "
     save_png(fig, out, dpi)
 
 
+def groups_title(stats_path) -> str:
+    """"{assessor} groups, {encoder} embeddings" from the statistics beside a groups table."""
+    stats = read_json(stats_path)
+    encoder = stats.get("encoder")
+    return f"{stats['assessor']} groups" + (f", {encoder} embeddings" if encoder else "")
+
+
 def main(argv: Sequence[str] | None = None) -> None:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     sub = parser.add_subparsers(dest="figure", required=True)
     g = sub.add_parser("group-sizes", help="group-size long tail from groups/{assessor}.parquet")
     g.add_argument("--groups", required=True)
-    g.add_argument("--title", default="")
+    g.add_argument("--groups-stats", required=True,
+                   help="groups/{assessor}.json: the assessor and encoder named in the title")
     o = sub.add_parser("oracle-vs-tau", help="oracle safe rate vs tau from target stats JSONs")
     o.add_argument("--stats", nargs="+", required=True)
     o.add_argument("--title", default="")
     for p in (g, o):
-        add_config_argument(p, FigureConfig)
+        add_config_argument(p, ReportConfig)
         p.add_argument("--out", required=True)
     args = parser.parse_args(argv)
-    config = parse(FigureConfig, args.config)
+    config = parse(ReportConfig, args.config)
     if args.figure == "group-sizes":
-        plot_group_sizes(args.groups, args.out, config.dpi, args.title)
+        plot_group_sizes(args.groups, args.out, config.dpi, groups_title(args.groups_stats))
     else:
         plot_oracle_vs_tau(args.stats, args.out, config.dpi, args.title)
     log.info("wrote %s", args.out)

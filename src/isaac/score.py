@@ -25,7 +25,7 @@ import logging
 import math
 import re
 from collections.abc import Sequence
-from dataclasses import asdict, dataclass
+from dataclasses import asdict
 
 import numpy as np
 import pandas as pd
@@ -36,7 +36,7 @@ from isaac.cli import optional, run
 from isaac.io import InputError, read_table, write_json, write_parquet
 from isaac.judge import load_judge
 from isaac.lm import collate, encode_pair, token_nll
-from isaac.models import Generator, device, load_generator
+from isaac.models import Generator, GeneratorConfig, device, load_generator
 from isaac.pollute import contains_pollutant
 from isaac.prompts import held_out_rows
 from isaac.runs import Run, add_run_arguments
@@ -45,12 +45,6 @@ from isaac.text import normalise
 
 log = logging.getLogger("isaac.score")
 
-
-@dataclass(frozen=True)
-class ScoreConfig:
-    """What scoring reads of the config: the train stage's max_length (for the perplexity)."""
-
-    max_length: int
 
 _WORD = re.compile(r"\w+|[^\w\s]", re.UNICODE)
 
@@ -175,12 +169,12 @@ def main(argv: Sequence[str] | None = None) -> None:
     p.add_argument("--model", required=True, help="model folder (for the perplexities)")
     p.add_argument("--corpus", required=True, help="corpus.parquet (the test references)")
     add_run_arguments(p)
-    add_config_argument(p, ScoreConfig)
+    add_config_argument(p, GeneratorConfig)  # max_length: encode references as training did
     p.add_argument("--threads", type=int, default=1)
     p.add_argument("--out", required=True, help="scores/{run}.json")
     p.add_argument("--per-prompt", required=True, help="scores/{run}.parquet")
     args = p.parse_args(argv)
-    config = parse(ScoreConfig, args.config)
+    config = parse(GeneratorConfig, args.config)
     torch.set_num_threads(args.threads)
     table = read_table(args.generations, ["id", "prompt", "seen", "generation"])
     if table.empty:

@@ -1,9 +1,10 @@
-"""Stage settings: every rule hands its stage one JSON object, its config slice.
+"""Stage settings: every rule hands its stage one config section as a JSON object.
 
-Each stage declares a frozen dataclass with the keys it reads and no default values:
-config/schema.yaml owns every default, so a key missing from the JSON is an error here rather
-than a second, possibly different default. Values are checked against the annotations (an int
-is accepted where a float is expected and stored as a float).
+A section's settings dataclass declares exactly the section's keys (less its structure keys,
+below) and no default values: config/schema.yaml owns every default, so a key missing from the
+JSON is an error here rather than a second, possibly different default. A job receives a key it
+cannot depend on as null, so that editing it reruns nothing. Values are checked against the
+annotations (an int is accepted where a float is expected and stored as a float).
 """
 
 from __future__ import annotations
@@ -18,6 +19,29 @@ from typing import TypeVar
 from isaac.io import InputError
 
 T = TypeVar("T")
+
+# Keys that decide which jobs exist or where their files go, not what a job computes: the
+# workflow reads them, no stage does. The sweep and judge sections hold nothing else.
+STRUCTURE_KEYS = {
+    "corpus": ("name",),
+    "ngrams": ("max_n",),
+    "embed": ("name", "shards"),
+    "sample": ("figure_taus",),
+    "sweep": ("methods", "taus", "ms", "seeds"),
+    "train": ("stages",),
+    "judge": ("features", "second", "from"),
+}
+
+
+def section_settings(section: dict, name: str, nulled=()) -> dict:
+    """What a job of the stage reading section `name` receives: the section without its
+    structure keys, with the keys in `nulled` (those the job cannot depend on) set to null."""
+    unknown = set(nulled) - set(section)
+    if unknown:
+        raise KeyError(f"{name}: no key(s) {', '.join(sorted(unknown))} to null")
+    structure = STRUCTURE_KEYS.get(name, ())
+    return {key: None if key in nulled else value
+            for key, value in section.items() if key not in structure}
 
 
 def from_dict(cls: type[T], data, where: str = "config") -> T:
@@ -70,6 +94,13 @@ def parse(cls: type[T], text: str, where: str = "--config") -> T:
     except json.JSONDecodeError as err:
         raise InputError(f"{where}: malformed JSON ({err.msg})") from err
     return from_dict(cls, data, where)
+
+
+def require(settings, *keys: str, where: str = "--config") -> None:
+    """Refuse settings whose `keys` a job needs but received as null."""
+    missing = [key for key in keys if getattr(settings, key) is None]
+    if missing:
+        raise InputError(f"{where}: {', '.join(missing)} must not be null for this job")
 
 
 def add_config_argument(parser: argparse.ArgumentParser, cls: type) -> None:

@@ -58,24 +58,15 @@ class Terminated(Exception):
 
 @dataclass(frozen=True)
 class TrainConfig:
-    """The train slice."""
+    """The train section (the generator it trains is the generator section)."""
 
     epochs: int
     max_steps: int | None
     batch_size: int
     learning_rate: float
     warmup_ratio: float
-    max_length: int
     grad_clip: float
     checkpoint_every: int
-
-
-@dataclass(frozen=True)
-class TrainJobConfig:
-    """What one train job reads: the generator and train slices."""
-
-    generator: GeneratorConfig
-    train: TrainConfig
 
 
 def bucket_order(lengths, batch_size: int, seed: int, epoch: int, bucket_batches: int = BUCKET_BATCHES):
@@ -291,27 +282,30 @@ def main(argv: Sequence[str] | None = None) -> None:
     p.add_argument("--init", type=optional(str),
                    help="the previous stage's model folder to start from (train.stages > 1)")
     p.add_argument("--seed", type=int, required=True, help="the run's seed")
-    add_config_argument(p, TrainJobConfig)
+    add_config_argument(p, TrainConfig)
+    p.add_argument("--generator", required=True,
+                   help="the generator section as a JSON object (isaac.models.GeneratorConfig)")
     p.add_argument("--threads", type=int, default=1)
     p.add_argument("--checkpoints", required=True, help="checkpoint folder (kept on failure)")
     p.add_argument("--out", required=True, help="model output folder")
     p.add_argument("--keep-checkpoints", action="store_true")
     args = p.parse_args(argv)
-    config = parse(TrainJobConfig, args.config)
+    config = parse(TrainConfig, args.config)
+    generator = parse(GeneratorConfig, args.generator, "--generator")
     torch.set_num_threads(args.threads)
     prompts, targets = read_targets(args.targets)
     if args.init:
-        gen = continue_generator(config.generator, args.init)
+        gen = continue_generator(generator, args.init)
     else:
-        gen = build_generator(config.generator, args.tokenizer or None, args.seed, args.base or None)
-    examples = build_examples(gen, prompts, targets, config.train.max_length)
+        gen = build_generator(generator, args.tokenizer or None, args.seed, args.base or None)
+    examples = build_examples(gen, prompts, targets, generator.max_length)
     n_params = sum(p.numel() for p in gen.model.parameters())
     log.info("%d examples, %d parameters, device %s", len(examples), n_params, device())
     init = [p.read_bytes() for p in sorted(Path(args.init).glob("*.safetensors"))] if args.init else []
-    fp = fingerprint(asdict(config), args.seed, Path(args.targets).read_bytes(), *init)
+    fp = fingerprint(asdict(generator), asdict(config), args.seed, Path(args.targets).read_bytes(), *init)
     ckpt_dir = Path(args.checkpoints)
     try:
-        train(gen, examples, config.train, args.seed, ckpt_dir, fp)
+        train(gen, examples, config, args.seed, ckpt_dir, fp)
     except Terminated as stop:
         log.error("%s; the next run resumes from it", stop)
         sys.exit(TERMINATED_EXIT)
