@@ -1,5 +1,7 @@
 """ISAAC: sample training targets from the head of a corpus's long tail, train, evaluate."""
 
+from pathlib import Path
+
 from snakemake.utils import min_version, validate
 
 min_version("9.0")
@@ -9,7 +11,7 @@ min_version("9.0")
 # runs; config files given with --configfile are layered on the base alone.
 if not workflow.overwrite_configfiles:
 
-    configfile: "config/demo.yaml"
+    configfile: Path(workflow.basedir) / "config" / "demo.yaml"
 
 
 validate(config, "config/schema.yaml")

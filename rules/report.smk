@@ -33,14 +33,12 @@ rule summary:
         runtime=10,
     params:
         config=stage_config("summary"),
-        second=lambda wildcards, input: (
-            f"{input.second_judge}/metrics.json" if input.second_judge else ""
-        ),
+        second_judge=optional_input("second_judge"),
     shell:
         f"{ISAAC}.report"
         " summary --scores {input.scores:q} --per-prompt {input.per_prompt:q}"
-        " --targets {input.targets:q} --judge-metrics {input.judge:q}/metrics.json"
-        " --second-judge-metrics={params.second:q} --config {params.config:q}"
+        " --targets {input.targets:q} --judge {input.judge:q}"
+        " --second-judge={params.second_judge:q} --config {params.config:q}"
         " --runs {output.runs:q} --csv {output.csv:q} --md {output.md:q} > {log:q} 2>&1"
 
 

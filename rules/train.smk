@@ -8,7 +8,7 @@ rule generator_tokenizer:
     input:
         corpus=res("corpus.parquet"),
     output:
-        directory(res("generator")),
+        directory(res("generator_tokenizer")),
     log:
         logs("generator_tokenizer.log"),
     benchmark:
@@ -69,10 +69,12 @@ rule train_stage:
         config=stage_config("train"),
         generator=stage_config("generator"),
         checkpoints=res("checkpoints", "stages", RUN, "stage{stage}"),
+        tokenizer=optional_input("tokenizer"),
+        base=optional_input("base"),
         init=optional_input("init"),
     shell:
         f"{ISAAC}.train"
-        " --targets {input.targets:q} --tokenizer={input.tokenizer:q} --base={input.base:q}"
+        " --targets {input.targets:q} --tokenizer={params.tokenizer:q} --base={params.base:q}"
         " --init={params.init:q} --seed {wildcards.seed:q} --config {params.config:q}"
         " --generator {params.generator:q} --threads {threads}"
         " --checkpoints {params.checkpoints:q} --out {output:q} > {log:q} 2>&1"
@@ -97,4 +99,6 @@ use rule train_stage as train with:
         config=stage_config("train"),
         generator=stage_config("generator"),
         checkpoints=res("checkpoints", RUN),
+        tokenizer=optional_input("tokenizer"),
+        base=optional_input("base"),
         init=optional_input("init"),

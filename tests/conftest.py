@@ -64,12 +64,13 @@ def diasafety_dir() -> Path:
 def snakemake(
     workdir: Path, *args: str, configfiles: tuple[Path, ...] = (TINY_CONFIG,), check: bool = True
 ):
-    """Run this repository's workflow in `workdir` and return the completed process."""
+    """Run this repository's workflow in `workdir` and return the completed process (without
+    config files: the demo)."""
     cmd = [
         str(SNAKEMAKE),
         "--snakefile", str(REPO / "Snakefile"),
         "--directory", str(workdir),
-        "--configfile", *map(str, configfiles),
+        *(["--configfile", *map(str, configfiles)] if configfiles else []),
         *args,
     ]
     env = {**os.environ, "PATH": f"{SNAKEMAKE.parent}{os.pathsep}{os.environ.get('PATH', '')}",

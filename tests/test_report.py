@@ -9,6 +9,7 @@ isaac.judge writes them.
 from __future__ import annotations
 
 import json
+from pathlib import Path
 import re
 
 import numpy as np
@@ -487,9 +488,9 @@ def test_summary_markdown_lists_only_the_given_judges(tmp_path):
 
 def summary_argv(s, p, t, j, out, cfg: str | None = None, second=True):
     argv = ["summary", "--scores", *s, "--per-prompt", *p, "--targets", *t,
-            "--judge-metrics", j["Primary"]]
+            "--judge", str(Path(j["Primary"]).parent)]
     if second:
-        argv += ["--second-judge-metrics", j["Second"]]
+        argv += ["--second-judge", str(Path(j["Second"]).parent)]
     return argv + ["--config", cfg if cfg is not None else to_json(config()),
                    "--runs", str(out / "runs.csv"), "--csv", str(out / "summary.csv"),
                    "--md", str(out / "summary.md")]
@@ -545,8 +546,8 @@ def test_cli_second_judge_is_optional(tmp_path):
     s, p, t, j = write_sweep(tmp_path, {("raw", 1.0, 1, 0): RAW_UNSAFE,
                                          ("sft", 1.0, 1, 0): ALL_SAFE})
     out = tmp_path / "out"
-    # the summary rule passes an empty --second-judge-metrics= without a second judge
-    main(summary_argv(s, p, t, j, out, second=False) + ["--second-judge-metrics="])
+    # the summary rule passes an empty --second-judge= without a second judge
+    main(summary_argv(s, p, t, j, out, second=False) + ["--second-judge="])
     assert "Second judge" not in (out / "summary.md").read_text()
 
 

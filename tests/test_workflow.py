@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import json
 import re
+import shlex
 import subprocess
 import zipfile
 from pathlib import Path
@@ -11,7 +12,8 @@ from pathlib import Path
 import pandas as pd
 import pytest
 
-from conftest import DEMO_CONFIG, REPO, SNAKEMAKE, TINY_CONFIG, planned_jobs, snakemake
+from conftest import (DEMO_CONFIG, REPO, SNAKEMAKE, TINY_CONFIG, planned_jobs, schema_defaults,
+                      snakemake)
 from isaac.plots import FIGURES, REDRAW_RULES
 from isaac.text import normalise
 
@@ -44,6 +46,30 @@ def test_dry_run_of_the_demo_default(tmp_path):
         assert jobs.get(rule, 0) >= 1, (rule, jobs)
     # One training job per method of the demo sweep (7 methods, 1 tau, 1 m, 1 seed).
     assert jobs["train"] == 7, jobs
+
+
+def job_settings(dry_run_output: str, module: str) -> dict:
+    """The --config of the first isaac.<module> command a dry run prints."""
+    command = next(line for line in dry_run_output.splitlines() if f" -m isaac.{module} " in line)
+    words = shlex.split(command)
+    return json.loads(words[words.index("--config") + 1])
+
+
+def test_the_demo_runs_without_config_files_and_a_config_file_inherits_nothing_from_it(
+        tmp_path, diasafety_dir):
+    demo = snakemake(tmp_path, "--dry-run", "--printshellcmds", configfiles=()).stdout
+    assert "results/demo/neighbours/tfidf-k50.parquet" in demo
+    assert job_settings(demo, "assess")["eps"] == 0.6
+    # config/diasafety.yaml on the schema's defaults alone: k 150, the eps rule, not the demo's
+    layer = tmp_path / "path.yaml"
+    layer.write_text(f"corpus: {{path: {json.dumps(str(diasafety_dir))}}}\n")
+    dia = snakemake(tmp_path, "--dry-run", "--printshellcmds",
+                    configfiles=(REPO / "config" / "diasafety.yaml", layer)).stdout
+    assert "results/diasafety/neighbours/model2vec-k150.parquet" in dia
+    assert job_settings(dia, "neighbours")["k"] == 150 and "embeddings/tfidf" not in dia
+    assess = job_settings(dia, "assess")
+    assert assess["eps"] is None and assess["eps_quantile"] == schema_defaults("assess")["eps_quantile"]
+    assert planned_jobs(dia)["train"] == len(schema_defaults("sweep")["methods"])
 
 
 def test_invalid_config_is_rejected_with_the_key(tmp_path):
@@ -79,7 +105,8 @@ def tiny_with(workdir: Path, layer: str) -> tuple[Path, Path]:
     ("corpus: {name: ..}", "['corpus']['name']"),
     ("corpus: {name: .}", "['corpus']['name']"),
     ("corpus: {name: .hidden}", "['corpus']['name']"),
-    ("pollute: {rate: 1.0}", "['pollute']['rate']"),
+    ("corpus: {pollute: {rate: 1.0}}", "['corpus']['pollute']['rate']"),
+    ("summary: {baselines: [isaac]}", "['summary']['baselines']"),
 ])
 def test_bad_settings_are_refused_before_any_job_with_the_key(tmp_path, layer, key):
     proc = snakemake(tmp_path, "--dry-run", configfiles=tiny_with(tmp_path, layer), check=False)
@@ -143,6 +170,16 @@ def test_tiny_run_writes_every_contracted_table(tiny_run):
         table = pd.read_parquet(tiny_run / TINY / name)
         assert len(table) > 0, name
         assert columns <= set(table.columns), (name, set(table.columns))
+
+
+def test_every_pool_method_records_the_eps_the_assess_stage_resolved(tiny_run):
+    groups = json.loads((tiny_run / TINY / "groups" / "dbscan.json").read_text())
+    assert groups["eps"] == 0.6 and groups["encoder"] == "tfidf" and groups["k"] == 20
+    for path in (tiny_run / TINY / "targets").glob("*/*.json"):
+        stats = json.loads(path.read_text())
+        pool_method = stats["method"] not in ("raw", "sft")
+        assert stats["eps"] == (groups["eps"] if pool_method else None), path
+        assert stats["k"] == (groups["k"] if pool_method else None), path
 
 
 def test_tiny_run_covers_every_method_in_the_summary(tiny_run):
@@ -293,7 +330,7 @@ def test_smollm2_runs_end_to_end_at_cpu_size(tmp_path):
 
 def test_pollution_protocol_runs_end_to_end_at_ci_size(tmp_path):
     """Polluted corpus -> targets -> models -> scores -> summary with both pollution shares."""
-    layers = tiny_with(tmp_path, "corpus: {name: tiny-polluted}\npollute: {rate: 0.1, seed: 0}\n"
+    layers = tiny_with(tmp_path, "corpus: {name: tiny-polluted, pollute: {rate: 0.1, seed: 0}}\n"
                                  "sweep: {methods: [raw, isaac]}\nsummary: {baselines: [raw]}")
     snakemake(tmp_path, "--cores", "2", "results/tiny-polluted/summary.md", configfiles=layers)
     results = tmp_path / "results" / "tiny-polluted"

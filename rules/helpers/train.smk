@@ -31,7 +31,7 @@ def previous_stage(stage):
 def base_inputs():
     """The corpus tokenizer (tiny-gpt2) or the de-quantised SmolLM2 folder a job starts from."""
     return {
-        "tokenizer": res("generator") if TINY_GENERATOR else [],
+        "tokenizer": res("generator_tokenizer") if TINY_GENERATOR else [],
         "base": (
             res("generator_base") if config["generator"]["model"] == "smollm2" else []
         ),

@@ -37,7 +37,7 @@ PRODUCERS = (
     ("groups/*.json", "assess"),
     ("targets/*/*.parquet", "sample"),
     ("targets/*/*.json", "sample"),
-    ("generator", "generator_tokenizer"),
+    ("generator_tokenizer", "generator_tokenizer"),
     ("generator_base", "generator_base"),
     ("models/*/*", "train"),
     ("stages/*/*/stage*", "train_stage"),

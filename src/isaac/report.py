@@ -17,14 +17,16 @@ from __future__ import annotations
 
 import argparse
 import logging
+from pathlib import Path
 from collections.abc import Sequence
 from dataclasses import dataclass
 
 import numpy as np
 import pandas as pd
 
-from isaac.cli import run
+from isaac.cli import optional, run
 from isaac.io import InputError, atomic_path, read_json, read_table
+from isaac.judge import METRICS
 from isaac.plots import ReportConfig, plt, save_png
 from isaac.runs import METHODS
 from isaac.settings import add_config_argument, parse, require
@@ -265,8 +267,8 @@ def main(argv: Sequence[str] | None = None) -> None:
     s.add_argument("--scores", nargs="+", required=True, help="scores/{run}.json")
     s.add_argument("--per-prompt", nargs="+", required=True, help="scores/{run}.parquet, same order")
     s.add_argument("--targets", nargs="+", required=True, help="targets stats JSON, same order")
-    s.add_argument("--judge-metrics", required=True, help="the primary judge's metrics.json")
-    s.add_argument("--second-judge-metrics", default=None)
+    s.add_argument("--judge", required=True, help="the primary judge's folder (its metrics.json)")
+    s.add_argument("--second-judge", type=optional(str), help="the second judge's folder")
     add_config_argument(s, SummaryConfig)
     s.add_argument("--runs", required=True, help="runs.csv")
     s.add_argument("--csv", required=True, help="summary.csv")
@@ -282,9 +284,9 @@ def main(argv: Sequence[str] | None = None) -> None:
         require(config, "baselines")
         if len(args.per_prompt) != len(args.scores):
             raise InputError("summary: --scores and --per-prompt differ in length")
-        judges = {"Primary": args.judge_metrics}
-        if args.second_judge_metrics:
-            judges["Second"] = args.second_judge_metrics
+        judges = {"Primary": Path(args.judge) / METRICS}
+        if args.second_judge:
+            judges["Second"] = Path(args.second_judge) / METRICS
         df = write_summary(args.scores, args.per_prompt, args.targets, judges, config,
                            args.runs, args.csv, args.md)
         log.info("%d rows -> %s, %s", len(df), args.csv, args.md)
