@@ -91,13 +91,45 @@ def bench(*parts):
     return "/".join([BENCHMARKS, *parts])
 
 
-def stage_config(section, nulled=()):
+def stage_config(section, job=None):
     """A job's --config: config section `section` as canonical JSON, without its structure
-    keys, and with the keys in `nulled` null because the job cannot depend on them (so editing
-    them reruns nothing)."""
+    keys, and with the keys the job cannot depend on (unused_keys) null, so that editing them
+    reruns nothing."""
+    nulled = unused_keys(section, job)
     return json.dumps(
         section_settings(config[section], section, nulled), sort_keys=True
     )
+
+
+def unused_keys(section, job=None):
+    """The keys of `section` that a job of the stage reading it cannot depend on: the one
+    place a job's settings are narrowed. `job` tells jobs of one section apart: the
+    encoder_model2vec job of embed, a sample job's method, the head_safety job of summary.
+    """
+    if section == "corpus":
+        demo = config["corpus"]["format"] == "demo"
+        return ("path", "fields") if demo else ("demo",)
+    if section == "embed":
+        if job == "encoder_model2vec":
+            return ("encoder", "batch_size", "tfidf_components")
+        tfidf = config["embed"]["encoder"] == "tfidf"
+        return ("model2vec_dims", "batch_size" if tfidf else "tfidf_components")
+    if section == "assess":
+        assess = config["assess"]
+        dbscan = assess["assessor"] == "dbscan"
+        unused = [] if dbscan else ["eps", "eps_quantile"]
+        if dbscan and assess["eps"] is not None:
+            unused.append("eps_quantile")  # a fixed eps replaces the rule
+        if assess["assessor"] != "fuzzy":
+            unused.append("fuzzy_threshold")
+        return unused
+    if section == "sample" and job not in GROUP_METHODS:
+        return list(
+            section_settings(config["sample"], "sample")
+        )  # only they sample groups
+    if section == "summary" and job == "head_safety":
+        return ("baselines",)  # it compares a pool's head with its rest
+    return ()
 
 
 # The tiny generator trains in a minute on a CPU; pretrained ones want a GPU and more memory.

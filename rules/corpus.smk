@@ -20,7 +20,7 @@ rule ingest:
         mem_mb=grow_with_attempt(4000),
         runtime=30,
     params:
-        config=corpus_config(),
+        config=stage_config("corpus"),
     shell:
         f"{ISAAC}.ingest"
         " --config {params.config:q} --out {output.corpus:q} > {log:q} 2>&1"

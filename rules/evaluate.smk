@@ -129,7 +129,7 @@ rule head_safety:
         mem_mb=grow_with_attempt(4000),
         runtime=20,
     params:
-        config=stage_config("summary", nulled=("baselines",)),
+        config=stage_config("summary", "head_safety"),
     shell:
         f"{ISAAC}.head_safety"
         " --corpus {input.corpus:q} --groups {input.groups:q} --judge {input.judge:q}"

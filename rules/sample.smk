@@ -18,7 +18,7 @@ rule encoder_model2vec:
         mem_mb=grow_with_attempt(4000),
         runtime=20,
     params:
-        config=model2vec_config(),
+        config=stage_config("embed", "encoder_model2vec"),
     shell:
         f"{ISAAC}.encoder_model2vec"
         " --config {params.config:q} --out {output:q} > {log:q} 2>&1"
@@ -43,7 +43,7 @@ rule embed_shard:
         mem_mb=grow_with_attempt(6000),
         runtime=60,
     params:
-        config=embed_config(),
+        config=stage_config("embed"),
         model=optional_input("model"),
         shards=embed_shards(),
     shell:
@@ -69,7 +69,7 @@ rule embed:
         mem_mb=grow_with_attempt(6000),
         runtime=60,
     params:
-        config=embed_config(),
+        config=stage_config("embed"),
         model=optional_input("model"),
         shards=lambda wildcards, input: input.get("shards", []),
     shell:
@@ -119,7 +119,7 @@ rule assess:
         mem_mb=grow_with_attempt(8000),
         runtime=30,
     params:
-        config=assess_config(),
+        config=stage_config("assess"),
         neighbours=optional_input("neighbours"),
         embeddings=optional_input("embeddings"),
         likelihood=optional_input("likelihood"),
@@ -151,7 +151,7 @@ rule sample:
     params:
         groups=optional_input("groups"),
         groups_stats=optional_input("groups_stats"),
-        config=lambda wildcards: sample_config(wildcards.method),
+        config=lambda wildcards: stage_config("sample", wildcards.method),
     shell:
         f"{ISAAC}.sample"
         " --corpus {input.corpus:q} --groups={params.groups:q}"

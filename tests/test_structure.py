@@ -211,8 +211,12 @@ def test_every_rule_passes_whole_sections_through_stage_config():
         for section in sections[name]:
             source = "".join((SRC / f"{m}.py").read_text() for m in modules)
             assert SECTIONS[section].__name__ in source, (name, section)
-    helpers = "".join(p.read_text() for p in (REPO / "rules").rglob("*.smk"))
-    assert "def config_json" not in helpers and helpers.count("json.dumps(") == 1
+    rule_files = {p.name: p.read_text() for p in (REPO / "rules").rglob("*.smk")}
+    text = "".join(rule_files.values())
+    assert "def config_json" not in text and text.count("json.dumps(") == 1
+    # the keys a job cannot depend on are chosen in one helper, unused_keys (rules/common.smk)
+    assert [name for name, t in rule_files.items() if "section_settings(" in t] == ["common.smk"]
+    assert text.count("def unused_keys(") == 1
 
 
 def test_eps_is_resolved_only_by_the_assess_stage():

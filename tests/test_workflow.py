@@ -39,6 +39,15 @@ def test_snakefmt_check_is_clean():
     assert proc.returncode == 0, proc.stdout + proc.stderr
 
 
+@pytest.mark.parametrize("command", [["check"], ["format", "--check"]])
+def test_ruff_is_clean(command):
+    """The Python style (pyproject.toml, [tool.ruff]): lint and format, beside snakefmt."""
+    ruff = SNAKEMAKE.with_name("ruff")
+    proc = subprocess.run([str(ruff), *command, "src", "tests", "bench"], cwd=REPO,
+                          capture_output=True, text=True)
+    assert proc.returncode == 0, proc.stdout + proc.stderr
+
+
 def test_dry_run_of_the_demo_default(tmp_path):
     proc = snakemake(tmp_path, "--dry-run", configfiles=(DEMO_CONFIG,))
     jobs = planned_jobs(proc.stdout)

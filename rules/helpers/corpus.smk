@@ -1,4 +1,4 @@
-"""Input functions and stage settings of rules/corpus.smk."""
+"""Input functions of rules/corpus.smk."""
 
 
 def corpus_input_files():
@@ -12,13 +12,6 @@ def corpus_input_files():
     if fmt == "diasafety_generations" and Path(path).is_dir():
         return sorted(str(p) for p in Path(path).glob("*.json")) or [path]
     return [path]
-
-
-def corpus_config():
-    """The corpus section as ingest reads it: the path and field mapping only for files, the
-    demo's settings only for the demo."""
-    demo = config["corpus"]["format"] == "demo"
-    return stage_config("corpus", ("path", "fields") if demo else ("demo",))
 
 
 def ngram_tables():

@@ -1,4 +1,4 @@
-"""Input functions and stage settings of rules/sample.smk."""
+"""Input functions of rules/sample.smk."""
 
 
 def encoder_name():
@@ -70,32 +70,6 @@ def uses_encoder():
     return assess["pool"] == "neighbours" or assess["assessor"] == "dbscan"
 
 
-def embed_config():
-    """The embed section as an embed job reads it: the distilled dimension belongs to the
-    encoder_model2vec job, the tf-idf size to tfidf and the batch size to the others."""
-    tfidf = config["embed"]["encoder"] == "tfidf"
-    nulled = ["model2vec_dims", "batch_size" if tfidf else "tfidf_components"]
-    return stage_config("embed", nulled)
-
-
-def model2vec_config():
-    """The embed section as encoder_model2vec reads it: the distilled dimension only."""
-    return stage_config("embed", ("encoder", "batch_size", "tfidf_components"))
-
-
-def assess_config():
-    """The assess section as the assessor reads it: eps and its rule only for dbscan (the
-    rule only without a fixed eps), the threshold only for fuzzy."""
-    assess = config["assess"]
-    dbscan = assess["assessor"] == "dbscan"
-    nulled = [] if dbscan else ["eps", "eps_quantile"]
-    if dbscan and assess["eps"] is not None:
-        nulled.append("eps_quantile")
-    if assess["assessor"] != "fuzzy":
-        nulled.append("fuzzy_threshold")
-    return stage_config("assess", nulled)
-
-
 def assess_inputs(wildcards):
     """Only the tables the configured assessor and pool mode read; the embeddings whenever the
     groups depend on the encoder (DBSCAN reads the vectors, every assessor records the name).
@@ -109,13 +83,6 @@ def assess_inputs(wildcards):
     if assess["assessor"] == "likelihood":
         inputs["likelihood"] = res("likelihood.parquet")
     return inputs
-
-
-def sample_config(method):
-    """The sample section as one method's job reads it: only the group methods use it, so an
-    edit cannot rerun the others (nor what trains on them)."""
-    keys = list(section_settings(config["sample"], "sample"))
-    return stage_config("sample", [] if method in GROUP_METHODS else keys)
 
 
 def sample_inputs(wildcards):
