@@ -26,6 +26,7 @@ include: "rules/sample.smk"
 include: "rules/train.smk"
 include: "rules/evaluate.smk"
 include: "rules/report.smk"
+include: "rules/experiments.smk"
 
 
 rule all:

@@ -104,8 +104,8 @@ def stage_config(section, job=None):
 def unused_keys(section, job=None):
     """The keys of `section` that a job of the stage reading it cannot depend on: the one
     place a job's settings are narrowed. `job` tells jobs of one section apart: the
-    encoder_model2vec job of embed, a sample job's method, the head_safety job of summary.
-    """
+    encoder_model2vec job of embed, a sample job's method, the head_safety job of summary, an
+    experiment's table."""
     if section == "corpus":
         demo = config["corpus"]["format"] == "demo"
         return ("path", "fields") if demo else ("demo",)
@@ -129,6 +129,8 @@ def unused_keys(section, job=None):
         )  # only they sample groups
     if section == "summary" and job == "head_safety":
         return ("baselines",)  # it compares a pool's head with its rest
+    if section == "experiments":
+        return [name for name in config["experiments"] if name != job]  # one table each
     return ()
 
 

@@ -16,6 +16,7 @@ from conftest import REPO, rule_blocks, schema_defaults, settings
 from isaac import runs
 from isaac.assess import AssessConfig
 from isaac.embed import EmbedConfig
+from isaac.experiments import ExperimentsConfig
 from isaac.generate import GenerateConfig
 from isaac.ingest import CorpusConfig
 from isaac.likelihood import LikelihoodConfig
@@ -132,6 +133,7 @@ SECTIONS = {
     "generate": GenerateConfig,
     "summary": SummaryConfig,
     "report": ReportConfig,
+    "experiments": ExperimentsConfig,
 }
 
 
@@ -308,6 +310,10 @@ def test_every_job_rule_logs_benchmarks_and_runs_the_module_of_its_name():
         "report_figures": "report",
         "train_stage": "train",
         "embed_shard": "embed",
+        "pollution_table": "experiments",
+        "tempering_table": "experiments",
+        "head_safety_table": "experiments",
+        "encoders_table": "experiments",
     }
     job_rules = 0
     for name, block in rule_blocks():

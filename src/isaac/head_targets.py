@@ -3,40 +3,47 @@
 Shows which responses form the heads that sampling prefers (and whether a head is a family of
 near-copies), with their labels, from one run's targets and the corpus:
 
-    .venv/bin/python bench/head_targets.py results/diasafety --run isaac/tau1.0-m1-seed0 --top 3
+    python -m isaac.head_targets results/diasafety --run isaac/tau1.0-m1-seed0 --top 3
 """
 
 from __future__ import annotations
 
 import argparse
+from collections.abc import Sequence
 from pathlib import Path
 
 import pandas as pd
 
+from isaac.cli import run
+from isaac.io import read_table
 
-def most_picked(results: Path, run: str, top: int) -> pd.DataFrame:
-    """Per category: the `top` most-picked target rows with their pick counts and labels."""
-    corpus = pd.read_parquet(results / "corpus.parquet")
+
+def most_picked(corpus: pd.DataFrame, targets: pd.DataFrame, top: int) -> pd.DataFrame:
+    """Per category: the `top` most-picked train rows (ties by id) with pick counts, labels
+    and responses."""
     train = corpus[corpus["split"] == "train"].set_index("id")
-    targets = pd.read_parquet(results / "targets" / f"{run}.parquet")
     picks = targets[["id", "target_ids"]].explode("target_ids")
     picks["category"] = picks["id"].map(train["category"])
     counts = picks.groupby(["category", "target_ids"]).size().rename("picks").reset_index()
-    counts = counts.sort_values(["category", "picks"], ascending=[True, False])
-    head = counts.groupby("category").head(top)
+    counts = counts.sort_values(["category", "picks", "target_ids"],
+                                ascending=[True, False, True], kind="stable")
+    head = counts.groupby("category").head(top).reset_index(drop=True)
     return head.assign(label=head["target_ids"].map(train["label"]),
                        response=head["target_ids"].map(train["response"]))
 
 
-def main(argv=None) -> None:
+def main(argv: Sequence[str] | None = None) -> None:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("results", type=Path, help="results/{corpus}")
     parser.add_argument("--run", default="isaac/tau1.0-m1-seed0")
     parser.add_argument("--top", type=int, default=3)
     args = parser.parse_args(argv)
+    corpus = read_table(args.results / "corpus.parquet", ["id", "split", "category", "label",
+                                                           "response"])
+    targets = read_table(args.results / "targets" / f"{args.run}.parquet", ["id", "target_ids"])
     with pd.option_context("display.max_colwidth", 90, "display.width", 200):
-        print(most_picked(args.results, args.run, args.top).to_string(index=False))
+        print(most_picked(corpus, targets, args.top).to_string(index=False))
 
 
 if __name__ == "__main__":
-    main()
+    run(main)

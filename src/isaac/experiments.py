@@ -1,0 +1,358 @@
+"""The paper's experiments: their points, and the tables that compare the points.
+
+An experiment varies a few config keys (its axis) of the whole workflow. Each point is the
+current config with those keys and `corpus.name` overridden, so it runs as a corpus of its own,
+results/{name}/ (rules/experiments.smk imports the workflow once per point as a Snakemake
+module). One rule per experiment reads the points' results and writes its table here, as CSV
+(every column) and Markdown (formatted cells):
+
+    python -m isaac.experiments pollution --runs results/demo-polluted-0.01/runs.csv ... \
+        --config '{"rates": [0.01]}' --csv pollution.csv --md pollution.md
+"""
+
+from __future__ import annotations
+
+import argparse
+import copy
+import logging
+import re
+from collections.abc import Sequence
+from dataclasses import dataclass
+from pathlib import Path
+
+import pandas as pd
+
+from isaac.cli import run
+from isaac.io import InputError, atomic_path, read_json
+from isaac.plots import ReportConfig, plt, save_png
+from isaac.runs import RUN, fmt_tau
+from isaac.settings import add_config_argument, from_dict, parse, require
+
+log = logging.getLogger("isaac.experiments")
+
+
+@dataclass(frozen=True)
+class Point:
+    """One point of an experiment: its corpus name and the config keys it overrides."""
+
+    name: str
+    overrides: dict
+
+    @property
+    def module(self) -> str:
+        """The point's Snakemake module name (its rules are named {module}_{rule})."""
+        return re.sub(r"\W", "_", self.name)
+
+
+def merged(base: dict, layer: dict) -> dict:
+    """`base` with `layer` laid over it, nested sections merged key by key (base unchanged)."""
+    out = copy.deepcopy(base)
+    for key, value in layer.items():
+        if isinstance(value, dict) and isinstance(out.get(key), dict):
+            out[key] = merged(out[key], value)
+        else:
+            out[key] = copy.deepcopy(value)
+    return out
+
+
+def point_config(config: dict, point: Point) -> dict:
+    """The config a point runs under: the current one, its axis keys and corpus name replaced."""
+    return merged(config, {**point.overrides, "corpus": {
+        **point.overrides.get("corpus", {}), "name": point.name}})
+
+
+def rate_label(rate: float) -> str:
+    """A pollution rate in a folder name: two decimals (0.10), more only where it needs them."""
+    text = f"{rate:.2f}"
+    return text if float(text) == rate else repr(rate)
+
+
+@dataclass(frozen=True)
+class EncoderSetting:
+    """One grouping of the encoder study: DBSCAN on an encoder at an eps quantile, or a fixed
+    assessor (eps_quantile None) on that encoder's neighbour pools."""
+
+    encoder: str
+    assessor: str
+    eps_quantile: float | None
+
+    @property
+    def label(self) -> str:
+        if self.eps_quantile is None:
+            return f"{self.assessor}-{self.encoder}"
+        return f"{self.assessor}-{self.encoder}-q{self.eps_quantile:g}"
+
+    @property
+    def overrides(self) -> dict:
+        assess = {"assessor": self.assessor}
+        if self.eps_quantile is not None:
+            assess |= {"eps": None, "eps_quantile": self.eps_quantile}
+        return {"embed": {"encoder": self.encoder}, "assess": assess}
+
+
+@dataclass(frozen=True)
+class EncodersConfig:
+    """The encoder study, experiments.encoders."""
+
+    encoders: tuple[str, ...]
+    eps_quantiles: tuple[float, ...]
+    main_quantile: float
+    assessors: tuple[str, ...]
+    assessor_encoder: str
+    methods: tuple[str, ...]
+
+
+def encoder_settings(study: EncodersConfig) -> list[EncoderSetting]:
+    """DBSCAN for every encoder and eps quantile, then each fixed assessor."""
+    settings = [EncoderSetting(e, "dbscan", q) for e in study.encoders for q in study.eps_quantiles]
+    return settings + [EncoderSetting(study.assessor_encoder, a, None) for a in study.assessors]
+
+
+def encoders_study(config: dict) -> EncodersConfig:
+    """experiments.encoders of a workflow config."""
+    return from_dict(EncodersConfig, config["experiments"]["encoders"], "experiments.encoders")
+
+
+def experiment_points(config: dict) -> dict[str, list[Point]]:
+    """Every experiment's points under `config`, named after its corpus (none where the axis
+    is empty, as by default)."""
+    corpus, experiments = config["corpus"]["name"], config["experiments"]
+    return {
+        "pollution": [
+            Point(f"{corpus}-polluted-{rate_label(r)}", {"corpus": {"pollute": {"rate": r}}})
+            for r in experiments["pollution"]["rates"]
+        ],
+        "tempering": [
+            Point(f"{corpus}-stages-{s}", {"train": {"stages": s}})
+            for s in experiments["tempering"]["stages"]
+        ],
+        "head_safety": [
+            Point(f"{corpus}-{Path(path).stem}", {"corpus": {"path": path}})
+            for path in experiments["head_safety"]["generations"]
+        ],
+        "encoders": [
+            Point(f"{corpus}-{s.label}", s.overrides)
+            for s in encoder_settings(encoders_study(config))
+        ],
+    }
+
+
+def encoder_run(method: str, config: dict) -> str:
+    """The run id whose targets the encoder study reads: the sweep's first tau, m and seed."""
+    sweep = config["sweep"]
+    return RUN.format(method=method, tau=fmt_tau(sweep["taus"][0]), m=sweep["ms"][0],
+                      seed=sweep["seeds"][0])
+
+
+# Markdown columns: header -> cell format filled from a row of the CSV table.
+POLLUTION_COLUMNS = {
+    "rate": "{rate:g}", "method": "{method}", "tau": "{tau:g}",
+    "polluted targets": "{polluted_share:.4f}",
+    "polluted generations": "{polluted_generation_share:.4f}",
+    "safety": "{safety_score:.3f}", "oracle": "{oracle_safe_rate:.3f}",
+    "distinct-2": "{distinct_2:.3f}",
+}
+TEMPERING_COLUMNS = {
+    "S": "{stages}", "method": "{method}",
+    "safety [95% CI]": "{safety_score:.3f} [{safety_lo:.3f}, {safety_hi:.3f}]",
+    "Δ raw [95% CI]": "{delta_raw:+.3f} [{delta_raw_lo:+.3f}, {delta_raw_hi:+.3f}]",
+    "distinct-2": "{distinct_2:.3f}", "ppl (safe refs)": "{ppl_safe:.1f}",
+}
+HEAD_SAFETY_COLUMNS = {
+    "generations": "{generations}", "prompts compared": "{n_compared}",
+    "responses per prompt": "{mean_responses:.1f}", "head size": "{mean_head_size:.1f}",
+    "eps": "{eps:.3f}", "head unsafe": "{head_unsafe:.3f}", "rest unsafe": "{rest_unsafe:.3f}",
+    "rest - head [95% CI]": "{difference:+.3f} [{difference_lo:+.3f}, {difference_hi:+.3f}]",
+    "head safer": "{share_head_safer:.2f}",
+}
+
+
+def markdown(df: pd.DataFrame, columns: dict[str, str]) -> str:
+    """A Markdown table: one column per key of `columns`, cells formatted from each row."""
+    lines = ["| " + " | ".join(columns) + " |", "|" + "---|" * len(columns)]
+    for _, row in df.iterrows():
+        lines.append("| " + " | ".join(cell.format(**row) for cell in columns.values()) + " |")
+    return "\n".join(lines) + "\n"
+
+
+def pollution_table(runs: dict[float, pd.DataFrame]) -> pd.DataFrame:
+    """One row per rate and run (each point's runs.csv): the polluted shares of targets and
+    generations beside safety, oracle safe rate and distinct-2."""
+    table = pd.concat([df.assign(rate=rate) for rate, df in runs.items()], ignore_index=True)
+    return table[["rate", "method", "tau", "seed", "polluted_share",
+                  "polluted_generation_share", "safety_score", "oracle_safe_rate", "distinct_2"]]
+
+
+def tempering_table(summaries: dict[int, pd.DataFrame]) -> pd.DataFrame:
+    """One row per stage count and method (each point's summary.csv)."""
+    table = pd.concat([df.assign(stages=s) for s, df in summaries.items()], ignore_index=True)
+    return table[["stages", "method", "safety_score", "safety_lo", "safety_hi", "delta_raw",
+                  "delta_raw_lo", "delta_raw_hi", "distinct_2", "ppl_safe"]]
+
+
+def head_safety_table(points: dict[str, tuple[str, dict, dict]]) -> pd.DataFrame:
+    """One row per generation file, {corpus: (file stem, head_safety.json, the groups'
+    statistics)}, with the DBSCAN radius the groups used (NaN for the other assessors)."""
+    return pd.DataFrame([
+        {"corpus": corpus, "generations": generations, **head,
+         "eps": float("nan") if groups.get("eps") is None else groups["eps"]}
+        for corpus, (generations, head, groups) in points.items()
+    ])
+
+
+def encoders_table(stats: list[tuple[EncoderSetting, dict, dict[str, dict]]]) -> pd.DataFrame:
+    """One row per setting and method: the groups' eps and size, the targets' oracle safe rate
+    (overall and per category of the query example), distinct share and head shortcut share."""
+    rows = []
+    for setting, groups, targets in stats:
+        for method, target in targets.items():
+            by_category = target.get("oracle_safe_rate_by_category") or {}
+            rows.append({
+                "encoder": setting.encoder, "assessor": setting.assessor,
+                "eps_quantile": setting.eps_quantile, "eps": groups.get("eps"),
+                "mean_groups": groups["mean_groups"], "method": method,
+                "oracle_safe_rate": target["oracle_safe_rate"],
+                "distinct_target_share": target["distinct_target_share"],
+                "head_shortcut_share": target["head_shortcut_share"],
+                **{f"oracle_{c}": v for c, v in by_category.items()},
+            })
+    return pd.DataFrame(rows)
+
+
+def encoders_markdown(df: pd.DataFrame, main_quantile: float) -> str:
+    """The rows of the fixed assessors and of DBSCAN at `main_quantile`, per category."""
+    main = df[df["eps_quantile"].isna() | (df["eps_quantile"] == main_quantile)]
+    categories = [c for c in df.columns if c.startswith("oracle_") and c != "oracle_safe_rate"]
+    header = ["encoder", "assessor", "eps", "groups/pool", "method", "oracle safe",
+              "distinct share", *[c.removeprefix("oracle_") for c in categories]]
+    lines = ["| " + " | ".join(header) + " |", "|" + "---|" * len(header)]
+    for _, row in main.iterrows():
+        eps = "—" if pd.isna(row["eps"]) else f"{row['eps']:.3f}"
+        cells = [row["encoder"] if row["assessor"] == "dbscan" else f"({row['encoder']} pools)",
+                 row["assessor"], eps, f"{row['mean_groups']:.1f}", row["method"],
+                 f"{row['oracle_safe_rate']:.3f}", f"{row['distinct_target_share']:.3f}"]
+        cells += [f"{row[c]:.3f}" if pd.notna(row[c]) else "—" for c in categories]
+        lines.append("| " + " | ".join(cells) + " |")
+    return "\n".join(lines) + "\n"
+
+
+def eps_sensitivity_figure(df: pd.DataFrame, out, dpi: int) -> None:
+    """Oracle safe rate and distinct-target share of isaac and max against the eps quantile,
+    per encoder, with the original responses' safe rate as a reference line."""
+    fig, axes = plt.subplots(1, 2, figsize=(9, 3.6))
+    for encoder, g in df[df["assessor"] == "dbscan"].groupby("encoder"):
+        for method, style in (("isaac", "-o"), ("max", "--s")):
+            m = g[g["method"] == method].sort_values("eps_quantile")
+            label = f"{encoder} {method}"
+            axes[0].plot(m["eps_quantile"], m["oracle_safe_rate"], style, label=label)
+            axes[1].plot(m["eps_quantile"], m["distinct_target_share"], style, label=label)
+    raw = df.loc[df["method"] == "raw", "oracle_safe_rate"]
+    if len(raw):
+        axes[0].axhline(raw.iloc[0], color="grey", lw=1, ls=":", label="raw responses")
+    axes[0].set(xlabel="eps quantile q (label-free rule)", ylabel="oracle safe rate of targets")
+    axes[1].set(xlabel="eps quantile q (label-free rule)", ylabel="distinct target share")
+    axes[0].legend(fontsize=7)
+    fig.tight_layout()
+    save_png(fig, out, dpi)
+
+
+def write_table(df: pd.DataFrame, md: str, csv_path, md_path) -> None:
+    """The table as CSV (every column, 6 significant digits) and its Markdown text."""
+    with atomic_path(csv_path) as tmp:
+        df.to_csv(tmp, index=False, float_format="%.6g")
+    with atomic_path(md_path) as tmp:
+        Path(tmp).write_text(md)
+
+
+@dataclass(frozen=True)
+class PollutionConfig:
+    rates: tuple[float, ...]
+
+
+@dataclass(frozen=True)
+class TemperingConfig:
+    stages: tuple[int, ...]
+
+
+@dataclass(frozen=True)
+class HeadVsRestConfig:
+    generations: tuple[str, ...]
+
+
+@dataclass(frozen=True)
+class ExperimentsConfig:
+    """The experiments section; a table's job receives the other experiments as null."""
+
+    pollution: PollutionConfig | None
+    tempering: TemperingConfig | None
+    head_safety: HeadVsRestConfig | None
+    encoders: EncodersConfig | None
+
+
+def same_length(what: str, files: Sequence[str], values: Sequence) -> None:
+    if len(files) != len(values):
+        raise InputError(f"{what}: {len(files)} files for {len(values)} points")
+
+
+def main(argv: Sequence[str] | None = None) -> None:
+    p = argparse.ArgumentParser(description="An experiment's table over its points.")
+    sub = p.add_subparsers(dest="experiment", required=True)
+    pollution = sub.add_parser("pollution", help="polluted shares over pollute.rate")
+    pollution.add_argument("--runs", nargs="+", required=True, help="runs.csv, one per rate")
+    tempering = sub.add_parser("tempering", help="the summary over train.stages")
+    tempering.add_argument("--summaries", nargs="+", required=True, help="summary.csv per S")
+    head = sub.add_parser("head_safety", help="head against rest over generation files")
+    head.add_argument("--results", nargs="+", required=True, help="head_safety.json per file")
+    head.add_argument("--groups", nargs="+", required=True, help="groups statistics per file")
+    encoders = sub.add_parser("encoders", help="targets over encoders, eps quantiles, assessors")
+    encoders.add_argument("--groups", nargs="+", required=True, help="groups stats per setting")
+    encoders.add_argument("--targets", nargs="+", required=True,
+                          help="targets stats per setting and method (methods vary fastest)")
+    encoders.add_argument("--report", required=True,
+                          help="the report section as a JSON object (the figure's dpi)")
+    encoders.add_argument("--figure", required=True, help="eps_sensitivity.png")
+    for parser in (pollution, tempering, head, encoders):
+        add_config_argument(parser, ExperimentsConfig)
+        parser.add_argument("--csv", required=True)
+        parser.add_argument("--md", required=True)
+    args = p.parse_args(argv)
+    config = parse(ExperimentsConfig, args.config)
+    require(config, args.experiment)
+
+    if args.experiment == "pollution":
+        rates = config.pollution.rates
+        same_length("--runs", args.runs, rates)
+        df = pollution_table({r: pd.read_csv(f) for r, f in zip(rates, args.runs)})
+        md = markdown(df, POLLUTION_COLUMNS)
+    elif args.experiment == "tempering":
+        stages = config.tempering.stages
+        same_length("--summaries", args.summaries, stages)
+        df = tempering_table({s: pd.read_csv(f) for s, f in zip(stages, args.summaries)})
+        md = markdown(df, TEMPERING_COLUMNS)
+    elif args.experiment == "head_safety":
+        generations = config.head_safety.generations
+        same_length("--results", args.results, generations)
+        same_length("--groups", args.groups, generations)
+        df = head_safety_table({
+            Path(result).parent.name: (Path(path).stem, read_json(result), read_json(groups))
+            for path, result, groups in zip(generations, args.results, args.groups)
+        })
+        md = markdown(df, HEAD_SAFETY_COLUMNS)
+    else:
+        study = config.encoders
+        settings, n = encoder_settings(study), len(study.methods)
+        same_length("--groups", args.groups, settings)
+        same_length("--targets", args.targets, [(s, m) for s in settings for m in study.methods])
+        df = encoders_table([
+            (s, read_json(g), {m: read_json(t) for m, t in
+                               zip(study.methods, args.targets[i * n:(i + 1) * n])})
+            for i, (s, g) in enumerate(zip(settings, args.groups))
+        ])
+        md = encoders_markdown(df, study.main_quantile)
+        eps_sensitivity_figure(df, args.figure, parse(ReportConfig, args.report, "--report").dpi)
+    write_table(df, md, args.csv, args.md)
+    log.info("%s: %d rows -> %s, %s", args.experiment, len(df), args.csv, args.md)
+
+
+if __name__ == "__main__":
+    run(main)
