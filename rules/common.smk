@@ -17,7 +17,7 @@ from isaac.runs import (  # noqa: E402
     RUN,
     WILDCARD_PATTERNS,
     run_ids,
-    stage_seed,
+    round_seed,
 )
 from isaac.settings import section_settings  # noqa: E402
 
@@ -40,7 +40,7 @@ ISAAC = f"PYTHONPATH={_SOURCE}${{{{PYTHONPATH:+:$PYTHONPATH}}}} {_PYTHON} -m isa
 wildcard_constraints:
     **WILDCARD_PATTERNS,
     n=r"[0-9]+",
-    stage=r"[0-9]+",
+    round=r"[0-9]+",
     shard=r"[0-9]+",
     features=r"tfidf-lr|minilm-lr",
 

@@ -54,7 +54,7 @@ rule pollution_table:
 rule tempering_table:
     input:
         summaries=lambda wildcards: [
-            point_res(p, "summary.csv") for p in points_of("tempering", "stages")
+            point_res(p, "summary.csv") for p in points_of("tempering", "rounds")
         ],
     output:
         csv=res("experiments", "tempering.csv"),

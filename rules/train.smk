@@ -44,20 +44,20 @@ rule generator_base:
         f"{ISAAC}.generator_base" " --out {output:q} > {log:q} 2>&1"
 
 
-# Tempering: the earlier stages of a run, stage s on its own draw of targets (isaac.runs.stage_seed).
+# Tempering: the earlier rounds of a run, round r on its own draw of targets (isaac.runs.round_seed).
 # Checkpoints go to a sibling folder of the model (not an output), so they survive the removal
 # of an incomplete output: re-running after a kill resumes from the last checkpoint.
-rule train_stage:
+rule train_round:
     input:
         **base_inputs(),
-        targets=stage_targets(None),
-        init=previous_stage(None),
+        targets=round_targets(None),
+        init=previous_round(None),
     output:
-        directory(res("stages", RUN, "stage{stage}")),
+        directory(res("rounds", RUN, "round{round}")),
     log:
-        logs("train_stage", RUN, "stage{stage}.log"),
+        logs("train_round", RUN, "round{round}.log"),
     benchmark:
-        bench("train_stage", RUN, "stage{stage}.tsv")
+        bench("train_round", RUN, "round{round}.tsv")
     conda:
         "../envs/train.yaml"
     threads: by_generator(1, 4)
@@ -68,7 +68,7 @@ rule train_stage:
     params:
         config=stage_config("train"),
         generator=stage_config("generator"),
-        checkpoints=res("checkpoints", "stages", RUN, "stage{stage}"),
+        checkpoints=res("checkpoints", "rounds", RUN, "round{round}"),
         tokenizer=optional_input("tokenizer"),
         base=optional_input("base"),
         init=optional_input("init"),
@@ -80,14 +80,14 @@ rule train_stage:
         " --checkpoints {params.checkpoints:q} --out {output:q} > {log:q} 2>&1"
 
 
-# A run's model: its last stage (train.stages S; the only one when S = 1), trained from stage
-# S - 1. The test prompts are an input only so that a corpus without usable test prompts fails
+# A run's model: its last round (train.rounds R; the only one when R = 1), trained from round
+# R - 1. The test prompts are an input only so that a corpus without usable test prompts fails
 # before training.
-use rule train_stage as train with:
+use rule train_round as train with:
     input:
         **base_inputs(),
-        targets=stage_targets(STAGES),
-        init=previous_stage(STAGES),
+        targets=round_targets(ROUNDS),
+        init=previous_round(ROUNDS),
         prompts=res("prompts.parquet"),
     output:
         directory(res("models", RUN)),

@@ -47,11 +47,11 @@ def test_rate_labels_keep_two_decimals_unless_a_rate_needs_more():
 
 
 def test_tempering_and_head_points_set_stages_and_the_generations_file():
-    config = with_axes(tempering={"stages": [1, 3]},
+    config = with_axes(tempering={"rounds": [1, 3]},
                        head_safety={"generations": ["gen/a_model.json", "gen/b.json"]})
     points = ex.experiment_points(config)
     assert [(p.name, p.overrides) for p in points["tempering"]] == [
-        ("c-stages-1", {"train": {"stages": 1}}), ("c-stages-3", {"train": {"stages": 3}})]
+        ("c-rounds-1", {"train": {"rounds": 1}}), ("c-rounds-3", {"train": {"rounds": 3}})]
     head = points["head_safety"][0]
     assert head.name == "c-a_model"
     assert ex.point_config(config, head)["corpus"]["path"] == "gen/a_model.json"
@@ -109,7 +109,7 @@ def summary_csv(raw: float, isaac: float) -> pd.DataFrame:
 
 def test_tempering_table_has_one_row_per_stage_count_and_method():
     df = ex.tempering_table({1: summary_csv(0.911, 0.984), 3: summary_csv(0.855, 0.968)})
-    assert list(zip(df["stages"], df["method"])) == [(1, "raw"), (1, "isaac"), (3, "raw"),
+    assert list(zip(df["rounds"], df["method"])) == [(1, "raw"), (1, "isaac"), (3, "raw"),
                                                      (3, "isaac")]
     assert "delta_sft" not in df.columns
     md = ex.markdown(df, ex.TEMPERING_COLUMNS).splitlines()
@@ -211,7 +211,7 @@ def test_most_picked_counts_picks_per_category_of_the_query():
 AXES = """
 experiments:
   pollution: {rates: [0.05, 0.2]}
-  tempering: {stages: [1, 2]}
+  tempering: {rounds: [1, 2]}
   encoders:
     encoders: [tfidf]
     eps_quantiles: [0.3, 0.7]
@@ -247,10 +247,10 @@ def test_pollution_and_tempering_tables_come_from_their_points(experiments_run):
     assert raw[0.05] < raw[0.2]  # the rate reached each point's corpus
     assert (out / "pollution.md").read_text().startswith("| rate | method |")
     tempering = pd.read_csv(out / "tempering.csv")
-    assert list(zip(tempering["stages"], tempering["method"])) == [
+    assert list(zip(tempering["rounds"], tempering["method"])) == [
         (1, "raw"), (1, "isaac"), (2, "raw"), (2, "isaac")]
-    assert (experiments_run / "results/tiny-stages-2/stages/isaac/tau1.0-m1-seed0/stage1").is_dir()
-    assert not (experiments_run / "results/tiny-stages-1/stages").exists()
+    assert (experiments_run / "results/tiny-rounds-2/rounds/isaac/tau1.0-m1-seed0/round1").is_dir()
+    assert not (experiments_run / "results/tiny-rounds-1/rounds").exists()
     assert not (experiments_run / "results/tiny/summary.csv").exists()  # the base is not run
 
 
@@ -274,7 +274,7 @@ def test_a_new_point_reruns_only_that_point_and_the_table(experiments_run):
                      configfiles=(TINY_CONFIG, experiments_run / "axes.yaml", wider))
     jobs = planned_jobs(proc.stdout)
     assert "pollution_table" in jobs and "tiny_polluted_0_30_ingest" in jobs, jobs
-    assert not [job for job in jobs if "0_05" in job or "0_20" in job or "stages" in job], jobs
+    assert not [job for job in jobs if "0_05" in job or "0_20" in job or "rounds" in job], jobs
     assert "tempering_table" not in jobs and "encoders_table" not in jobs, jobs
 
 
@@ -282,7 +282,7 @@ def test_a_new_point_reruns_only_that_point_and_the_table(experiments_run):
 def test_a_table_without_points_names_the_empty_axis(tmp_path):
     proc = snakemake(tmp_path, "--dry-run", "tempering_table", check=False)
     assert proc.returncode != 0
-    assert "experiments.tempering.stages is empty" in proc.stdout + proc.stderr
+    assert "experiments.tempering.rounds is empty" in proc.stdout + proc.stderr
 
 
 def generations_file(path: Path, seed: int) -> None:

@@ -204,7 +204,7 @@ def test_every_rule_passes_whole_sections_through_stage_config():
         text = params.group(1) if params else ""
         assert "config[" not in text and "json.dumps" not in text, name
     sections = rule_sections()
-    assert sections["train"] == sections["train_stage"] == {"train", "generator"}
+    assert sections["train"] == sections["train_round"] == {"train", "generator"}
     assert sections["encoder_model2vec"] == sections["embed"] == {"embed"}
     assert sections["ingest"] == {"corpus"} and sections["score"] == {"generator"}
     assert sections["head_safety"] == sections["summary"] == {"summary"}
@@ -308,7 +308,7 @@ def test_every_job_rule_logs_benchmarks_and_runs_the_module_of_its_name():
         "oracle_safe_rate_vs_tau": "sample_figures",
         "summary": "report",
         "report_figures": "report",
-        "train_stage": "train",
+        "train_round": "train",
         "embed_shard": "embed",
         "pollution_table": "experiments",
         "tempering_table": "experiments",

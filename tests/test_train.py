@@ -368,9 +368,9 @@ def _targets(tmp_path, rows=PROMPTS):
 
 
 def _job(**train_overrides) -> list[str]:
-    """The settings arguments of a train job: --config, the train section (without the stage
+    """The settings arguments of a train job: --config, the train section (without the round
     count, which decides which jobs run), and --generator, the generator section."""
-    train = {k: v for k, v in schema_defaults("train").items() if k != "stages"}
+    train = {k: v for k, v in schema_defaults("train").items() if k != "rounds"}
     return ["--config", json.dumps({**train, **train_overrides}),
             "--generator", json.dumps(TINY_SPEC)]
 
@@ -417,7 +417,7 @@ def test_cli_on_a_full_disk_says_so_and_leaves_no_model_folder(tmp_path, tok_dir
     assert (ck / LOG_FILE).is_file()
 
 
-def test_a_stage_starts_from_the_previous_stage_model(tmp_path, tok_dir):
+def test_a_round_starts_from_the_previous_round_model(tmp_path, tok_dir):
     """Tempering: --init continues training a saved model instead of a fresh one."""
     targets = _targets(tmp_path)
     config = _job(max_steps=3, batch_size=8)
@@ -428,17 +428,17 @@ def test_a_stage_starts_from_the_previous_stage_model(tmp_path, tok_dir):
               *config, "--checkpoints", str(tmp_path / "ck" / name), "--out", str(out)])
         return out
 
-    stage1 = job("stage1")
-    stage2 = job("stage2", "--init", str(stage1))
+    round1 = job("round1")
+    round2 = job("round2", "--init", str(round1))
     fresh = job("fresh")
-    weights = {p.name: load_generator(p).model.state_dict() for p in (stage1, stage2, fresh)}
-    key = next(iter(weights["stage1"]))
-    assert torch.equal(weights["stage1"][key], weights["fresh"][key])  # same seed, same data
-    assert not torch.equal(weights["stage2"][key], weights["stage1"][key])  # trained further
-    log1 = [json.loads(x) for x in (stage1 / LOG_FILE).read_text().splitlines()]
-    log2 = [json.loads(x) for x in (stage2 / LOG_FILE).read_text().splitlines()]
-    assert log2[0]["loss"] < log1[0]["loss"]  # it starts where stage 1 ended, not from scratch
-    assert load_generator(stage2).fmt == load_generator(stage1).fmt
+    weights = {p.name: load_generator(p).model.state_dict() for p in (round1, round2, fresh)}
+    key = next(iter(weights["round1"]))
+    assert torch.equal(weights["round1"][key], weights["fresh"][key])  # same seed, same data
+    assert not torch.equal(weights["round2"][key], weights["round1"][key])  # trained further
+    log1 = [json.loads(x) for x in (round1 / LOG_FILE).read_text().splitlines()]
+    log2 = [json.loads(x) for x in (round2 / LOG_FILE).read_text().splitlines()]
+    assert log2[0]["loss"] < log1[0]["loss"]  # it starts where round 1 ended, not from scratch
+    assert load_generator(round2).fmt == load_generator(round1).fmt
 
 
 def test_cli_rejects_targets_without_targets_column(tmp_path, tok_dir):
@@ -469,14 +469,14 @@ def _drop(d: dict, key: str) -> dict:
     return {k: v for k, v in d.items() if k != key}
 
 
-TRAIN = {k: v for k, v in schema_defaults("train").items() if k != "stages"}
+TRAIN = {k: v for k, v in schema_defaults("train").items() if k != "rounds"}
 
 
 @pytest.mark.parametrize("config, problem", [
     ({"config": {**TRAIN, "sample": {}}}, "--config: unknown key(s) sample"),
     ({"config": _drop(TRAIN, "epochs")}, "--config: missing key(s) epochs"),
     ({"config": {**TRAIN, "max_length": 96}}, "--config: unknown key(s) max_length"),
-    ({"config": schema_defaults("train")}, "--config: unknown key(s) stages"),
+    ({"config": schema_defaults("train")}, "--config: unknown key(s) rounds"),
     ({"generator": _drop(TINY_SPEC, "max_length")}, "--generator: missing key(s) max_length"),
     ({"generator": {**TINY_SPEC, "tiny": _drop(TINY_SPEC["tiny"], "n_head")}},
      "--generator.tiny: missing key(s) n_head"),

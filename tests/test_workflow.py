@@ -138,16 +138,16 @@ def test_embed_shards_are_separate_jobs_gathered_into_the_embeddings_file(tmp_pa
 
 
 def test_tempering_trains_every_stage_on_its_own_draw_of_targets(tmp_path):
-    layers = tiny_with(tmp_path, "train: {stages: 3}\nsweep: {methods: [raw, isaac]}\n"
+    layers = tiny_with(tmp_path, "train: {rounds: 3}\nsweep: {methods: [raw, isaac]}\n"
                                  "summary: {baselines: [raw]}")
     proc = snakemake(tmp_path, "--dry-run", "--printshellcmds", configfiles=layers)
     jobs = planned_jobs(proc.stdout)
-    assert jobs["train"] == 2 and jobs["train_stage"] == 4, jobs
+    assert jobs["train"] == 2 and jobs["train_round"] == 4, jobs
     out = proc.stdout
     for stage, seed in ((1, 0), (2, 1000)):
         assert f"--targets {TINY}/targets/isaac/tau1.0-m1-seed{seed}.parquet" in out, stage
-    assert f"--init={TINY}/stages/isaac/tau1.0-m1-seed0/stage2" in out  # the final, stage 3
-    assert f"--out {TINY}/stages/isaac/tau1.0-m1-seed0/stage2" in out
+    assert f"--init={TINY}/rounds/isaac/tau1.0-m1-seed0/round2" in out  # the final, round 3
+    assert f"--out {TINY}/rounds/isaac/tau1.0-m1-seed0/round2" in out
     assert f"--targets {TINY}/targets/isaac/tau1.0-m1-seed2000.parquet" in out
 
 
@@ -330,8 +330,8 @@ def test_smollm2_runs_end_to_end_at_cpu_size(tmp_path):
     assert (results / "generator_base" / "model.safetensors").is_file()
     fmt = json.loads((results / "models/isaac/tau1.0-m1-seed0/isaac_generator.json").read_text())
     assert fmt["kind"] == "smollm2"
-    # two stages: the final model was trained on from stage 1 (LoRA added again to its weights)
-    stage1 = results / "stages/isaac/tau1.0-m1-seed0/stage1"
+    # two rounds: the final model was trained on from round 1 (LoRA added again to its weights)
+    stage1 = results / "rounds/isaac/tau1.0-m1-seed0/round1"
     assert json.loads((stage1 / "isaac_generator.json").read_text()) == fmt
     generations = pd.read_parquet(results / "generations/isaac/tau1.0-m1-seed0.parquet")
     assert len(generations) == 4 and generations["generation"].str.strip().ne("").any()

@@ -1,13 +1,13 @@
 """Input functions of rules/train.smk."""
 
-STAGES = config["train"]["stages"]
+ROUNDS = config["train"]["rounds"]
 
 
-def stage_targets(stage):
-    """Input function: the targets stage `stage` of the run trains on (a fresh draw per stage)."""
+def round_targets(round_):
+    """Input function: the targets round `round_` of the run trains on (a fresh draw per round)."""
 
     def targets(wildcards):
-        seed = stage_seed(int(wildcards.seed), int(stage or wildcards.stage))
+        seed = round_seed(int(wildcards.seed), int(round_ or wildcards.round))
         run = RUN.format(
             method=wildcards.method, tau=wildcards.tau, m=wildcards.m, seed=seed
         )
@@ -16,14 +16,14 @@ def stage_targets(stage):
     return targets
 
 
-def previous_stage(stage):
-    """Input function: the model of the stage before `stage` (none for stage 1)."""
+def previous_round(round_):
+    """Input function: the model of the round before `round_` (none for round 1)."""
 
     def init(wildcards):
-        current = int(stage or wildcards.stage)
+        current = int(round_ or wildcards.round)
         if current == 1:
             return []
-        return res("stages", RUN.format(**wildcards), f"stage{current - 1}")
+        return res("rounds", RUN.format(**wildcards), f"round{current - 1}")
 
     return init
 

@@ -123,8 +123,8 @@ def experiment_points(config: dict) -> dict[str, list[Point]]:
             for r in experiments["pollution"]["rates"]
         ],
         "tempering": [
-            Point(f"{corpus}-stages-{s}", {"train": {"stages": s}})
-            for s in experiments["tempering"]["stages"]
+            Point(f"{corpus}-rounds-{r}", {"train": {"rounds": r}})
+            for r in experiments["tempering"]["rounds"]
         ],
         "head_safety": [
             Point(f"{corpus}-{Path(path).stem}", {"corpus": {"path": path}})
@@ -153,7 +153,7 @@ POLLUTION_COLUMNS = {
     "distinct-2": "{distinct_2:.3f}",
 }
 TEMPERING_COLUMNS = {
-    "S": "{stages}", "method": "{method}",
+    "rounds": "{rounds}", "method": "{method}",
     "safety [95% CI]": "{safety_score:.3f} [{safety_lo:.3f}, {safety_hi:.3f}]",
     "Δ raw [95% CI]": "{delta_raw:+.3f} [{delta_raw_lo:+.3f}, {delta_raw_hi:+.3f}]",
     "distinct-2": "{distinct_2:.3f}", "ppl (safe refs)": "{ppl_safe:.1f}",
@@ -184,9 +184,9 @@ def pollution_table(runs: dict[float, pd.DataFrame]) -> pd.DataFrame:
 
 
 def tempering_table(summaries: dict[int, pd.DataFrame]) -> pd.DataFrame:
-    """One row per stage count and method (each point's summary.csv)."""
-    table = pd.concat([df.assign(stages=s) for s, df in summaries.items()], ignore_index=True)
-    return table[["stages", "method", "safety_score", "safety_lo", "safety_hi", "delta_raw",
+    """One row per round count and method (each point's summary.csv)."""
+    table = pd.concat([df.assign(rounds=r) for r, df in summaries.items()], ignore_index=True)
+    return table[["rounds", "method", "safety_score", "safety_lo", "safety_hi", "delta_raw",
                   "delta_raw_lo", "delta_raw_hi", "distinct_2", "ppl_safe"]]
 
 
@@ -271,7 +271,7 @@ class PollutionConfig:
 
 @dataclass(frozen=True)
 class TemperingConfig:
-    stages: tuple[int, ...]
+    rounds: tuple[int, ...]
 
 
 @dataclass(frozen=True)
@@ -299,7 +299,7 @@ def main(argv: Sequence[str] | None = None) -> None:
     sub = p.add_subparsers(dest="experiment", required=True)
     pollution = sub.add_parser("pollution", help="polluted shares over pollute.rate")
     pollution.add_argument("--runs", nargs="+", required=True, help="runs.csv, one per rate")
-    tempering = sub.add_parser("tempering", help="the summary over train.stages")
+    tempering = sub.add_parser("tempering", help="the summary over train.rounds")
     tempering.add_argument("--summaries", nargs="+", required=True, help="summary.csv per S")
     head = sub.add_parser("head_safety", help="head against rest over generation files")
     head.add_argument("--results", nargs="+", required=True, help="head_safety.json per file")
@@ -325,9 +325,9 @@ def main(argv: Sequence[str] | None = None) -> None:
         df = pollution_table({r: pd.read_csv(f) for r, f in zip(rates, args.runs)})
         md = markdown(df, POLLUTION_COLUMNS)
     elif args.experiment == "tempering":
-        stages = config.tempering.stages
-        same_length("--summaries", args.summaries, stages)
-        df = tempering_table({s: pd.read_csv(f) for s, f in zip(stages, args.summaries)})
+        rounds = config.tempering.rounds
+        same_length("--summaries", args.summaries, rounds)
+        df = tempering_table({r: pd.read_csv(f) for r, f in zip(rounds, args.summaries)})
         md = markdown(df, TEMPERING_COLUMNS)
     elif args.experiment == "head_safety":
         generations = config.head_safety.generations

@@ -40,7 +40,7 @@ PRODUCERS = (
     ("generator_tokenizer", "generator_tokenizer"),
     ("generator_base", "generator_base"),
     ("models/*/*", "train"),
-    ("stages/*/*/stage*", "train_stage"),
+    ("rounds/*/*/round*", "train_round"),
     ("generations/*/*.parquet", "generate"),
     ("judge/*", "judge"),
     ("scores/*/*.parquet", "score"),

@@ -20,13 +20,13 @@ TAU_FREE_METHODS = ("raw", "random", "sft", "max")
 REFERENCE_METHODS = ("raw", "random")
 
 RUN = "{method}/tau{tau}-m{m}-seed{seed}"
-# Tempering (train.stages): stage s of a run trains on the targets sampled with this seed.
-STAGE_SEED_STEP = 1000
+# Tempering (train.rounds): round r of a run trains on the targets sampled with this seed.
+ROUND_SEED_STEP = 1000
 
 
-def stage_seed(seed: int, stage: int) -> int:
-    """The sampling seed of a run's stage (stage 1 = the run's own targets)."""
-    return int(seed) + STAGE_SEED_STEP * (int(stage) - 1)
+def round_seed(seed: int, round_: int) -> int:
+    """The sampling seed of a run's round (round 1 = the run's own targets)."""
+    return int(seed) + ROUND_SEED_STEP * (int(round_) - 1)
 
 # Snakemake wildcard constraints of the run id's parts (longest method names first).
 WILDCARD_PATTERNS = {

@@ -28,7 +28,7 @@ STRUCTURE_KEYS = {
     "embed": ("name", "shards"),
     "sample": ("figure_taus",),
     "sweep": ("methods", "taus", "ms", "seeds"),
-    "train": ("stages",),
+    "train": ("rounds",),
     "judge": ("features", "second", "from"),
 }
 

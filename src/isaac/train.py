@@ -280,7 +280,7 @@ def main(argv: Sequence[str] | None = None) -> None:
     p.add_argument("--tokenizer", default="", help="tokenizer folder (tiny-gpt2 only)")
     p.add_argument("--base", default="", help="de-quantised SmolLM2 folder (smollm2 only)")
     p.add_argument("--init", type=optional(str),
-                   help="the previous stage's model folder to start from (train.stages > 1)")
+                   help="the previous round's model folder to start from (train.rounds > 1)")
     p.add_argument("--seed", type=int, required=True, help="the run's seed")
     add_config_argument(p, TrainConfig)
     p.add_argument("--generator", required=True,
