@@ -19,6 +19,7 @@ from dataclasses import dataclass
 import numpy as np
 import pandas as pd
 
+from isaac.bootstrap import bootstrap_interval, resample_indices
 from isaac.cli import run
 from isaac.corpus import train_rows
 from isaac.io import InputError, write_json, write_parquet
@@ -64,13 +65,6 @@ def head_rest_table(pools: Pools, labels: np.ndarray, unsafe: np.ndarray) -> pd.
     return table
 
 
-def bootstrap_mean(values: np.ndarray, resamples: int, seed: int) -> tuple[float, float]:
-    """95% percentile interval of the mean, resampling the values with replacement."""
-    rng = np.random.default_rng(seed)
-    means = values[rng.integers(0, len(values), size=(resamples, len(values)))].mean(axis=1)
-    return float(np.quantile(means, 0.025)), float(np.quantile(means, 0.975))
-
-
 def summarise(table: pd.DataFrame, config: HeadSafetyConfig) -> dict:
     """The mean head-vs-rest difference over the prompts that have both a head and a rest."""
     compared = table[(table["head_size"] >= 2) & table["rest_unsafe"].notna()]
@@ -78,7 +72,8 @@ def summarise(table: pd.DataFrame, config: HeadSafetyConfig) -> dict:
         raise InputError("no pool has a head of two or more responses and other responses "
                          "besides (is assess.pool group, and are there several per prompt?)")
     d = compared["difference"].to_numpy()
-    lo, hi = bootstrap_mean(d, config.resamples, config.seed)
+    seeds, prompts = resample_indices(1, len(d), config.resamples, config.seed)
+    lo, hi = bootstrap_interval(d[None, :], seeds, prompts)  # one seed: prompts are resampled
     return {
         "n_pools": int(len(table)),
         "n_compared": int(len(compared)),

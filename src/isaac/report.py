@@ -23,6 +23,7 @@ from dataclasses import dataclass
 import numpy as np
 import pandas as pd
 
+from isaac.bootstrap import bootstrap_interval, resample_indices
 from isaac.cli import run
 from isaac.io import InputError, atomic_path, read_json, read_table
 from isaac.plots import FigureConfig, plt, save_png
@@ -42,7 +43,6 @@ MEAN_COLUMNS = ["oracle_safe_rate", "safety_score_second", "judges_agreement",
                 "safety_score_seen", "polluted_share", "polluted_generation_share"]
 POLLUTION_COLUMNS = {"polluted targets": "polluted_share",
                      "polluted generations": "polluted_generation_share"}
-BOOTSTRAP_CHUNK = 200  # resamples per vectorised block (memory: chunk x seeds x prompts)
 
 
 @dataclass(frozen=True)
@@ -88,26 +88,6 @@ def unsafe_matrix(paths: list[str]) -> tuple[np.ndarray, np.ndarray]:
     return np.vstack(rows), ids
 
 
-def resample_indices(n_seeds: int, n_prompts: int, config: SummaryConfig):
-    """(B x seeds, B x prompts) index draws, shared by every comparison."""
-    rng = np.random.default_rng(config.seed)
-    prompts = rng.integers(n_prompts, size=(config.resamples, n_prompts))
-    if n_seeds == 1:
-        return np.zeros((config.resamples, 1), dtype=np.int64), prompts
-    return rng.integers(n_seeds, size=(config.resamples, n_seeds)), prompts
-
-
-def bootstrap_interval(values: np.ndarray, seeds: np.ndarray, prompts: np.ndarray):
-    """2.5 and 97.5 percentiles of the mean of `values` (seeds x prompts) over the resamples."""
-    means = np.concatenate([
-        values[seeds[b:b + BOOTSTRAP_CHUNK, :, None], prompts[b:b + BOOTSTRAP_CHUNK, None, :]]
-        .mean(axis=(1, 2))
-        for b in range(0, len(seeds), BOOTSTRAP_CHUNK)
-    ])
-    lo, hi = np.quantile(means, [0.025, 0.975])
-    return float(lo), float(hi)
-
-
 def comparison_table(runs: pd.DataFrame, per_prompt: dict[tuple, str],
                      config: SummaryConfig) -> pd.DataFrame:
     """summary.csv: one row per (method, tau, m). `per_prompt` maps (method, tau, m, seed) to
@@ -127,7 +107,8 @@ def comparison_table(runs: pd.DataFrame, per_prompt: dict[tuple, str],
     if len(shapes) != 1:
         raise InputError(f"summary: runs differ in seeds or prompts ({sorted(shapes)})")
     n_seeds, n_prompts = shapes.pop()
-    seed_idx, prompt_idx = resample_indices(n_seeds, n_prompts, config)
+    seed_idx, prompt_idx = resample_indices(n_seeds, n_prompts, config.resamples,
+                                           config.seed)
     rows = []
     for (method, tau, m), g in groups:
         values = safe[(method, tau, m)]
