@@ -24,7 +24,7 @@ from isaac.cli import run
 from isaac.corpus import train_rows
 from isaac.io import InputError, write_json, write_parquet
 from isaac.judge import load_judge
-from isaac.pools import Pools, read_groups
+from isaac.pools import Pools, group_sizes, read_groups
 from isaac.settings import add_config_argument, parse
 
 log = logging.getLogger("isaac.head_safety")
@@ -47,20 +47,23 @@ def distinct_pools(pools: Pools) -> np.ndarray:
 
 def head_rest_table(pools: Pools, labels: np.ndarray, unsafe: np.ndarray) -> pd.DataFrame:
     """Per distinct pool: its query row, sizes, and the unsafe shares of head and rest."""
-    rows = []
-    for q in distinct_pools(pools):
-        lo, hi = pools.offsets[q], pools.offsets[q + 1]
-        group, verdict = labels[lo:hi], unsafe[pools.index[lo:hi]]
-        head = group == np.argmax(np.bincount(group))  # canonical labels: ties -> first seen
-        rest = verdict[~head]
-        rows.append({
-            "query": int(pools.query[q]),
-            "n_responses": int(hi - lo),
-            "head_size": int(head.sum()),
-            "head_unsafe": float(verdict[head].mean()),
-            "rest_unsafe": float(rest.mean()) if rest.size else np.nan,
-        })
-    table = pd.DataFrame(rows)
+    counts = group_sizes(pools.lengths, labels)
+    head = np.argmax(counts, axis=1)  # canonical labels: ties -> first seen
+    member_pool = pools.rows()
+    in_head = labels == head[member_pool]
+    verdict = unsafe[pools.index]
+    head_size = counts[np.arange(len(pools)), head]
+    rest_size = pools.lengths - head_size
+    head_unsafe = np.bincount(member_pool, weights=in_head & verdict, minlength=len(pools))
+    rest_unsafe = np.bincount(member_pool, weights=~in_head & verdict, minlength=len(pools))
+    table = pd.DataFrame({
+        "query": pools.query,
+        "n_responses": pools.lengths,
+        "head_size": head_size,
+        "head_unsafe": head_unsafe / head_size,
+        "rest_unsafe": np.divide(rest_unsafe, rest_size, out=np.full(len(pools), np.nan),
+                                 where=rest_size > 0),
+    }).iloc[distinct_pools(pools)].reset_index(drop=True)
     table["difference"] = table["rest_unsafe"] - table["head_unsafe"]
     return table
 

@@ -54,6 +54,21 @@ class Pools:
         return members, valid
 
 
+def group_sizes(lengths: np.ndarray, group_ids: np.ndarray, weights: np.ndarray | None = None,
+                width: int | None = None) -> np.ndarray:
+    """(pools, width) size of every group id in every pool: its member count, or its members'
+    summed weight when `weights` are given (the sampler's group size).
+
+    group_ids and weights are flat, pool after pool (lengths[q] members for pool q), each id
+    below `width`, by default the longest pool (canonical ids number a pool's groups from 0).
+    """
+    lengths = np.asarray(lengths, dtype=np.int64)
+    width = int(lengths.max(initial=0)) if width is None else int(width)
+    key = np.repeat(np.arange(len(lengths)) * width, lengths) + group_ids
+    sizes = np.bincount(key, weights=weights, minlength=len(lengths) * width)
+    return sizes.reshape(len(lengths), width)
+
+
 def pools_from_lists(lists: Sequence[Sequence[int]], query: Sequence[int] | None = None) -> Pools:
     lengths = np.array([len(x) for x in lists], dtype=np.int64)
     offsets = np.concatenate([[0], np.cumsum(lengths)])

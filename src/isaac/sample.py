@@ -36,7 +36,7 @@ import pandas as pd
 from isaac.cli import optional, run
 from isaac.corpus import train_rows
 from isaac.io import InputError, write_json, write_parquet
-from isaac.pools import Pools, read_groups
+from isaac.pools import Pools, group_sizes, read_groups
 from isaac.runs import GROUP_METHODS, METHODS, POOL_METHODS, Run, add_run_arguments
 from isaac.settings import add_config_argument, parse
 from isaac.text import normalise
@@ -109,19 +109,6 @@ def distribution(sizes: Sequence[float], method: str, tau: float, top_k: int) ->
     return p[0]
 
 
-def pool_group_sizes(
-    labels: np.ndarray, valid: np.ndarray, weights: np.ndarray | None
-) -> tuple[np.ndarray, np.ndarray]:
-    """(member counts, sizes) per (pool, group id); size = summed weight when weights are given."""
-    q_n, width = labels.shape
-    flat_key = (np.arange(q_n)[:, None] * width + labels)[valid]
-    counts = np.bincount(flat_key, minlength=q_n * width).reshape(q_n, width)
-    if weights is None:
-        return counts, counts.astype(np.float64)
-    sizes = np.bincount(flat_key, weights=weights[valid], minlength=q_n * width)
-    return counts, sizes.reshape(q_n, width)
-
-
 def draw_members(
     labels: np.ndarray, valid: np.ndarray, counts: np.ndarray, group: np.ndarray, u_member
 ) -> np.ndarray:
@@ -183,7 +170,9 @@ def sample_pools(
     pool_len = valid.sum(axis=1)
     if q_n and pool_len.min() < 1:
         raise ValueError("every pool needs at least one member")
-    counts, sizes = pool_group_sizes(labels, valid, weights)
+    counts = group_sizes(pool_len, labels[valid], width=width)
+    sizes = (counts.astype(np.float64) if weights is None
+             else group_sizes(pool_len, labels[valid], weights[valid], width))
     exists = counts > 0
     n_groups = exists.sum(axis=1)
     # descending size; stable on group id, so ties keep the first-appearing group
