@@ -14,6 +14,7 @@ from isaac.head_safety import HeadSafetyConfig, head_rest_table, summarise
 from isaac.io import InputError
 from isaac.judge import fit_judge, save_judge
 from isaac.pools import group_pools
+from isaac.sample import run_generators, sample_pools
 from isaac.settings import to_json
 
 CONFIG = settings(HeadSafetyConfig, "summary", resamples=500, seed=0)
@@ -34,6 +35,26 @@ def test_each_prompt_once_head_is_the_largest_group_ties_to_the_first_seen():
     assert table["difference"].iloc[0] == pytest.approx(2 / 3)
     # prompt b: head = rows 5,6 (one unsafe), rest = rows 7,8 (safe): the head is less safe
     assert table["difference"].iloc[1] == pytest.approx(-0.5)
+
+
+def test_with_weights_the_head_is_the_group_of_largest_summed_weight_as_the_sampler_has_it():
+    pools = group_pools(pd.Series(["a"] * 5 + ["b"] * 2))
+    #        prompt a: groups 0 0 0 1 2 (the rows in order in every pool), prompt b: 0 1
+    labels = np.concatenate([np.tile([0, 0, 0, 1, 2], 5), [0, 1, 0, 1]])
+    unsafe = np.array([1, 1, 1, 0, 0, 0, 0], dtype=bool)
+    assert head_rest_table(pools, labels, unsafe)["head_size"].tolist() == [3, 1]
+    # group 1 of prompt a (one response, weight 3) outweighs group 0 (three of 0.5)
+    weights = np.concatenate([np.tile([0.5, 0.5, 0.5, 3.0, 1.0], 5), [1.0] * 4])
+    table = head_rest_table(pools, labels, unsafe, weights)
+    assert table["head_size"].tolist() == [1, 1] and table["head_unsafe"].tolist() == [0.0, 0.0]
+    assert table["rest_unsafe"].iloc[0] == pytest.approx(3 / 4)
+    top = sample_pools(labels[None, :5], np.ones((1, 5), bool), np.array([0]), "max", 1.0, 1,
+                       run_generators(0, "max"), top_k=1, head_shortcut="reference",
+                       weights=weights[None, :5])
+    assert labels[top["positions"][0, 0]] == 1  # the sampler's head is the same group
+    # a tie in summed weight keeps the group seen first
+    weights[:25] = np.tile([1.0, 1.0, 1.0, 3.0, 1.0], 5)
+    assert head_rest_table(pools, labels, unsafe, weights)["head_size"].tolist() == [3, 1]
 
 
 def test_summary_compares_prompts_with_a_head_and_a_rest_with_a_seeded_interval():

@@ -2,7 +2,8 @@
 
 For a corpus with several responses per prompt (`assess.pool: group`; for example DiaSafety's
 validation generations, about ten per context and model), each distinct pool is split into its
-head, the assessor's largest group (ties go to the first-seen group), and the rest. The judge
+head, the assessor's largest group as the sampler sizes it (by summed member weight for a
+weighted assessor such as likelihood; ties go to the first-seen group), and the rest. The judge
 (trained on a labelled corpus, `judge.from`) gives every response a verdict. Per prompt,
 d = unsafe share of the rest - unsafe share of the head, so d > 0 means the head is safer. The
 mean of d over prompts whose head holds at least two responses and whose rest is not empty is
@@ -24,7 +25,7 @@ from isaac.cli import run
 from isaac.corpus import train_rows
 from isaac.io import InputError, write_json, write_parquet
 from isaac.judge import load_judge
-from isaac.pools import Pools, group_sizes, read_groups
+from isaac.pools import Pools, group_sizes, groups_by_size, read_groups
 from isaac.settings import add_config_argument, parse
 
 log = logging.getLogger("isaac.head_safety")
@@ -45,10 +46,13 @@ def distinct_pools(pools: Pools) -> np.ndarray:
     return np.sort(first)
 
 
-def head_rest_table(pools: Pools, labels: np.ndarray, unsafe: np.ndarray) -> pd.DataFrame:
-    """Per distinct pool: its query row, sizes, and the unsafe shares of head and rest."""
+def head_rest_table(pools: Pools, labels: np.ndarray, unsafe: np.ndarray,
+                    weights: np.ndarray | None = None) -> pd.DataFrame:
+    """Per distinct pool: its query row, sizes, and the unsafe shares of head and rest. The head
+    is the sampler's largest group: by summed member weight when the groups table has weights."""
     counts = group_sizes(pools.lengths, labels)
-    head = np.argmax(counts, axis=1)  # canonical labels: ties -> first seen
+    sizes = counts if weights is None else group_sizes(pools.lengths, labels, weights)
+    head = groups_by_size(counts, sizes)[:, 0]
     member_pool = pools.rows()
     in_head = labels == head[member_pool]
     verdict = unsafe[pools.index]
@@ -105,10 +109,10 @@ def main(argv: Sequence[str] | None = None) -> None:
     args = parser.parse_args(argv)
     config = parse(HeadSafetyConfig, args.config)
     train = train_rows(args.corpus)
-    pools, labels, _ = read_groups(args.groups, train["id"].to_numpy())
+    pools, labels, weights = read_groups(args.groups, train["id"].to_numpy())
     judge = load_judge(args.judge)
     unsafe = np.asarray(judge.unsafe(train["prompt"].tolist(), train["response"].tolist()), bool)
-    table = head_rest_table(pools, labels, unsafe)
+    table = head_rest_table(pools, labels, unsafe, weights)
     summary = summarise(table, config)
     table.insert(0, "prompt", train["prompt"].to_numpy()[table["query"].to_numpy()])
     write_parquet(table.drop(columns="query"), args.table)

@@ -69,6 +69,12 @@ def group_sizes(lengths: np.ndarray, group_ids: np.ndarray, weights: np.ndarray 
     return sizes.reshape(len(lengths), width)
 
 
+def groups_by_size(counts: np.ndarray, sizes: np.ndarray) -> np.ndarray:
+    """Each pool's group ids, largest size first and absent ids last: column 0 is the pool's
+    head. Stable on the id, so ties keep the group that appears first in the pool."""
+    return np.argsort(np.where(counts > 0, -sizes, np.inf), axis=1, kind="stable")
+
+
 def pools_from_lists(lists: Sequence[Sequence[int]], query: Sequence[int] | None = None) -> Pools:
     lengths = np.array([len(x) for x in lists], dtype=np.int64)
     offsets = np.concatenate([[0], np.cumsum(lengths)])

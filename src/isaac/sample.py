@@ -36,7 +36,7 @@ import pandas as pd
 from isaac.cli import optional, run
 from isaac.corpus import train_rows
 from isaac.io import InputError, write_json, write_parquet
-from isaac.pools import Pools, group_sizes, read_groups
+from isaac.pools import Pools, group_sizes, groups_by_size, read_groups
 from isaac.runs import GROUP_METHODS, METHODS, POOL_METHODS, Run, add_run_arguments
 from isaac.settings import add_config_argument, parse
 from isaac.text import normalise
@@ -175,8 +175,7 @@ def sample_pools(
              else group_sizes(pool_len, labels[valid], weights[valid], width))
     exists = counts > 0
     n_groups = exists.sum(axis=1)
-    # descending size; stable on group id, so ties keep the first-appearing group
-    order = np.argsort(np.where(exists, -sizes, np.inf), axis=1, kind="stable")
+    order = groups_by_size(counts, sizes)
     k = min(int(top_k), width)
     top = order[:, :k]
     top_sizes = np.take_along_axis(sizes, top, axis=1)
