@@ -10,7 +10,7 @@ import pytest
 
 from conftest import schema_defaults, settings
 from isaac import assess, head_safety
-from isaac.head_safety import HeadSafetyConfig, head_rest_table, summarise
+from isaac.head_safety import HeadSafetyConfig, distinct_pools, head_rest_table, summarise
 from isaac.io import InputError
 from isaac.judge import fit_judge, save_judge
 from isaac.pools import group_pools
@@ -55,6 +55,17 @@ def test_with_weights_the_head_is_the_group_of_largest_summed_weight_as_the_samp
     # a tie in summed weight keeps the group seen first
     weights[:25] = np.tile([1.0, 1.0, 1.0, 3.0, 1.0], 5)
     assert head_rest_table(pools, labels, unsafe, weights)["head_size"].tolist() == [3, 1]
+
+
+@pytest.mark.parametrize("prompts", [["a"] * 5, ["a", "a", "b", "b", "c", "c"]])
+def test_prompts_whose_pools_have_one_length_count_once(prompts):
+    pools = group_pools(pd.Series(prompts))
+    labels = np.zeros(len(pools.index), dtype=np.int64)
+    table = head_rest_table(pools, labels, np.zeros(len(prompts), dtype=bool))
+    first_rows = pd.Series(prompts).drop_duplicates().index.tolist()
+    assert distinct_pools(pools).tolist() == first_rows
+    assert table["query"].tolist() == first_rows
+    assert table["n_responses"].tolist() == table["head_size"].tolist()
 
 
 def test_summary_compares_prompts_with_a_head_and_a_rest_with_a_seeded_interval():

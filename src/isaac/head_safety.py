@@ -41,9 +41,10 @@ class HeadSafetyConfig:
 
 def distinct_pools(pools: Pools) -> np.ndarray:
     """Pool numbers with a member set not seen before (group pools repeat once per member)."""
-    keys = [tuple(sorted(pools.index[a:b])) for a, b in zip(pools.offsets[:-1], pools.offsets[1:])]
-    _, first = np.unique(np.array(keys, dtype=object), return_index=True)
-    return np.sort(first)
+    members = pools.index[np.lexsort((pools.index, pools.rows()))]  # sorted within each pool
+    sets = pd.Series([members[lo:hi].tobytes()
+                      for lo, hi in zip(pools.offsets[:-1], pools.offsets[1:])])
+    return np.flatnonzero(~sets.duplicated().to_numpy())
 
 
 def head_rest_table(pools: Pools, labels: np.ndarray, unsafe: np.ndarray,
