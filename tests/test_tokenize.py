@@ -20,6 +20,7 @@ from isaac.tokenize import (
     make_tokenizer,
     tokenize_corpus,
     tokenize_distinct,
+    words,
 )
 
 
@@ -36,6 +37,13 @@ def test_treebank_splits_punctuation_and_contractions():
 def test_regexp_keeps_contractions_whole():
     tok = make_tokenizer(config(tokenizer="regexp"))
     assert tok("I can't do it, sorry!!") == ["i", "can't", "do", "it", ",", "sorry", "!!"]
+
+
+def test_the_scores_words_split_what_the_regexp_tokenizer_keeps_whole():
+    text = "I can't  do e-mail, sorry!!"
+    assert words(text) == ["i", "can", "'", "t", "do", "e", "-", "mail", ",", "sorry", "!", "!"]
+    regexp = make_tokenizer(config(tokenizer="regexp", lowercase=True))
+    assert regexp(text) == ["i", "can't", "do", "e-mail", ",", "sorry", "!!"]
 
 
 def test_lowercase_option():

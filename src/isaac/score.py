@@ -23,7 +23,6 @@ from __future__ import annotations
 import argparse
 import logging
 import math
-import re
 from collections.abc import Sequence
 from dataclasses import asdict, dataclass
 
@@ -42,6 +41,7 @@ from isaac.prompts import held_out_rows
 from isaac.runs import Run, add_run_arguments
 from isaac.settings import add_config_argument, parse
 from isaac.text import normalise
+from isaac.tokenize import words
 
 log = logging.getLogger("isaac.score")
 
@@ -51,14 +51,6 @@ class ScoreConfig:
     """What scoring reads of the config: the train stage's max_length (for the perplexity)."""
 
     max_length: int
-
-_WORD = re.compile(r"\w+|[^\w\s]", re.UNICODE)
-
-
-def words(text: str) -> list[str]:
-    """Lower-cased word and punctuation tokens (data-free, like the corpus tokenizers)."""
-    return _WORD.findall(text.lower())
-
 
 def distinct_n(texts, n: int) -> float:
     """Unique n-grams / total n-grams over all texts (0 when there are none)."""
