@@ -38,9 +38,8 @@ from scipy.sparse import coo_matrix
 from scipy.sparse.csgraph import connected_components
 
 from isaac.cli import optional, run
-from isaac.corpus import train_rows
 from isaac.embed import load_embeddings
-from isaac.io import InputError, read_table, write_json
+from isaac.io import InputError, read_table, train_rows, write_json
 from isaac.pools import Pools, group_pools, read_neighbour_pools, write_groups
 from isaac.settings import add_config_argument, parse
 from isaac.text import normalise

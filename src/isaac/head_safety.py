@@ -22,8 +22,7 @@ import pandas as pd
 
 from isaac.bootstrap import bootstrap_interval, resample_indices
 from isaac.cli import run
-from isaac.corpus import train_rows
-from isaac.io import InputError, write_json, write_parquet
+from isaac.io import InputError, train_rows, write_json, write_parquet
 from isaac.judge import load_judge
 from isaac.pools import Pools, group_sizes, groups_by_size, read_groups
 from isaac.settings import add_config_argument, parse

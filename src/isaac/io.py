@@ -192,6 +192,22 @@ def read_table(path: str | os.PathLike, required: list[str] | tuple[str, ...] = 
     return df
 
 
+def train_rows(corpus_path: str | os.PathLike) -> pd.DataFrame:
+    """The train split of corpus.parquet in corpus order, ids as text, missing texts as "";
+    unique ids checked. Every pool, group and target comes from these rows."""
+    corpus = read_table(corpus_path, ["id", "split", "prompt", "response"])
+    train = corpus[corpus["split"] == "train"].reset_index(drop=True)
+    if train.empty:
+        raise InputError(f"{corpus_path}: no rows with split 'train'")
+    if train["id"].duplicated().any():
+        dup = train.loc[train["id"].duplicated(), "id"].iloc[0]
+        raise InputError(f"{corpus_path}: duplicate id {dup!r}")
+    for column in ("prompt", "response"):
+        train[column] = train[column].fillna("").astype(str)
+    train["id"] = train["id"].astype(str)
+    return train
+
+
 def read_arrow(path: str | os.PathLike, required: list[str] | tuple[str, ...],
                optional: tuple[str, ...] = ()) -> pa.Table:
     """read_table as an Arrow table of the `required` (checked) and present `optional` columns."""

@@ -34,8 +34,7 @@ import numpy as np
 import pandas as pd
 
 from isaac.cli import optional, run
-from isaac.corpus import train_rows
-from isaac.io import InputError, write_json, write_parquet
+from isaac.io import InputError, train_rows, write_json, write_parquet
 from isaac.pools import Pools, group_sizes, groups_by_size, read_groups
 from isaac.runs import GROUP_METHODS, METHODS, POOL_METHODS, Run, add_run_arguments
 from isaac.settings import add_config_argument, parse
