@@ -26,6 +26,7 @@ import yaml
 REPO = Path(__file__).resolve().parents[1]
 sys.path.insert(0, str(REPO / "src"))
 from isaac.plots import plt, save_png  # noqa: E402
+from isaac.runs import run_ids  # noqa: E402
 
 ENCODERS = ("minilm", "tfidf", "model2vec")
 QUANTILES = (0.1, 0.25, 0.5, 0.75, 0.9)
@@ -53,7 +54,7 @@ def settings() -> list[dict]:
 def run_setting(configfile: str, layer: dict, corpus: str, assessor: str, cores: int) -> dict:
     """Sample the methods' targets for one config layer; their statistics and the groups'."""
     results = Path("results") / corpus  # relative to the repository, where Snakemake runs
-    targets = [results / "targets" / m / "tau1.0-m1-seed0.json" for m in METHODS]
+    targets = [results / "targets" / f"{run}.json" for run in run_ids(METHODS, [1], [1], [0])]
     groups = results / "groups" / f"{assessor}.json"
     with tempfile.NamedTemporaryFile("w", suffix=".yaml", delete=False) as f:
         yaml.safe_dump(layer, f)

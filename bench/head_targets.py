@@ -9,9 +9,13 @@ near-copies), with their labels, from one run's targets and the corpus:
 from __future__ import annotations
 
 import argparse
+import sys
 from pathlib import Path
 
 import pandas as pd
+
+sys.path.insert(0, str(Path(__file__).resolve().parents[1] / "src"))
+from isaac.runs import RUN, fmt_tau  # noqa: E402
 
 
 def most_picked(results: Path, run: str, top: int) -> pd.DataFrame:
@@ -31,7 +35,7 @@ def most_picked(results: Path, run: str, top: int) -> pd.DataFrame:
 def main(argv=None) -> None:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("results", type=Path, help="results/{corpus}")
-    parser.add_argument("--run", default="isaac/tau1.0-m1-seed0")
+    parser.add_argument("--run", default=RUN.format(method="isaac", tau=fmt_tau(1), m=1, seed=0))
     parser.add_argument("--top", type=int, default=3)
     args = parser.parse_args(argv)
     with pd.option_context("display.max_colwidth", 90, "display.width", 200):
