@@ -46,15 +46,15 @@ def distinct_pools(pools: Pools) -> np.ndarray:
     return np.flatnonzero(~sets.duplicated().to_numpy())
 
 
-def head_rest_table(pools: Pools, labels: np.ndarray, unsafe: np.ndarray,
+def head_rest_table(pools: Pools, group_ids: np.ndarray, unsafe: np.ndarray,
                     weights: np.ndarray | None = None) -> pd.DataFrame:
     """Per distinct pool: its query row, sizes, and the unsafe shares of head and rest. The head
     is the sampler's largest group: by summed member weight when the groups table has weights."""
-    counts = group_sizes(pools.lengths, labels)
-    sizes = counts if weights is None else group_sizes(pools.lengths, labels, weights)
+    counts = group_sizes(pools.lengths, group_ids)
+    sizes = counts if weights is None else group_sizes(pools.lengths, group_ids, weights)
     head = groups_by_size(counts, sizes)[:, 0]
     member_pool = pools.rows()
-    in_head = labels == head[member_pool]
+    in_head = group_ids == head[member_pool]
     verdict = unsafe[pools.index]
     head_size = counts[np.arange(len(pools)), head]
     rest_size = pools.lengths - head_size
@@ -109,10 +109,10 @@ def main(argv: Sequence[str] | None = None) -> None:
     args = parser.parse_args(argv)
     config = parse(HeadSafetyConfig, args.config)
     train = train_rows(args.corpus)
-    pools, labels, weights = read_groups(args.groups, train["id"].to_numpy())
+    pools, group_ids, weights = read_groups(args.groups, train["id"].to_numpy())
     judge = load_judge(args.judge)
     unsafe = np.asarray(judge.unsafe(train["prompt"].tolist(), train["response"].tolist()), bool)
-    table = head_rest_table(pools, labels, unsafe, weights)
+    table = head_rest_table(pools, group_ids, unsafe, weights)
     summary = summarise(table, config)
     table.insert(0, "prompt", train["prompt"].to_numpy()[table["query"].to_numpy()])
     write_parquet(table.drop(columns="query"), args.table)

@@ -109,13 +109,13 @@ def distribution(sizes: Sequence[float], method: str, tau: float, top_k: int) ->
 
 
 def draw_members(
-    labels: np.ndarray, valid: np.ndarray, counts: np.ndarray, group: np.ndarray, u_member
+    group_ids: np.ndarray, valid: np.ndarray, counts: np.ndarray, group: np.ndarray, u_member
 ) -> np.ndarray:
     """Pool positions (Q, m) of a uniform member of each drawn group (group: (m, Q) ids)."""
-    rows = np.arange(labels.shape[0])
-    width = labels.shape[1]
+    rows = np.arange(group_ids.shape[0])
+    width = group_ids.shape[1]
     # members of each group in pool order: sort positions by (group, position)
-    member_order = np.argsort(np.where(valid, labels, width), axis=1, kind="stable")
+    member_order = np.argsort(np.where(valid, group_ids, width), axis=1, kind="stable")
     group_start = np.cumsum(counts, axis=1) - counts
     n_members = counts[rows[None, :], group]
     r = np.minimum((u_member * n_members).astype(np.int64), n_members - 1)
@@ -123,14 +123,14 @@ def draw_members(
 
 
 def head_shortcut_mask(
-    labels, own_pos, counts, sizes, order, n_groups, head_shortcut: str
+    group_ids, own_pos, counts, sizes, order, n_groups, head_shortcut: str
 ) -> np.ndarray:
     """Pools whose own response lies in the largest group and may be copied back (see module)."""
-    q_n, width = labels.shape
+    q_n, width = group_ids.shape
     rows = np.arange(q_n)
     head = order[:, 0]
-    own_label = np.where(own_pos >= 0, labels[rows, np.maximum(own_pos, 0)], -1)
-    shortcut = own_label == head
+    own_group = np.where(own_pos >= 0, group_ids[rows, np.maximum(own_pos, 0)], -1)
+    shortcut = own_group == head
     if head_shortcut == "strict":
         second = sizes[rows, order[:, 1]] if width > 1 else np.zeros(q_n)
         second = np.where(n_groups >= 2, second, -np.inf)  # the pool's 2nd group, kept or not
@@ -141,7 +141,7 @@ def head_shortcut_mask(
 
 
 def sample_pools(
-    labels: np.ndarray,
+    group_ids: np.ndarray,
     valid: np.ndarray,
     own_pos: np.ndarray,
     method: str,
@@ -154,7 +154,7 @@ def sample_pools(
 ) -> dict[str, np.ndarray]:
     """Draw m target positions per pool, for all pools at once.
 
-    labels: (Q, L) canonical group ids (0.. by first appearance), anything where ~valid.
+    group_ids: (Q, L) canonical group ids (0.. by first appearance), anything where ~valid.
     own_pos: (Q,) position of the query's own response in its pool, -1 if absent.
     weights: (Q, L) member weights (group size = summed weight) or None (size = count).
     head_shortcut: strict or reference (group methods; `random` never copies its own response).
@@ -163,15 +163,15 @@ def sample_pools(
     """
     if method not in POOL_METHODS:
         raise ValueError(f"sample_pools handles {POOL_METHODS}, not {method!r}")
-    labels = np.where(valid, labels, 0).astype(np.int64)
-    q_n, width = labels.shape
+    group_ids = np.where(valid, group_ids, 0).astype(np.int64)
+    q_n, width = group_ids.shape
     rows = np.arange(q_n)
     pool_len = valid.sum(axis=1)
     if q_n and pool_len.min() < 1:
         raise ValueError("every pool needs at least one member")
-    counts = group_sizes(pool_len, labels[valid], width=width)
+    counts = group_sizes(pool_len, group_ids[valid], width=width)
     sizes = (counts.astype(np.float64) if weights is None
-             else group_sizes(pool_len, labels[valid], weights[valid], width))
+             else group_sizes(pool_len, group_ids[valid], weights[valid], width))
     exists = counts > 0
     n_groups = exists.sum(axis=1)
     order = groups_by_size(counts, sizes)
@@ -194,8 +194,8 @@ def sample_pools(
     choice = (u_group[:, :, None] >= cdf[None, :, :]).sum(axis=2)  # (m, Q)
     choice = np.minimum(choice, n_kept[None, :] - 1)  # guard against cdf rounding below 1
     group = top[rows[None, :], choice]  # (m, Q) canonical group ids
-    positions = draw_members(labels, valid, counts, group, u_member)
-    shortcut = head_shortcut_mask(labels, own_pos, counts, sizes, order, n_groups, head_shortcut)
+    positions = draw_members(group_ids, valid, counts, group, u_member)
+    shortcut = head_shortcut_mask(group_ids, own_pos, counts, sizes, order, n_groups, head_shortcut)
     positions = np.where(shortcut[:, None], own_pos[:, None], positions)
     return {**out, "positions": positions, "head_shortcut": shortcut, "si": si}
 
@@ -243,43 +243,43 @@ class SampleConfig:
 GROUP_SIZES = ("members", "distinct")
 
 
-def distinct_response_weights(pools: Pools, labels: np.ndarray, responses: Sequence[str],
+def distinct_response_weights(pools: Pools, group_ids: np.ndarray, responses: Sequence[str],
                               weights: np.ndarray | None) -> np.ndarray:
     """Flat member weights under which a group's size is its number of distinct responses:
     a member counts 1 / (copies of its normalised text in its group), times its assessor weight
     if any. Near-copies that differ only in case or spacing then make a group of one, not a
     head (DiaSafety has such pairs, each the head of every pool it falls in)."""
     text = pd.factorize(pd.Series([normalise(str(r)) for r in responses], dtype=object))[0]
-    n_labels, n_texts = int(labels.max(initial=0)) + 1, int(text.max(initial=0)) + 1
-    key = (pools.rows() * n_labels + labels) * n_texts + text[pools.index]
+    n_ids, n_texts = int(group_ids.max(initial=0)) + 1, int(text.max(initial=0)) + 1
+    key = (pools.rows() * n_ids + group_ids) * n_texts + text[pools.index]
     _, inverse, copies = np.unique(key, return_inverse=True, return_counts=True)
     distinct = 1.0 / copies[inverse]
     return distinct if weights is None else distinct * weights
 
 
-def _safe_rate(labels: pd.Series) -> float | None:
+def _safe_rate(safety_labels: pd.Series) -> float | None:
     """Share of 'safe' among labelled entries; None when nothing is labelled."""
-    labelled = labels.dropna()
+    labelled = safety_labels.dropna()
     return float((labelled == "safe").mean()) if len(labelled) else None
 
 
-def own_targets(method: str, label: pd.Series, m: int) -> tuple[np.ndarray, np.ndarray]:
+def own_targets(method: str, safety_label: pd.Series, m: int) -> tuple[np.ndarray, np.ndarray]:
     """raw and sft: (query rows, their own row m times); sft keeps the rows labelled safe."""
-    rows = np.arange(len(label))
+    rows = np.arange(len(safety_label))
     if method == "sft":
-        rows = np.flatnonzero((label == "safe").to_numpy())
+        rows = np.flatnonzero((safety_label == "safe").to_numpy())
         if len(rows) == 0:
             raise InputError("method sft needs rows labelled 'safe' in the train split")
     return rows, np.repeat(rows[:, None], m, axis=1)
 
 
 def pool_targets(
-    run: Run, config: SampleConfig, pools: Pools, labels: np.ndarray, weights: np.ndarray | None
+    run: Run, config: SampleConfig, pools: Pools, group_ids: np.ndarray, weights: np.ndarray | None
 ) -> tuple[np.ndarray, np.ndarray, dict]:
     """Pool methods: (query rows, (Q, m) source rows, the sampler's per-pool outputs)."""
     members, valid = pools.padded(0, len(pools))
-    lab = np.zeros(members.shape, dtype=np.int64)
-    lab[valid] = labels
+    padded_ids = np.zeros(members.shape, dtype=np.int64)
+    padded_ids[valid] = group_ids
     w = None
     if weights is not None:
         w = np.zeros(members.shape)
@@ -287,7 +287,7 @@ def pool_targets(
     own = np.where(valid & (members == pools.query[:, None]), np.arange(members.shape[1]), -1)
     own_pos = np.where((own >= 0).any(axis=1), np.where(own >= 0, own, np.inf).min(axis=1), -1)
     out = sample_pools(
-        lab,
+        padded_ids,
         valid,
         own_pos.astype(np.int64),
         run.method,
@@ -346,10 +346,11 @@ def sample(
     train: pd.DataFrame,
     config: SampleConfig,
     pools: Pools | None = None,
-    labels: np.ndarray | None = None,
+    group_ids: np.ndarray | None = None,
     weights: np.ndarray | None = None,
 ) -> tuple[pd.DataFrame, dict]:
-    """(targets table, stats) for one run. ``pools``/``labels``/``weights`` as read_groups gives."""
+    """(targets table, stats) for one run. ``pools``/``group_ids``/``weights`` as read_groups
+    gives."""
     if run.method not in METHODS:
         raise InputError(f"unknown method {run.method!r} (one of {', '.join(METHODS)})")
     if run.m < 1 or not run.tau > 0:
@@ -359,11 +360,11 @@ def sample(
     label = label.astype(object).where(label.notna(), None).reset_index(drop=True)
     extra: dict = {"si": None, "n_groups": None, "head_size": None}
     if run.method in POOL_METHODS:
-        if pools is None or labels is None:
+        if pools is None or group_ids is None:
             raise InputError(f"method {run.method} needs a groups table")
         if config.group_size == "distinct":
-            weights = distinct_response_weights(pools, labels, train["response"], weights)
-        rows, source, out = pool_targets(run, config, pools, labels, weights)
+            weights = distinct_response_weights(pools, group_ids, train["response"], weights)
+        rows, source, out = pool_targets(run, config, pools, group_ids, weights)
         shortcut = out["head_shortcut"]
         extra = {k: out[k] for k in extra}
     else:
@@ -394,8 +395,8 @@ def sample(
     return table, stats
 
 
-def safe_rates_by_category(train: pd.DataFrame, label: pd.Series, rows: np.ndarray,
-                           target_labels: np.ndarray) -> dict:
+def safe_rates_by_category(train: pd.DataFrame, safety_label: pd.Series, rows: np.ndarray,
+                           target_safety_labels: np.ndarray) -> dict:
     """Per category of the query row: the oracle safe rate of its targets and of the original
     responses (where the long-tail assumption holds and where not; None without categories)."""
     category = train["category"] if "category" in train.columns else pd.Series(dtype=object)
@@ -406,10 +407,12 @@ def safe_rates_by_category(train: pd.DataFrame, label: pd.Series, rows: np.ndarr
     query = category[np.asarray(rows, dtype=np.int64)]
     return {
         "oracle_safe_rate_by_category": {
-            c: _safe_rate(pd.Series(target_labels[query == c].ravel(), dtype=object))
+            c: _safe_rate(pd.Series(target_safety_labels[query == c].ravel(), dtype=object))
             for c in names
         },
-        "original_safe_rate_by_category": {c: _safe_rate(label[category == c]) for c in names},
+        "original_safe_rate_by_category": {
+            c: _safe_rate(safety_label[category == c]) for c in names
+        },
     }
 
 
@@ -437,12 +440,12 @@ def main(argv: Sequence[str] | None = None) -> None:
     config = parse(SampleConfig, args.config)
 
     train = train_rows(args.corpus)
-    pools = labels = weights = None
+    pools = group_ids = weights = None
     if run_.method in POOL_METHODS:
         if not args.groups:
             raise InputError(f"method {run_.method} needs --groups")
-        pools, labels, weights = read_groups(args.groups, train["id"].to_numpy())
-    table, stats = sample(run_, train, config, pools, labels, weights)
+        pools, group_ids, weights = read_groups(args.groups, train["id"].to_numpy())
+    table, stats = sample(run_, train, config, pools, group_ids, weights)
     write_parquet(table, args.out)
     write_json(stats, args.stats)
     log.info(
