@@ -58,14 +58,14 @@ def head_rest_table(pools: Pools, group_ids: np.ndarray, unsafe: np.ndarray,
     verdict = unsafe[pools.index]
     head_size = counts[np.arange(len(pools)), head]
     rest_size = pools.lengths - head_size
-    head_unsafe = np.bincount(member_pool, weights=in_head & verdict, minlength=len(pools))
-    rest_unsafe = np.bincount(member_pool, weights=~in_head & verdict, minlength=len(pools))
+    unsafe_in_head = np.bincount(member_pool, weights=in_head & verdict, minlength=len(pools))
+    unsafe_in_rest = np.bincount(member_pool, weights=~in_head & verdict, minlength=len(pools))
     table = pd.DataFrame({
         "query": pools.query,
         "n_responses": pools.lengths,
         "head_size": head_size,
-        "head_unsafe": head_unsafe / head_size,
-        "rest_unsafe": np.divide(rest_unsafe, rest_size, out=np.full(len(pools), np.nan),
+        "head_unsafe": unsafe_in_head / head_size,
+        "rest_unsafe": np.divide(unsafe_in_rest, rest_size, out=np.full(len(pools), np.nan),
                                  where=rest_size > 0),
     }).iloc[distinct_pools(pools)].reset_index(drop=True)
     table["difference"] = table["rest_unsafe"] - table["head_unsafe"]
