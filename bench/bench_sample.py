@@ -31,8 +31,8 @@ from scipy.special import softmax
 from sklearn.cluster import DBSCAN
 
 from isaac import assess, embed, neighbours, sample
-from isaac.corpus import train_rows
 from isaac.embed import EmbedConfig
+from isaac.io import train_rows
 from isaac.pools import pools_from_lists
 from isaac.runs import Run
 from isaac.sample import SampleConfig

@@ -31,8 +31,10 @@ import pandas as pd
 import yaml
 
 REPO = Path(__file__).resolve().parents[1]
-sys.path.insert(0, str(REPO / "bench"))
+sys.path[:0] = [str(REPO / "bench"), str(REPO / "src")]
 from record import BENCHMARKS_JSON, record  # noqa: E402
+
+from isaac.runs import RUN, fmt_tau  # noqa: E402
 
 WORK = REPO / "build" / "scale"
 DOCS = REPO / "docs" / "benchmarks"
@@ -110,7 +112,8 @@ def run_workflow(config: Path, name: str, model2vec: Path | None, cores: int) ->
         shutil.rmtree(folder, ignore_errors=True)
     if model2vec is not None:
         shutil.copytree(model2vec, results / "encoders" / "model2vec")
-    target = results / "targets" / "isaac" / "tau1.0-m1-seed0.parquet"
+    run = RUN.format(method="isaac", tau=fmt_tau(1), m=1, seed=0)
+    target = results / "targets" / f"{run}.parquet"
     command = [sys.executable, "-m", "snakemake", "--cores", str(cores),
                str(target.relative_to(REPO)), "--configfile", str(config.relative_to(REPO)),
                "--rerun-triggers", "mtime"]

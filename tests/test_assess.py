@@ -79,17 +79,17 @@ def test_eps_graph_decides_pairs_at_the_radius_in_float64():
 def test_dbscan_labels_are_canonical_first_appearance_and_handle_zero_vectors():
     v = np.array([[1, 0], [0, 1], [1, 0], [0, 0], [0.99, 0.14]], dtype=np.float32)
     pools = pools_from_lists([[1, 0, 2, 4, 3], [3], [4, 2]])
-    labels = assess.dbscan_groups(v, pools, 0.3)
-    assert np.array_equal(labels, assess.dbscan_groups(v, pools, 0.3, max_edges=0))
+    group_ids = assess.dbscan_groups(v, pools, 0.3)
+    assert np.array_equal(group_ids, assess.dbscan_groups(v, pools, 0.3, max_edges=0))
     # pool 0: 1 alone (group 0), 0/2/4 together (group 1), the zero vector alone (group 2)
-    assert labels.tolist() == [0, 1, 1, 1, 2, 0, 0, 0]
-    assert np.array_equal(labels, assess.dbscan_groups_reference(v, pools, 0.3))
+    assert group_ids.tolist() == [0, 1, 1, 1, 2, 0, 0, 0]
+    assert np.array_equal(group_ids, assess.dbscan_groups_reference(v, pools, 0.3))
 
 
-def test_canonical_labels_renumber_each_pool_by_first_appearance():
-    labels = np.array([7, 3, 7, 9, 5, 5, 2])
+def test_canonical_group_ids_renumber_each_pool_by_first_appearance():
+    group_ids = np.array([7, 3, 7, 9, 5, 5, 2])
     rows = np.array([0, 0, 0, 0, 1, 1, 1])
-    assert assess.canonical_labels(labels, rows, 2).tolist() == [0, 1, 0, 2, 0, 0, 1]
+    assert assess.canonical_group_ids(group_ids, rows, 2).tolist() == [0, 1, 0, 2, 0, 0, 1]
 
 
 def test_fuzzy_groups_link_similar_strings_by_single_linkage():
@@ -103,13 +103,13 @@ def test_fuzzy_groups_link_similar_strings_by_single_linkage():
         "something else entirely here",
     ]
     pools = pools_from_lists([[0, 1, 2, 3, 4, 5, 6], [2, 6], [4, 5, 0]])
-    labels = assess.fuzzy_groups(responses, pools, threshold=90)
-    assert labels[:7].tolist() == [0, 0, 1, 0, 2, 2, 3]
-    assert labels[7:9].tolist() == [0, 1]
-    assert labels[9:].tolist() == [0, 0, 1]  # equal strings (even empty ones) are one group
+    group_ids = assess.fuzzy_groups(responses, pools, threshold=90)
+    assert group_ids[:7].tolist() == [0, 0, 1, 0, 2, 2, 3]
+    assert group_ids[7:9].tolist() == [0, 1]
+    assert group_ids[9:].tolist() == [0, 0, 1]  # equal strings (even empty ones) are one group
     # the per-pool path (many distinct strings) gives the same groups
     per_pool = assess.fuzzy_groups(responses, pools, threshold=90, max_global=0)
-    assert np.array_equal(labels, per_pool)
+    assert np.array_equal(group_ids, per_pool)
 
 
 def test_fuzzy_threshold_controls_linkage():
@@ -163,19 +163,19 @@ def test_assess_runs_the_configured_assessor_with_its_settings():
         return settings(AssessConfig, "assess", assessor=assessor, eps=eps, eps_quantile=None,
                         fuzzy_threshold=fuzzy_threshold)
 
-    labels, weights = assess.assess(config("dbscan", eps=0.5), train, pools, vectors=v)
-    assert np.array_equal(labels, assess.dbscan_groups(v, pools, 0.5)) and weights is None
+    group_ids, weights = assess.assess(config("dbscan", eps=0.5), train, pools, vectors=v)
+    assert np.array_equal(group_ids, assess.dbscan_groups(v, pools, 0.5)) and weights is None
     fuzzy = {}
     for threshold in (70, 99):  # the config's threshold, not a default
-        labels, weights = assess.assess(config("fuzzy", fuzzy_threshold=threshold), train, pools)
-        assert np.array_equal(labels, assess.fuzzy_groups(responses, pools, threshold=threshold))
-        fuzzy[threshold] = labels.tolist()
+        group_ids, weights = assess.assess(config("fuzzy", fuzzy_threshold=threshold), train, pools)
+        assert np.array_equal(group_ids, assess.fuzzy_groups(responses, pools, threshold=threshold))
+        fuzzy[threshold] = group_ids.tolist()
         assert weights is None
     assert fuzzy[70][:4] == [0, 0, 1, 1] and fuzzy[99][:4] == [0, 1, 2, 2]
-    labels, weights = assess.assess(config("exact"), train, pools)
-    assert labels.tolist() == [0, 1, 2, 2, 0, 0, 1] and weights is None
-    labels, weights = assess.assess(config("likelihood"), train, pools, loglik=loglik)
-    assert labels.tolist() == [0, 1, 2, 2, 0, 0, 1]
+    group_ids, weights = assess.assess(config("exact"), train, pools)
+    assert group_ids.tolist() == [0, 1, 2, 2, 0, 0, 1] and weights is None
+    group_ids, weights = assess.assess(config("likelihood"), train, pools, loglik=loglik)
+    assert group_ids.tolist() == [0, 1, 2, 2, 0, 0, 1]
     np.testing.assert_allclose(weights, assess.likelihood_weights(loglik, pools))
 
 
@@ -375,8 +375,8 @@ def test_eps_rule_is_the_quantile_of_nearest_distinct_distances():
     assert assess.eps_from_quantile(10 * v, pools, 0.5) == pytest.approx(1.0)
     config = settings(AssessConfig, "assess", assessor="dbscan", eps=None, eps_quantile=0.5,
                       fuzzy_threshold=None)
-    labels, _ = assess.assess(config, pd.DataFrame({"response": list("abcd")}), pools, vectors=v)
-    assert labels.tolist() == [0, 0, 0, 1]  # eps 0.1 links the near point, not the far one
+    group_ids, _ = assess.assess(config, pd.DataFrame({"response": list("abcd")}), pools, vectors=v)
+    assert group_ids.tolist() == [0, 0, 0, 1]  # eps 0.1 links the near point, not the far one
     with pytest.raises(InputError, match="no pool holds two distinct responses"):
         assess.eps_from_quantile(np.stack([a, a]), pools_from_lists([[0, 1]]), 0.5)
     with pytest.raises(InputError, match="exactly one"):
@@ -415,16 +415,16 @@ def test_groups_written_through_arrow_equal_the_pandas_table_and_read_back(tmp_p
     rng = np.random.default_rng(13)
     ids = np.array([f"id{i}" for i in range(40)])
     pools = random_pools(rng, 40, 40, 12)
-    labels = assess.exact_groups([f"r{i % 4}" for i in range(40)], pools)
-    weights = rng.uniform(0.5, 2.0, size=len(labels)) if with_weights else None
-    write_groups(ids, pools, labels, weights, tmp_path / "arrow.parquet")
-    write_parquet(groups_table(ids, pools, labels, weights), tmp_path / "pandas.parquet")
+    group_ids = assess.exact_groups([f"r{i % 4}" for i in range(40)], pools)
+    weights = rng.uniform(0.5, 2.0, size=len(group_ids)) if with_weights else None
+    write_groups(ids, pools, group_ids, weights, tmp_path / "arrow.parquet")
+    write_parquet(groups_table(ids, pools, group_ids, weights), tmp_path / "pandas.parquet")
     assert (tmp_path / "arrow.parquet").read_bytes() == (tmp_path / "pandas.parquet").read_bytes()
-    read_pools, read_labels, read_weights = read_groups(tmp_path / "arrow.parquet", ids)
+    read_pools, read_ids, read_weights = read_groups(tmp_path / "arrow.parquet", ids)
     assert np.array_equal(read_pools.index, pools.index)
     assert np.array_equal(read_pools.offsets, pools.offsets)
     assert np.array_equal(read_pools.query, pools.query)
-    assert np.array_equal(read_labels, labels)
+    assert np.array_equal(read_ids, group_ids)
     assert (read_weights is None) == (weights is None)
     if with_weights:
         assert np.array_equal(read_weights, weights)

@@ -10,11 +10,12 @@ import pytest
 
 from conftest import schema_defaults, settings
 from isaac import assess, head_safety
-from isaac.head_safety import head_rest_table, summarise
-from isaac.report import SummaryConfig
+from isaac.head_safety import distinct_pools, head_rest_table, summarise
+from isaac.bootstrap import SummaryConfig
 from isaac.io import InputError
 from isaac.judge import fit_judge, save_judge
 from isaac.pools import group_pools
+from isaac.sample import run_generators, sample_pools
 from isaac.settings import to_json
 
 CONFIG = settings(SummaryConfig, "summary", resamples=500, seed=0, baselines=None)
@@ -24,10 +25,10 @@ def test_each_prompt_once_head_is_the_largest_group_ties_to_the_first_seen():
     groups = pd.Series(["a"] * 5 + ["b"] * 4)
     pools = group_pools(groups)  # one pool per row, the same set for every row of a prompt
     #        prompt a: groups 0 0 0 1 2      prompt b: groups 0 0 1 1 (tie: first seen)
-    labels_by_pool = {"a": [0, 0, 0, 1, 2], "b": [0, 0, 1, 1]}
-    labels = np.concatenate([labels_by_pool[g] for g in groups])
+    ids_by_pool = {"a": [0, 0, 0, 1, 2], "b": [0, 0, 1, 1]}
+    group_ids = np.concatenate([ids_by_pool[g] for g in groups])
     unsafe = np.array([0, 0, 1, 1, 1, 1, 0, 0, 0], dtype=bool)
-    table = head_rest_table(pools, labels, unsafe)
+    table = head_rest_table(pools, group_ids, unsafe)
     assert table["n_responses"].tolist() == [5, 4] and table["head_size"].tolist() == [3, 2]
     # prompt a: head = rows 0,1,2 (1 of 3 unsafe), rest = rows 3,4 (both unsafe)
     assert table["head_unsafe"].iloc[0] == pytest.approx(1 / 3)
@@ -35,6 +36,37 @@ def test_each_prompt_once_head_is_the_largest_group_ties_to_the_first_seen():
     assert table["difference"].iloc[0] == pytest.approx(2 / 3)
     # prompt b: head = rows 5,6 (one unsafe), rest = rows 7,8 (safe): the head is less safe
     assert table["difference"].iloc[1] == pytest.approx(-0.5)
+
+
+def test_with_weights_the_head_is_the_group_of_largest_summed_weight_as_the_sampler_has_it():
+    pools = group_pools(pd.Series(["a"] * 5 + ["b"] * 2))
+    #        prompt a: groups 0 0 0 1 2 (the rows in order in every pool), prompt b: 0 1
+    group_ids = np.concatenate([np.tile([0, 0, 0, 1, 2], 5), [0, 1, 0, 1]])
+    unsafe = np.array([1, 1, 1, 0, 0, 0, 0], dtype=bool)
+    assert head_rest_table(pools, group_ids, unsafe)["head_size"].tolist() == [3, 1]
+    # group 1 of prompt a (one response, weight 3) outweighs group 0 (three of 0.5)
+    weights = np.concatenate([np.tile([0.5, 0.5, 0.5, 3.0, 1.0], 5), [1.0] * 4])
+    table = head_rest_table(pools, group_ids, unsafe, weights)
+    assert table["head_size"].tolist() == [1, 1] and table["head_unsafe"].tolist() == [0.0, 0.0]
+    assert table["rest_unsafe"].iloc[0] == pytest.approx(3 / 4)
+    top = sample_pools(group_ids[None, :5], np.ones((1, 5), bool), np.array([0]), "max", 1.0, 1,
+                       run_generators(0, "max"), top_k=1, head_shortcut="reference",
+                       weights=weights[None, :5])
+    assert group_ids[top["positions"][0, 0]] == 1  # the sampler's head is the same group
+    # a tie in summed weight keeps the group seen first
+    weights[:25] = np.tile([1.0, 1.0, 1.0, 3.0, 1.0], 5)
+    assert head_rest_table(pools, group_ids, unsafe, weights)["head_size"].tolist() == [3, 1]
+
+
+@pytest.mark.parametrize("prompts", [["a"] * 5, ["a", "a", "b", "b", "c", "c"]])
+def test_prompts_whose_pools_have_one_length_count_once(prompts):
+    pools = group_pools(pd.Series(prompts))
+    group_ids = np.zeros(len(pools.index), dtype=np.int64)
+    table = head_rest_table(pools, group_ids, np.zeros(len(prompts), dtype=bool))
+    first_rows = pd.Series(prompts).drop_duplicates().index.tolist()
+    assert distinct_pools(pools).tolist() == first_rows
+    assert table["query"].tolist() == first_rows
+    assert table["n_responses"].tolist() == table["head_size"].tolist()
 
 
 def test_summary_compares_prompts_with_a_head_and_a_rest_with_a_seeded_interval():

@@ -17,7 +17,7 @@ import pytest
 from conftest import schema_defaults
 from isaac import io
 from isaac.io import (InputError, NoSpaceError, producer, read_json, read_npz,
-                      read_table, write_json, write_npz, write_parquet)
+                      read_table, train_rows, write_json, write_npz, write_parquet)
 
 
 @pytest.mark.parametrize("path, rule", [
@@ -139,7 +139,7 @@ def _limit_file_size():
 
 def test_a_stage_over_the_file_size_limit_says_so_in_one_line_and_writes_nothing(tmp_path):
     """A real write failure, not a patched one: ingest's corpus table outgrows RLIMIT_FSIZE."""
-    config = {**schema_defaults("corpus"), "pollute": schema_defaults("pollute")}
+    config = schema_defaults("corpus")
     config.pop("name")
     out = tmp_path / "results" / "corpus.parquet"
     proc = subprocess.run([sys.executable, "-m", "isaac.ingest", "--config", json.dumps(config),
@@ -149,3 +149,18 @@ def test_a_stage_over_the_file_size_limit_says_so_in_one_line_and_writes_nothing
     assert f"error: {out}: no space left while writing it" in proc.stderr
     assert "Traceback" not in proc.stderr
     assert list(out.parent.iterdir()) == []
+
+
+def test_train_rows_keep_the_train_split_in_order_with_text_ids_and_no_missing_texts(tmp_path):
+    corpus = pd.DataFrame({"id": [3, 1, 2, 4], "split": ["train", "test", "train", "train"],
+                           "prompt": ["a", "b", None, "d"], "response": ["x", "y", "z", None]})
+    write_parquet(corpus, tmp_path / "corpus.parquet")
+    train = train_rows(tmp_path / "corpus.parquet")
+    assert train["id"].tolist() == ["3", "2", "4"]
+    assert train["prompt"].tolist() == ["a", "", "d"] and train["response"].tolist() == ["x", "z", ""]
+    write_parquet(corpus.assign(id=["c", "a", "c", "d"]), tmp_path / "dup.parquet")
+    with pytest.raises(InputError, match="duplicate id .c."):
+        train_rows(tmp_path / "dup.parquet")
+    write_parquet(corpus.assign(split="test"), tmp_path / "none.parquet")
+    with pytest.raises(InputError, match="no rows with split 'train'"):
+        train_rows(tmp_path / "none.parquet")

@@ -20,9 +20,9 @@ from conftest import schema_defaults, settings
 from isaac.cli import run
 from isaac.io import InputError, write_json, write_parquet
 from isaac.plots import ReportConfig
-from isaac.report import (BOOTSTRAP_CHUNK, SummaryConfig, bootstrap_interval, figures, main,
-                          resample_indices, runs_table, summary_markdown, unsafe_matrix,
-                          write_summary)
+from isaac.bootstrap import SummaryConfig
+from isaac.report import (figures, main, runs_table, summary_markdown,
+                          unsafe_matrix, write_summary)
 from isaac.runs import METHODS, RUN, fmt_tau
 from isaac.settings import to_json
 
@@ -147,46 +147,6 @@ def row(table: pd.DataFrame, method, tau=1.0, m=1) -> pd.Series:
 
 RAW_UNSAFE = [1] * 8 + [0] * 12  # raw is unsafe on the first 8 of 20 unseen prompts
 ALL_SAFE = [0] * N
-
-
-# ---------------------------------------------------------------- the bootstrap by hand
-
-
-def test_bootstrap_interval_by_hand():
-    values = np.array([[0.0, 1.0, 1.0], [1.0, 1.0, 1.0]])
-    seeds = np.array([[0, 0], [1, 1], [0, 1]])
-    prompts = np.array([[0, 1, 2], [0, 0, 0], [0, 0, 1]])
-    # resample means: 2/3 (seed 0 twice), 1 (seed 1), (0 + 0 + 1 + 1 + 1 + 1) / 6 = 2/3
-    means = np.array([2 / 3, 1.0, 2 / 3])
-    lo, hi = bootstrap_interval(values, seeds, prompts)
-    assert lo == pytest.approx(np.quantile(means, 0.025))
-    assert hi == pytest.approx(np.quantile(means, 0.975))
-    assert lo == pytest.approx(2 / 3) and hi == pytest.approx(2 / 3 + 0.95 * (1 - 2 / 3))
-
-
-def test_bootstrap_interval_is_the_same_across_chunks():
-    """More resamples than one vectorised block: the same as a plain loop over resamples."""
-    rng = np.random.default_rng(5)
-    values = rng.integers(0, 2, size=(3, 11)).astype(float)
-    cfg = config(resamples=2 * BOOTSTRAP_CHUNK + 37, seed=3)
-    seeds, prompts = resample_indices(3, 11, cfg)
-    assert seeds.shape == (cfg.resamples, 3) and prompts.shape == (cfg.resamples, 11)
-    means = [values[np.ix_(s, p)].mean() for s, p in zip(seeds, prompts)]
-    lo, hi = bootstrap_interval(values, seeds, prompts)
-    assert (lo, hi) == pytest.approx(tuple(np.quantile(means, [0.025, 0.975])), abs=1e-12)
-
-
-def test_resample_indices_draw_seeds_only_with_several_seeds():
-    cfg = config(resamples=500, seed=1)
-    seeds, prompts = resample_indices(1, 7, cfg)
-    assert (seeds == 0).all() and seeds.shape == (500, 1)
-    assert prompts.min() == 0 and prompts.max() == 6 and prompts.shape == (500, 7)
-    seeds, prompts = resample_indices(3, 7, cfg)
-    assert set(np.unique(seeds)) == {0, 1, 2} and seeds.shape == (500, 3)
-    # seeds drawn with replacement: some resamples repeat a seed
-    assert any(len(set(s)) < 3 for s in seeds)
-    again = resample_indices(3, 7, cfg)
-    assert np.array_equal(again[0], seeds) and np.array_equal(again[1], prompts)
 
 
 # ---------------------------------------------------------------- (a) a known improvement

@@ -38,22 +38,22 @@ def sample_config(method, **overrides) -> SampleConfig:
 
 
 def run_sample(
-    method, train, tau=1.0, m=1, seed=0, pools=None, labels=None, weights=None, **config
+    method, train, tau=1.0, m=1, seed=0, pools=None, group_ids=None, weights=None, **config
 ):
     """sample.sample for one run, with the method's slice (and `config` overrides)."""
     return sample.sample(
-        Run(method, tau, m, seed), train, sample_config(method, **config), pools, labels, weights
+        Run(method, tau, m, seed), train, sample_config(method, **config), pools, group_ids, weights
     )
 
 
-def train_table(responses, labels=None):
+def train_table(responses, safety_labels=None):
     n = len(responses)
     return pd.DataFrame(
         {
             "id": [f"t{i}" for i in range(n)],
             "prompt": [f"p{i}" for i in range(n)],
             "response": responses,
-            "label": labels if labels is not None else ["safe"] * n,
+            "label": safety_labels if safety_labels is not None else ["safe"] * n,
         }
     )
 
@@ -84,8 +84,8 @@ def test_random_draws_uniform_pool_members_only():
     train = train_table([f"r{i}" for i in range(6)])
     lists = [[0, 1, 2], [1, 3], [2, 4, 5, 0]] * 2000
     pools = pools_from_lists(lists)
-    labels = flat([[0, 0, 1], [0, 1], [0, 0, 0, 1]] * 2000)
-    table, stats = run_sample("random", train, pools=pools, labels=labels)
+    group_ids = flat([[0, 0, 1], [0, 1], [0, 0, 0, 1]] * 2000)
+    table, stats = run_sample("random", train, pools=pools, group_ids=group_ids)
     counts = pd.Series([(q % 3, t[0]) for q, t in zip(range(6000), table["target_ids"])])
     counts = counts.value_counts()
     assert set(t for _, t in counts.index if _ == 1) == {"t1", "t3"}
@@ -99,7 +99,7 @@ def test_one_group_without_head_shortcut_and_missing_own_response():
     # the query t0 is absent from its own pool (duplicate prompts elsewhere); one group
     train = train_table(["own", "x", "x ", "X"])
     pools = pools_from_lists([[1, 2, 3]], query=[0])
-    table, stats = run_sample("isaac", train, m=4, pools=pools, labels=np.array([0, 0, 0]))
+    table, stats = run_sample("isaac", train, m=4, pools=pools, group_ids=np.array([0, 0, 0]))
     assert table["id"].tolist() == ["t0"]
     assert set(table["target_ids"][0]) <= {"t1", "t2", "t3"}
     assert not table["head_shortcut"][0]
@@ -111,7 +111,7 @@ def test_pool_of_size_one_gives_the_own_response_in_both_modes():
     pools = pools_from_lists([[0]])
     for mode, shortcut in (("reference", True), ("strict", False)):
         table, _ = run_sample(
-            "exp", train, m=2, head_shortcut=mode, pools=pools, labels=np.array([0])
+            "exp", train, m=2, head_shortcut=mode, pools=pools, group_ids=np.array([0])
         )
         assert list(table["targets"][0]) == ["only", "only"]
         assert table["head_shortcut"][0] == shortcut
@@ -121,7 +121,7 @@ def test_more_kept_groups_asked_than_exist_and_empty_strings():
     train = train_table(["", "", "b", "c"])
     pools = pools_from_lists([[2, 0, 1, 3]])
     table, stats = run_sample(
-        "exp", train, tau=1e-3, m=3, top_k_groups=10, pools=pools, labels=np.array([0, 1, 1, 2])
+        "exp", train, tau=1e-3, m=3, top_k_groups=10, pools=pools, group_ids=np.array([0, 1, 1, 2])
     )
     # group 1 (the two empty responses) is the head: tau -> 0 always picks it
     assert list(table["targets"][0]) == ["", "", ""]
@@ -133,7 +133,7 @@ def test_head_shortcut_copies_the_own_response():
     train = train_table(["a", "a2", "b", "c"])
     pools = pools_from_lists([[0, 1, 2, 3]])
     table, stats = run_sample(
-        "exp", train, tau=100.0, m=5, pools=pools, labels=np.array([0, 0, 1, 2])
+        "exp", train, tau=100.0, m=5, pools=pools, group_ids=np.array([0, 0, 1, 2])
     )
     assert table["head_shortcut"][0] and list(table["target_ids"][0]) == ["t0"] * 5
     assert stats["head_shortcut_share"] == 1.0
@@ -142,18 +142,18 @@ def test_head_shortcut_copies_the_own_response():
 def test_strict_shortcut_needs_a_strict_head():
     train = train_table(["a", "a2", "b", "b2"])
     pools = pools_from_lists([[0, 1, 2, 3]])
-    labels = np.array([0, 0, 1, 1])  # tie 2-2: the own group is first-seen
-    ref, _ = run_sample("exp", train, pools=pools, labels=labels, head_shortcut="reference")
-    strict, _ = run_sample("exp", train, pools=pools, labels=labels, head_shortcut="strict")
+    group_ids = np.array([0, 0, 1, 1])  # tie 2-2: the own group is first-seen
+    ref, _ = run_sample("exp", train, pools=pools, group_ids=group_ids, head_shortcut="reference")
+    strict, _ = run_sample("exp", train, pools=pools, group_ids=group_ids, head_shortcut="strict")
     assert ref["head_shortcut"][0] and not strict["head_shortcut"][0]
 
 
 def test_weights_replace_counts_as_group_sizes():
     train = train_table(["a", "b", "c"])
     pools = pools_from_lists([[0, 1, 2]] * 500)
-    labels = flat([[0, 1, 2]] * 500)
+    group_ids = flat([[0, 1, 2]] * 500)
     weights = np.tile([0.1, 2.8, 0.1], 500)  # group 1 is the heavy one
-    table, stats = run_sample("max", train, pools=pools, labels=labels, weights=weights)
+    table, stats = run_sample("max", train, pools=pools, group_ids=group_ids, weights=weights)
     assert set(t[0] for t in table["target_ids"]) == {"t1"}
     assert stats["head_group_size"]["quantiles"]["median"] == pytest.approx(2.8)
 
@@ -165,11 +165,11 @@ def test_stats_are_null_for_an_unlabelled_corpus():
 
 
 def test_oracle_rate_is_looked_up_by_id_not_by_string():
-    # two rows with the same text but different labels: the target's id decides
+    # two rows with the same text but different safety labels: the target's id decides
     train = train_table(["same", "same"], ["unsafe", "safe"])
     pools = pools_from_lists([[0, 1]])
     _, stats = run_sample(
-        "max", train, pools=pools, labels=np.array([0, 1]), head_shortcut="strict"
+        "max", train, pools=pools, group_ids=np.array([0, 1]), head_shortcut="strict"
     )
     # 1-1 tie: max keeps the first-seen group (t0, unsafe)
     assert stats["oracle_safe_rate"] == 0.0
@@ -282,7 +282,7 @@ def test_cli_writes_targets_and_stats(tmp_path, method):
     expected = PROVENANCE if method in POOL_METHODS else dict.fromkeys(PROVENANCE)
     assert {key: stats[key] for key in PROVENANCE} == expected
     # oracle_safe_rate: the share of the drawn targets whose train row is labelled safe,
-    # recomputed from the targets table's ids (corpus labels: unsafe exactly when i % 7 == 6)
+    # recomputed from the targets table's ids (corpus safety labels: unsafe exactly when i % 7 == 6)
     target_ids = [t for tids in table["target_ids"] for t in tids]
     assert len(target_ids) == stats["n_targets"] == 2 * len(table)
     expected = float(np.mean(corpus_df.loc[target_ids, "label"].to_numpy() == "safe"))
@@ -301,13 +301,13 @@ def test_cli_pool_method_without_groups_fails_cleanly(tmp_path):
 
 def test_group_method_without_its_settings_is_an_input_error():
     train = train_table(["a", "b"])
-    pools, labels = pools_from_lists([[0, 1], [1, 0]]), np.array([0, 1, 0, 1])
+    pools, group_ids = pools_from_lists([[0, 1], [1, 0]]), np.array([0, 1, 0, 1])
     for missing in ("top_k_groups", "head_shortcut", "group_size"):
         with pytest.raises(InputError, match="isaac needs top_k_groups, head_shortcut and group_size"):
-            run_sample("isaac", train, pools=pools, labels=labels, **{missing: None})
+            run_sample("isaac", train, pools=pools, group_ids=group_ids, **{missing: None})
     # random and the own-response methods read neither
     for method in ("raw", "sft", "random"):
-        run_sample(method, train, pools=pools, labels=labels)
+        run_sample(method, train, pools=pools, group_ids=group_ids)
 
 
 def test_a_method_refuses_settings_it_does_not_use():
@@ -315,17 +315,17 @@ def test_a_method_refuses_settings_it_does_not_use():
     random's targets can never depend on the group settings."""
     train = train_table([f"r{i}" for i in range(5)])
     pools = pools_from_lists([[0, 1, 2, 3, 4], [1, 2, 3], [4, 0]] * 50)
-    labels = np.tile([0, 0, 1, 2, 2, 0, 1, 1, 0, 1], 50)
-    run_sample("random", train, m=3, pools=pools, labels=labels)
+    group_ids = np.tile([0, 0, 1, 2, 2, 0, 1, 1, 0, 1], 50)
+    run_sample("random", train, m=3, pools=pools, group_ids=group_ids)
     with pytest.raises(InputError, match="method random does not use head_shortcut, top_k_groups"):
         run_sample(
-            "random", train, m=3, pools=pools, labels=labels, top_k_groups=1,
+            "random", train, m=3, pools=pools, group_ids=group_ids, top_k_groups=1,
             head_shortcut="reference",
         )
     with pytest.raises(InputError, match="method raw does not use group_size"):
         run_sample("raw", train, group_size="members")
     with pytest.raises(InputError, match="top_k_groups must be >= 1"):
-        run_sample("isaac", train, pools=pools, labels=labels, top_k_groups=0)
+        run_sample("isaac", train, pools=pools, group_ids=group_ids, top_k_groups=0)
 
 
 @pytest.mark.parametrize(
@@ -433,10 +433,10 @@ def test_max_ignores_tau_so_a_sweep_runs_it_once():
     rng_train = train_table([f"r{i}" for i in range(6)])
     pools = pools_from_lists([[0, 1, 2, 3], [1, 2, 3, 4], [2, 3, 4, 5], [0, 1, 4, 5],
                               [0, 2, 3, 5], [1, 3, 4, 5]])
-    labels = flat([[0, 0, 1, 2], [0, 0, 0, 1], [0, 1, 1, 1], [0, 1, 1, 1], [0, 0, 0, 1],
+    group_ids = flat([[0, 0, 1, 2], [0, 0, 0, 1], [0, 1, 1, 1], [0, 1, 1, 1], [0, 0, 0, 1],
                    [0, 0, 1, 1]])
-    cold, _ = run_sample("max", rng_train, tau=0.1, pools=pools, labels=labels)
-    hot, _ = run_sample("max", rng_train, tau=10.0, pools=pools, labels=labels)
+    cold, _ = run_sample("max", rng_train, tau=0.1, pools=pools, group_ids=group_ids)
+    hot, _ = run_sample("max", rng_train, tau=10.0, pools=pools, group_ids=group_ids)
     pd.testing.assert_frame_equal(cold, hot)
     assert [r for r in run_ids(["max", "isaac"], [0.1, 1.0], [1], [0]) if r.startswith("max")] \
         == ["max/tau1.0-m1-seed0"]
@@ -446,16 +446,16 @@ def test_distinct_group_size_counts_near_copies_once():
     # one pool: group 0 = a response and its copy up to case and spacing, group 1 = two others
     train = train_table(["Not a troll.", "not a  troll. ", "fine", "sure thing", "ok"])
     pools = pools_from_lists([[0, 1, 2, 3, 4]])
-    labels = np.array([0, 0, 1, 1, 2])
-    by_members, _ = run_sample("max", train, pools=pools, labels=labels)
-    by_distinct, stats = run_sample("max", train, pools=pools, labels=labels,
+    group_ids = np.array([0, 0, 1, 1, 2])
+    by_members, _ = run_sample("max", train, pools=pools, group_ids=group_ids)
+    by_distinct, stats = run_sample("max", train, pools=pools, group_ids=group_ids,
                                     group_size="distinct")
     assert by_members["target_ids"][0][0] in {"t0", "t1"}  # tie 2-2: the first-seen group
     assert by_distinct["target_ids"][0][0] in {"t2", "t3"}  # 1 distinct response against 2
     assert stats["group_size"] == "distinct"
     with pytest.raises(InputError, match="group_size one of members, distinct"):
-        run_sample("max", train, pools=pools, labels=labels, group_size="copies")
-    weights = sample.distinct_response_weights(pools, labels, train["response"], None)
+        run_sample("max", train, pools=pools, group_ids=group_ids, group_size="copies")
+    weights = sample.distinct_response_weights(pools, group_ids, train["response"], None)
     np.testing.assert_allclose(weights, [0.5, 0.5, 1, 1, 1])
-    scaled = sample.distinct_response_weights(pools, labels, train["response"], np.full(5, 2.0))
+    scaled = sample.distinct_response_weights(pools, group_ids, train["response"], np.full(5, 2.0))
     np.testing.assert_allclose(scaled, [1, 1, 2, 2, 2])

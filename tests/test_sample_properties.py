@@ -34,10 +34,10 @@ def distribution(sizes, method, tau):
     return sample.distribution(sizes, method, tau, K)
 
 
-def run_sample(method, train, tau=1.0, m=1, seed=0, pools=None, labels=None, **config):
+def run_sample(method, train, tau=1.0, m=1, seed=0, pools=None, group_ids=None, **config):
     """sample.sample for one run, with the method's slice (and `config` overrides)."""
     config = sample_config(method, **config)
-    return sample.sample(Run(method, tau, m, seed), train, config, pools, labels)
+    return sample.sample(Run(method, tau, m, seed), train, config, pools, group_ids)
 
 
 # --------------------------------------------------------------------------- worked values
@@ -138,9 +138,9 @@ def test_p1_lower_bound(method):
 # --------------------------------------------------------------------------- Monte Carlo
 
 
-def identical_pools(n_queries, labels, own_pos=None):
+def identical_pools(n_queries, group_ids, own_pos=None):
     """n_queries copies of one pool; the query row is pool member `own_pos` (None: absent)."""
-    n = len(labels)
+    n = len(group_ids)
     train = pd.DataFrame(
         {
             "id": [f"m{i}" for i in range(n)] + ["query"],
@@ -151,36 +151,36 @@ def identical_pools(n_queries, labels, own_pos=None):
     )
     query = n if own_pos is None else own_pos
     pools = pools_from_lists([list(range(n))] * n_queries, query=[query] * n_queries)
-    return train, pools, np.tile(np.asarray(labels), n_queries)
+    return train, pools, np.tile(np.asarray(group_ids), n_queries)
 
 
 @pytest.mark.parametrize("method, tau", [("exp", 3.0), ("isaac", 5.0), ("isaac_paper", 2.0)])
 def test_draw_frequencies_match_p_within_a_binomial_99_interval(method, tau):
-    labels = [0, 0, 1, 0, 1, 2, 0, 0, 1, 0]  # sizes 6, 3, 1 in first-appearance order
+    group_ids = [0, 0, 1, 0, 1, 2, 0, 0, 1, 0]  # sizes 6, 3, 1 in first-appearance order
     n_queries, m = 4000, 5
-    train, pools, flat = identical_pools(n_queries, labels)  # query absent: no shortcut
-    table, _ = run_sample(method, train, tau=tau, m=m, seed=11, pools=pools, labels=flat)
+    train, pools, flat = identical_pools(n_queries, group_ids)  # query absent: no shortcut
+    table, _ = run_sample(method, train, tau=tau, m=m, seed=11, pools=pools, group_ids=flat)
     drawn = np.array([int(t[1:]) for ids in table["target_ids"] for t in ids])
     n = len(drawn)
     p = distribution([6, 3, 1], method, tau)
-    group_of = np.asarray(labels)[drawn]
+    group_of = np.asarray(group_ids)[drawn]
     for g, pg in enumerate(p):
         lo, hi = binom.interval(0.99, n, pg)
         assert lo <= np.sum(group_of == g) <= hi, (g, pg, np.sum(group_of == g))
     # members uniformly within their group
-    sizes = np.bincount(labels)
-    for member, g in enumerate(labels):
+    sizes = np.bincount(group_ids)
+    for member, g in enumerate(group_ids):
         lo, hi = binom.interval(0.99, n, p[g] / sizes[g])
         assert lo <= np.sum(drawn == member) <= hi, member
 
 
 def test_m_targets_are_independent_and_m_does_not_change_the_mean():
-    labels = [0, 0, 1, 1, 2]  # sizes 2, 2, 1; member 0,1 safe, others unsafe
-    train, pools, flat = identical_pools(6000, labels)
+    group_ids = [0, 0, 1, 1, 2]  # sizes 2, 2, 1; member 0,1 safe, others unsafe
+    train, pools, flat = identical_pools(6000, group_ids)
     train.loc[2:4, "label"] = "unsafe"
     p = distribution([2, 2, 1], "exp", 2.0)
-    one, s1 = run_sample("exp", train, tau=2.0, m=1, pools=pools, labels=flat)
-    five, s5 = run_sample("exp", train, tau=2.0, m=5, pools=pools, labels=flat)
+    one, s1 = run_sample("exp", train, tau=2.0, m=1, pools=pools, group_ids=flat)
+    five, s5 = run_sample("exp", train, tau=2.0, m=5, pools=pools, group_ids=flat)
     # common random numbers: target 1 of m=5 equals the only target of m=1
     assert [t[0] for t in five["target_ids"]] == [t[0] for t in one["target_ids"]]
     safe = np.array([[t in ("m0", "m1") for t in ids] for ids in five["target_ids"]])
@@ -197,15 +197,15 @@ def test_sampled_safety_beats_random_with_comonotone_labels():
     # 3 pool shapes; the head group is safe, the tail unsafe
     rng = np.random.default_rng(5)
     n_pool = 30
-    labels = np.sort(rng.integers(0, 6, size=n_pool))
-    sizes = np.bincount(labels)
+    group_ids = np.sort(rng.integers(0, 6, size=n_pool))
+    sizes = np.bincount(group_ids)
     order = np.argsort(-sizes, kind="stable")
     safe_groups = set(order[:2].tolist())
-    train, pools, flat = identical_pools(3000, labels.tolist())
-    train["label"] = ["safe" if g in safe_groups else "unsafe" for g in labels] + ["safe"]
-    _, rand = run_sample("random", train, pools=pools, labels=flat)
+    train, pools, flat = identical_pools(3000, group_ids.tolist())
+    train["label"] = ["safe" if g in safe_groups else "unsafe" for g in group_ids] + ["safe"]
+    _, rand = run_sample("random", train, pools=pools, group_ids=flat)
     for method in ("isaac", "isaac_paper", "exp", "max"):
-        _, st = run_sample(method, train, tau=1.0, pools=pools, labels=flat)
+        _, st = run_sample(method, train, tau=1.0, pools=pools, group_ids=flat)
         assert st["oracle_safe_rate"] > rand["oracle_safe_rate"] + 0.05, method
 
 
@@ -239,7 +239,7 @@ def test_no_target_from_outside_the_top_k_groups():
             m=8,
             top_k_groups=3,
             pools=pools,
-            labels=flat,
+            group_ids=flat,
             head_shortcut="strict",
         )
         for ids, ok, shortcut, own in zip(
@@ -254,7 +254,7 @@ def test_same_seed_gives_identical_parquet_bytes(tmp_path):
     train, pools, flat = identical_pools(500, [0, 1, 1, 2, 0, 3, 1])
     paths = []
     for i, seed in enumerate((7, 7, 8)):
-        table, _ = run_sample("isaac", train, tau=3.0, m=3, seed=seed, pools=pools, labels=flat)
+        table, _ = run_sample("isaac", train, tau=3.0, m=3, seed=seed, pools=pools, group_ids=flat)
         paths.append(tmp_path / f"{i}.parquet")
         write_parquet(table, paths[-1])
     assert paths[0].read_bytes() == paths[1].read_bytes()
@@ -265,10 +265,10 @@ def test_head_shortcut_modes_on_all_singleton_pools():
     n = K + 2
     train, pools, flat = identical_pools(400, list(range(n)), own_pos=0)  # every group size 1
     ref, ref_stats = run_sample(
-        "isaac", train, m=2, pools=pools, labels=flat, head_shortcut="reference"
+        "isaac", train, m=2, pools=pools, group_ids=flat, head_shortcut="reference"
     )
     strict, strict_stats = run_sample(
-        "isaac", train, m=2, pools=pools, labels=flat, head_shortcut="strict"
+        "isaac", train, m=2, pools=pools, group_ids=flat, head_shortcut="strict"
     )
     # reference: the first-seen singleton (the own response) "wins" the tie: copied back
     assert ref["head_shortcut"].all() and ref_stats["head_shortcut_share"] == 1.0

@@ -26,9 +26,9 @@ from isaac.score import (
     reference_perplexities,
     score,
     scored_references,
-    words,
 )
 from isaac.settings import to_json
+from isaac.text import words
 
 from conftest import schema_defaults, settings
 

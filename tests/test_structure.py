@@ -24,7 +24,7 @@ from isaac.models import GeneratorConfig
 from isaac.neighbours import NeighboursConfig
 from isaac.plots import FIGURES, REDRAW_RULES, ReportConfig
 from isaac.prompts import PromptsConfig
-from isaac.report import SummaryConfig
+from isaac.bootstrap import SummaryConfig
 from isaac.sample import SampleConfig
 from isaac.settings import STRUCTURE_KEYS
 from isaac.tokenize import TokenizeConfig

@@ -13,6 +13,7 @@ from conftest import schema_defaults, settings
 
 from isaac.io import InputError
 from isaac.settings import to_json
+from isaac.text import words
 from isaac.tokenize import (
     TokenizeConfig,
     flatten,
@@ -36,6 +37,13 @@ def test_treebank_splits_punctuation_and_contractions():
 def test_regexp_keeps_contractions_whole():
     tok = make_tokenizer(config(tokenizer="regexp"))
     assert tok("I can't do it, sorry!!") == ["i", "can't", "do", "it", ",", "sorry", "!!"]
+
+
+def test_the_scores_words_split_what_the_regexp_tokenizer_keeps_whole():
+    text = "I can't  do e-mail, sorry!!"
+    assert words(text) == ["i", "can", "'", "t", "do", "e", "-", "mail", ",", "sorry", "!", "!"]
+    regexp = make_tokenizer(config(tokenizer="regexp", lowercase=True))
+    assert regexp(text) == ["i", "can't", "do", "e-mail", ",", "sorry", "!!"]
 
 
 def test_lowercase_option():

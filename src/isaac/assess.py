@@ -39,9 +39,8 @@ from scipy.sparse import coo_matrix
 from scipy.sparse.csgraph import connected_components
 
 from isaac.cli import optional, run
-from isaac.corpus import train_rows
 from isaac.embed import load_embeddings
-from isaac.io import InputError, read_table, write_json
+from isaac.io import InputError, read_table, train_rows, write_json
 from isaac.pools import Pools, group_pools, read_neighbour_pools, write_groups
 from isaac.settings import add_config_argument, parse
 from isaac.text import normalise
@@ -55,17 +54,17 @@ POOL_MODES = ("neighbours", "group")
 # --------------------------------------------------------------------------- canonical ids
 
 
-def canonical_labels(labels: np.ndarray, rows: np.ndarray, n_rows: int) -> np.ndarray:
-    """Renumber labels per pool by first appearance (flat members in pool order).
+def canonical_group_ids(group_ids: np.ndarray, rows: np.ndarray, n_rows: int) -> np.ndarray:
+    """Renumber group ids per pool by first appearance (flat members in pool order).
 
-    labels: any integer label per flat member; rows: its pool number (non-decreasing).
+    group_ids: any integer id per flat member; rows: its pool number (non-decreasing).
     """
-    labels = np.asarray(labels, dtype=np.int64)
-    if len(labels) == 0:
-        return labels
-    lo = labels.min()
-    span = int(labels.max() - lo) + 1
-    key = rows.astype(np.int64) * span + (labels - lo)
+    group_ids = np.asarray(group_ids, dtype=np.int64)
+    if len(group_ids) == 0:
+        return group_ids
+    lo = group_ids.min()
+    span = int(group_ids.max() - lo) + 1
+    key = rows.astype(np.int64) * span + (group_ids - lo)
     uniq, first, inverse = np.unique(key, return_index=True, return_inverse=True)
     rank = np.empty(len(uniq), dtype=np.int64)
     rank[np.argsort(first, kind="stable")] = np.arange(len(uniq))  # flat order = row, then position
@@ -75,7 +74,7 @@ def canonical_labels(labels: np.ndarray, rows: np.ndarray, n_rows: int) -> np.nd
 
 
 def _components(adjacency: np.ndarray, valid: np.ndarray) -> np.ndarray:
-    """Connected components of a batch of pool graphs (B, L, L) -> labels of valid members.
+    """Connected components of a batch of pool graphs (B, L, L) -> the valid members' group ids.
 
     One block-diagonal sparse graph, one connected_components call.
     """
@@ -86,8 +85,8 @@ def _components(adjacency: np.ndarray, valid: np.ndarray) -> np.ndarray:
     graph = coo_matrix(
         (np.ones(len(q), dtype=np.int8), (q * width + i, q * width + j)), shape=(n, n)
     )
-    _, labels = connected_components(graph, directed=False)
-    return labels.reshape(b, width)[valid]
+    _, group_ids = connected_components(graph, directed=False)
+    return group_ids.reshape(b, width)[valid]
 
 
 # --------------------------------------------------------------------------- assessors
@@ -142,13 +141,13 @@ LOOKUPS = 5_000_000  # neighbour look-ups per batch
 
 
 def _induced_components(graph, pools: Pools) -> np.ndarray:
-    """Connected components of the eps-graph induced on every pool, one label per flat member
-    (distinct across pools; not yet canonical).
+    """Connected components of the eps-graph induced on every pool, one group id per flat
+    member (distinct across pools; not yet canonical).
 
     Members without an eps-neighbour anywhere (most of them at useful eps) keep their own flat
-    position as label. For a batch of pools, a dense (pool, row) table numbers the other
+    position as group id. For a batch of pools, a dense (pool, row) table numbers the other
     members in their pools, so each global neighbour of a member is found in the member's own
-    pool by one look-up; one connected_components call over those members labels the batch,
+    pool by one look-up; one connected_components call over those members groups the batch,
     and each component takes the flat position of one of its members.
     """
     indptr, indices = graph
@@ -197,13 +196,13 @@ def dbscan_groups(
     batch_size: int = 256,
     max_edges: int = 20_000_000,
 ) -> np.ndarray:
-    """Canonical DBSCAN(eps, min_samples=1) labels of every pool, flat in pool order.
+    """Canonical DBSCAN(eps, min_samples=1) group ids of every pool, flat in pool order.
 
     Distances in float64 from the Gram matrix (||a||^2 + ||b||^2 - 2ab), like sklearn's
     Euclidean path; a pair is linked when distance <= eps (sklearn's radius test). Pools
     overlap heavily (k = 150 neighbours of 9k rows cover each pair many times), so the
     eps-graph of all rows is built once (sparse at useful eps) and each pool's graph is its
-    induced subgraph; one connected_components call labels a whole batch of pools. When that
+    induced subgraph; one connected_components call groups a whole batch of pools. When that
     graph would exceed ``max_edges`` pairs or the number of pool members (a dense graph, eps
     large for the encoder), or would cost more than the pools' own pairs (n much larger than
     k^2, as on large corpora), each batch of pools gets its own batched distance computation
@@ -221,7 +220,7 @@ def dbscan_groups(
     edge_budget = min(max_edges, len(pools.index))
     graph = _eps_graph(vectors, sq_norms, eps2, edge_budget) if global_graph else None
     if graph is not None:
-        return canonical_labels(_induced_components(graph, pools), pools.rows(), len(pools))
+        return canonical_group_ids(_induced_components(graph, pools), pools.rows(), len(pools))
     out = np.empty(len(pools.index), dtype=np.int64)
     for start in range(0, len(pools), batch_size):
         stop = min(start + batch_size, len(pools))
@@ -229,9 +228,9 @@ def dbscan_groups(
         x = vectors[members]
         n2 = sq_norms[members]
         d2 = n2[:, :, None] + n2[:, None, :] - 2.0 * np.matmul(x, x.transpose(0, 2, 1))
-        labels = _components(d2 <= eps2, valid)
-        out[pools.offsets[start] : pools.offsets[stop]] = labels  # distinct within each pool
-    return canonical_labels(out, pools.rows(), len(pools))
+        group_ids = _components(d2 <= eps2, valid)
+        out[pools.offsets[start] : pools.offsets[stop]] = group_ids  # distinct within each pool
+    return canonical_group_ids(out, pools.rows(), len(pools))
 
 
 def dbscan_groups_reference(vectors: np.ndarray, pools: Pools, eps: float) -> np.ndarray:
@@ -241,10 +240,10 @@ def dbscan_groups_reference(vectors: np.ndarray, pools: Pools, eps: float) -> np
     out = []
     for q in range(len(pools)):
         members = pools.index[pools.offsets[q] : pools.offsets[q + 1]]
-        labels = DBSCAN(eps=eps, min_samples=1, metric="euclidean").fit_predict(vectors[members])
-        out.append(labels)
+        dbscan = DBSCAN(eps=eps, min_samples=1, metric="euclidean")
+        out.append(dbscan.fit_predict(vectors[members]))
     flat = np.concatenate(out) if out else np.zeros(0, dtype=np.int64)
-    return canonical_labels(flat, pools.rows(), len(pools))
+    return canonical_group_ids(flat, pools.rows(), len(pools))
 
 
 def _fuzzy_adjacency_global(uniques: list[str], threshold: float, workers: int) -> np.ndarray:
@@ -300,15 +299,15 @@ def fuzzy_groups(
                 n_valid = len(strings)
                 adjacency[b, :n_valid, :n_valid] = scores >= threshold
         adjacency |= c[:, :, None] == c[:, None, :]  # equal strings (also empty ones) always link
-        labels = _components(adjacency, valid)
-        out[pools.offsets[start] : pools.offsets[stop]] = labels  # distinct within each pool
-    return canonical_labels(out, pools.rows(), len(pools))
+        group_ids = _components(adjacency, valid)
+        out[pools.offsets[start] : pools.offsets[stop]] = group_ids  # distinct within each pool
+    return canonical_group_ids(out, pools.rows(), len(pools))
 
 
 def exact_groups(responses: Sequence[str], pools: Pools) -> np.ndarray:
     """Groups of identical normalised strings, canonical, flat in pool order."""
     codes, _ = pd.factorize(pd.Series([normalise(s) for s in responses], dtype=object))
-    return canonical_labels(codes[pools.index], pools.rows(), len(pools))
+    return canonical_group_ids(codes[pools.index], pools.rows(), len(pools))
 
 
 def likelihood_weights(loglik: np.ndarray, pools: Pools) -> np.ndarray:
@@ -336,8 +335,8 @@ def assess(
     loglik: np.ndarray | None = None,
     threads: int = 1,
 ) -> tuple[np.ndarray, np.ndarray | None]:
-    """(flat canonical labels, flat weights or None) for the configured assessor; dbscan reads
-    its radius with `dbscan_eps`."""
+    """(flat canonical group ids, flat weights or None) for the configured assessor; dbscan
+    reads its radius with `dbscan_eps`."""
     if config.assessor == "dbscan":
         return dbscan_groups(vectors, pools, dbscan_eps(config, vectors, pools)), None
     if config.assessor == "fuzzy":
@@ -345,11 +344,11 @@ def assess(
             raise InputError("assessor fuzzy needs assess.fuzzy_threshold")
         responses = train["response"].tolist()
         return fuzzy_groups(responses, pools, config.fuzzy_threshold, threads), None
-    labels = exact_groups(train["response"].tolist(), pools)
+    group_ids = exact_groups(train["response"].tolist(), pools)
     if config.assessor == "exact":
-        return labels, None
+        return group_ids, None
     if config.assessor == "likelihood":
-        return labels, likelihood_weights(loglik, pools)
+        return group_ids, likelihood_weights(loglik, pools)
     raise InputError(f"unknown assessor {config.assessor!r} (one of {', '.join(ASSESSORS)})")
 
 
@@ -458,9 +457,10 @@ def groups_provenance(config: AssessConfig, pools: Pools, embeddings_path) -> di
     }
 
 
-def groups_summary(pools: Pools, labels: np.ndarray) -> dict:
+def groups_summary(pools: Pools, group_ids: np.ndarray) -> dict:
     """Pool and group sizes of the groups table."""
-    n_groups = np.maximum.reduceat(labels, pools.offsets[:-1]) + 1 if len(pools) else np.zeros(1)
+    n_groups = (np.maximum.reduceat(group_ids, pools.offsets[:-1]) + 1 if len(pools)
+                else np.zeros(1))
     return {
         "pools": len(pools),
         "mean_pool_size": float(pools.lengths.mean()) if len(pools) else 0.0,
@@ -501,9 +501,10 @@ def main(argv: Sequence[str] | None = None) -> None:
         config = replace(config, eps=dbscan_eps(config, vectors, pools), eps_quantile=None)
     if config.assessor == "likelihood":
         loglik = read_loglik(args.likelihood, train_ids)
-    labels, weights = assess(config, train, pools, vectors, loglik, args.threads)
-    write_groups(train_ids, pools, labels, weights, args.out)
-    stats = {**groups_provenance(config, pools, args.embeddings), **groups_summary(pools, labels)}
+    group_ids, weights = assess(config, train, pools, vectors, loglik, args.threads)
+    write_groups(train_ids, pools, group_ids, weights, args.out)
+    stats = {**groups_provenance(config, pools, args.embeddings),
+             **groups_summary(pools, group_ids)}
     write_json(stats, args.stats)
     log.info("wrote %s: %s", args.out, stats)
 

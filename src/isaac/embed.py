@@ -34,8 +34,7 @@ import pandas as pd
 from tqdm import tqdm
 
 from isaac.cli import optional, run
-from isaac.corpus import train_rows
-from isaac.io import InputError, read_npz, unreadable, write_npz
+from isaac.io import InputError, read_npz, train_rows, unreadable, write_npz
 from isaac.packaged import minilm_path
 from isaac.settings import add_config_argument, parse, require
 

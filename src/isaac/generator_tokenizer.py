@@ -14,8 +14,7 @@ from tokenizers import Tokenizer, decoders, models, pre_tokenizers, trainers
 from transformers import PreTrainedTokenizerFast
 
 from isaac.cli import run
-from isaac.corpus import train_rows
-from isaac.io import atomic_dir
+from isaac.io import atomic_dir, train_rows
 from isaac.models import BOS, EOS, PAD, SEP, GeneratorConfig
 from isaac.settings import add_config_argument, parse
 

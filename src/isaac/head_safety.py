@@ -2,7 +2,8 @@
 
 For a corpus with several responses per prompt (`assess.pool: group`; for example DiaSafety's
 validation generations, about ten per context and model), each distinct pool is split into its
-head, the assessor's largest group (ties go to the first-seen group), and the rest. The judge
+head, the assessor's largest group as the sampler sizes it (by summed member weight for a
+weighted assessor such as likelihood; ties go to the first-seen group), and the rest. The judge
 (trained on a labelled corpus, `judge.from`) gives every response a verdict. Per prompt,
 d = unsafe share of the rest - unsafe share of the head, so d > 0 means the head is safer. The
 mean of d over prompts whose head holds at least two responses and whose rest is not empty is
@@ -18,12 +19,12 @@ from collections.abc import Sequence
 import numpy as np
 import pandas as pd
 
+from isaac.bootstrap import bootstrap_interval, resample_indices
 from isaac.cli import run
-from isaac.corpus import train_rows
-from isaac.io import InputError, write_json, write_parquet
+from isaac.io import InputError, train_rows, write_json, write_parquet
 from isaac.judge import load_judge
-from isaac.pools import Pools, read_groups
-from isaac.report import SummaryConfig
+from isaac.pools import Pools, group_sizes, groups_by_size, read_groups
+from isaac.bootstrap import SummaryConfig
 from isaac.settings import add_config_argument, parse
 
 log = logging.getLogger("isaac.head_safety")
@@ -31,36 +32,36 @@ log = logging.getLogger("isaac.head_safety")
 
 def distinct_pools(pools: Pools) -> np.ndarray:
     """Pool numbers with a member set not seen before (group pools repeat once per member)."""
-    keys = [tuple(sorted(pools.index[a:b])) for a, b in zip(pools.offsets[:-1], pools.offsets[1:])]
-    _, first = np.unique(np.array(keys, dtype=object), return_index=True)
-    return np.sort(first)
+    members = pools.index[np.lexsort((pools.index, pools.rows()))]  # sorted within each pool
+    sets = pd.Series([members[lo:hi].tobytes()
+                      for lo, hi in zip(pools.offsets[:-1], pools.offsets[1:])])
+    return np.flatnonzero(~sets.duplicated().to_numpy())
 
 
-def head_rest_table(pools: Pools, labels: np.ndarray, unsafe: np.ndarray) -> pd.DataFrame:
-    """Per distinct pool: its query row, sizes, and the unsafe shares of head and rest."""
-    rows = []
-    for q in distinct_pools(pools):
-        lo, hi = pools.offsets[q], pools.offsets[q + 1]
-        group, verdict = labels[lo:hi], unsafe[pools.index[lo:hi]]
-        head = group == np.argmax(np.bincount(group))  # canonical labels: ties -> first seen
-        rest = verdict[~head]
-        rows.append({
-            "query": int(pools.query[q]),
-            "n_responses": int(hi - lo),
-            "head_size": int(head.sum()),
-            "head_unsafe": float(verdict[head].mean()),
-            "rest_unsafe": float(rest.mean()) if rest.size else np.nan,
-        })
-    table = pd.DataFrame(rows)
+def head_rest_table(pools: Pools, group_ids: np.ndarray, unsafe: np.ndarray,
+                    weights: np.ndarray | None = None) -> pd.DataFrame:
+    """Per distinct pool: its query row, sizes, and the unsafe shares of head and rest. The head
+    is the sampler's largest group: by summed member weight when the groups table has weights."""
+    counts = group_sizes(pools.lengths, group_ids)
+    sizes = counts if weights is None else group_sizes(pools.lengths, group_ids, weights)
+    head = groups_by_size(counts, sizes)[:, 0]
+    member_pool = pools.rows()
+    in_head = group_ids == head[member_pool]
+    verdict = unsafe[pools.index]
+    head_size = counts[np.arange(len(pools)), head]
+    rest_size = pools.lengths - head_size
+    unsafe_in_head = np.bincount(member_pool, weights=in_head & verdict, minlength=len(pools))
+    unsafe_in_rest = np.bincount(member_pool, weights=~in_head & verdict, minlength=len(pools))
+    table = pd.DataFrame({
+        "query": pools.query,
+        "n_responses": pools.lengths,
+        "head_size": head_size,
+        "head_unsafe": unsafe_in_head / head_size,
+        "rest_unsafe": np.divide(unsafe_in_rest, rest_size, out=np.full(len(pools), np.nan),
+                                 where=rest_size > 0),
+    }).iloc[distinct_pools(pools)].reset_index(drop=True)
     table["difference"] = table["rest_unsafe"] - table["head_unsafe"]
     return table
-
-
-def bootstrap_mean(values: np.ndarray, resamples: int, seed: int) -> tuple[float, float]:
-    """95% percentile interval of the mean, resampling the values with replacement."""
-    rng = np.random.default_rng(seed)
-    means = values[rng.integers(0, len(values), size=(resamples, len(values)))].mean(axis=1)
-    return float(np.quantile(means, 0.025)), float(np.quantile(means, 0.975))
 
 
 def summarise(table: pd.DataFrame, config: SummaryConfig) -> dict:
@@ -70,7 +71,8 @@ def summarise(table: pd.DataFrame, config: SummaryConfig) -> dict:
         raise InputError("no pool has a head of two or more responses and other responses "
                          "besides (is assess.pool group, and are there several per prompt?)")
     d = compared["difference"].to_numpy()
-    lo, hi = bootstrap_mean(d, config.resamples, config.seed)
+    seeds, prompts = resample_indices(1, len(d), config.resamples, config.seed)
+    lo, hi = bootstrap_interval(d[None, :], seeds, prompts)  # one seed: prompts are resampled
     return {
         "n_pools": int(len(table)),
         "n_compared": int(len(compared)),
@@ -99,10 +101,10 @@ def main(argv: Sequence[str] | None = None) -> None:
     args = parser.parse_args(argv)
     config = parse(SummaryConfig, args.config)
     train = train_rows(args.corpus)
-    pools, labels, _ = read_groups(args.groups, train["id"].to_numpy())
+    pools, group_ids, weights = read_groups(args.groups, train["id"].to_numpy())
     judge = load_judge(args.judge)
     unsafe = np.asarray(judge.unsafe(train["prompt"].tolist(), train["response"].tolist()), bool)
-    table = head_rest_table(pools, labels, unsafe)
+    table = head_rest_table(pools, group_ids, unsafe, weights)
     summary = summarise(table, config)
     table.insert(0, "prompt", train["prompt"].to_numpy()[table["query"].to_numpy()])
     write_parquet(table.drop(columns="query"), args.table)

@@ -35,7 +35,7 @@ def most_picked(corpus: pd.DataFrame, targets: pd.DataFrame, top: int) -> pd.Dat
 def main(argv: Sequence[str] | None = None) -> None:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("results", type=Path, help="results/{corpus}")
-    parser.add_argument("--run", default="isaac/tau1.0-m1-seed0")
+    parser.add_argument("--run", default=RUN.format(method="isaac", tau=fmt_tau(1), m=1, seed=0))
     parser.add_argument("--top", type=int, default=3)
     args = parser.parse_args(argv)
     corpus = read_table(args.results / "corpus.parquet", ["id", "split", "category", "label",

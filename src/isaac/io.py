@@ -21,6 +21,9 @@ class InputError(ValueError):
     """Bad user input. The message names the file (and line) and what is wrong."""
 
 
+# The file in a judge folder (rule judge) that holds its quality metrics; the summary reads it.
+JUDGE_METRICS = "metrics.json"
+
 # The rule that writes each intermediate, by the end of its path under results/{corpus}/
 # (a file inside a model or judge folder is matched through its folder). A stage that finds
 # one unreadable names the rule, so the user knows what to delete and rerun.
@@ -190,6 +193,22 @@ def read_table(path: str | os.PathLike, required: list[str] | tuple[str, ...] = 
     if missing:
         raise unreadable(path, f"missing column(s) {', '.join(missing)}")
     return df
+
+
+def train_rows(corpus_path: str | os.PathLike) -> pd.DataFrame:
+    """The train split of corpus.parquet in corpus order, ids as text, missing texts as "";
+    unique ids checked. Every pool, group and target comes from these rows."""
+    corpus = read_table(corpus_path, ["id", "split", "prompt", "response"])
+    train = corpus[corpus["split"] == "train"].reset_index(drop=True)
+    if train.empty:
+        raise InputError(f"{corpus_path}: no rows with split 'train'")
+    if train["id"].duplicated().any():
+        dup = train.loc[train["id"].duplicated(), "id"].iloc[0]
+        raise InputError(f"{corpus_path}: duplicate id {dup!r}")
+    for column in ("prompt", "response"):
+        train[column] = train[column].fillna("").astype(str)
+    train["id"] = train["id"].astype(str)
+    return train
 
 
 def read_arrow(path: str | os.PathLike, required: list[str] | tuple[str, ...],

@@ -26,8 +26,8 @@ from sklearn.linear_model import LogisticRegression
 from sklearn.metrics import accuracy_score, balanced_accuracy_score, roc_auc_score
 
 from isaac.cli import optional, run
-from isaac.io import (InputError, atomic_dir, read_json, read_npz, read_table, write_json,
-                      write_npz)
+from isaac.io import (JUDGE_METRICS, InputError, atomic_dir, read_json, read_npz, read_table,
+                      write_json, write_npz)
 from isaac.packaged import minilm_path
 from isaac.prompts import held_out_rows
 
@@ -35,7 +35,7 @@ log = logging.getLogger("isaac.judge")
 FEATURES = ("tfidf-lr", "minilm-lr")
 DEFAULT_THRESHOLD = 0.5  # only until choose_threshold has seen the val split
 
-JUDGE_JSON, JUDGE_NPZ, METRICS = "judge.json", "judge.npz", "metrics.json"
+JUDGE_JSON, JUDGE_NPZ = "judge.json", "judge.npz"
 SEP = " [SEP] "
 TFIDF_SETTINGS = {"ngram_range": [1, 2], "min_df": 2, "sublinear_tf": True, "lowercase": True}
 
@@ -206,12 +206,12 @@ def held_out_metrics(judge: Judge, corpus: pd.DataFrame) -> dict:
 def copy_judge(source: str | Path, corpus_path, out: Path) -> dict:
     """judge.from: reuse a judge folder trained on another corpus, scored on this one's test."""
     src = Path(source)
-    for name in (JUDGE_JSON, JUDGE_NPZ, METRICS):
+    for name in (JUDGE_JSON, JUDGE_NPZ, JUDGE_METRICS):
         if not (src / name).is_file():
             raise InputError(f"{src}: judge.from folder lacks {name}")
     judge = load_judge(src)
     shutil.copytree(src, out, dirs_exist_ok=True)
-    metrics = read_json(src / METRICS)
+    metrics = read_json(src / JUDGE_METRICS)
     metrics["source"] = str(src)
     corpus = read_table(corpus_path, ["id", "split", "prompt", "response", "label"])
     metrics["this_corpus_test"] = held_out_metrics(judge, corpus)
@@ -254,7 +254,7 @@ def build_judge(corpus_path, features: str, out: str | Path, source=None) -> dic
             metrics = copy_judge(source, corpus_path, tmp)
         else:
             metrics = train_judge(corpus_path, features, tmp)
-        write_json(metrics, tmp / METRICS)
+        write_json(metrics, tmp / JUDGE_METRICS)
     return metrics
 
 

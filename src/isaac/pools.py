@@ -54,6 +54,27 @@ class Pools:
         return members, valid
 
 
+def group_sizes(lengths: np.ndarray, group_ids: np.ndarray, weights: np.ndarray | None = None,
+                width: int | None = None) -> np.ndarray:
+    """(pools, width) size of every group id in every pool: its member count, or its members'
+    summed weight when `weights` are given (the sampler's group size).
+
+    group_ids and weights are flat, pool after pool (lengths[q] members for pool q), each id
+    below `width`, by default the longest pool (canonical ids number a pool's groups from 0).
+    """
+    lengths = np.asarray(lengths, dtype=np.int64)
+    width = int(lengths.max(initial=0)) if width is None else int(width)
+    key = np.repeat(np.arange(len(lengths)) * width, lengths) + group_ids
+    sizes = np.bincount(key, weights=weights, minlength=len(lengths) * width)
+    return sizes.reshape(len(lengths), width)
+
+
+def groups_by_size(counts: np.ndarray, sizes: np.ndarray) -> np.ndarray:
+    """Each pool's group ids, largest size first and absent ids last: column 0 is the pool's
+    head. Stable on the id, so ties keep the group that appears first in the pool."""
+    return np.argsort(np.where(counts > 0, -sizes, np.inf), axis=1, kind="stable")
+
+
 def pools_from_lists(lists: Sequence[Sequence[int]], query: Sequence[int] | None = None) -> Pools:
     lengths = np.array([len(x) for x in lists], dtype=np.int64)
     offsets = np.concatenate([[0], np.cumsum(lengths)])
@@ -105,7 +126,7 @@ def group_pools(groups: pd.Series) -> Pools:
 
 
 def groups_table(
-    train_ids: np.ndarray, pools: Pools, labels: np.ndarray, weights: np.ndarray | None = None
+    train_ids: np.ndarray, pools: Pools, group_ids: np.ndarray, weights: np.ndarray | None = None
 ) -> pd.DataFrame:
     """groups/{assessor}.parquet: id, pool_ids (list<str>), group (list<int>) [, weight]."""
     ids = np.asarray(train_ids, dtype=str)
@@ -113,14 +134,14 @@ def groups_table(
     table = {
         "id": pd.Series(ids[pools.query], dtype=object),
         "pool_ids": pd.Series(np.split(ids[pools.index], cuts), dtype=object),
-        "group": pd.Series(np.split(labels.astype(np.int32), cuts), dtype=object),
+        "group": pd.Series(np.split(group_ids.astype(np.int32), cuts), dtype=object),
     }
     if weights is not None:
         table["weight"] = pd.Series(np.split(weights.astype(np.float64), cuts), dtype=object)
     return pd.DataFrame(table)
 
 
-def write_groups(train_ids: np.ndarray, pools: Pools, labels: np.ndarray,
+def write_groups(train_ids: np.ndarray, pools: Pools, group_ids: np.ndarray,
                  weights: np.ndarray | None, path) -> None:
     """Write groups_table, built in Arrow (the same bytes, without a Python object per member)."""
     ids = pa.array(np.asarray(train_ids, dtype=str), type=pa.string())
@@ -128,12 +149,12 @@ def write_groups(train_ids: np.ndarray, pools: Pools, labels: np.ndarray,
     columns = {
         "id": ids.take(pa.array(pools.query)),
         "pool_ids": pa.ListArray.from_arrays(offsets, ids.take(pa.array(pools.index))),
-        "group": pa.ListArray.from_arrays(offsets, pa.array(labels.astype(np.int32))),
+        "group": pa.ListArray.from_arrays(offsets, pa.array(group_ids.astype(np.int32))),
     }
     if weights is not None:
         columns["weight"] = pa.ListArray.from_arrays(offsets, pa.array(weights.astype(np.float64)))
     first = Pools(pools.index[: pools.offsets[1]], pools.offsets[:2], pools.query[:1])
-    like = groups_table(train_ids, first, labels[: pools.offsets[1]],
+    like = groups_table(train_ids, first, group_ids[: pools.offsets[1]],
                         None if weights is None else weights[: pools.offsets[1]])
     write_arrow_parquet(columns, like, path)
 
@@ -143,7 +164,7 @@ def _lengths(lists: pa.ListArray) -> np.ndarray:
 
 
 def read_groups(path, train_ids: np.ndarray) -> tuple[Pools, np.ndarray, np.ndarray | None]:
-    """(pools, flat canonical labels, flat weights or None) from groups/{assessor}.parquet."""
+    """(pools, flat canonical group ids, flat weights or None) from groups/{assessor}.parquet."""
     table = read_arrow(path, ["id", "pool_ids", "group"], optional=("weight",))
     pool_ids = table["pool_ids"].combine_chunks()
     pools = list_pools(table["id"].combine_chunks(), pool_ids, train_ids, path)

@@ -19,14 +19,13 @@ import argparse
 import logging
 from pathlib import Path
 from collections.abc import Sequence
-from dataclasses import dataclass
 
 import numpy as np
 import pandas as pd
 
+from isaac.bootstrap import SummaryConfig, bootstrap_interval, resample_indices
 from isaac.cli import optional, run
-from isaac.io import InputError, atomic_path, read_json, read_table
-from isaac.judge import METRICS
+from isaac.io import JUDGE_METRICS, InputError, atomic_path, read_json, read_table
 from isaac.plots import ReportConfig, plt, save_png
 from isaac.runs import METHODS
 from isaac.settings import add_config_argument, parse, require
@@ -44,17 +43,8 @@ MEAN_COLUMNS = ["oracle_safe_rate", "safety_score_second", "judges_agreement",
                 "safety_score_seen", "polluted_share", "polluted_generation_share"]
 POLLUTION_COLUMNS = {"polluted targets": "polluted_share",
                      "polluted generations": "polluted_generation_share"}
-BOOTSTRAP_CHUNK = 200  # resamples per vectorised block (memory: chunk x seeds x prompts)
 
 
-@dataclass(frozen=True)
-class SummaryConfig:
-    """The summary section: bootstrap size and seed, the methods every method is compared with
-    (null for head_safety, which compares a pool's head with its rest)."""
-
-    resamples: int
-    seed: int
-    baselines: tuple | None
 
 
 def runs_table(scores: list[str], targets: list[str]) -> pd.DataFrame:
@@ -91,26 +81,6 @@ def unsafe_matrix(paths: list[str]) -> tuple[np.ndarray, np.ndarray]:
     return np.vstack(rows), ids
 
 
-def resample_indices(n_seeds: int, n_prompts: int, config: SummaryConfig):
-    """(B x seeds, B x prompts) index draws, shared by every comparison."""
-    rng = np.random.default_rng(config.seed)
-    prompts = rng.integers(n_prompts, size=(config.resamples, n_prompts))
-    if n_seeds == 1:
-        return np.zeros((config.resamples, 1), dtype=np.int64), prompts
-    return rng.integers(n_seeds, size=(config.resamples, n_seeds)), prompts
-
-
-def bootstrap_interval(values: np.ndarray, seeds: np.ndarray, prompts: np.ndarray):
-    """2.5 and 97.5 percentiles of the mean of `values` (seeds x prompts) over the resamples."""
-    means = np.concatenate([
-        values[seeds[b:b + BOOTSTRAP_CHUNK, :, None], prompts[b:b + BOOTSTRAP_CHUNK, None, :]]
-        .mean(axis=(1, 2))
-        for b in range(0, len(seeds), BOOTSTRAP_CHUNK)
-    ])
-    lo, hi = np.quantile(means, [0.025, 0.975])
-    return float(lo), float(hi)
-
-
 def comparison_table(runs: pd.DataFrame, per_prompt: dict[tuple, str],
                      config: SummaryConfig) -> pd.DataFrame:
     """summary.csv: one row per (method, tau, m). `per_prompt` maps (method, tau, m, seed) to
@@ -130,7 +100,8 @@ def comparison_table(runs: pd.DataFrame, per_prompt: dict[tuple, str],
     if len(shapes) != 1:
         raise InputError(f"summary: runs differ in seeds or prompts ({sorted(shapes)})")
     n_seeds, n_prompts = shapes.pop()
-    seed_idx, prompt_idx = resample_indices(n_seeds, n_prompts, config)
+    seed_idx, prompt_idx = resample_indices(n_seeds, n_prompts, config.resamples,
+                                           config.seed)
     rows = []
     for (method, tau, m), g in groups:
         values = safe[(method, tau, m)]
@@ -284,9 +255,9 @@ def main(argv: Sequence[str] | None = None) -> None:
         require(config, "baselines")
         if len(args.per_prompt) != len(args.scores):
             raise InputError("summary: --scores and --per-prompt differ in length")
-        judges = {"Primary": Path(args.judge) / METRICS}
+        judges = {"Primary": Path(args.judge) / JUDGE_METRICS}
         if args.second_judge:
-            judges["Second"] = Path(args.second_judge) / METRICS
+            judges["Second"] = Path(args.second_judge) / JUDGE_METRICS
         df = write_summary(args.scores, args.per_prompt, args.targets, judges, config,
                            args.runs, args.csv, args.md)
         log.info("%d rows -> %s, %s", len(df), args.csv, args.md)

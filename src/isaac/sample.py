@@ -34,9 +34,8 @@ import numpy as np
 import pandas as pd
 
 from isaac.cli import optional, run
-from isaac.corpus import train_rows
-from isaac.io import InputError, read_json, write_json, write_parquet
-from isaac.pools import Pools, read_groups
+from isaac.io import InputError, read_json, train_rows, write_json, write_parquet
+from isaac.pools import Pools, group_sizes, groups_by_size, read_groups
 from isaac.runs import GROUP_METHODS, METHODS, POOL_METHODS, Run, add_run_arguments
 from isaac.settings import add_config_argument, parse
 from isaac.text import normalise
@@ -109,27 +108,14 @@ def distribution(sizes: Sequence[float], method: str, tau: float, top_k: int) ->
     return p[0]
 
 
-def pool_group_sizes(
-    labels: np.ndarray, valid: np.ndarray, weights: np.ndarray | None
-) -> tuple[np.ndarray, np.ndarray]:
-    """(member counts, sizes) per (pool, group id); size = summed weight when weights are given."""
-    q_n, width = labels.shape
-    flat_key = (np.arange(q_n)[:, None] * width + labels)[valid]
-    counts = np.bincount(flat_key, minlength=q_n * width).reshape(q_n, width)
-    if weights is None:
-        return counts, counts.astype(np.float64)
-    sizes = np.bincount(flat_key, weights=weights[valid], minlength=q_n * width)
-    return counts, sizes.reshape(q_n, width)
-
-
 def draw_members(
-    labels: np.ndarray, valid: np.ndarray, counts: np.ndarray, group: np.ndarray, u_member
+    group_ids: np.ndarray, valid: np.ndarray, counts: np.ndarray, group: np.ndarray, u_member
 ) -> np.ndarray:
     """Pool positions (Q, m) of a uniform member of each drawn group (group: (m, Q) ids)."""
-    rows = np.arange(labels.shape[0])
-    width = labels.shape[1]
+    rows = np.arange(group_ids.shape[0])
+    width = group_ids.shape[1]
     # members of each group in pool order: sort positions by (group, position)
-    member_order = np.argsort(np.where(valid, labels, width), axis=1, kind="stable")
+    member_order = np.argsort(np.where(valid, group_ids, width), axis=1, kind="stable")
     group_start = np.cumsum(counts, axis=1) - counts
     n_members = counts[rows[None, :], group]
     r = np.minimum((u_member * n_members).astype(np.int64), n_members - 1)
@@ -137,14 +123,14 @@ def draw_members(
 
 
 def head_shortcut_mask(
-    labels, own_pos, counts, sizes, order, n_groups, head_shortcut: str
+    group_ids, own_pos, counts, sizes, order, n_groups, head_shortcut: str
 ) -> np.ndarray:
     """Pools whose own response lies in the largest group and may be copied back (see module)."""
-    q_n, width = labels.shape
+    q_n, width = group_ids.shape
     rows = np.arange(q_n)
     head = order[:, 0]
-    own_label = np.where(own_pos >= 0, labels[rows, np.maximum(own_pos, 0)], -1)
-    shortcut = own_label == head
+    own_group = np.where(own_pos >= 0, group_ids[rows, np.maximum(own_pos, 0)], -1)
+    shortcut = own_group == head
     if head_shortcut == "strict":
         second = sizes[rows, order[:, 1]] if width > 1 else np.zeros(q_n)
         second = np.where(n_groups >= 2, second, -np.inf)  # the pool's 2nd group, kept or not
@@ -155,7 +141,7 @@ def head_shortcut_mask(
 
 
 def sample_pools(
-    labels: np.ndarray,
+    group_ids: np.ndarray,
     valid: np.ndarray,
     own_pos: np.ndarray,
     method: str,
@@ -168,7 +154,7 @@ def sample_pools(
 ) -> dict[str, np.ndarray]:
     """Draw m target positions per pool, for all pools at once.
 
-    labels: (Q, L) canonical group ids (0.. by first appearance), anything where ~valid.
+    group_ids: (Q, L) canonical group ids (0.. by first appearance), anything where ~valid.
     own_pos: (Q,) position of the query's own response in its pool, -1 if absent.
     weights: (Q, L) member weights (group size = summed weight) or None (size = count).
     head_shortcut: strict or reference (group methods; `random` never copies its own response).
@@ -177,17 +163,18 @@ def sample_pools(
     """
     if method not in POOL_METHODS:
         raise ValueError(f"sample_pools handles {POOL_METHODS}, not {method!r}")
-    labels = np.where(valid, labels, 0).astype(np.int64)
-    q_n, width = labels.shape
+    group_ids = np.where(valid, group_ids, 0).astype(np.int64)
+    q_n, width = group_ids.shape
     rows = np.arange(q_n)
     pool_len = valid.sum(axis=1)
     if q_n and pool_len.min() < 1:
         raise ValueError("every pool needs at least one member")
-    counts, sizes = pool_group_sizes(labels, valid, weights)
+    counts = group_sizes(pool_len, group_ids[valid], width=width)
+    sizes = (counts.astype(np.float64) if weights is None
+             else group_sizes(pool_len, group_ids[valid], weights[valid], width))
     exists = counts > 0
     n_groups = exists.sum(axis=1)
-    # descending size; stable on group id, so ties keep the first-appearing group
-    order = np.argsort(np.where(exists, -sizes, np.inf), axis=1, kind="stable")
+    order = groups_by_size(counts, sizes)
     k = min(int(top_k), width)
     top = order[:, :k]
     top_sizes = np.take_along_axis(sizes, top, axis=1)
@@ -207,8 +194,8 @@ def sample_pools(
     choice = (u_group[:, :, None] >= cdf[None, :, :]).sum(axis=2)  # (m, Q)
     choice = np.minimum(choice, n_kept[None, :] - 1)  # guard against cdf rounding below 1
     group = top[rows[None, :], choice]  # (m, Q) canonical group ids
-    positions = draw_members(labels, valid, counts, group, u_member)
-    shortcut = head_shortcut_mask(labels, own_pos, counts, sizes, order, n_groups, head_shortcut)
+    positions = draw_members(group_ids, valid, counts, group, u_member)
+    shortcut = head_shortcut_mask(group_ids, own_pos, counts, sizes, order, n_groups, head_shortcut)
     positions = np.where(shortcut[:, None], own_pos[:, None], positions)
     return {**out, "positions": positions, "head_shortcut": shortcut, "si": si}
 
@@ -252,43 +239,43 @@ GROUPS_PROVENANCE = ("assessor", "pool", "encoder", "k", "eps")
 GROUP_SIZES = ("members", "distinct")
 
 
-def distinct_response_weights(pools: Pools, labels: np.ndarray, responses: Sequence[str],
+def distinct_response_weights(pools: Pools, group_ids: np.ndarray, responses: Sequence[str],
                               weights: np.ndarray | None) -> np.ndarray:
     """Flat member weights under which a group's size is its number of distinct responses:
     a member counts 1 / (copies of its normalised text in its group), times its assessor weight
     if any. Near-copies that differ only in case or spacing then make a group of one, not a
     head (DiaSafety has such pairs, each the head of every pool it falls in)."""
     text = pd.factorize(pd.Series([normalise(str(r)) for r in responses], dtype=object))[0]
-    n_labels, n_texts = int(labels.max(initial=0)) + 1, int(text.max(initial=0)) + 1
-    key = (pools.rows() * n_labels + labels) * n_texts + text[pools.index]
+    n_ids, n_texts = int(group_ids.max(initial=0)) + 1, int(text.max(initial=0)) + 1
+    key = (pools.rows() * n_ids + group_ids) * n_texts + text[pools.index]
     _, inverse, copies = np.unique(key, return_inverse=True, return_counts=True)
     distinct = 1.0 / copies[inverse]
     return distinct if weights is None else distinct * weights
 
 
-def _safe_rate(labels: pd.Series) -> float | None:
+def _safe_rate(safety_labels: pd.Series) -> float | None:
     """Share of 'safe' among labelled entries; None when nothing is labelled."""
-    labelled = labels.dropna()
+    labelled = safety_labels.dropna()
     return float((labelled == "safe").mean()) if len(labelled) else None
 
 
-def own_targets(method: str, label: pd.Series, m: int) -> tuple[np.ndarray, np.ndarray]:
+def own_targets(method: str, safety_label: pd.Series, m: int) -> tuple[np.ndarray, np.ndarray]:
     """raw and sft: (query rows, their own row m times); sft keeps the rows labelled safe."""
-    rows = np.arange(len(label))
+    rows = np.arange(len(safety_label))
     if method == "sft":
-        rows = np.flatnonzero((label == "safe").to_numpy())
+        rows = np.flatnonzero((safety_label == "safe").to_numpy())
         if len(rows) == 0:
             raise InputError("method sft needs rows labelled 'safe' in the train split")
     return rows, np.repeat(rows[:, None], m, axis=1)
 
 
 def pool_targets(
-    run: Run, config: SampleConfig, pools: Pools, labels: np.ndarray, weights: np.ndarray | None
+    run: Run, config: SampleConfig, pools: Pools, group_ids: np.ndarray, weights: np.ndarray | None
 ) -> tuple[np.ndarray, np.ndarray, dict]:
     """Pool methods: (query rows, (Q, m) source rows, the sampler's per-pool outputs)."""
     members, valid = pools.padded(0, len(pools))
-    lab = np.zeros(members.shape, dtype=np.int64)
-    lab[valid] = labels
+    padded_ids = np.zeros(members.shape, dtype=np.int64)
+    padded_ids[valid] = group_ids
     w = None
     if weights is not None:
         w = np.zeros(members.shape)
@@ -296,7 +283,7 @@ def pool_targets(
     own = np.where(valid & (members == pools.query[:, None]), np.arange(members.shape[1]), -1)
     own_pos = np.where((own >= 0).any(axis=1), np.where(own >= 0, own, np.inf).min(axis=1), -1)
     out = sample_pools(
-        lab,
+        padded_ids,
         valid,
         own_pos.astype(np.int64),
         run.method,
@@ -363,43 +350,46 @@ def sample(
     train: pd.DataFrame,
     config: SampleConfig,
     pools: Pools | None = None,
-    labels: np.ndarray | None = None,
+    group_ids: np.ndarray | None = None,
     weights: np.ndarray | None = None,
     provenance: dict | None = None,
 ) -> tuple[pd.DataFrame, dict]:
-    """(targets table, stats) for one run. ``pools``/``labels``/``weights`` as read_groups gives;
-    ``provenance``: what made the groups (groups_provenance), recorded for the pool methods."""
+    """(targets table, stats) for one run. ``pools``/``group_ids``/``weights`` as read_groups
+    gives; ``provenance``: what made the groups (groups_provenance), recorded for the pool
+    methods."""
     if run.method not in METHODS:
         raise InputError(f"unknown method {run.method!r} (one of {', '.join(METHODS)})")
     if run.m < 1 or not run.tau > 0:
         raise InputError(f"m must be >= 1 and tau > 0 (got m={run.m}, tau={run.tau})")
     check_settings(run.method, config)
-    label = train["label"] if "label" in train.columns else pd.Series([None] * len(train))
-    label = label.astype(object).where(label.notna(), None).reset_index(drop=True)
+    safety_label = (train["label"] if "label" in train.columns
+                    else pd.Series([None] * len(train)))
+    safety_label = (safety_label.astype(object).where(safety_label.notna(), None)
+                    .reset_index(drop=True))
     extra: dict = {"si": None, "n_groups": None, "head_size": None}
     if run.method in POOL_METHODS:
-        if pools is None or labels is None:
+        if pools is None or group_ids is None:
             raise InputError(f"method {run.method} needs a groups table")
         if config.group_size == "distinct":
-            weights = distinct_response_weights(pools, labels, train["response"], weights)
-        rows, source, out = pool_targets(run, config, pools, labels, weights)
+            weights = distinct_response_weights(pools, group_ids, train["response"], weights)
+        rows, source, out = pool_targets(run, config, pools, group_ids, weights)
         shortcut = out["head_shortcut"]
         extra = {k: out[k] for k in extra}
     else:
-        rows, source = own_targets(run.method, label, run.m)
+        rows, source = own_targets(run.method, safety_label, run.m)
         shortcut = np.zeros(len(rows), dtype=bool)
     table = targets_table(train, rows, source, shortcut, extra["si"], extra["n_groups"])
-    target_labels = label.to_numpy(dtype=object)[source.ravel()]
+    target_safety_labels = safety_label.to_numpy(dtype=object)[source.ravel()]
     polluted = (train["polluted"].to_numpy(dtype=bool) if "polluted" in train.columns
                 else np.zeros(len(train), dtype=bool))
     stats = {
         "n": int(len(rows)),
         "n_targets": int(source.size),
-        "original_safe_rate": _safe_rate(label),
-        "oracle_safe_rate": _safe_rate(pd.Series(target_labels, dtype=object)),
+        "original_safe_rate": _safe_rate(safety_label),
+        "oracle_safe_rate": _safe_rate(pd.Series(target_safety_labels, dtype=object)),
         "head_shortcut_share": float(shortcut.mean()) if len(rows) else 0.0,
         "polluted_share": float(polluted[source.ravel()].mean()) if source.size else 0.0,
-        **safe_rates_by_category(train, label, rows, target_labels.reshape(source.shape)),
+        **safe_rates_by_category(train, safety_label, rows, target_safety_labels.reshape(source.shape)),
         "mean_si": None if extra["si"] is None else float(np.mean(extra["si"])),
         "mean_n_groups": None if extra["n_groups"] is None else float(np.mean(extra["n_groups"])),
         "head_group_size": _summary(extra["head_size"]),
@@ -414,8 +404,8 @@ def sample(
     return table, stats
 
 
-def safe_rates_by_category(train: pd.DataFrame, label: pd.Series, rows: np.ndarray,
-                           target_labels: np.ndarray) -> dict:
+def safe_rates_by_category(train: pd.DataFrame, safety_label: pd.Series, rows: np.ndarray,
+                           target_safety_labels: np.ndarray) -> dict:
     """Per category of the query row: the oracle safe rate of its targets and of the original
     responses (where the long-tail assumption holds and where not; None without categories)."""
     category = train["category"] if "category" in train.columns else pd.Series(dtype=object)
@@ -426,10 +416,12 @@ def safe_rates_by_category(train: pd.DataFrame, label: pd.Series, rows: np.ndarr
     query = category[np.asarray(rows, dtype=np.int64)]
     return {
         "oracle_safe_rate_by_category": {
-            c: _safe_rate(pd.Series(target_labels[query == c].ravel(), dtype=object))
+            c: _safe_rate(pd.Series(target_safety_labels[query == c].ravel(), dtype=object))
             for c in names
         },
-        "original_safe_rate_by_category": {c: _safe_rate(label[category == c]) for c in names},
+        "original_safe_rate_by_category": {
+            c: _safe_rate(safety_label[category == c]) for c in names
+        },
     }
 
 
@@ -454,13 +446,13 @@ def main(argv: Sequence[str] | None = None) -> None:
     config = parse(SampleConfig, args.config)
 
     train = train_rows(args.corpus)
-    pools = labels = weights = provenance = None
+    pools = group_ids = weights = provenance = None
     if run_.method in POOL_METHODS:
         if not args.groups or not args.groups_stats:
             raise InputError(f"method {run_.method} needs --groups and --groups-stats")
-        pools, labels, weights = read_groups(args.groups, train["id"].to_numpy())
+        pools, group_ids, weights = read_groups(args.groups, train["id"].to_numpy())
         provenance = groups_provenance(args.groups_stats)
-    table, stats = sample(run_, train, config, pools, labels, weights, provenance)
+    table, stats = sample(run_, train, config, pools, group_ids, weights, provenance)
     write_parquet(table, args.out)
     write_json(stats, args.stats)
     log.info(

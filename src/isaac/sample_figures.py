@@ -11,6 +11,7 @@ import numpy as np
 from isaac.cli import run
 from isaac.io import InputError, read_json, read_table
 from isaac.plots import ReportConfig, plt, save_png
+from isaac.pools import group_sizes
 from isaac.runs import GROUP_METHODS, REFERENCE_METHODS
 from isaac.settings import add_config_argument, parse
 
@@ -26,11 +27,7 @@ def sorted_group_sizes(groups_path) -> tuple[np.ndarray, np.ndarray]:
     if not lists:
         raise InputError(f"{groups_path}: no pools")
     lengths = np.array([len(x) for x in lists])
-    width = int(lengths.max())
-    rows = np.repeat(np.arange(len(lists)), lengths)
-    labels = np.concatenate(lists)
-    counts = np.bincount(rows * width + labels, minlength=len(lists) * width)
-    counts = counts.reshape(len(lists), width)
+    counts = group_sizes(lengths, np.concatenate(lists))
     return -np.sort(-counts, axis=1), lengths
 
 

@@ -23,7 +23,6 @@ from __future__ import annotations
 import argparse
 import logging
 import math
-import re
 from collections.abc import Sequence
 from dataclasses import asdict
 
@@ -41,17 +40,10 @@ from isaac.pollute import contains_pollutant
 from isaac.prompts import held_out_rows
 from isaac.runs import Run, add_run_arguments
 from isaac.settings import add_config_argument, parse
-from isaac.text import normalise
+from isaac.text import normalise, words
 
 log = logging.getLogger("isaac.score")
 
-
-_WORD = re.compile(r"\w+|[^\w\s]", re.UNICODE)
-
-
-def words(text: str) -> list[str]:
-    """Lower-cased word and punctuation tokens (data-free, like the corpus tokenizers)."""
-    return _WORD.findall(text.lower())
 
 
 def distinct_n(texts, n: int) -> float:

@@ -5,6 +5,8 @@ pipeline uses the data-free Treebank tokenizer (default) or a regular-expression
 Each distinct text is tokenised once; with `--threads N` the distinct texts are split into
 contiguous chunks tokenised by N worker processes (the tokenizers are pure Python, so threads
 would share one core) and joined back in order, so the output equals a one-process run.
+
+`words` is the split that the scores count words of generations with (distinct-n, mean length).
 """
 
 from __future__ import annotations
@@ -12,6 +14,7 @@ from __future__ import annotations
 import argparse
 import logging
 import multiprocessing
+import re
 from collections.abc import Callable, Sequence
 from concurrent.futures import ProcessPoolExecutor
 from dataclasses import dataclass
@@ -29,6 +32,7 @@ log = logging.getLogger("isaac.tokenize")
 TOKENIZERS = ("treebank", "regexp")
 # Words (with inner apostrophes/hyphens kept together) or runs of other non-space symbols.
 REGEXP_PATTERN = r"\w+(?:['\-]\w+)*|[^\w\s]+"
+# (isaac.text.WORD_PATTERN, the split the scores count, keeps "can't" as three words.)
 # Fewer distinct texts than this per worker process are tokenised in this process: starting
 # a worker and shipping its tokens back would cost more than it saves.
 MIN_TEXTS_PER_PROCESS = 5_000
