@@ -28,8 +28,15 @@ def run_demo(workdir: Path, cores: int) -> float:
     """Run the demo workflow in `workdir` and return its wall time in seconds."""
     snakemake = Path(sys.executable).with_name("snakemake")
     cmd = [
-        str(snakemake), "--snakefile", str(REPO / "Snakefile"), "--directory", str(workdir),
-        "--configfile", str(REPO / "config" / "demo.yaml"), "--cores", str(cores),
+        str(snakemake),
+        "--snakefile",
+        str(REPO / "Snakefile"),
+        "--directory",
+        str(workdir),
+        "--configfile",
+        str(REPO / "config" / "demo.yaml"),
+        "--cores",
+        str(cores),
     ]
     start = time.perf_counter()
     subprocess.run(cmd, check=True, stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
@@ -42,11 +49,19 @@ def rule_times(workdir: Path) -> pd.DataFrame:
     for tsv in sorted((workdir / "benchmarks").rglob("*.tsv")):
         relative = tsv.relative_to(workdir / "benchmarks").parts
         stats = pd.read_csv(tsv, sep="\t")
-        rows.append({"rule": relative[1].removesuffix(".tsv"), "s": stats["s"].sum(),
-                     "max_rss_mb": stats["max_rss"].max()})
+        rows.append(
+            {
+                "rule": relative[1].removesuffix(".tsv"),
+                "s": stats["s"].sum(),
+                "max_rss_mb": stats["max_rss"].max(),
+            }
+        )
     table = pd.DataFrame(rows)
-    return table.groupby("rule").agg(jobs=("s", "size"), seconds=("s", "sum"),
-                                     peak_rss_mb=("max_rss_mb", "max")).reset_index()
+    return (
+        table.groupby("rule")
+        .agg(jobs=("s", "size"), seconds=("s", "sum"), peak_rss_mb=("max_rss_mb", "max"))
+        .reset_index()
+    )
 
 
 def main() -> None:
@@ -59,10 +74,14 @@ def main() -> None:
         per_rule = rule_times(workdir)
         summary = (workdir / "results" / "demo" / "summary.md").read_text()
     peak_child_mb = resource.getrusage(resource.RUSAGE_CHILDREN).ru_maxrss / 1024
-    print(f"Machine: {platform.processor() or platform.machine()}, {os.cpu_count()} cores; "
-          f"--cores {args.cores}; Python {platform.python_version()}\n")
-    print(f"Demo wall time: {wall:.0f} s ({wall / 60:.1f} min); "
-          f"peak RSS of one process: {peak_child_mb:.0f} MB\n")
+    print(
+        f"Machine: {platform.processor() or platform.machine()}, {os.cpu_count()} cores; "
+        f"--cores {args.cores}; Python {platform.python_version()}\n"
+    )
+    print(
+        f"Demo wall time: {wall:.0f} s ({wall / 60:.1f} min); "
+        f"peak RSS of one process: {peak_child_mb:.0f} MB\n"
+    )
     print("Job time by rule (rules with a benchmark: directive):\n")
     print(per_rule.to_markdown(index=False, floatfmt=".1f"))
     print("\nsummary.md of that run:\n")

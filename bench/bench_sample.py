@@ -56,9 +56,7 @@ def pool_targets(vectors, members, eps, train_ids, tau, m, top_k, rng) -> list:
     if top[0][0] == own and top[0][1] >= 2 and (len(counts) == 1 or top[0][1] > counts[1][1]):
         return [train_ids[members[0]]] * m
     sizes = np.array([c for _, c in top], dtype=float)
-    si = (sizes[0] - (sizes[1] if len(sizes) > 1 else sizes[0])) / max(
-        sizes[0] - sizes[-1], 1e-3
-    )
+    si = (sizes[0] - (sizes[1] if len(sizes) > 1 else sizes[0])) / max(sizes[0] - sizes[-1], 1e-3)
     p = softmax(sizes / ((1 + 1e-3 - si) * tau))
     targets = []
     for _ in range(m):
@@ -71,8 +69,16 @@ def reference_loop(vectors, pools, eps, train_ids, tau, m, top_k, seed):
     """Per-query DBSCAN + Counter + softmax + draw, in the style of the reference code."""
     rng = np.random.default_rng(seed)
     return [
-        pool_targets(vectors, pools.index[pools.offsets[q] : pools.offsets[q + 1]], eps,
-                     train_ids, tau, m, top_k, rng)
+        pool_targets(
+            vectors,
+            pools.index[pools.offsets[q] : pools.offsets[q + 1]],
+            eps,
+            train_ids,
+            tau,
+            m,
+            top_k,
+            rng,
+        )
         for q in range(len(pools))
     ]
 
@@ -177,8 +183,9 @@ def main() -> None:
     (idx, sims), times["neighbours"] = timed(neighbours.top_k_neighbours, prompts, args.k)
     pools = pools_from_lists(list(idx))
     if args.eps is None:
-        rule = assess.AssessConfig("dbscan", "neighbours", None,
-                                   schema_default("assess", "eps_quantile"), None)
+        rule = assess.AssessConfig(
+            "dbscan", "neighbours", None, schema_default("assess", "eps_quantile"), None
+        )
         args.eps = assess.dbscan_eps(rule, responses, pools)
     labels, times["assess (vectorised)"] = timed(assess.dbscan_groups, responses, pools, args.eps)
     (table, stats), times["sample isaac (vectorised)"] = timed(

@@ -56,8 +56,10 @@ def counter_table(token_lists, n: int) -> pd.DataFrame:
         grams = list(nltk_ngrams(tokens, n))
         count.update(grams)
         doc_freq.update(set(grams))
-    rows = sorted(((" ".join(gram), c, doc_freq[gram]) for gram, c in count.items()),
-                  key=lambda row: (-row[1], row[0]))
+    rows = sorted(
+        ((" ".join(gram), c, doc_freq[gram]) for gram, c in count.items()),
+        key=lambda row: (-row[1], row[0]),
+    )
     table = pd.DataFrame(rows, columns=["ngram", "count", "doc_freq"])
     return table.astype({"ngram": object, "count": np.int64, "doc_freq": np.int64})
 
@@ -95,23 +97,28 @@ def main() -> None:
     corpus = read_table(args.corpus, ["id", "split", "prompt", "response"])
     config = TokenizeConfig(**schema_defaults("tokenize"))
     reference = tokenize_corpus(corpus, config)
-    texts = list(pd.unique(pd.concat([corpus["prompt"], corpus["response"]]).fillna("").astype(str)))
+    texts = list(
+        pd.unique(pd.concat([corpus["prompt"], corpus["response"]]).fillna("").astype(str))
+    )
     one = tokenize_distinct(texts, config)
     n_tokens = sum(map(len, one))
     times: dict[int, list[float]] = {1: [], 2: []}
     capacity = []
     for _ in range(args.repeats):
         for processes in (1, 2):
-            seconds, tokens = timed(tokenize_distinct, texts, config, processes,
-                                    min_texts_per_process=1)
+            seconds, tokens = timed(
+                tokenize_distinct, texts, config, processes, min_texts_per_process=1
+            )
             times[processes].append(seconds)
             assert tokens == one, "worker processes changed the tokens"
         capacity.append(two_process_capacity())
     rate = {p: n_tokens / statistics.median(t) for p, t in times.items()}
-    print(f"tokenise {len(texts)} distinct texts ({n_tokens} tokens): 1 process "
-          f"{rate[1]:,.0f} tokens/s, 2 processes {rate[2]:,.0f} tokens/s "
-          f"({rate[2] / rate[1]:.2f}x; two busy processes {statistics.median(capacity):.2f}x); "
-          f"load {load:.1f}")
+    print(
+        f"tokenise {len(texts)} distinct texts ({n_tokens} tokens): 1 process "
+        f"{rate[1]:,.0f} tokens/s, 2 processes {rate[2]:,.0f} tokens/s "
+        f"({rate[2] / rate[1]:.2f}x; two busy processes {statistics.median(capacity):.2f}x); "
+        f"load {load:.1f}"
+    )
 
     token_lists = train_response_tokens(reference, corpus)
     max_n = schema_defaults("ngrams")["max_n"]
@@ -124,26 +131,52 @@ def main() -> None:
             ours[-1] += seconds
             seconds, baseline = timed(counter_table, token_lists, n)
             counter[-1] += seconds
-            table = pd.DataFrame({name: column.to_numpy(zero_copy_only=False)
-                                  for name, column in columns.items()})
+            table = pd.DataFrame(
+                {name: column.to_numpy(zero_copy_only=False) for name, column in columns.items()}
+            )
             pd.testing.assert_frame_equal(table.astype({"ngram": object}), baseline)
     grams = sum(max(0, len(t) - n + 1) for t in token_lists for n in range(1, max_n + 1))
     ours_rate, counter_rate = grams / statistics.median(ours), grams / statistics.median(counter)
-    print(f"n-gram tables n=1..{max_n} of {len(token_lists)} train responses ({grams} n-grams): "
-          f"{statistics.median(ours):.2f} s against {statistics.median(counter):.2f} s "
-          f"(nltk + Counter): {ours_rate / counter_rate:.1f}x")
+    print(
+        f"n-gram tables n=1..{max_n} of {len(token_lists)} train responses ({grams} n-grams): "
+        f"{statistics.median(ours):.2f} s against {statistics.median(counter):.2f} s "
+        f"(nltk + Counter): {ours_rate / counter_rate:.1f}x"
+    )
 
     if args.no_record:
         return
     extra = {"load_average": round(load, 2), "repeats": args.repeats}
-    record("ngrams_vs_counter", ours_rate, "n-grams/s", command, baseline=counter_rate,
-           seconds=statistics.median(ours), baseline_seconds=statistics.median(counter),
-           ngrams=grams, **extra)
-    record("tokenize_1_process", rate[1], "tokens/s", command, tokens=n_tokens,
-           distinct_texts=len(texts), **extra)
-    record("tokenize_2_processes", rate[2], "tokens/s", command, baseline=rate[1],
-           tokens=n_tokens, distinct_texts=len(texts),
-           two_busy_processes_ratio=statistics.median(capacity), **extra)
+    record(
+        "ngrams_vs_counter",
+        ours_rate,
+        "n-grams/s",
+        command,
+        baseline=counter_rate,
+        seconds=statistics.median(ours),
+        baseline_seconds=statistics.median(counter),
+        ngrams=grams,
+        **extra,
+    )
+    record(
+        "tokenize_1_process",
+        rate[1],
+        "tokens/s",
+        command,
+        tokens=n_tokens,
+        distinct_texts=len(texts),
+        **extra,
+    )
+    record(
+        "tokenize_2_processes",
+        rate[2],
+        "tokens/s",
+        command,
+        baseline=rate[1],
+        tokens=n_tokens,
+        distinct_texts=len(texts),
+        two_busy_processes_ratio=statistics.median(capacity),
+        **extra,
+    )
 
 
 if __name__ == "__main__":

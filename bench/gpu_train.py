@@ -10,7 +10,8 @@ runs in fp32) and its dense bf16 peak (the usual reference).
 
     python bench/gpu_train.py --base results/diasafety/generator_base \
         --targets results/diasafety/targets/isaac/tau1.0-m1-seed0.parquet \
-        --configfile config/diasafety.yaml config/diasafety-minilm.yaml config/diasafety-smollm2.yaml
+        --configfile config/diasafety.yaml config/diasafety-minilm.yaml \
+            config/diasafety-smollm2.yaml
 """
 
 from __future__ import annotations
@@ -31,12 +32,11 @@ ROOT = Path(__file__).resolve().parents[1]
 sys.path.insert(0, str(ROOT / "bench"))
 sys.path.insert(0, str(ROOT / "src"))
 
-from record import BENCHMARKS_JSON, record  # noqa: E402
-
 from isaac.lm import build_examples  # noqa: E402
 from isaac.models import GeneratorConfig, build_generator, device  # noqa: E402
 from isaac.settings import from_dict, section_settings  # noqa: E402
 from isaac.train import TrainConfig, bucket_order, read_targets, train  # noqa: E402
+from record import BENCHMARKS_JSON, record  # noqa: E402
 
 # Dense peaks in TFLOP/s (vendor data sheets, SXM parts): fp32 without tensor cores, bf16 dense.
 PEAKS = {"H200": (67.0, 989.4), "H100": (67.0, 989.4), "A100": (19.5, 312.0)}
@@ -55,8 +55,9 @@ def merged_config(configfiles: list[str]) -> dict:
 
 def step_tokens(examples, batch_size: int, seed: int, steps: int) -> list[int]:
     """Non-padding tokens of each step's batch, in the order isaac.train.train draws them."""
-    lengths = [max(len(e.input_ids) + len(e.labels) * e.decoder for e in group)
-               for group in examples]
+    lengths = [
+        max(len(e.input_ids) + len(e.labels) * e.decoder for e in group) for group in examples
+    ]
     per_epoch = -(-len(examples) // batch_size)
     tokens = []
     for step in range(steps):
@@ -66,11 +67,21 @@ def step_tokens(examples, batch_size: int, seed: int, steps: int) -> list[int]:
     return tokens
 
 
-def measure(generator: GeneratorConfig, train_config: TrainConfig, base: str, prompts, targets,
-            batch_size: int, steps: int, warmup: int, seed: int) -> dict:
+def measure(
+    generator: GeneratorConfig,
+    train_config: TrainConfig,
+    base: str,
+    prompts,
+    targets,
+    batch_size: int,
+    steps: int,
+    warmup: int,
+    seed: int,
+) -> dict:
     """Tokens/s and FLOP/s of `steps` timed steps after `warmup` untimed ones."""
-    cfg = replace(train_config, batch_size=batch_size, max_steps=warmup + steps,
-                  checkpoint_every=10**9)
+    cfg = replace(
+        train_config, batch_size=batch_size, max_steps=warmup + steps, checkpoint_every=10**9
+    )
     gen = build_generator(generator, None, seed, base)
     examples = build_examples(gen, prompts, targets, generator.max_length)
     trainable = sum(p.numel() for p in gen.model.parameters() if p.requires_grad)
@@ -110,8 +121,9 @@ def main() -> None:
     p.add_argument("--warmup", type=int, default=5)
     p.add_argument("--seed", type=int, default=0)
     p.add_argument("--out", default=str(ROOT / "docs" / "results" / "gpu-train.json"))
-    p.add_argument("--benchmarks-json", default=str(BENCHMARKS_JSON),
-                   help="where the summary keys are merged")
+    p.add_argument(
+        "--benchmarks-json", default=str(BENCHMARKS_JSON), help="where the summary keys are merged"
+    )
     args = p.parse_args()
 
     config = merged_config(args.configfile)
@@ -122,14 +134,29 @@ def main() -> None:
     peak_fp32, peak_bf16 = next((v for k, v in PEAKS.items() if k in name), (None, None))
     rows = []
     for batch_size in args.batch_sizes:
-        row = measure(generator, train_config, args.base, prompts, targets, batch_size,
-                      args.steps, args.warmup, args.seed)
+        row = measure(
+            generator,
+            train_config,
+            args.base,
+            prompts,
+            targets,
+            batch_size,
+            args.steps,
+            args.warmup,
+            args.seed,
+        )
         row["mfu_fp32"] = row["model_tflops_per_s"] / peak_fp32 if peak_fp32 else None
         row["mfu_bf16"] = row["model_tflops_per_s"] / peak_bf16 if peak_bf16 else None
         rows.append(row)
         print(json.dumps(row), flush=True)
-    result = {"device": str(device()), "gpu": name, "peak_tflops_fp32": peak_fp32,
-              "peak_tflops_bf16": peak_bf16, "max_length": generator.max_length, "rows": rows}
+    result = {
+        "device": str(device()),
+        "gpu": name,
+        "peak_tflops_fp32": peak_fp32,
+        "peak_tflops_bf16": peak_bf16,
+        "max_length": generator.max_length,
+        "rows": rows,
+    }
     Path(args.out).write_text(json.dumps(result, indent=2) + "\n")
 
     command = "bash bench/gpu.sh"
@@ -139,8 +166,14 @@ def main() -> None:
     for key, row in (("gpu_train", pipeline), ("gpu_train_best", best)):
         context = {"batch_size": row["batch_size"], "gpu": name, "path": path}
         record(f"{key}_tokens_per_s", row["tokens_per_s"], "tokens/s", command, **context)
-        record(f"{key}_mfu", row["mfu_fp32"], "fraction of the dense fp32 peak", command,
-               mfu_bf16=row["mfu_bf16"], **context)
+        record(
+            f"{key}_mfu",
+            row["mfu_fp32"],
+            "fraction of the dense fp32 peak",
+            command,
+            mfu_bf16=row["mfu_bf16"],
+            **context,
+        )
 
 
 if __name__ == "__main__":

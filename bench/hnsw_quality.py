@@ -21,11 +21,10 @@ import numpy as np
 REPO = Path(__file__).resolve().parents[1]
 sys.path.insert(0, str(REPO / "bench"))
 sys.path.insert(0, str(REPO / "src"))
-from record import record  # noqa: E402
-from sampling_vs_loop import run_stages, stage_commands  # noqa: E402
-
 from isaac.embed import load_embeddings  # noqa: E402
 from isaac.neighbours import hnsw_neighbours, top_k_neighbours  # noqa: E402
+from record import record  # noqa: E402
+from sampling_vs_loop import run_stages, stage_commands  # noqa: E402
 
 
 def recall_at_k(approx: np.ndarray, exact: np.ndarray) -> float:
@@ -46,8 +45,9 @@ def compare(corpus, embeddings, k: int, eps: float, seeds: list[int]) -> dict:
         for index in ("exact", "hnsw"):
             rates[index] = []
             for seed in seeds:
-                commands = stage_commands(corpus, embeddings, workdir, k=k, eps=eps, index=index,
-                                          seed=seed)
+                commands = stage_commands(
+                    corpus, embeddings, workdir, k=k, eps=eps, index=index, seed=seed
+                )
                 run_stages(commands)
                 stats = json.loads((Path(workdir) / "targets.json").read_text())
                 rates[index].append(stats["oracle_safe_rate"])
@@ -75,14 +75,26 @@ def main() -> None:
     print(json.dumps(result, indent=2))
     if args.record:
         command = "python " + shlex.join(sys.argv)
-        record("hnsw_recall_at_k", round(result["recall_at_k"], 4), "share of exact neighbours",
-               command, search_s=result["search_s"], k=args.k, load_average_before=load)
+        record(
+            "hnsw_recall_at_k",
+            round(result["recall_at_k"], 4),
+            "share of exact neighbours",
+            command,
+            search_s=result["search_s"],
+            k=args.k,
+            load_average_before=load,
+        )
         exact = float(np.mean(result["oracle_safe_rate"]["exact"]))
         hnsw = float(np.mean(result["oracle_safe_rate"]["hnsw"]))
-        record("hnsw_oracle_safe_rate", round(hnsw, 4),
-               "oracle safe rate of isaac targets (mean over seeds)", command,
-               baseline=round(exact, 4), change=round(result["oracle_safe_rate_change"], 4),
-               per_seed=result["oracle_safe_rate"])
+        record(
+            "hnsw_oracle_safe_rate",
+            round(hnsw, 4),
+            "oracle safe rate of isaac targets (mean over seeds)",
+            command,
+            baseline=round(exact, 4),
+            change=round(result["oracle_safe_rate_change"], 4),
+            per_seed=result["oracle_safe_rate"],
+        )
 
 
 if __name__ == "__main__":

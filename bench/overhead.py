@@ -12,7 +12,8 @@
    with --baseline-src another checkout's src/ (e.g. the commit before lazy imports) alternates.
 
     .venv/bin/python bench/overhead.py --diasafety ../shared/data/diasafety
-    .venv/bin/python bench/overhead.py --diasafety ../shared/data/diasafety --baseline-src /tmp/before/src
+    .venv/bin/python bench/overhead.py --diasafety ../shared/data/diasafety \
+        --baseline-src /tmp/before/src
 
 Writes keys workflow_dry_run_<case>, workflow_noop_rerun_<case> and stage_imports to
 docs/benchmarks.json.
@@ -39,9 +40,27 @@ SNAKEMAKE = Path(sys.executable).with_name("snakemake")
 CONFIGS = [REPO / "config" / "diasafety.yaml", REPO / "config" / "diasafety-seeds.yaml"]
 LOCAL_RUN_ENV = {"SLURM_CONF": os.devnull}
 # The modules the rules run (rule X runs python -m isaac.X, figures share three modules).
-STAGES = ("ingest", "tokenize", "ngrams", "likelihood", "longtail", "encoder_model2vec", "embed",
-          "neighbours", "assess", "sample", "sample_figures", "generator_tokenizer",
-          "generator_base", "train", "prompts", "generate", "judge", "score", "report")
+STAGES = (
+    "ingest",
+    "tokenize",
+    "ngrams",
+    "likelihood",
+    "longtail",
+    "encoder_model2vec",
+    "embed",
+    "neighbours",
+    "assess",
+    "sample",
+    "sample_figures",
+    "generator_tokenizer",
+    "generator_base",
+    "train",
+    "prompts",
+    "generate",
+    "judge",
+    "score",
+    "report",
+)
 
 
 def slurm_case() -> str:
@@ -77,8 +96,9 @@ def directory_rules() -> set[str]:
 
 def finished_folder(workdir: Path, snakemake: list[str], env: dict) -> None:
     """Every output of the DAG as a placeholder, then touched in DAG order: a finished run."""
-    summary = subprocess.run([*snakemake, "--summary"], env=env, capture_output=True, text=True,
-                             check=True).stdout
+    summary = subprocess.run(
+        [*snakemake, "--summary"], env=env, capture_output=True, text=True, check=True
+    ).stdout
     folders = directory_rules()
     for line in summary.splitlines()[1:]:
         fields = line.split("\t")
@@ -90,8 +110,9 @@ def finished_folder(workdir: Path, snakemake: list[str], env: dict) -> None:
         else:
             path.parent.mkdir(parents=True, exist_ok=True)
             path.write_text("placeholder\n")  # ensure(non_empty=True) refuses empty files
-    subprocess.run([*snakemake, "--touch", "--cores", "1"], env=env, capture_output=True,
-                   check=True)
+    subprocess.run(
+        [*snakemake, "--touch", "--cores", "1"], env=env, capture_output=True, check=True
+    )
 
 
 def workflow_overhead(diasafety: Path, repeats: int, case: str, command: str, record_it: bool):
@@ -105,24 +126,43 @@ def workflow_overhead(diasafety: Path, repeats: int, case: str, command: str, re
             (folder / "path.yaml").write_text(f"corpus:\n  path: {diasafety.resolve()}\n")
 
         def snakemake(folder):
-            return [str(SNAKEMAKE), "--snakefile", str(REPO / "Snakefile"), "--directory",
-                    str(folder), "--configfile", *map(str, CONFIGS), str(folder / "path.yaml")]
+            return [
+                str(SNAKEMAKE),
+                "--snakefile",
+                str(REPO / "Snakefile"),
+                "--directory",
+                str(folder),
+                "--configfile",
+                *map(str, CONFIGS),
+                str(folder / "path.yaml"),
+            ]
 
         finished_folder(done, snakemake(done), local_env)
-        runs = {"dry_run": (snakemake(empty) + ["--dry-run"], empty),
-                "noop_rerun": (snakemake(done) + ["--cores", "2"], done)}
+        runs = {
+            "dry_run": (snakemake(empty) + ["--dry-run"], empty),
+            "noop_rerun": (snakemake(done) + ["--cores", "2"], done),
+        }
         for name, (cmd, folder) in runs.items():
             plain, local = [], []
             for _ in range(repeats):
                 plain.append(seconds(cmd, env, folder))
                 local.append(seconds(cmd, local_env, folder))
             value, baseline = statistics.median(local), statistics.median(plain)
-            print(f"{name} ({case}): {value:.2f} s with SLURM_CONF=/dev/null, {baseline:.2f} s "
-                  f"without; load {os.getloadavg()[0]:.1f}")
+            print(
+                f"{name} ({case}): {value:.2f} s with SLURM_CONF=/dev/null, {baseline:.2f} s "
+                f"without; load {os.getloadavg()[0]:.1f}"
+            )
             if record_it:
-                record(f"workflow_{name}_{case}", value, "s", command, baseline=baseline,
-                       load_average=round(os.getloadavg()[0], 2), repeats=repeats,
-                       note="value: SLURM_CONF=/dev/null (local runs); baseline: as started plainly")
+                record(
+                    f"workflow_{name}_{case}",
+                    value,
+                    "s",
+                    command,
+                    baseline=baseline,
+                    load_average=round(os.getloadavg()[0], 2),
+                    repeats=repeats,
+                    note="value: SLURM_CONF=/dev/null (local runs); baseline: as started plainly",
+                )
 
 
 def stage_imports(repeats: int, baseline_src: Path | None, command: str, record_it: bool):
@@ -140,22 +180,35 @@ def stage_imports(repeats: int, baseline_src: Path | None, command: str, record_
         ours[stage] = round(statistics.median(runs), 3)
         if baseline_src:
             theirs[stage] = round(statistics.median(base), 3)
-        print(f"import isaac.{stage}: {ours[stage]:.2f} s"
-              + (f" (baseline {theirs[stage]:.2f} s)" if baseline_src else ""))
+        print(
+            f"import isaac.{stage}: {ours[stage]:.2f} s"
+            + (f" (baseline {theirs[stage]:.2f} s)" if baseline_src else "")
+        )
     total = sum(ours.values())
     baseline = sum(theirs.values()) if baseline_src else None
-    print(f"all {len(STAGES)} stage imports: {total:.1f} s"
-          + (f" (baseline {baseline:.1f} s)" if baseline else ""))
+    print(
+        f"all {len(STAGES)} stage imports: {total:.1f} s"
+        + (f" (baseline {baseline:.1f} s)" if baseline else "")
+    )
     if record_it:
-        record("stage_imports", total, "s", command, baseline=baseline, per_stage=ours,
-               baseline_per_stage=theirs or None, load_average=round(os.getloadavg()[0], 2),
-               repeats=repeats)
+        record(
+            "stage_imports",
+            total,
+            "s",
+            command,
+            baseline=baseline,
+            per_stage=ours,
+            baseline_per_stage=theirs or None,
+            load_average=round(os.getloadavg()[0], 2),
+            repeats=repeats,
+        )
 
 
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
-    parser.add_argument("--diasafety", type=Path, required=True,
-                        help="folder with DiaSafety's train/val/test.json")
+    parser.add_argument(
+        "--diasafety", type=Path, required=True, help="folder with DiaSafety's train/val/test.json"
+    )
     parser.add_argument("--repeats", type=int, default=5)
     parser.add_argument("--baseline-src", type=Path, help="src/ of a checkout to compare imports")
     parser.add_argument("--skip-imports", action="store_true")

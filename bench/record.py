@@ -29,8 +29,15 @@ def machine() -> str:
     return words
 
 
-def record(key: str, value: float, unit: str, command: str, baseline: float | None = None,
-           path: Path = BENCHMARKS_JSON, **extra) -> dict:
+def record(
+    key: str,
+    value: float,
+    unit: str,
+    command: str,
+    baseline: float | None = None,
+    path: Path = BENCHMARKS_JSON,
+    **extra,
+) -> dict:
     """Merge one measurement into `path` (keys sorted) and return its entry."""
     entry = {
         "value": value,

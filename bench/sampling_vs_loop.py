@@ -36,28 +36,84 @@ from bench_sample import pool_targets  # noqa: E402
 from record import record  # noqa: E402
 
 
-def stage_commands(corpus, embeddings, workdir, k=150, eps=0.75, index="exact", method="isaac",
-                   tau=1.0, m=1, seed=0, top_k=10) -> list[list[str]]:
+def stage_commands(
+    corpus,
+    embeddings,
+    workdir,
+    k=150,
+    eps=0.75,
+    index="exact",
+    method="isaac",
+    tau=1.0,
+    m=1,
+    seed=0,
+    top_k=10,
+) -> list[list[str]]:
     """The neighbours, assess and sample commands of rules/sample.smk for one run (the same
     config slices as `snakemake -n -p --configfile config/diasafety.yaml` prints)."""
     work = Path(workdir)
     neighbours, groups = work / "neighbours.parquet", work / "groups.parquet"
     python = [sys.executable, "-m"]
-    assess_config = {"assessor": "dbscan", "eps": eps, "eps_quantile": None,
-                     "fuzzy_threshold": None, "pool": "neighbours"}
+    assess_config = {
+        "assessor": "dbscan",
+        "eps": eps,
+        "eps_quantile": None,
+        "fuzzy_threshold": None,
+        "pool": "neighbours",
+    }
     sample_config = {"group_size": "members", "head_shortcut": "strict", "top_k_groups": top_k}
     return [
-        [*python, "isaac.neighbours", "--embeddings", str(embeddings),
-         "--config", json.dumps({"index": index, "k": k}), "--threads", str(STAGE_THREADS[0]),
-         "--out", str(neighbours)],
-        [*python, "isaac.assess", "--corpus", str(corpus), f"--neighbours={neighbours}",
-         f"--embeddings={embeddings}", "--likelihood=", "--config", json.dumps(assess_config),
-         "--threads", str(STAGE_THREADS[1]), "--out", str(groups),
-         "--stats", str(work / "groups.json")],
-        [*python, "isaac.sample", "--corpus", str(corpus), f"--groups={groups}",
-         f"--groups-stats={work / 'groups.json'}", "--method", method, "--tau", str(tau), "--m", str(m), "--seed", str(seed),
-         "--config", json.dumps(sample_config), "--out", str(work / "targets.parquet"),
-         "--stats", str(work / "targets.json")],
+        [
+            *python,
+            "isaac.neighbours",
+            "--embeddings",
+            str(embeddings),
+            "--config",
+            json.dumps({"index": index, "k": k}),
+            "--threads",
+            str(STAGE_THREADS[0]),
+            "--out",
+            str(neighbours),
+        ],
+        [
+            *python,
+            "isaac.assess",
+            "--corpus",
+            str(corpus),
+            f"--neighbours={neighbours}",
+            f"--embeddings={embeddings}",
+            "--likelihood=",
+            "--config",
+            json.dumps(assess_config),
+            "--threads",
+            str(STAGE_THREADS[1]),
+            "--out",
+            str(groups),
+            "--stats",
+            str(work / "groups.json"),
+        ],
+        [
+            *python,
+            "isaac.sample",
+            "--corpus",
+            str(corpus),
+            f"--groups={groups}",
+            f"--groups-stats={work / 'groups.json'}",
+            "--method",
+            method,
+            "--tau",
+            str(tau),
+            "--m",
+            str(m),
+            "--seed",
+            str(seed),
+            "--config",
+            json.dumps(sample_config),
+            "--out",
+            str(work / "targets.parquet"),
+            "--stats",
+            str(work / "targets.json"),
+        ],
     ]
 
 
@@ -70,11 +126,15 @@ def run_stages(commands: list[list[str]]) -> list[float]:
     """Seconds of each stage process, run one after the other as Snakemake runs them."""
     seconds = []
     for command, threads in zip(commands, STAGE_THREADS):
-        env = {**os.environ, "PYTHONPATH": str(REPO / "src"),
-               **{name: str(threads) for name in THREAD_VARIABLES}}
+        env = {
+            **os.environ,
+            "PYTHONPATH": str(REPO / "src"),
+            **{name: str(threads) for name in THREAD_VARIABLES},
+        }
         start = time.perf_counter()
-        subprocess.run(command, check=True, env=env, stdout=subprocess.DEVNULL,
-                       stderr=subprocess.DEVNULL)
+        subprocess.run(
+            command, check=True, env=env, stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL
+        )
         seconds.append(time.perf_counter() - start)
     return seconds
 
@@ -110,8 +170,9 @@ def per_query_loop(corpus, embeddings, k=150, eps=0.75, tau=1.0, top_k=10, seed=
 
 def side_by_side(corpus, embeddings, repeats: int, **settings) -> dict:
     """Alternate stages and loop `repeats` times (the order flips every repetition)."""
-    loop_settings = {key: settings[key] for key in ("k", "eps", "tau", "top_k", "seed")
-                     if key in settings}
+    loop_settings = {
+        key: settings[key] for key in ("k", "eps", "tau", "top_k", "seed") if key in settings
+    }
     stages_s, loop_s, per_stage, in_process_s = [], [], [], []
     with tempfile.TemporaryDirectory() as workdir:
         commands = stage_commands(corpus, embeddings, workdir, **settings)
@@ -120,7 +181,7 @@ def side_by_side(corpus, embeddings, repeats: int, **settings) -> dict:
             importlib.import_module(command[2])
         for rep in range(repeats):
             in_process_s.append(run_in_process(commands))
-            for which in (("stages", "loop") if rep % 2 == 0 else ("loop", "stages")):
+            for which in ("stages", "loop") if rep % 2 == 0 else ("loop", "stages"):
                 if which == "stages":
                     per_stage.append(run_stages(commands))
                     stages_s.append(sum(per_stage[-1]))
@@ -132,8 +193,10 @@ def side_by_side(corpus, embeddings, repeats: int, **settings) -> dict:
     ratios = np.array(loop_s) / np.array(stages_s)
     return {
         "stages_s": [round(s, 3) for s in stages_s],
-        "per_stage_s": {name: [round(p[i], 3) for p in per_stage]
-                        for i, name in enumerate(("neighbours", "assess", "sample"))},
+        "per_stage_s": {
+            name: [round(p[i], 3) for p in per_stage]
+            for i, name in enumerate(("neighbours", "assess", "sample"))
+        },
         "loop_s": [round(s, 3) for s in loop_s],
         "ratios": [round(r, 2) for r in ratios],
         "in_process_s": [round(s, 3) for s in in_process_s],
@@ -154,19 +217,29 @@ def main() -> None:
     parser.add_argument("--record", action="store_true", help="merge into docs/benchmarks.json")
     args = parser.parse_args()
     load = os.getloadavg()
-    result = side_by_side(args.corpus, args.embeddings, args.repeats, k=args.k, eps=args.eps,
-                          index=args.index)
+    result = side_by_side(
+        args.corpus, args.embeddings, args.repeats, k=args.k, eps=args.eps, index=args.index
+    )
     result["load_average"] = [round(x, 2) for x in load]
     print(json.dumps(result, indent=2))
     if args.record:
         stages, loop = float(np.median(result["stages_s"])), float(np.median(result["loop_s"]))
-        record(args.key, round(result["median_ratio"], 2), "x (loop s / stages s)",
-               "python " + shlex.join(sys.argv), baseline=None, stages_s=result["stages_s"],
-               loop_s=result["loop_s"], median_stages_s=stages, median_loop_s=loop,
-               per_stage_s=result["per_stage_s"], load_average_before=result["load_average"],
-               in_process_s=result["in_process_s"],
-               median_in_process_ratio=round(loop / float(np.median(result["in_process_s"])), 2),
-               stage_commands=result["commands"])
+        record(
+            args.key,
+            round(result["median_ratio"], 2),
+            "x (loop s / stages s)",
+            "python " + shlex.join(sys.argv),
+            baseline=None,
+            stages_s=result["stages_s"],
+            loop_s=result["loop_s"],
+            median_stages_s=stages,
+            median_loop_s=loop,
+            per_stage_s=result["per_stage_s"],
+            load_average_before=result["load_average"],
+            in_process_s=result["in_process_s"],
+            median_in_process_ratio=round(loop / float(np.median(result["in_process_s"])), 2),
+            stage_commands=result["commands"],
+        )
 
 
 if __name__ == "__main__":

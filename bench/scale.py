@@ -32,9 +32,8 @@ import yaml
 
 REPO = Path(__file__).resolve().parents[1]
 sys.path[:0] = [str(REPO / "bench"), str(REPO / "src")]
-from record import BENCHMARKS_JSON, record  # noqa: E402
-
 from isaac.runs import RUN, fmt_tau  # noqa: E402
+from record import BENCHMARKS_JSON, record  # noqa: E402
 
 WORK = REPO / "build" / "scale"
 DOCS = REPO / "docs" / "benchmarks"
@@ -57,8 +56,9 @@ def perturb(text: str, rng: np.random.Generator) -> str:
     return " ".join(words)
 
 
-def synthetic_corpus(source: pd.DataFrame, n_pairs: int, seed: int = 0,
-                     verbatim_share: float = 0.5) -> pd.DataFrame:
+def synthetic_corpus(
+    source: pd.DataFrame, n_pairs: int, seed: int = 0, verbatim_share: float = 0.5
+) -> pd.DataFrame:
     """n_pairs (prompt, response, label, category) rows resampled from `source`, half of them
     perturbed; split train (90%), val and test (5% each)."""
     rng = np.random.default_rng(seed)
@@ -71,16 +71,19 @@ def synthetic_corpus(source: pd.DataFrame, n_pairs: int, seed: int = 0,
             prompts[i] = perturb(prompts[i], rng)
         else:
             responses[i] = perturb(responses[i], rng)
-    split = np.where(rng.random(n_pairs) < 0.9, "train", np.where(rng.random(n_pairs) < 0.5,
-                                                                  "val", "test"))
-    return pd.DataFrame({
-        "id": [f"s{i}" for i in range(n_pairs)],
-        "split": split,
-        "prompt": prompts,
-        "response": responses,
-        "label": rows["label"].to_numpy(object),
-        "category": rows["category"].to_numpy(object),
-    })
+    split = np.where(
+        rng.random(n_pairs) < 0.9, "train", np.where(rng.random(n_pairs) < 0.5, "val", "test")
+    )
+    return pd.DataFrame(
+        {
+            "id": [f"s{i}" for i in range(n_pairs)],
+            "split": split,
+            "prompt": prompts,
+            "response": responses,
+            "label": rows["label"].to_numpy(object),
+            "category": rows["category"].to_numpy(object),
+        }
+    )
 
 
 def write_inputs(source: pd.DataFrame, n_pairs: int, k: int, index: str) -> tuple[Path, str]:
@@ -91,10 +94,13 @@ def write_inputs(source: pd.DataFrame, n_pairs: int, k: int, index: str) -> tupl
     if not corpus.is_file():
         synthetic_corpus(source, n_pairs).to_parquet(corpus, index=False)
     config = {
-        "corpus": {"name": name, "format": "parquet", "path": str(corpus.relative_to(REPO)),
-                   "fields": {"id": "id", "split": "split", "label": "label",
-                              "category": "category"},
-                   "empty_responses": "keep"},
+        "corpus": {
+            "name": name,
+            "format": "parquet",
+            "path": str(corpus.relative_to(REPO)),
+            "fields": {"id": "id", "split": "split", "label": "label", "category": "category"},
+            "empty_responses": "keep",
+        },
         "embed": {"encoder": "model2vec"},
         "neighbours": {"k": k, "index": index},
         "assess": {"assessor": "dbscan", "eps": 0.75},
@@ -114,9 +120,18 @@ def run_workflow(config: Path, name: str, model2vec: Path | None, cores: int) ->
         shutil.copytree(model2vec, results / "encoders" / "model2vec")
     run = RUN.format(method="isaac", tau=fmt_tau(1), m=1, seed=0)
     target = results / "targets" / f"{run}.parquet"
-    command = [sys.executable, "-m", "snakemake", "--cores", str(cores),
-               str(target.relative_to(REPO)), "--configfile", str(config.relative_to(REPO)),
-               "--rerun-triggers", "mtime"]
+    command = [
+        sys.executable,
+        "-m",
+        "snakemake",
+        "--cores",
+        str(cores),
+        str(target.relative_to(REPO)),
+        "--configfile",
+        str(config.relative_to(REPO)),
+        "--rerun-triggers",
+        "mtime",
+    ]
     env = {**os.environ, "PYTHONPATH": str(REPO / "src")}
     start = time.perf_counter()
     subprocess.run(command, check=True, cwd=REPO, env=env, stdout=subprocess.DEVNULL)
@@ -132,19 +147,27 @@ def stage_benchmarks(name: str) -> dict[str, dict[str, float]]:
         files = sorted(folder.glob(f"{stage}.tsv")) + sorted(folder.glob(f"{stage}/**/*.tsv"))
         if files:
             table = pd.concat([pd.read_csv(f, sep="\t") for f in files])
-            out[stage] = {"seconds": float(table["s"].sum()),
-                          "cpu_s": float(table["cpu_time"].sum()),
-                          "peak_rss_mb": float(table["max_rss"].max())}
+            out[stage] = {
+                "seconds": float(table["s"].sum()),
+                "cpu_s": float(table["cpu_time"].sum()),
+                "peak_rss_mb": float(table["max_rss"].max()),
+            }
     return out
 
 
 def recorded_sizes() -> dict[int, dict]:
     """{pairs: {wall_s, stages}} of every size recorded in docs/benchmarks.json."""
     data = json.loads(BENCHMARKS_JSON.read_text()) if BENCHMARKS_JSON.is_file() else {}
-    return {int(key.split("_")[1]): {"wall_s": entry["workflow_wall_s"], "stages": entry["stages"],
-                                     "load_average_before": entry["load_average_before"],
-                                     "command": entry["command"]}
-            for key, entry in data.items() if key.startswith("scale_") and key.endswith("_pairs")}
+    return {
+        int(key.split("_")[1]): {
+            "wall_s": entry["workflow_wall_s"],
+            "stages": entry["stages"],
+            "load_average_before": entry["load_average_before"],
+            "command": entry["command"],
+        }
+        for key, entry in data.items()
+        if key.startswith("scale_") and key.endswith("_pairs")
+    }
 
 
 def write_docs(results: dict[int, dict], command: str) -> None:
@@ -156,21 +179,33 @@ def write_docs(results: dict[int, dict], command: str) -> None:
 
     DOCS.mkdir(parents=True, exist_ok=True)
     sizes = sorted(results)
-    lines = ["| pairs | " + " | ".join(f"{s} s (peak MB)" for s in STAGES)
-             + " | stages s | workflow wall s | load average |",
-             "|---:|" + "---:|" * (len(STAGES) + 3)]
+    lines = [
+        "| pairs | "
+        + " | ".join(f"{s} s (peak MB)" for s in STAGES)
+        + " | stages s | workflow wall s | load average |",
+        "|---:|" + "---:|" * (len(STAGES) + 3),
+    ]
     for n in sizes:
         stages = results[n]["stages"]
-        cells = [f"{stages[s]['seconds']:.1f} ({stages[s]['peak_rss_mb']:.0f})" if s in stages
-                 else "-" for s in STAGES]
+        cells = [
+            f"{stages[s]['seconds']:.1f} ({stages[s]['peak_rss_mb']:.0f})" if s in stages else "-"
+            for s in STAGES
+        ]
         total = sum(stage["seconds"] for stage in stages.values())
-        lines.append(f"| {n:,} | " + " | ".join(cells)
-                     + f" | {total:.0f} | {results[n]['wall_s']:.0f} |"
-                     + f" {results[n]['load_average_before'][0]:.1f} |")
+        lines.append(
+            f"| {n:,} | "
+            + " | ".join(cells)
+            + f" | {total:.0f} | {results[n]['wall_s']:.0f} |"
+            + f" {results[n]['load_average_before'][0]:.1f} |"
+        )
     commands = sorted({results[n].get("command", command) for n in sizes})
     (DOCS / "scale.md").write_text(
         "# Ingest -> isaac targets at growing size\n\nRegenerate (from the repository root):\n\n"
-        + "".join(f"    {c}\n" for c in commands) + "\n" + "\n".join(lines) + "\n")
+        + "".join(f"    {c}\n" for c in commands)
+        + "\n"
+        + "\n".join(lines)
+        + "\n"
+    )
     fig, ax = plt.subplots(figsize=(6, 4))
     for stage in STAGES:
         xs = [n for n in sizes if stage in results[n]["stages"]]
@@ -178,8 +213,13 @@ def write_docs(results: dict[int, dict], command: str) -> None:
     ax.plot(sizes, [results[n]["wall_s"] for n in sizes], "k--", label="workflow (wall)")
     first = results[sizes[0]]["wall_s"]
     ax.plot(sizes, [first * n / sizes[0] for n in sizes], ":", color="grey", label="linear")
-    ax.set(xscale="log", yscale="log", xlabel="pairs", ylabel="seconds",
-           title="model2vec + hnsw, 2 cores")
+    ax.set(
+        xscale="log",
+        yscale="log",
+        xlabel="pairs",
+        ylabel="seconds",
+        title="model2vec + hnsw, 2 cores",
+    )
     ax.legend(fontsize=8)
     fig.tight_layout()
     fig.savefig(DOCS / "scale.png", dpi=120)
@@ -203,16 +243,25 @@ def main() -> None:
         config, name = write_inputs(source, n, args.k, args.index)
         load = os.getloadavg()
         wall = run_workflow(config, name, args.model2vec, args.cores)
-        results[n] = {"wall_s": wall, "stages": stage_benchmarks(name), "command": command,
-                      "load_average_before": [round(x, 2) for x in load]}
+        results[n] = {
+            "wall_s": wall,
+            "stages": stage_benchmarks(name),
+            "command": command,
+            "load_average_before": [round(x, 2) for x in load],
+        }
         print(json.dumps({n: results[n]}), flush=True)
         if args.record:
             stages = results[n]["stages"]
-            record(f"scale_{n}_pairs", round(sum(s["seconds"] for s in stages.values()), 1),
-                   "s (stage jobs ingest..sample, summed)", command,
-                   peak_rss_mb=max(s["peak_rss_mb"] for s in stages.values()),
-                   stages=stages, workflow_wall_s=round(wall, 1),
-                   load_average_before=results[n]["load_average_before"])
+            record(
+                f"scale_{n}_pairs",
+                round(sum(s["seconds"] for s in stages.values()), 1),
+                "s (stage jobs ingest..sample, summed)",
+                command,
+                peak_rss_mb=max(s["peak_rss_mb"] for s in stages.values()),
+                stages=stages,
+                workflow_wall_s=round(wall, 1),
+                load_average_before=results[n]["load_average_before"],
+            )
         write_docs({**recorded_sizes(), **results}, command)
 
 

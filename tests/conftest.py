@@ -68,13 +68,18 @@ def snakemake(
     config files: the demo)."""
     cmd = [
         str(SNAKEMAKE),
-        "--snakefile", str(REPO / "Snakefile"),
-        "--directory", str(workdir),
+        "--snakefile",
+        str(REPO / "Snakefile"),
+        "--directory",
+        str(workdir),
         *(["--configfile", *map(str, configfiles)] if configfiles else []),
         *args,
     ]
-    env = {**os.environ, "PATH": f"{SNAKEMAKE.parent}{os.pathsep}{os.environ.get('PATH', '')}",
-           **LOCAL_RUN_ENV}
+    env = {
+        **os.environ,
+        "PATH": f"{SNAKEMAKE.parent}{os.pathsep}{os.environ.get('PATH', '')}",
+        **LOCAL_RUN_ENV,
+    }
     proc = subprocess.run(cmd, cwd=workdir, env=env, capture_output=True, text=True)
     if check and proc.returncode != 0:
         raise AssertionError(

@@ -147,8 +147,13 @@ def assess_config(assessor, eps=None, **overrides) -> str:
     defaults = schema_defaults("assess")
     threshold = defaults["fuzzy_threshold"] if assessor == "fuzzy" else None
     rule = defaults["eps_quantile"] if assessor == "dbscan" and eps is None else None
-    values = {"assessor": assessor, "eps": eps, "eps_quantile": rule, "fuzzy_threshold": threshold,
-              **overrides}
+    values = {
+        "assessor": assessor,
+        "eps": eps,
+        "eps_quantile": rule,
+        "fuzzy_threshold": threshold,
+        **overrides,
+    }
     return to_json(settings(AssessConfig, "assess", **values))
 
 
@@ -160,8 +165,14 @@ def test_assess_runs_the_configured_assessor_with_its_settings():
     loglik = np.array([-1.0, -2.0, -1.5, -3.0])
 
     def config(assessor, eps=None, fuzzy_threshold=None):
-        return settings(AssessConfig, "assess", assessor=assessor, eps=eps, eps_quantile=None,
-                        fuzzy_threshold=fuzzy_threshold)
+        return settings(
+            AssessConfig,
+            "assess",
+            assessor=assessor,
+            eps=eps,
+            eps_quantile=None,
+            fuzzy_threshold=fuzzy_threshold,
+        )
 
     group_ids, weights = assess.assess(config("dbscan", eps=0.5), train, pools, vectors=v)
     assert np.array_equal(group_ids, assess.dbscan_groups(v, pools, 0.5)) and weights is None
@@ -185,8 +196,9 @@ def test_assess_runs_the_configured_assessor_with_its_settings():
 def test_assess_without_the_assessors_setting_is_an_input_error(assessor, setting):
     train = pd.DataFrame({"response": ["a", "b"]})
     pools = pools_from_lists([[0, 1]])
-    config = settings(AssessConfig, "assess", assessor=assessor, eps=None, eps_quantile=None,
-                      fuzzy_threshold=None)
+    config = settings(
+        AssessConfig, "assess", assessor=assessor, eps=None, eps_quantile=None, fuzzy_threshold=None
+    )
     with pytest.raises(InputError, match=f"assessor {assessor} needs {setting}"):
         assess.assess(config, train, pools, vectors=unit(np.eye(2)))
 
@@ -256,7 +268,11 @@ def test_cli_writes_groups_for_every_assessor(tmp_path, assessor):
     assert stats["eps"] == (0.5 if assessor == "dbscan" else None) and stats["pools"] == 5
     # what made the groups: the sample stage records it with every target drawn from them
     assert {key: stats[key] for key in ("assessor", "pool", "encoder", "k")} == {
-        "assessor": assessor, "pool": "neighbours", "encoder": "e", "k": 4}
+        "assessor": assessor,
+        "pool": "neighbours",
+        "encoder": "e",
+        "k": 4,
+    }
     assert table["id"].tolist() == ids.tolist()
     assert [list(x) for x in table["pool_ids"]] == [[ids[j] for j in x] for x in lists]
     # pool 0 = responses 0,1,2,3: "yes sure" x3 (one normalised form) and "no way"
@@ -338,8 +354,15 @@ def test_cli_config_with_a_missing_or_unknown_key_exits_2_naming_it(
     config.pop(change.get("drop"), None)
     config.update(change.get("add", {}))
     out = tmp_path / "g.parquet"
-    argv = [*cli_inputs(tmp_path), "--config", json.dumps(config), "--out", str(out),
-            "--stats", str(tmp_path / "g.json")]
+    argv = [
+        *cli_inputs(tmp_path),
+        "--config",
+        json.dumps(config),
+        "--out",
+        str(out),
+        "--stats",
+        str(tmp_path / "g.json"),
+    ]
     with pytest.raises(SystemExit) as exit_info:
         run(assess.main, argv)
     assert exit_info.value.code == 2
@@ -373,8 +396,9 @@ def test_eps_rule_is_the_quantile_of_nearest_distinct_distances():
     assert assess.eps_from_quantile(v, pools, 0.5) == pytest.approx(0.1)
     # scale-free: the same geometry at ten times the scale gives ten times the radius
     assert assess.eps_from_quantile(10 * v, pools, 0.5) == pytest.approx(1.0)
-    config = settings(AssessConfig, "assess", assessor="dbscan", eps=None, eps_quantile=0.5,
-                      fuzzy_threshold=None)
+    config = settings(
+        AssessConfig, "assess", assessor="dbscan", eps=None, eps_quantile=0.5, fuzzy_threshold=None
+    )
     group_ids, _ = assess.assess(config, pd.DataFrame({"response": list("abcd")}), pools, vectors=v)
     assert group_ids.tolist() == [0, 0, 0, 1]  # eps 0.1 links the near point, not the far one
     with pytest.raises(InputError, match="no pool holds two distinct responses"):

@@ -21,13 +21,15 @@ from isaac.embed import save_embeddings  # noqa: E402
 def tiny_inputs(tmp_path, n=60):
     rng = np.random.default_rng(0)
     ids = [f"r{i}" for i in range(n)]
-    corpus = pd.DataFrame({
-        "id": ids,
-        "split": ["train"] * n,
-        "prompt": [f"prompt {i % 7}" for i in range(n)],
-        "response": [f"response {i % 5}" for i in range(n)],
-        "label": ["safe" if i % 3 else "unsafe" for i in range(n)],
-    })
+    corpus = pd.DataFrame(
+        {
+            "id": ids,
+            "split": ["train"] * n,
+            "prompt": [f"prompt {i % 7}" for i in range(n)],
+            "response": [f"response {i % 5}" for i in range(n)],
+            "label": ["safe" if i % 3 else "unsafe" for i in range(n)],
+        }
+    )
     corpus.to_parquet(tmp_path / "corpus.parquet", index=False)
     vectors = rng.normal(size=(n, 8)).astype(np.float32)
     vectors /= np.linalg.norm(vectors, axis=1, keepdims=True)
@@ -38,8 +40,9 @@ def tiny_inputs(tmp_path, n=60):
 def test_stage_commands_run_the_three_stages_as_processes_or_here_alike(tmp_path):
     corpus, embeddings, ids = tiny_inputs(tmp_path)
     for index in ("exact", "hnsw"):
-        commands = sampling_vs_loop.stage_commands(corpus, embeddings, tmp_path, k=10, eps=1.0,
-                                                   index=index)
+        commands = sampling_vs_loop.stage_commands(
+            corpus, embeddings, tmp_path, k=10, eps=1.0, index=index
+        )
         assert [c[2] for c in commands] == ["isaac.neighbours", "isaac.assess", "isaac.sample"]
         seconds = sampling_vs_loop.run_stages(commands)
         assert len(seconds) == 3
@@ -63,12 +66,14 @@ def test_per_query_loop_draws_one_target_of_the_pool_per_example(tmp_path):
 
 
 def test_synthetic_corpus_keeps_lengths_labels_and_duplicates():
-    source = pd.DataFrame({
-        "prompt": [f"how are you today number {i}" for i in range(30)],
-        "response": [f"i am fine thanks for asking {i}" for i in range(30)],
-        "label": ["safe", "unsafe", "safe"] * 10,
-        "category": ["a", "b", "c"] * 10,
-    })
+    source = pd.DataFrame(
+        {
+            "prompt": [f"how are you today number {i}" for i in range(30)],
+            "response": [f"i am fine thanks for asking {i}" for i in range(30)],
+            "label": ["safe", "unsafe", "safe"] * 10,
+            "category": ["a", "b", "c"] * 10,
+        }
+    )
     corpus = scale.synthetic_corpus(source, 2000, seed=1)
     assert len(corpus) == 2000 and corpus["id"].is_unique
     assert set(corpus["split"]) == {"train", "val", "test"}

@@ -44,8 +44,9 @@ def test_resample_indices_draw_seeds_only_with_several_seeds():
     assert np.array_equal(again[0], seeds) and np.array_equal(again[1], prompts)
 
 
-@pytest.mark.parametrize("n, resamples, seed",
-                         [(1, 10, 0), (13, 500, 7), (250, 3 * BOOTSTRAP_CHUNK + 1, 42)])
+@pytest.mark.parametrize(
+    "n, resamples, seed", [(1, 10, 0), (13, 500, 7), (250, 3 * BOOTSTRAP_CHUNK + 1, 42)]
+)
 def test_one_seed_is_the_bootstrap_of_a_mean_over_prompts_with_the_same_draws(n, resamples, seed):
     """With one seed, the interval equals resampling the prompts' values from the same
     Generator directly, to the last bit."""

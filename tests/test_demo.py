@@ -4,11 +4,11 @@ from __future__ import annotations
 
 import pandas as pd
 import pytest
-from conftest import schema_defaults, settings
 from sklearn.feature_extraction.text import TfidfVectorizer
 from sklearn.linear_model import LogisticRegression
 from sklearn.metrics import roc_auc_score
 
+from conftest import schema_defaults, settings
 from isaac import ingest
 from isaac.demo import FAMILIES, generate
 from isaac.ingest import COLUMNS, CorpusConfig

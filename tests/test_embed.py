@@ -92,8 +92,19 @@ def test_batch_plan_puts_longest_texts_first_and_shards_take_every_nth_batch():
 
 
 def embed_cli(path, out, *extra, config=None):
-    embed.main(["--corpus", str(path), "--config", config or embed_config(batch_size=4),
-                "--threads", "2", *extra, "--out", str(out)])
+    embed.main(
+        [
+            "--corpus",
+            str(path),
+            "--config",
+            config or embed_config(batch_size=4),
+            "--threads",
+            "2",
+            *extra,
+            "--out",
+            str(out),
+        ]
+    )
 
 
 def test_three_gathered_shards_equal_the_unsharded_file_byte_for_byte(tmp_path):
@@ -108,16 +119,24 @@ def test_three_gathered_shards_equal_the_unsharded_file_byte_for_byte(tmp_path):
     assert (tmp_path / "gathered.npz").read_bytes() == (tmp_path / "whole.npz").read_bytes()
     # shards in the wrong order (or stale) are refused, naming the file, and nothing is written
     with pytest.raises(InputError, match=f"{shards[1]}: not shard 0 of 3"):
-        embed_cli(path, tmp_path / "bad.npz", "--gather", *map(str, [shards[1], shards[0],
-                                                                     shards[2]]))
+        embed_cli(
+            path, tmp_path / "bad.npz", "--gather", *map(str, [shards[1], shards[0], shards[2]])
+        )
     assert not (tmp_path / "bad.npz").exists()
 
 
 def test_tfidf_cannot_be_sharded(tmp_path):
     path = corpus(tmp_path)
     with pytest.raises(InputError, match="tfidf is fitted on the whole corpus"):
-        embed_cli(path, tmp_path / "s.npz", "--shard", "0", "--shards", "2",
-                  config=embed_config(encoder="tfidf"))
+        embed_cli(
+            path,
+            tmp_path / "s.npz",
+            "--shard",
+            "0",
+            "--shards",
+            "2",
+            config=embed_config(encoder="tfidf"),
+        )
     assert not (tmp_path / "s.npz").exists()
 
 
@@ -213,8 +232,16 @@ def model2vec_folder(tmp_path_factory):
 
     out = tmp_path_factory.mktemp("encoders") / "model2vec"
     dims = schema_defaults("embed")["model2vec_dims"]
-    config = to_json(settings(EmbedConfig, "embed", encoder=None, batch_size=None,
-                                tfidf_components=None, model2vec_dims=dims))
+    config = to_json(
+        settings(
+            EmbedConfig,
+            "embed",
+            encoder=None,
+            batch_size=None,
+            tfidf_components=None,
+            model2vec_dims=dims,
+        )
+    )
     encoder_model2vec.main(["--config", config, "--out", str(out)])
     return out
 
@@ -227,8 +254,18 @@ def test_model2vec_distils_offline_from_minilm_and_embeds_like_an_encoder(
     path = corpus(tmp_path, empty=True)
     out = tmp_path / "emb" / "model2vec.npz"
     config = embed_config(encoder="model2vec")
-    embed.main(["--corpus", str(path), "--model", str(model2vec_folder), "--config", config,
-                "--out", str(out)])
+    embed.main(
+        [
+            "--corpus",
+            str(path),
+            "--model",
+            str(model2vec_folder),
+            "--config",
+            config,
+            "--out",
+            str(out),
+        ]
+    )
     ids, p, r = embed.load_embeddings(out)
     assert p.shape == r.shape == (35, 256) and p.dtype == np.float32
     norms = np.linalg.norm(np.vstack([p, r]), axis=1)
@@ -236,8 +273,18 @@ def test_model2vec_distils_offline_from_minilm_and_embeds_like_an_encoder(
     # same topic closer than another topic: prompts 0 and 4 (weather) against 1 (football)
     assert p[0] @ p[4] > p[0] @ p[1]
     again = tmp_path / "again.npz"
-    embed.main(["--corpus", str(path), "--model", str(model2vec_folder), "--config", config,
-                "--out", str(again)])
+    embed.main(
+        [
+            "--corpus",
+            str(path),
+            "--model",
+            str(model2vec_folder),
+            "--config",
+            config,
+            "--out",
+            str(again),
+        ]
+    )
     assert again.read_bytes() == out.read_bytes()
 
 

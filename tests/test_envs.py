@@ -88,8 +88,12 @@ def third_party_imports(module: str, seen: set[str] | None = None) -> set[str]:
             names = [node.module]
             if node.module == "isaac":
                 names += [f"isaac.{alias.name}" for alias in node.names]
-        elif (isinstance(node, ast.Call) and getattr(node.func, "attr", "") == "find_spec"
-              and node.args and isinstance(node.args[0], ast.Constant)):
+        elif (
+            isinstance(node, ast.Call)
+            and getattr(node.func, "attr", "") == "find_spec"
+            and node.args
+            and isinstance(node.args[0], ast.Constant)
+        ):
             names = [node.args[0].value]
         for name in names:
             top, _, rest = name.partition(".")
@@ -119,7 +123,9 @@ ENV_FILES = sorted(ENVS.glob("*.yaml"))
 def test_every_rule_names_an_existing_env():
     rules = rule_envs()
     assert rules, "no rules found"
-    missing = {rule: env for rule, (env, _) in rules.items() if env is None or not (ENVS / env).is_file()}
+    missing = {
+        rule: env for rule, (env, _) in rules.items() if env is None or not (ENVS / env).is_file()
+    }
     assert not missing, missing
     assert {env for env, _ in rules.values()} == {p.name for p in ENV_FILES}
 

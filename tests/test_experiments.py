@@ -25,19 +25,25 @@ def with_axes(**sections) -> dict:
 
 # --- points -----------------------------------------------------------------------------------
 
+
 def test_no_experiment_has_points_by_default():
     assert all(points == [] for points in ex.experiment_points(BASE).values())
 
 
 def test_a_point_overrides_its_axis_key_and_corpus_name_and_keeps_the_rest():
-    config = ex.merged(with_axes(pollution={"rates": [0.01, 0.1]}),
-                       {"sweep": {"methods": ["raw", "max"]}, "corpus": {"pollute": {"seed": 7}}})
+    config = ex.merged(
+        with_axes(pollution={"rates": [0.01, 0.1]}),
+        {"sweep": {"methods": ["raw", "max"]}, "corpus": {"pollute": {"seed": 7}}},
+    )
     points = ex.experiment_points(config)["pollution"]
     assert [p.name for p in points] == ["c-polluted-0.01", "c-polluted-0.10"]
     assert [p.module for p in points] == ["c_polluted_0_01", "c_polluted_0_10"]
     point = ex.point_config(config, points[1])
-    assert point["corpus"] == {**config["corpus"], "name": "c-polluted-0.10",
-                               "pollute": {"rate": 0.1, "seed": 7}}
+    assert point["corpus"] == {
+        **config["corpus"],
+        "name": "c-polluted-0.10",
+        "pollute": {"rate": 0.1, "seed": 7},
+    }
     assert point["sweep"]["methods"] == ["raw", "max"]
     assert config["corpus"]["name"] == "c" and config["corpus"]["pollute"]["rate"] == 0.0  # base
 
@@ -47,24 +53,38 @@ def test_rate_labels_keep_two_decimals_unless_a_rate_needs_more():
 
 
 def test_tempering_and_head_points_set_stages_and_the_generations_file():
-    config = with_axes(tempering={"rounds": [1, 3]},
-                       head_safety={"generations": ["gen/a_model.json", "gen/b.json"]})
+    config = with_axes(
+        tempering={"rounds": [1, 3]},
+        head_safety={"generations": ["gen/a_model.json", "gen/b.json"]},
+    )
     points = ex.experiment_points(config)
     assert [(p.name, p.overrides) for p in points["tempering"]] == [
-        ("c-rounds-1", {"train": {"rounds": 1}}), ("c-rounds-3", {"train": {"rounds": 3}})]
+        ("c-rounds-1", {"train": {"rounds": 1}}),
+        ("c-rounds-3", {"train": {"rounds": 3}}),
+    ]
     head = points["head_safety"][0]
     assert head.name == "c-a_model"
     assert ex.point_config(config, head)["corpus"]["path"] == "gen/a_model.json"
 
 
 def test_encoder_points_cover_every_encoder_and_quantile_then_each_fixed_assessor():
-    config = with_axes(encoders={"encoders": ["tfidf", "minilm"], "eps_quantiles": [0.25, 0.5],
-                                 "assessors": ["fuzzy"], "assessor_encoder": "minilm"})
+    config = with_axes(
+        encoders={
+            "encoders": ["tfidf", "minilm"],
+            "eps_quantiles": [0.25, 0.5],
+            "assessors": ["fuzzy"],
+            "assessor_encoder": "minilm",
+        }
+    )
     config["assess"]["eps"] = 0.7
     points = ex.experiment_points(config)["encoders"]
     assert [p.name for p in points] == [
-        "c-dbscan-tfidf-q0.25", "c-dbscan-tfidf-q0.5", "c-dbscan-minilm-q0.25",
-        "c-dbscan-minilm-q0.5", "c-fuzzy-minilm"]
+        "c-dbscan-tfidf-q0.25",
+        "c-dbscan-tfidf-q0.5",
+        "c-dbscan-minilm-q0.25",
+        "c-dbscan-minilm-q0.5",
+        "c-fuzzy-minilm",
+    ]
     dbscan = ex.point_config(config, points[1])
     assert dbscan["embed"]["encoder"] == "tfidf"
     assert dbscan["assess"] == {**config["assess"], "eps": None, "eps_quantile": 0.5}
@@ -79,13 +99,21 @@ def test_the_encoder_study_reads_the_sweeps_first_run():
 
 # --- tables -----------------------------------------------------------------------------------
 
+
 def runs_csv(safety: float) -> pd.DataFrame:
-    return pd.DataFrame({
-        "method": ["raw", "isaac"], "tau": [1.0, 0.1], "seed": [0, 0],
-        "polluted_share": [0.1, 0.01532], "polluted_generation_share": [0.02, 0.0],
-        "safety_score": [safety, 0.99], "oracle_safe_rate": [0.8, 0.9],
-        "distinct_2": [0.3, 0.2], "ppl_safe": [1.0, 2.0],
-    })
+    return pd.DataFrame(
+        {
+            "method": ["raw", "isaac"],
+            "tau": [1.0, 0.1],
+            "seed": [0, 0],
+            "polluted_share": [0.1, 0.01532],
+            "polluted_generation_share": [0.02, 0.0],
+            "safety_score": [safety, 0.99],
+            "oracle_safe_rate": [0.8, 0.9],
+            "distinct_2": [0.3, 0.2],
+            "ppl_safe": [1.0, 2.0],
+        }
+    )
 
 
 def test_pollution_table_has_one_row_per_rate_and_run():
@@ -99,62 +127,100 @@ def test_pollution_table_has_one_row_per_rate_and_run():
 
 
 def summary_csv(raw: float, isaac: float) -> pd.DataFrame:
-    return pd.DataFrame({
-        "method": ["raw", "isaac"], "safety_score": [raw, isaac], "safety_lo": [raw - .05, .96],
-        "safety_hi": [raw + .05, 1.0], "delta_raw": [0.0, isaac - raw],
-        "delta_raw_lo": [0.0, 0.024], "delta_raw_hi": [0.0, 0.129], "distinct_2": [0.28, 0.15],
-        "ppl_safe": [1.41, 5.88], "delta_sft": [np.nan, np.nan],
-    })
+    return pd.DataFrame(
+        {
+            "method": ["raw", "isaac"],
+            "safety_score": [raw, isaac],
+            "safety_lo": [raw - 0.05, 0.96],
+            "safety_hi": [raw + 0.05, 1.0],
+            "delta_raw": [0.0, isaac - raw],
+            "delta_raw_lo": [0.0, 0.024],
+            "delta_raw_hi": [0.0, 0.129],
+            "distinct_2": [0.28, 0.15],
+            "ppl_safe": [1.41, 5.88],
+            "delta_sft": [np.nan, np.nan],
+        }
+    )
 
 
 def test_tempering_table_has_one_row_per_stage_count_and_method():
     df = ex.tempering_table({1: summary_csv(0.911, 0.984), 3: summary_csv(0.855, 0.968)})
-    assert list(zip(df["rounds"], df["method"])) == [(1, "raw"), (1, "isaac"), (3, "raw"),
-                                                     (3, "isaac")]
+    assert list(zip(df["rounds"], df["method"])) == [
+        (1, "raw"),
+        (1, "isaac"),
+        (3, "raw"),
+        (3, "isaac"),
+    ]
     assert "delta_sft" not in df.columns
     md = ex.markdown(df, ex.TEMPERING_COLUMNS).splitlines()
-    assert md[3] == ("| 1 | isaac | 0.984 [0.960, 1.000] | +0.073 [+0.024, +0.129] | 0.150 "
-                     "| 5.9 |")
+    assert md[3] == ("| 1 | isaac | 0.984 [0.960, 1.000] | +0.073 [+0.024, +0.129] | 0.150 | 5.9 |")
     assert md[4].startswith("| 3 | raw | 0.855 [0.805, 0.905] | +0.000 [+0.000, +0.000] |")
 
 
 def head_summary(difference: float) -> dict:
-    return {"n_compared": 908, "n_pools": 1046, "mean_responses": 10.59, "mean_head_size": 5.44,
-            "head_unsafe": 0.57, "rest_unsafe": 0.57 + difference, "difference": difference,
-            "difference_lo": difference - 0.02, "difference_hi": difference + 0.02,
-            "share_head_safer": 0.469, "share_head_less_safe": 0.27}
+    return {
+        "n_compared": 908,
+        "n_pools": 1046,
+        "mean_responses": 10.59,
+        "mean_head_size": 5.44,
+        "head_unsafe": 0.57,
+        "rest_unsafe": 0.57 + difference,
+        "difference": difference,
+        "difference_lo": difference - 0.02,
+        "difference_hi": difference + 0.02,
+        "share_head_safer": 0.469,
+        "share_head_less_safe": 0.27,
+    }
 
 
 def test_head_safety_table_has_a_row_per_file_with_the_groups_eps():
-    df = ex.head_safety_table({
-        "c-blender": ("blender", head_summary(0.094), {"eps": 0.6945, "mean_groups": 3.0}),
-        "c-plato": ("plato", head_summary(-0.01), {"eps": None, "mean_groups": 2.0}),
-    })
+    df = ex.head_safety_table(
+        {
+            "c-blender": ("blender", head_summary(0.094), {"eps": 0.6945, "mean_groups": 3.0}),
+            "c-plato": ("plato", head_summary(-0.01), {"eps": None, "mean_groups": 2.0}),
+        }
+    )
     assert list(df["corpus"]) == ["c-blender", "c-plato"]
     assert df["eps"].iloc[0] == 0.6945 and np.isnan(df["eps"].iloc[1])
     md = ex.markdown(df, ex.HEAD_SAFETY_COLUMNS).splitlines()
-    assert md[2] == ("| blender | 908 | 10.6 | 5.4 | 0.695 | 0.570 | 0.664 "
-                     "| +0.094 [+0.074, +0.114] | 0.47 |")
+    assert md[2] == (
+        "| blender | 908 | 10.6 | 5.4 | 0.695 | 0.570 | 0.664 | +0.094 [+0.074, +0.114] | 0.47 |"
+    )
     assert "| -0.010 [-0.030, +0.010] |" in md[3]
 
 
 def target_stats(safe: float, categories: dict | None) -> dict:
-    return {"oracle_safe_rate": safe, "distinct_target_share": safe / 2,
-            "head_shortcut_share": 0.1, "oracle_safe_rate_by_category": categories}
+    return {
+        "oracle_safe_rate": safe,
+        "distinct_target_share": safe / 2,
+        "head_shortcut_share": 0.1,
+        "oracle_safe_rate_by_category": categories,
+    }
 
 
 def encoder_rows():
     q1, q5 = (ex.EncoderSetting("tfidf", "dbscan", q) for q in (0.1, 0.5))
     fuzzy = ex.EncoderSetting("minilm", "fuzzy", None)
     cats = {"A": 0.5, "B": 0.75}
-    return ex.encoders_table([
-        (q1, {"eps": 0.4, "mean_groups": 90.0}, {"raw": target_stats(0.5, cats),
-                                                 "isaac": target_stats(0.7, cats)}),
-        (q5, {"eps": 0.95, "mean_groups": 93.04}, {"raw": target_stats(0.5, cats),
-                                                   "isaac": target_stats(0.6, cats)}),
-        (fuzzy, {"mean_groups": 120.0}, {"raw": target_stats(0.5, None),
-                                         "isaac": target_stats(0.62, None)}),
-    ])
+    return ex.encoders_table(
+        [
+            (
+                q1,
+                {"eps": 0.4, "mean_groups": 90.0},
+                {"raw": target_stats(0.5, cats), "isaac": target_stats(0.7, cats)},
+            ),
+            (
+                q5,
+                {"eps": 0.95, "mean_groups": 93.04},
+                {"raw": target_stats(0.5, cats), "isaac": target_stats(0.6, cats)},
+            ),
+            (
+                fuzzy,
+                {"mean_groups": 120.0},
+                {"raw": target_stats(0.5, None), "isaac": target_stats(0.62, None)},
+            ),
+        ]
+    )
 
 
 def test_encoders_table_has_a_row_per_setting_and_method_with_per_category_rates():
@@ -168,8 +234,9 @@ def test_encoders_table_has_a_row_per_setting_and_method_with_per_category_rates
 
 def test_encoders_markdown_shows_the_main_quantile_and_the_fixed_assessors():
     lines = ex.encoders_markdown(encoder_rows(), main_quantile=0.5).splitlines()
-    assert lines[0] == ("| encoder | assessor | eps | groups/pool | method | oracle safe "
-                        "| distinct share | A | B |")
+    assert lines[0] == (
+        "| encoder | assessor | eps | groups/pool | method | oracle safe | distinct share | A | B |"
+    )
     assert len(lines) == 2 + 4  # q 0.5 and fuzzy, raw and isaac each; q 0.1 left out
     assert lines[3] == "| tfidf | dbscan | 0.950 | 93.0 | isaac | 0.600 | 0.300 | 0.500 | 0.750 |"
     assert lines[5] == "| (minilm pools) | fuzzy | — | 120.0 | isaac | 0.620 | 0.310 | — | — |"
@@ -184,25 +251,48 @@ def test_cli_refuses_a_file_count_other_than_the_points(tmp_path, capsys):
     runs = tmp_path / "runs.csv"
     runs_csv(0.9).to_csv(runs, index=False)
     with pytest.raises(SystemExit) as exit_:
-        config = {"pollution": {"rates": [0.01, 0.1]}, "tempering": None, "head_safety": None,
-                  "encoders": None}
-        run(ex.main, ["pollution", "--runs", str(runs), "--config", json.dumps(config),
-                         "--csv", str(tmp_path / "t.csv"), "--md", str(tmp_path / "t.md")])
+        config = {
+            "pollution": {"rates": [0.01, 0.1]},
+            "tempering": None,
+            "head_safety": None,
+            "encoders": None,
+        }
+        run(
+            ex.main,
+            [
+                "pollution",
+                "--runs",
+                str(runs),
+                "--config",
+                json.dumps(config),
+                "--csv",
+                str(tmp_path / "t.csv"),
+                "--md",
+                str(tmp_path / "t.md"),
+            ],
+        )
     assert exit_.value.code == 2
     assert "--runs: 1 files for 2 points" in capsys.readouterr().err
 
 
 def test_most_picked_counts_picks_per_category_of_the_query():
-    corpus = pd.DataFrame({
-        "id": ["q1", "q2", "q3", "t1", "t2", "x"], "split": ["train"] * 5 + ["test"],
-        "category": ["A", "A", "B", "B", "A", "A"], "label": ["safe"] * 4 + ["unsafe", "safe"],
-        "response": ["r1", "r2", "r3", "head", "tail", "x"],
-    })
-    targets = pd.DataFrame({"id": ["q1", "q2", "q3"],
-                            "target_ids": [["t1", "t2"], ["t1"], ["t2", "t2"]]})
+    corpus = pd.DataFrame(
+        {
+            "id": ["q1", "q2", "q3", "t1", "t2", "x"],
+            "split": ["train"] * 5 + ["test"],
+            "category": ["A", "A", "B", "B", "A", "A"],
+            "label": ["safe"] * 4 + ["unsafe", "safe"],
+            "response": ["r1", "r2", "r3", "head", "tail", "x"],
+        }
+    )
+    targets = pd.DataFrame(
+        {"id": ["q1", "q2", "q3"], "target_ids": [["t1", "t2"], ["t1"], ["t2", "t2"]]}
+    )
     top = most_picked(corpus, targets, top=1)
     assert top[["category", "target_ids", "picks", "label"]].values.tolist() == [
-        ["A", "t1", 2, "safe"], ["B", "t2", 2, "unsafe"]]
+        ["A", "t1", 2, "safe"],
+        ["B", "t2", 2, "unsafe"],
+    ]
     assert list(top["response"]) == ["head", "tail"]
 
 
@@ -248,7 +338,11 @@ def test_pollution_and_tempering_tables_come_from_their_points(experiments_run):
     assert (out / "pollution.md").read_text().startswith("| rate | method |")
     tempering = pd.read_csv(out / "tempering.csv")
     assert list(zip(tempering["rounds"], tempering["method"])) == [
-        (1, "raw"), (1, "isaac"), (2, "raw"), (2, "isaac")]
+        (1, "raw"),
+        (1, "isaac"),
+        (2, "raw"),
+        (2, "isaac"),
+    ]
     assert (experiments_run / "results/tiny-rounds-2/rounds/isaac/tau1.0-m1-seed0/round1").is_dir()
     assert not (experiments_run / "results/tiny-rounds-1/rounds").exists()
     assert not (experiments_run / "results/tiny/summary.csv").exists()  # the base is not run
@@ -270,8 +364,12 @@ def test_encoder_study_samples_targets_only(experiments_run):
 def test_a_new_point_reruns_only_that_point_and_the_table(experiments_run):
     wider = experiments_run / "wider.yaml"
     wider.write_text("experiments: {pollution: {rates: [0.05, 0.2, 0.3]}}\n")
-    proc = snakemake(experiments_run, "--dry-run", *TABLES,
-                     configfiles=(TINY_CONFIG, experiments_run / "axes.yaml", wider))
+    proc = snakemake(
+        experiments_run,
+        "--dry-run",
+        *TABLES,
+        configfiles=(TINY_CONFIG, experiments_run / "axes.yaml", wider),
+    )
     jobs = planned_jobs(proc.stdout)
     assert "pollution_table" in jobs and "tiny_polluted_0_30_ingest" in jobs, jobs
     assert not [job for job in jobs if "0_05" in job or "0_20" in job or "rounds" in job], jobs
@@ -289,9 +387,13 @@ def generations_file(path: Path, seed: int) -> None:
     """A diasafety_generations file: 20 contexts, 4 to 7 sampled responses each, some repeated."""
     rng = np.random.default_rng(seed)
     words = ["you are", "I think", "that is", "go away", "nice idea", "stupid", "sure thing"]
-    items = [{"context": f"context number {i} about topic {i % 5}",
-              "gen_response": [" ".join(rng.choice(words, 2)) for _ in range(4 + i % 4)]}
-             for i in range(20)]
+    items = [
+        {
+            "context": f"context number {i} about topic {i % 5}",
+            "gen_response": [" ".join(rng.choice(words, 2)) for _ in range(4 + i % 4)],
+        }
+        for i in range(20)
+    ]
     path.write_text(json.dumps(items))
 
 
@@ -302,15 +404,20 @@ def test_head_vs_rest_over_generation_files(tmp_path):
     for seed, name in enumerate(("model_a", "model_b")):
         generations_file(tmp_path / f"{name}.json", seed)
     (tmp_path / "gen.yaml").write_text(f"""
-corpus: {{name: gen, format: diasafety_generations, path: {tmp_path / 'model_a.json'},
+corpus: {{name: gen, format: diasafety_generations, path: {tmp_path / "model_a.json"},
          empty_responses: drop}}
 assess: {{assessor: exact, pool: group}}
 judge: {{second: null, from: results/tiny/judge}}
 experiments:
-  head_safety: {{generations: [{tmp_path / 'model_a.json'}, {tmp_path / 'model_b.json'}]}}
+  head_safety: {{generations: [{tmp_path / "model_a.json"}, {tmp_path / "model_b.json"}]}}
 """)
-    snakemake(tmp_path, "--cores", "2", "head_safety_table",
-              configfiles=(TINY_CONFIG, tmp_path / "gen.yaml"))
+    snakemake(
+        tmp_path,
+        "--cores",
+        "2",
+        "head_safety_table",
+        configfiles=(TINY_CONFIG, tmp_path / "gen.yaml"),
+    )
     table = pd.read_csv(tmp_path / "results/gen/experiments/head_safety.csv")
     assert list(table["generations"]) == ["model_a", "model_b"]
     assert list(table["corpus"]) == ["gen-model_a", "gen-model_b"]

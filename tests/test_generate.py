@@ -9,6 +9,7 @@ import pandas as pd
 import pytest
 import torch
 
+from conftest import schema_defaults, settings
 from isaac.cli import run
 from isaac.generate import GenerateConfig, batch_seed, encode_prompts, generate, main
 from isaac.generator_tokenizer import train_tokenizer
@@ -17,13 +18,14 @@ from isaac.models import GeneratorConfig, build_generator, save_generator
 from isaac.settings import to_json
 from isaac.train import TrainConfig, train
 
-from conftest import schema_defaults, settings
-
 PROMPTS = [f"what do you think about {w} today ?" for w in ["cats", "dogs", "rain", "food"] * 6]
 TARGETS = [[f"i like {p.split()[5]} a lot ."] for p in PROMPTS]
-TINY = settings(GeneratorConfig, "generator", model="tiny-gpt2",
-                tiny={**schema_defaults("generator")["tiny"], "n_layer": 2, "n_head": 2,
-                      "n_embd": 64})
+TINY = settings(
+    GeneratorConfig,
+    "generator",
+    model="tiny-gpt2",
+    tiny={**schema_defaults("generator")["tiny"], "n_layer": 2, "n_head": 2, "n_embd": 64},
+)
 
 
 def generate_config(**overrides) -> GenerateConfig:
@@ -35,9 +37,13 @@ def trained(tmp_path_factory):
     tmp = tmp_path_factory.mktemp("gen")
     train_tokenizer(PROMPTS + [t[0] for t in TARGETS], 300).save_pretrained(str(tmp / "tok"))
     gen = build_generator(TINY, tmp / "tok", seed=0)
-    train(gen, build_examples(gen, PROMPTS, TARGETS, 48),
-          settings(TrainConfig, "train", epochs=60, batch_size=8, learning_rate=5e-3), 0,
-          tmp / "ck")
+    train(
+        gen,
+        build_examples(gen, PROMPTS, TARGETS, 48),
+        settings(TrainConfig, "train", epochs=60, batch_size=8, learning_rate=5e-3),
+        0,
+        tmp / "ck",
+    )
     save_generator(gen, tmp / "model")
     return gen, tmp / "model"
 
@@ -50,7 +56,7 @@ def test_prompts_are_left_padded(trained):
     assert enc["input_ids"][0, 0] == gen.tokenizer.pad_token_id
     rows = [prompt_ids(gen, p) for p in prompts]
     for i, r in enumerate(rows):  # every row ends at the right edge, as training saw it
-        assert enc["input_ids"][i, -len(r):].tolist() == r
+        assert enc["input_ids"][i, -len(r) :].tolist() == r
         assert int(enc["attention_mask"][i].sum()) == len(r)
 
 
@@ -79,8 +85,12 @@ def test_greedy_learns_the_pattern_and_batching_does_not_change_it(trained):
 
 
 def sampling(**overrides) -> GenerateConfig:
-    return generate_config(**{**dict(max_new_tokens=8, do_sample=True, temperature=3.0,
-                                     top_p=1.0, batch_size=4), **overrides})
+    return generate_config(
+        **{
+            **dict(max_new_tokens=8, do_sample=True, temperature=3.0, top_p=1.0, batch_size=4),
+            **overrides,
+        }
+    )
 
 
 def test_sampling_is_deterministic_for_a_seed_and_seeds_differ(trained):
@@ -162,11 +172,17 @@ def test_a_prompt_draws_the_same_whatever_earlier_batches_generated(trained, mon
 
 
 def _prompts_table(tmp_path, n=3) -> str:
-    df = pd.DataFrame({"id": ["t1", "t2", "t3"][:n],
-                       "prompt": ["what do you think about cats today ?",
-                                  "hello there, a longer prompt than the others ?",
-                                  "what do you think about rain today ?"][:n],
-                       "seen": [False, True, False][:n]})
+    df = pd.DataFrame(
+        {
+            "id": ["t1", "t2", "t3"][:n],
+            "prompt": [
+                "what do you think about cats today ?",
+                "hello there, a longer prompt than the others ?",
+                "what do you think about rain today ?",
+            ][:n],
+            "seen": [False, True, False][:n],
+        }
+    )
     df.to_parquet(tmp_path / "prompts.parquet")
     return str(tmp_path / "prompts.parquet")
 
@@ -175,8 +191,18 @@ def test_cli_writes_generations_table(tmp_path, trained):
     gen, model = trained
     out = tmp_path / "generations" / "raw" / "tau1.0-m1-seed0.parquet"
     config = to_json(generate_config(max_new_tokens=6, do_sample=False))
-    args = ["--model", str(model), "--prompts", _prompts_table(tmp_path), "--seed", "0",
-            "--config", config, "--out", str(out)]
+    args = [
+        "--model",
+        str(model),
+        "--prompts",
+        _prompts_table(tmp_path),
+        "--seed",
+        "0",
+        "--config",
+        config,
+        "--out",
+        str(out),
+    ]
     main(args)
     df = pd.read_parquet(out)
     assert df.columns.tolist() == ["id", "prompt", "seen", "generation"]
@@ -194,33 +220,63 @@ def test_cli_samples_with_the_run_seed(tmp_path, trained):
     outs = {}
     for seed in (0, 1):
         outs[seed] = tmp_path / f"seed{seed}.parquet"
-        main(["--model", str(model), "--prompts", prompts, "--seed", str(seed),
-              "--config", to_json(cfg), "--out", str(outs[seed])])
+        main(
+            [
+                "--model",
+                str(model),
+                "--prompts",
+                prompts,
+                "--seed",
+                str(seed),
+                "--config",
+                to_json(cfg),
+                "--out",
+                str(outs[seed]),
+            ]
+        )
     texts = pd.read_parquet(prompts)["prompt"].tolist()
     for seed, out in outs.items():
         assert pd.read_parquet(out)["generation"].tolist() == generate(gen, texts, cfg, seed)
-    assert (pd.read_parquet(outs[0])["generation"].tolist()
-            != pd.read_parquet(outs[1])["generation"].tolist())
+    assert (
+        pd.read_parquet(outs[0])["generation"].tolist()
+        != pd.read_parquet(outs[1])["generation"].tolist()
+    )
 
 
 GENERATE_KEYS = {f.name for f in dataclasses.fields(GenerateConfig)}
 DECODING = {k: v for k, v in schema_defaults("generate").items() if k in GENERATE_KEYS}
 
 
-@pytest.mark.parametrize("config, problem", [
-    ({k: v for k, v in DECODING.items() if k != "top_p"}, "--config: missing key(s) top_p"),
-    ({**DECODING, "max_prompt_tokens": 64}, "--config: unknown key(s) max_prompt_tokens"),
-    ({**DECODING, "seed": 0}, "--config: unknown key(s) seed"),
-    ({**DECODING, "n_prompts": 5}, "--config: unknown key(s) n_prompts"),
-    (schema_defaults("prompts"), "--config: unknown key(s) n_prompts, select"),
-    ({**DECODING, "do_sample": "yes"}, "--config.do_sample"),
-])
+@pytest.mark.parametrize(
+    "config, problem",
+    [
+        ({k: v for k, v in DECODING.items() if k != "top_p"}, "--config: missing key(s) top_p"),
+        ({**DECODING, "max_prompt_tokens": 64}, "--config: unknown key(s) max_prompt_tokens"),
+        ({**DECODING, "seed": 0}, "--config: unknown key(s) seed"),
+        ({**DECODING, "n_prompts": 5}, "--config: unknown key(s) n_prompts"),
+        (schema_defaults("prompts"), "--config: unknown key(s) n_prompts, select"),
+        ({**DECODING, "do_sample": "yes"}, "--config.do_sample"),
+    ],
+)
 def test_cli_config_must_have_exactly_its_keys(tmp_path, trained, capsys, config, problem):
     _, model = trained
     out = tmp_path / "generations" / "raw" / "tau1.0-m1-seed0.parquet"
     with pytest.raises(SystemExit) as exit_:
-        run(main, ["--model", str(model), "--prompts", _prompts_table(tmp_path), "--seed", "0",
-                   "--config", json.dumps(config), "--out", str(out)])
+        run(
+            main,
+            [
+                "--model",
+                str(model),
+                "--prompts",
+                _prompts_table(tmp_path),
+                "--seed",
+                "0",
+                "--config",
+                json.dumps(config),
+                "--out",
+                str(out),
+            ],
+        )
     assert exit_.value.code == 2
     assert problem in capsys.readouterr().err
     assert not out.parent.exists()
@@ -232,11 +288,26 @@ def test_cli_refuses_an_empty_prompts_table_or_missing_columns(tmp_path, trained
     config = to_json(generate_config())
     pd.DataFrame({"id": [], "prompt": [], "seen": []}).to_parquet(tmp_path / "empty.parquet")
     pd.DataFrame({"id": ["a"], "prompt": ["p"]}).to_parquet(tmp_path / "noseen.parquet")
-    for name, problem in [("empty.parquet", "empty.parquet: no prompts"),
-                          ("noseen.parquet", "missing column(s) seen")]:
+    for name, problem in [
+        ("empty.parquet", "empty.parquet: no prompts"),
+        ("noseen.parquet", "missing column(s) seen"),
+    ]:
         with pytest.raises(SystemExit) as exit_:
-            run(main, ["--model", str(model), "--prompts", str(tmp_path / name), "--seed", "0",
-                       "--config", config, "--out", str(out)])
+            run(
+                main,
+                [
+                    "--model",
+                    str(model),
+                    "--prompts",
+                    str(tmp_path / name),
+                    "--seed",
+                    "0",
+                    "--config",
+                    config,
+                    "--out",
+                    str(out),
+                ],
+            )
         assert exit_.value.code == 2
         assert problem in capsys.readouterr().err
     assert not out.parent.exists()
@@ -246,7 +317,17 @@ def test_cli_needs_the_seed(tmp_path, trained, capsys):
     _, model = trained
     out = tmp_path / "g.parquet"
     with pytest.raises(SystemExit) as exit_:
-        main(["--model", str(model), "--prompts", _prompts_table(tmp_path),
-              "--config", to_json(generate_config()), "--out", str(out)])
+        main(
+            [
+                "--model",
+                str(model),
+                "--prompts",
+                _prompts_table(tmp_path),
+                "--config",
+                to_json(generate_config()),
+                "--out",
+                str(out),
+            ]
+        )
     assert exit_.value.code == 2 and "--seed" in capsys.readouterr().err
     assert not out.exists()

@@ -10,8 +10,8 @@ import pytest
 
 from conftest import schema_defaults, settings
 from isaac import assess, head_safety
-from isaac.head_safety import distinct_pools, head_rest_table, summarise
 from isaac.bootstrap import SummaryConfig
+from isaac.head_safety import distinct_pools, head_rest_table, summarise
 from isaac.io import InputError
 from isaac.judge import fit_judge, save_judge
 from isaac.pools import group_pools
@@ -49,9 +49,18 @@ def test_with_weights_the_head_is_the_group_of_largest_summed_weight_as_the_samp
     table = head_rest_table(pools, group_ids, unsafe, weights)
     assert table["head_size"].tolist() == [1, 1] and table["head_unsafe"].tolist() == [0.0, 0.0]
     assert table["rest_unsafe"].iloc[0] == pytest.approx(3 / 4)
-    top = sample_pools(group_ids[None, :5], np.ones((1, 5), bool), np.array([0]), "max", 1.0, 1,
-                       run_generators(0, "max"), top_k=1, head_shortcut="reference",
-                       weights=weights[None, :5])
+    top = sample_pools(
+        group_ids[None, :5],
+        np.ones((1, 5), bool),
+        np.array([0]),
+        "max",
+        1.0,
+        1,
+        run_generators(0, "max"),
+        top_k=1,
+        head_shortcut="reference",
+        weights=weights[None, :5],
+    )
     assert group_ids[top["positions"][0, 0]] == 1  # the sampler's head is the same group
     # a tie in summed weight keeps the group seen first
     weights[:25] = np.tile([1.0, 1.0, 1.0, 3.0, 1.0], 5)
@@ -70,10 +79,15 @@ def test_prompts_whose_pools_have_one_length_count_once(prompts):
 
 
 def test_summary_compares_prompts_with_a_head_and_a_rest_with_a_seeded_interval():
-    table = pd.DataFrame({
-        "query": range(5), "n_responses": [4, 4, 4, 1, 3], "head_size": [2, 3, 2, 1, 3],
-        "head_unsafe": [0.0, 0.5, 0.5, 1.0, 0.0], "rest_unsafe": [0.5, 1.0, 0.0, np.nan, np.nan],
-    })
+    table = pd.DataFrame(
+        {
+            "query": range(5),
+            "n_responses": [4, 4, 4, 1, 3],
+            "head_size": [2, 3, 2, 1, 3],
+            "head_unsafe": [0.0, 0.5, 0.5, 1.0, 0.0],
+            "rest_unsafe": [0.5, 1.0, 0.0, np.nan, np.nan],
+        }
+    )
     table["difference"] = table["rest_unsafe"] - table["head_unsafe"]
     out = summarise(table, CONFIG)
     assert out["n_pools"] == 5 and out["n_compared"] == 3
@@ -89,24 +103,65 @@ def test_cli_writes_the_summary_and_the_per_prompt_table(tmp_path):
     safe = ["that sounds great", "i am happy for you", "good luck with that"]
     unsafe = ["you are an idiot", "shut up loser", "nobody likes you"]
     rows = []
-    for p, responses in enumerate([[safe[0]] * 3 + [unsafe[0], unsafe[1]],
-                                   [unsafe[2]] * 2 + [safe[1]]]):
-        rows += [{"id": f"p{p}-{j}", "split": "train", "prompt": f"prompt {p}", "response": r,
-                  "label": None, "category": None, "group": f"g{p}"}
-                 for j, r in enumerate(responses)]
+    for p, responses in enumerate(
+        [[safe[0]] * 3 + [unsafe[0], unsafe[1]], [unsafe[2]] * 2 + [safe[1]]]
+    ):
+        rows += [
+            {
+                "id": f"p{p}-{j}",
+                "split": "train",
+                "prompt": f"prompt {p}",
+                "response": r,
+                "label": None,
+                "category": None,
+                "group": f"g{p}",
+            }
+            for j, r in enumerate(responses)
+        ]
     corpus = tmp_path / "corpus.parquet"
     pd.DataFrame(rows).to_parquet(corpus, index=False)
     groups = tmp_path / "exact.parquet"
-    assess_config = to_json(settings(assess.AssessConfig, "assess", assessor="exact",
-                                     pool="group", eps=None, fuzzy_threshold=None))
-    assess.main(["--corpus", str(corpus), "--config", assess_config, "--out", str(groups),
-                 "--stats", str(tmp_path / "exact.json")])
+    assess_config = to_json(
+        settings(
+            assess.AssessConfig,
+            "assess",
+            assessor="exact",
+            pool="group",
+            eps=None,
+            fuzzy_threshold=None,
+        )
+    )
+    assess.main(
+        [
+            "--corpus",
+            str(corpus),
+            "--config",
+            assess_config,
+            "--out",
+            str(groups),
+            "--stats",
+            str(tmp_path / "exact.json"),
+        ]
+    )
     judge = fit_judge(["c"] * 6, safe + unsafe, [0] * 3 + [1] * 3, "tfidf-lr")
     save_judge(judge, tmp_path / "judge")
     out, table = tmp_path / "head_safety.json", tmp_path / "head_safety.parquet"
-    head_safety.main(["--corpus", str(corpus), "--groups", str(groups), "--judge",
-                      str(tmp_path / "judge"), "--config", to_json(CONFIG),
-                      "--out", str(out), "--table", str(table)])
+    head_safety.main(
+        [
+            "--corpus",
+            str(corpus),
+            "--groups",
+            str(groups),
+            "--judge",
+            str(tmp_path / "judge"),
+            "--config",
+            to_json(CONFIG),
+            "--out",
+            str(out),
+            "--table",
+            str(table),
+        ]
+    )
     summary = json.loads(out.read_text())
     per_prompt = pd.read_parquet(table)
     assert per_prompt["prompt"].tolist() == ["prompt 0", "prompt 1"]
@@ -123,4 +178,5 @@ def test_cli_writes_the_summary_and_the_per_prompt_table(tmp_path):
 def test_settings_come_from_the_summary_section():
     defaults = schema_defaults("summary")
     assert settings(SummaryConfig, "summary", baselines=None) == SummaryConfig(
-        resamples=defaults["resamples"], seed=defaults["seed"], baselines=None)
+        resamples=defaults["resamples"], seed=defaults["seed"], baselines=None
+    )

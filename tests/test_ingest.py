@@ -9,10 +9,18 @@ from pathlib import Path
 
 import pandas as pd
 import pytest
-from conftest import schema_defaults, settings
 
-from isaac.ingest import (CORPUS_COLUMNS, CorpusConfig, ingest, main, parse_label, prompt_group,
-                          read_corpus, read_jsonl)
+from conftest import schema_defaults, settings
+from isaac.ingest import (
+    CORPUS_COLUMNS,
+    CorpusConfig,
+    ingest,
+    main,
+    parse_label,
+    prompt_group,
+    read_corpus,
+    read_jsonl,
+)
 from isaac.io import InputError
 from isaac.settings import to_json
 
@@ -20,9 +28,14 @@ from isaac.settings import to_json
 def corpus_config(fmt: str, path=None, fields: dict | None = None, **overrides) -> CorpusConfig:
     """The corpus section as the workflow hands it to ingest: schema defaults (pollution off),
     this format and path, and a field mapping over the schema's default mapping."""
-    return settings(CorpusConfig, "corpus", format=fmt, path=None if path is None else str(path),
-                    fields={**schema_defaults("corpus")["fields"], **(fields or {})},
-                    **overrides)
+    return settings(
+        CorpusConfig,
+        "corpus",
+        format=fmt,
+        path=None if path is None else str(path),
+        fields={**schema_defaults("corpus")["fields"], **(fields or {})},
+        **overrides,
+    )
 
 
 def write_diasafety(folder: Path, items: dict[str, list[dict]] | None = None) -> Path:
@@ -30,11 +43,17 @@ def write_diasafety(folder: Path, items: dict[str, list[dict]] | None = None) ->
     default = {
         "train": [
             {"context": "hi", "response": "Hello!", "category": "Offending User", "label": "Safe"},
-            {"context": "you suck", "response": "Yes I do", "category": "Offending User",
-             "label": "Unsafe"},
+            {
+                "context": "you suck",
+                "response": "Yes I do",
+                "category": "Offending User",
+                "label": "Unsafe",
+            },
         ],
         "val": [{"context": "a", "response": "b", "category": "Risk Ignorance", "label": "Safe"}],
-        "test": [{"context": "c", "response": "d", "category": "Biased Opinion", "label": "Unsafe"}],
+        "test": [
+            {"context": "c", "response": "d", "category": "Biased Opinion", "label": "Unsafe"}
+        ],
     }
     for split, rows in {**default, **(items or {})}.items():
         (folder / f"{split}.json").write_text(json.dumps(rows))
@@ -80,12 +99,15 @@ def test_diasafety_reader_maps_fields_and_numbers_ids_per_split(tmp_path):
 
 
 def test_jsonl_reader_with_field_mapping_generated_ids_and_default_split(tmp_path):
-    path = write_jsonl(tmp_path / "data.jsonl", [
-        {"q": "hi", "a": "hello", "y": "SAFE"},
-        {"q": "hey", "a": "go away", "y": 1},
-        {"q": "yo", "a": "sup", "y": None},
-        {"q": "hm", "a": "ok", "y": "0", "part": "test"},
-    ])
+    path = write_jsonl(
+        tmp_path / "data.jsonl",
+        [
+            {"q": "hi", "a": "hello", "y": "SAFE"},
+            {"q": "hey", "a": "go away", "y": 1},
+            {"q": "yo", "a": "sup", "y": None},
+            {"q": "hm", "a": "ok", "y": "0", "part": "test"},
+        ],
+    )
     fields = {"prompt": "q", "response": "a", "label": "y", "split": "part", "category": None}
     df = ingest(corpus_config("jsonl", path, fields, default_split="val"))
     assert df["id"].tolist() == [f"data-{i:06d}" for i in range(4)]
@@ -97,10 +119,13 @@ def test_jsonl_reader_with_field_mapping_generated_ids_and_default_split(tmp_pat
 
 
 def test_jsonl_reader_uses_the_id_and_group_fields(tmp_path):
-    path = write_jsonl(tmp_path / "d.jsonl", [
-        {"uid": "x1", "prompt": "p", "response": "r1", "g": "p1"},
-        {"uid": "x2", "prompt": "p", "response": "r2", "g": "p1"},
-    ])
+    path = write_jsonl(
+        tmp_path / "d.jsonl",
+        [
+            {"uid": "x1", "prompt": "p", "response": "r1", "g": "p1"},
+            {"uid": "x2", "prompt": "p", "response": "r2", "g": "p1"},
+        ],
+    )
     df = ingest(corpus_config("jsonl", path, {"id": "uid", "group": "g"}))
     assert df["id"].tolist() == ["x1", "x2"]
     assert df["group"].tolist() == ["p1", "p1"]
@@ -111,9 +136,7 @@ def test_jsonl_reader_uses_the_id_and_group_fields(tmp_path):
 def test_csv_reader_handles_quoted_newlines_and_split_spellings(tmp_path):
     path = tmp_path / "d.csv"
     path.write_text(
-        'prompt,response,label,split\n'
-        'hi,"hello,\nthere",Unsafe,validation\n'
-        'NA,ok,,TEST\n',
+        'prompt,response,label,split\nhi,"hello,\nthere",Unsafe,validation\nNA,ok,,TEST\n',
         encoding="utf-8",
     )
     df = ingest(corpus_config("csv", path))
@@ -125,8 +148,9 @@ def test_csv_reader_handles_quoted_newlines_and_split_spellings(tmp_path):
 
 def test_parquet_reader(tmp_path):
     path = tmp_path / "d.parquet"
-    pd.DataFrame({"id": [3, 4], "prompt": ["a", "b"], "response": ["c", "d"],
-                  "label": [1.0, None]}).to_parquet(path)
+    pd.DataFrame(
+        {"id": [3, 4], "prompt": ["a", "b"], "response": ["c", "d"], "label": [1.0, None]}
+    ).to_parquet(path)
     df = ingest(corpus_config("parquet", path, {"id": "id"}))
     assert df["id"].tolist() == ["3", "4"]
     assert df["label"].tolist() == ["unsafe", None]
@@ -135,14 +159,24 @@ def test_parquet_reader(tmp_path):
 def test_generations_reader_one_row_per_response_grouped_by_context(tmp_path):
     folder = tmp_path / "gen"
     folder.mkdir()
-    (folder / "b_model.json").write_text(json.dumps([
-        {"context": "ctx one", "gen_response": ["r1", "r2"]},
-        {"context": "ctx two", "gen_response": ["r3"]},
-    ]))
-    (folder / "a_model.json").write_text(json.dumps([{"context": "ctx one", "gen_response": ["r4"]}]))
+    (folder / "b_model.json").write_text(
+        json.dumps(
+            [
+                {"context": "ctx one", "gen_response": ["r1", "r2"]},
+                {"context": "ctx two", "gen_response": ["r3"]},
+            ]
+        )
+    )
+    (folder / "a_model.json").write_text(
+        json.dumps([{"context": "ctx one", "gen_response": ["r4"]}])
+    )
     df = ingest(corpus_config("diasafety_generations", folder, default_split="val"))
-    assert df["id"].tolist() == ["a_model-00000-00", "b_model-00000-00", "b_model-00000-01",
-                                 "b_model-00001-00"]
+    assert df["id"].tolist() == [
+        "a_model-00000-00",
+        "b_model-00000-00",
+        "b_model-00000-01",
+        "b_model-00001-00",
+    ]
     assert df["response"].tolist() == ["r4", "r1", "r2", "r3"]
     assert df["group"].tolist() == [prompt_group("ctx one")] * 3 + [prompt_group("ctx two")]
     assert df["label"].isna().all() and (df["split"] == "val").all()
@@ -150,10 +184,21 @@ def test_generations_reader_one_row_per_response_grouped_by_context(tmp_path):
     assert single["id"].tolist() == ["a_model-00000-00"]
 
 
-@pytest.mark.parametrize("value,expected", [
-    ("Safe", "safe"), (" UNSAFE ", "unsafe"), ("0", "safe"), ("1", "unsafe"), (0, "safe"),
-    (1, "unsafe"), (1.0, "unsafe"), (None, None), ("", None), (float("nan"), None),
-])
+@pytest.mark.parametrize(
+    "value,expected",
+    [
+        ("Safe", "safe"),
+        (" UNSAFE ", "unsafe"),
+        ("0", "safe"),
+        ("1", "unsafe"),
+        (0, "safe"),
+        (1, "unsafe"),
+        (1.0, "unsafe"),
+        (None, None),
+        ("", None),
+        (float("nan"), None),
+    ],
+)
 def test_accepted_label_values(value, expected):
     assert parse_label(value, "f") == expected
 
@@ -168,37 +213,34 @@ def test_rejected_label_values(value):
 
 
 def test_missing_file_and_folder(tmp_path):
-    expect_error(tmp_path, corpus_config("jsonl", tmp_path / "nope.jsonl"),
-                 "nope.jsonl", "not found")
-    expect_error(tmp_path, corpus_config("diasafety", tmp_path / "nodir"),
-                 "nodir", "not found")
+    expect_error(
+        tmp_path, corpus_config("jsonl", tmp_path / "nope.jsonl"), "nope.jsonl", "not found"
+    )
+    expect_error(tmp_path, corpus_config("diasafety", tmp_path / "nodir"), "nodir", "not found")
     folder = write_diasafety(tmp_path / "ds")
     (folder / "val.json").unlink()
-    expect_error(tmp_path, corpus_config("diasafety", folder), "val.json",
-                 "not found")
+    expect_error(tmp_path, corpus_config("diasafety", folder), "val.json", "not found")
 
 
 def test_missing_field_names_file_and_line(tmp_path):
     path = write_jsonl(tmp_path / "d.jsonl", [{"prompt": "a", "response": "b"}, {"prompt": "c"}])
-    expect_error(tmp_path, corpus_config("jsonl", path), "d.jsonl", "line 2",
-                 "'response'")
+    expect_error(tmp_path, corpus_config("jsonl", path), "d.jsonl", "line 2", "'response'")
     folder = write_diasafety(tmp_path / "ds", {"test": [{"context": "c", "label": "Safe"}]})
-    expect_error(tmp_path, corpus_config("diasafety", folder), "test.json",
-                 "item 0", "'response'")
+    expect_error(tmp_path, corpus_config("diasafety", folder), "test.json", "item 0", "'response'")
     csv_path = tmp_path / "d.csv"
     csv_path.write_text("prompt,answer\na,b\n")
     expect_error(tmp_path, corpus_config("csv", csv_path), "d.csv", "'response'")
 
 
 def test_empty_prompt_or_response(tmp_path):
-    path = write_jsonl(tmp_path / "d.jsonl", [{"prompt": "a", "response": "b"},
-                                              {"prompt": "  ", "response": "b"}])
-    expect_error(tmp_path, corpus_config("jsonl", path), "d.jsonl", "line 2",
-                 "empty prompt")
-    path = write_jsonl(tmp_path / "e.jsonl", [{"prompt": "a", "response": "b"},
-                                              {"prompt": "a", "response": " \n"}])
-    expect_error(tmp_path, corpus_config("jsonl", path), "e.jsonl", "line 2",
-                 "empty response")
+    path = write_jsonl(
+        tmp_path / "d.jsonl", [{"prompt": "a", "response": "b"}, {"prompt": "  ", "response": "b"}]
+    )
+    expect_error(tmp_path, corpus_config("jsonl", path), "d.jsonl", "line 2", "empty prompt")
+    path = write_jsonl(
+        tmp_path / "e.jsonl", [{"prompt": "a", "response": "b"}, {"prompt": "a", "response": " \n"}]
+    )
+    expect_error(tmp_path, corpus_config("jsonl", path), "e.jsonl", "line 2", "empty response")
     keep = ingest(corpus_config("jsonl", path, empty_responses="keep"))
     assert keep["response"].tolist() == ["b", " \n"]
     drop = ingest(corpus_config("jsonl", path, empty_responses="drop"))
@@ -207,12 +249,13 @@ def test_empty_prompt_or_response(tmp_path):
 
 def test_invalid_label(tmp_path):
     path = write_jsonl(tmp_path / "d.jsonl", [{"prompt": "a", "response": "b", "label": "meh"}])
-    expect_error(tmp_path, corpus_config("jsonl", path), "d.jsonl", "line 1",
-                 "invalid label 'meh'")
-    folder = write_diasafety(tmp_path / "ds", {"val": [{"context": "a", "response": "b",
-                                                        "label": "Maybe"}]})
-    expect_error(tmp_path, corpus_config("diasafety", folder), "val.json",
-                 "item 0", "invalid label")
+    expect_error(tmp_path, corpus_config("jsonl", path), "d.jsonl", "line 1", "invalid label 'meh'")
+    folder = write_diasafety(
+        tmp_path / "ds", {"val": [{"context": "a", "response": "b", "label": "Maybe"}]}
+    )
+    expect_error(
+        tmp_path, corpus_config("diasafety", folder), "val.json", "item 0", "invalid label"
+    )
 
 
 def test_invalid_split(tmp_path):
@@ -221,55 +264,72 @@ def test_invalid_split(tmp_path):
 
 
 def test_duplicate_ids(tmp_path):
-    path = write_jsonl(tmp_path / "d.jsonl", [{"id": "a", "prompt": "p", "response": "r"},
-                                              {"id": "b", "prompt": "p", "response": "r"},
-                                              {"id": "a", "prompt": "p", "response": "r"}])
-    expect_error(tmp_path, corpus_config("jsonl", path, {"id": "id"}), "d.jsonl",
-                 "duplicate id 'a'", "line 1", "line 3")
+    path = write_jsonl(
+        tmp_path / "d.jsonl",
+        [
+            {"id": "a", "prompt": "p", "response": "r"},
+            {"id": "b", "prompt": "p", "response": "r"},
+            {"id": "a", "prompt": "p", "response": "r"},
+        ],
+    )
+    expect_error(
+        tmp_path,
+        corpus_config("jsonl", path, {"id": "id"}),
+        "d.jsonl",
+        "duplicate id 'a'",
+        "line 1",
+        "line 3",
+    )
 
 
 def test_bytes_that_are_not_utf8(tmp_path):
     good = b'{"prompt": "a", "response": "b"}\n'
     path = tmp_path / "d.jsonl"
     path.write_bytes(good + b'{"prompt": "caf\xe9", "response": "b"}\n')
-    expect_error(tmp_path, corpus_config("jsonl", path), "d.jsonl", "line 2",
-                 "not UTF-8")
+    expect_error(tmp_path, corpus_config("jsonl", path), "d.jsonl", "line 2", "not UTF-8")
     csv_path = tmp_path / "d.csv"
     csv_path.write_bytes(b"prompt,response\na,b\nc,\xff\xfe\n")
-    expect_error(tmp_path, corpus_config("csv", csv_path), "d.csv", "line 3",
-                 "not UTF-8")
+    expect_error(tmp_path, corpus_config("csv", csv_path), "d.csv", "line 3", "not UTF-8")
     folder = write_diasafety(tmp_path / "ds")
     (folder / "train.json").write_bytes(b'[{"context": "\xff"}]')
-    expect_error(tmp_path, corpus_config("diasafety", folder), "train.json",
-                 "not UTF-8")
+    expect_error(tmp_path, corpus_config("diasafety", folder), "train.json", "not UTF-8")
 
 
 def test_malformed_json(tmp_path):
     path = tmp_path / "d.jsonl"
     path.write_text('{"prompt": "a", "response": "b"}\n{"prompt": "a", "response": \n')
-    expect_error(tmp_path, corpus_config("jsonl", path), "d.jsonl", "line 2",
-                 "malformed JSON")
+    expect_error(tmp_path, corpus_config("jsonl", path), "d.jsonl", "line 2", "malformed JSON")
     folder = write_diasafety(tmp_path / "ds")
     (folder / "test.json").write_text('[{"context": "a",\n "response": }]')
-    expect_error(tmp_path, corpus_config("diasafety", folder), "test.json",
-                 "line 2", "malformed JSON")
+    expect_error(
+        tmp_path, corpus_config("diasafety", folder), "test.json", "line 2", "malformed JSON"
+    )
     gen = tmp_path / "gen.json"
     gen.write_text('[{"context": "a", "gen_response": ["x"]')
-    expect_error(tmp_path, corpus_config("diasafety_generations", gen), "gen.json",
-                 "malformed JSON")
+    expect_error(
+        tmp_path, corpus_config("diasafety_generations", gen), "gen.json", "malformed JSON"
+    )
 
 
 def test_bad_generations_item(tmp_path):
     gen = tmp_path / "gen.json"
     gen.write_text(json.dumps([{"context": "a", "gen_response": "just one string"}]))
-    expect_error(tmp_path, corpus_config("diasafety_generations", gen), "gen.json",
-                 "item 0", "list of strings")
+    expect_error(
+        tmp_path,
+        corpus_config("diasafety_generations", gen),
+        "gen.json",
+        "item 0",
+        "list of strings",
+    )
 
 
 def test_unknown_field_names_are_rejected(tmp_path):
     path = write_jsonl(tmp_path / "d.jsonl", [{"prompt": "a", "response": "b"}])
-    expect_error(tmp_path, corpus_config("jsonl", path, {"answer": "b", "question": "a"}),
-                 "corpus.fields: unknown field(s) answer, question")
+    expect_error(
+        tmp_path,
+        corpus_config("jsonl", path, {"answer": "b", "question": "a"}),
+        "corpus.fields: unknown field(s) answer, question",
+    )
 
 
 def test_unknown_format_and_missing_path(tmp_path):
@@ -279,8 +339,9 @@ def test_unknown_format_and_missing_path(tmp_path):
 
 
 def test_read_corpus_returns_the_rows_before_validation(tmp_path):
-    path = write_jsonl(tmp_path / "d.jsonl", [{"prompt": "a", "response": "b"},
-                                              {"prompt": "a", "response": " "}])
+    path = write_jsonl(
+        tmp_path / "d.jsonl", [{"prompt": "a", "response": "b"}, {"prompt": "a", "response": " "}]
+    )
     config = corpus_config("jsonl", path, default_split="test")
     rows = read_corpus(config)
     pd.testing.assert_frame_equal(rows, read_jsonl(path, config.fields, "test"))
@@ -290,8 +351,9 @@ def test_read_corpus_returns_the_rows_before_validation(tmp_path):
 
 
 def run_cli(*args: str) -> subprocess.CompletedProcess:
-    return subprocess.run([sys.executable, "-m", "isaac.ingest", *args],
-                          capture_output=True, text=True)
+    return subprocess.run(
+        [sys.executable, "-m", "isaac.ingest", *args], capture_output=True, text=True
+    )
 
 
 def test_cli_reports_the_error_and_exits_2(tmp_path):
@@ -303,18 +365,32 @@ def test_cli_reports_the_error_and_exits_2(tmp_path):
     assert not out.exists()
 
 
-@pytest.mark.parametrize("change,fragments", [
-    pytest.param(lambda c: c.pop("empty_responses"),
-                 ["--config", "missing key(s) empty_responses"], id="missing"),
-    pytest.param(lambda c: c.update(name="demo"), ["--config", "unknown key(s) name"],
-                 id="unknown"),
-    pytest.param(lambda c: c.update(demo=None), ["corpus.demo", "required for format 'demo'"],
-                 id="null"),
-    pytest.param(lambda c: c["demo"].pop("val_fraction"),
-                 ["--config.demo", "missing key(s) val_fraction"], id="missing-demo-key"),
-    pytest.param(lambda c: c["demo"].update(size=3), ["--config.demo", "unknown key(s) size"],
-                 id="unknown-demo-key"),
-])
+@pytest.mark.parametrize(
+    "change,fragments",
+    [
+        pytest.param(
+            lambda c: c.pop("empty_responses"),
+            ["--config", "missing key(s) empty_responses"],
+            id="missing",
+        ),
+        pytest.param(
+            lambda c: c.update(name="demo"), ["--config", "unknown key(s) name"], id="unknown"
+        ),
+        pytest.param(
+            lambda c: c.update(demo=None), ["corpus.demo", "required for format 'demo'"], id="null"
+        ),
+        pytest.param(
+            lambda c: c["demo"].pop("val_fraction"),
+            ["--config.demo", "missing key(s) val_fraction"],
+            id="missing-demo-key",
+        ),
+        pytest.param(
+            lambda c: c["demo"].update(size=3),
+            ["--config.demo", "unknown key(s) size"],
+            id="unknown-demo-key",
+        ),
+    ],
+)
 def test_cli_config_must_hold_exactly_the_corpus_keys(tmp_path, change, fragments):
     config = json.loads(to_json(corpus_config("demo")))
     change(config)
@@ -351,8 +427,13 @@ def test_diasafety_counts(diasafety_dir):
     assert (train["label"] == "unsafe").sum() == 4_178
     assert df.groupby("split").size().to_dict() == {"test": 1_095, "train": 9_017, "val": 1_097}
     assert df["id"].is_unique
-    assert set(df["category"]) == {"Offending User", "Risk Ignorance", "Unauthorized Expertise",
-                                   "Biased Opinion", "Toxicity Agreement"}
+    assert set(df["category"]) == {
+        "Offending User",
+        "Risk Ignorance",
+        "Unauthorized Expertise",
+        "Biased Opinion",
+        "Toxicity Agreement",
+    }
     # The real files have three empty responses: the default policy refuses them by name.
     with pytest.raises(InputError, match=r"train\.json: item 3928: empty response"):
         ingest(corpus_config("diasafety", diasafety_dir))

@@ -21,16 +21,25 @@ from isaac.settings import to_json
 from test_ingest import corpus_config
 
 # Few examples (CI has two cores), the same ones on every run.
-PROPERTY = hypothesis_settings(max_examples=40, derandomize=True, deadline=None, database=None,
-                               suppress_health_check=[HealthCheck.too_slow])
+PROPERTY = hypothesis_settings(
+    max_examples=40,
+    derandomize=True,
+    deadline=None,
+    database=None,
+    suppress_health_check=[HealthCheck.too_slow],
+)
 
 # Any Unicode text (control characters, combining marks, RTL, NUL included), some of it very
 # long (100 000 characters and more).
 TEXT = st.one_of(st.text(max_size=40), st.text(min_size=1, max_size=3).map(lambda t: t * 50_000))
-WRONG_TYPES = st.one_of(st.none(), st.booleans(), st.integers(), st.floats(allow_nan=False),
-                        st.lists(st.integers(), max_size=2), st.dictionaries(st.text(max_size=2),
-                                                                             st.integers(),
-                                                                             max_size=1))
+WRONG_TYPES = st.one_of(
+    st.none(),
+    st.booleans(),
+    st.integers(),
+    st.floats(allow_nan=False),
+    st.lists(st.integers(), max_size=2),
+    st.dictionaries(st.text(max_size=2), st.integers(), max_size=1),
+)
 ROWS = st.lists(st.tuples(TEXT, TEXT), max_size=5)
 # In the JSON formats, maybe one value of a wrong type: (row, prompt or response, value).
 SPOIL = st.one_of(st.none(), st.tuples(st.integers(0, 4), st.integers(0, 1), WRONG_TYPES))
@@ -53,8 +62,14 @@ def usable(text) -> bool:
 def ingest_or_refuse(fmt: str, path: Path, out: Path) -> pd.DataFrame | None:
     """The corpus table, or None after an InputError naming `path` with no output written."""
     try:
-        main(["--config", to_json(corpus_config(fmt, path, default_split="train")),
-              "--out", str(out)])
+        main(
+            [
+                "--config",
+                to_json(corpus_config(fmt, path, default_split="train")),
+                "--out",
+                str(out),
+            ]
+        )
     except InputError as err:
         assert str(path) in str(err), str(err)
         assert not out.exists() and list(out.parent.glob(f".{out.name}*")) == []
@@ -86,8 +101,12 @@ def test_jsonl(rows, spoil):
     rows = spoiled(rows, spoil)
     with tempfile.TemporaryDirectory() as name:
         path = Path(name) / "in.jsonl"
-        path.write_text("".join(json.dumps({"prompt": p, "response": r}, ensure_ascii=False)
-                                + "\n" for p, r in rows), encoding="utf-8")
+        path.write_text(
+            "".join(
+                json.dumps({"prompt": p, "response": r}, ensure_ascii=False) + "\n" for p, r in rows
+            ),
+            encoding="utf-8",
+        )
         check("jsonl", path, Path(name) / "out" / "corpus.parquet", rows)
 
 
@@ -110,8 +129,12 @@ def test_parquet(rows, wrong):
     with tempfile.TemporaryDirectory() as name:
         for responses in ([r for _, r in rows], [wrong] * len(rows)):
             path = Path(name) / "in.parquet"
-            pd.DataFrame({"prompt": pd.Series([p for p, _ in rows], dtype=object),
-                          "response": pd.Series(responses, dtype=object)}).to_parquet(path)
+            pd.DataFrame(
+                {
+                    "prompt": pd.Series([p for p, _ in rows], dtype=object),
+                    "response": pd.Series(responses, dtype=object),
+                }
+            ).to_parquet(path)
             out = Path(name) / "out" / "corpus.parquet"
             check("parquet", path, out, [(p, r) for (p, _), r in zip(rows, responses)])
             out.unlink(missing_ok=True)
@@ -126,8 +149,9 @@ def test_diasafety(rows, spoil):
         data = Path(name) / "diasafety"
         data.mkdir()
         for split in ("train", "val", "test"):
-            items = [{"context": p, "response": r, "category": "x", "label": "Safe"}
-                     for p, r in rows]
+            items = [
+                {"context": p, "response": r, "category": "x", "label": "Safe"} for p, r in rows
+            ]
             (data / f"{split}.json").write_text(json.dumps(items, ensure_ascii=False))
         out = Path(name) / "out" / "corpus.parquet"
         corpus = ingest_or_refuse("diasafety", data, out)
@@ -149,15 +173,23 @@ def test_diasafety_generations(items, spoil):
         items[row % len(items)][column] = value
     with tempfile.TemporaryDirectory() as name:
         path = Path(name) / "gen.json"
-        path.write_text(json.dumps([{"context": c, "gen_response": g} for c, g in items],
-                                   ensure_ascii=False))
+        path.write_text(
+            json.dumps([{"context": c, "gen_response": g} for c, g in items], ensure_ascii=False)
+        )
         rows = [(c, r) for c, g in items for r in (g if isinstance(g, list) else [None])]
         check("diasafety_generations", path, Path(name) / "out" / "corpus.parquet", rows)
 
 
-@pytest.mark.parametrize("fmt, name", [("jsonl", "in.jsonl"), ("csv", "in.csv"),
-                                       ("parquet", "in.parquet"), ("diasafety", "diasafety"),
-                                       ("diasafety_generations", "gen.json")])
+@pytest.mark.parametrize(
+    "fmt, name",
+    [
+        ("jsonl", "in.jsonl"),
+        ("csv", "in.csv"),
+        ("parquet", "in.parquet"),
+        ("diasafety", "diasafety"),
+        ("diasafety_generations", "gen.json"),
+    ],
+)
 def test_an_empty_input_is_refused_naming_it(folder, fmt, name):
     path = folder / name
     if fmt == "diasafety":

@@ -16,27 +16,40 @@ import pytest
 
 from conftest import schema_defaults
 from isaac import io
-from isaac.io import (InputError, NoSpaceError, producer, read_json, read_npz,
-                      read_table, train_rows, write_json, write_npz, write_parquet)
+from isaac.io import (
+    InputError,
+    NoSpaceError,
+    producer,
+    read_json,
+    read_npz,
+    read_table,
+    train_rows,
+    write_json,
+    write_npz,
+    write_parquet,
+)
 
 
-@pytest.mark.parametrize("path, rule", [
-    ("results/x/corpus.parquet", "ingest"),
-    ("results/x/tokens.parquet", "tokenize"),
-    ("results/x/ngrams/n2.parquet", "ngrams"),
-    ("results/x/embeddings/minilm.npz", "embed"),
-    ("results/x/embeddings/shards/minilm-0-of-2.npz", "embed_shard"),
-    ("results/x/neighbours/minilm-k150.parquet", "neighbours"),
-    ("results/x/groups/dbscan.parquet", "assess"),
-    ("results/x/targets/isaac/tau1.0-m1-seed0.parquet", "sample"),
-    ("results/x/models/isaac/tau1.0-m1-seed0", "train"),
-    ("results/x/models/isaac/tau1.0-m1-seed0/model.safetensors", "train"),
-    ("results/x/rounds/isaac/tau1.0-m1-seed0/round1/config.json", "train_round"),
-    ("results/x/generations/isaac/tau1.0-m1-seed0.parquet", "generate"),
-    ("results/x/judge/tfidf-lr/judge.npz", "judge"),
-    ("results/x/scores/isaac/tau1.0-m1-seed0.json", "score"),
-    ("data/my_corpus.jsonl", None),
-])
+@pytest.mark.parametrize(
+    "path, rule",
+    [
+        ("results/x/corpus.parquet", "ingest"),
+        ("results/x/tokens.parquet", "tokenize"),
+        ("results/x/ngrams/n2.parquet", "ngrams"),
+        ("results/x/embeddings/minilm.npz", "embed"),
+        ("results/x/embeddings/shards/minilm-0-of-2.npz", "embed_shard"),
+        ("results/x/neighbours/minilm-k150.parquet", "neighbours"),
+        ("results/x/groups/dbscan.parquet", "assess"),
+        ("results/x/targets/isaac/tau1.0-m1-seed0.parquet", "sample"),
+        ("results/x/models/isaac/tau1.0-m1-seed0", "train"),
+        ("results/x/models/isaac/tau1.0-m1-seed0/model.safetensors", "train"),
+        ("results/x/rounds/isaac/tau1.0-m1-seed0/round1/config.json", "train_round"),
+        ("results/x/generations/isaac/tau1.0-m1-seed0.parquet", "generate"),
+        ("results/x/judge/tfidf-lr/judge.npz", "judge"),
+        ("results/x/scores/isaac/tau1.0-m1-seed0.json", "score"),
+        ("data/my_corpus.jsonl", None),
+    ],
+)
 def test_every_intermediate_names_the_rule_that_makes_it(path, rule):
     assert producer(path) == rule
 
@@ -59,8 +72,7 @@ def test_a_corrupt_table_names_the_file_and_its_rule(results, how):
     path = results / "tokens.parquet"
     write_parquet(pd.DataFrame({"id": ["a", "b"], "response_tokens": [["x"], ["y", "z"]]}), path)
     corrupt(path, how)
-    with pytest.raises(InputError, match=re.escape(
-            f"{path}: not a readable Parquet file")) as err:
+    with pytest.raises(InputError, match=re.escape(f"{path}: not a readable Parquet file")) as err:
         read_table(path, ["id"])
     assert str(err.value).endswith("it is made by rule tokenize: delete it and rerun")
 
@@ -75,8 +87,9 @@ def test_a_table_without_a_needed_column_names_its_rule(results):
 @pytest.mark.parametrize("how", ["truncated", "garbage"])
 def test_a_corrupt_npz_names_the_file_and_its_rule(results, how):
     path = results / "embeddings" / "tfidf.npz"
-    write_npz({"ids": np.array(["a"] * 50), "prompts": np.ones((50, 8), np.float32)}, path,
-              compress=False)
+    write_npz(
+        {"ids": np.array(["a"] * 50), "prompts": np.ones((50, 8), np.float32)}, path, compress=False
+    )
     corrupt(path, how)
     with pytest.raises(InputError, match=re.escape(f"{path}: not a readable .npz file")) as err:
         read_npz(path, ("ids", "prompts"))
@@ -101,13 +114,18 @@ def test_a_corrupt_json_names_its_rule(results):
 # ------------------------------------------------------------------------- full disk
 
 
-@pytest.mark.parametrize("write", [
-    lambda path: write_parquet(pd.DataFrame({"a": [1]}), path),
-    lambda path: write_json({"a": 1}, path),
-    lambda path: write_npz({"a": np.zeros(3)}, path, compress=True),
-], ids=["parquet", "json", "npz"])
-def test_a_write_that_hits_a_full_disk_names_the_file_and_leaves_nothing(tmp_path, monkeypatch,
-                                                                         write):
+@pytest.mark.parametrize(
+    "write",
+    [
+        lambda path: write_parquet(pd.DataFrame({"a": [1]}), path),
+        lambda path: write_json({"a": 1}, path),
+        lambda path: write_npz({"a": np.zeros(3)}, path, compress=True),
+    ],
+    ids=["parquet", "json", "npz"],
+)
+def test_a_write_that_hits_a_full_disk_names_the_file_and_leaves_nothing(
+    tmp_path, monkeypatch, write
+):
     def full(*args, **kwargs):
         raise OSError(errno.ENOSPC, "No space left on device")
 
@@ -142,9 +160,12 @@ def test_a_stage_over_the_file_size_limit_says_so_in_one_line_and_writes_nothing
     config = schema_defaults("corpus")
     config.pop("name")
     out = tmp_path / "results" / "corpus.parquet"
-    proc = subprocess.run([sys.executable, "-m", "isaac.ingest", "--config", json.dumps(config),
-                           "--out", str(out)], capture_output=True, text=True,
-                          preexec_fn=_limit_file_size)
+    proc = subprocess.run(
+        [sys.executable, "-m", "isaac.ingest", "--config", json.dumps(config), "--out", str(out)],
+        capture_output=True,
+        text=True,
+        preexec_fn=_limit_file_size,
+    )
     assert proc.returncode == 1, proc.stderr
     assert f"error: {out}: no space left while writing it" in proc.stderr
     assert "Traceback" not in proc.stderr
@@ -152,12 +173,22 @@ def test_a_stage_over_the_file_size_limit_says_so_in_one_line_and_writes_nothing
 
 
 def test_train_rows_keep_the_train_split_in_order_with_text_ids_and_no_missing_texts(tmp_path):
-    corpus = pd.DataFrame({"id": [3, 1, 2, 4], "split": ["train", "test", "train", "train"],
-                           "prompt": ["a", "b", None, "d"], "response": ["x", "y", "z", None]})
+    corpus = pd.DataFrame(
+        {
+            "id": [3, 1, 2, 4],
+            "split": ["train", "test", "train", "train"],
+            "prompt": ["a", "b", None, "d"],
+            "response": ["x", "y", "z", None],
+        }
+    )
     write_parquet(corpus, tmp_path / "corpus.parquet")
     train = train_rows(tmp_path / "corpus.parquet")
     assert train["id"].tolist() == ["3", "2", "4"]
-    assert train["prompt"].tolist() == ["a", "", "d"] and train["response"].tolist() == ["x", "z", ""]
+    assert train["prompt"].tolist() == ["a", "", "d"] and train["response"].tolist() == [
+        "x",
+        "z",
+        "",
+    ]
     write_parquet(corpus.assign(id=["c", "a", "c", "d"]), tmp_path / "dup.parquet")
     with pytest.raises(InputError, match="duplicate id .c."):
         train_rows(tmp_path / "dup.parquet")

@@ -12,17 +12,39 @@ import zipfile
 import numpy as np
 import pandas as pd
 import pytest
-from conftest import schema_defaults
 from sklearn.metrics import balanced_accuracy_score, roc_auc_score
 
+from conftest import schema_defaults
 from isaac.io import InputError
-from isaac.judge import (DEFAULT_THRESHOLD, JUDGE_JSON, JUDGE_NPZ, Judge, build_judge,
-                         choose_threshold, fit_judge, load_judge, main, save_judge)
+from isaac.judge import (
+    DEFAULT_THRESHOLD,
+    JUDGE_JSON,
+    JUDGE_NPZ,
+    Judge,
+    build_judge,
+    choose_threshold,
+    fit_judge,
+    load_judge,
+    main,
+    save_judge,
+)
 
-SAFE = ["that sounds lovely", "i hope you feel better soon", "thanks for sharing that",
-        "what a kind thing to do", "good luck with it", "that is a great idea"]
-UNSAFE = ["you are a stupid idiot", "shut up idiot", "go kill yourself idiot",
-          "stupid people like you", "idiot you deserve it", "nobody likes you stupid"]
+SAFE = [
+    "that sounds lovely",
+    "i hope you feel better soon",
+    "thanks for sharing that",
+    "what a kind thing to do",
+    "good luck with it",
+    "that is a great idea",
+]
+UNSAFE = [
+    "you are a stupid idiot",
+    "shut up idiot",
+    "go kill yourself idiot",
+    "stupid people like you",
+    "idiot you deserve it",
+    "nobody likes you stupid",
+]
 TFIDF, MINILM = "tfidf-lr", "minilm-lr"
 
 
@@ -30,9 +52,15 @@ def toy_corpus(path, labelled=True):
     rows = []
     for split in ("train", "test"):
         for i, r in enumerate(SAFE + UNSAFE):
-            rows.append({"id": f"{split}{i}", "split": split, "prompt": f"context {i % 3}",
-                         "response": r, "label": ("safe" if r in SAFE else "unsafe")
-                         if labelled else None})
+            rows.append(
+                {
+                    "id": f"{split}{i}",
+                    "split": split,
+                    "prompt": f"context {i % 3}",
+                    "response": r,
+                    "label": ("safe" if r in SAFE else "unsafe") if labelled else None,
+                }
+            )
     pd.DataFrame(rows).to_parquet(path)
     return path
 
@@ -55,8 +83,11 @@ def test_round_trip_without_pickle(tmp_path):
     again = load_judge(tmp_path / "j")
     texts = ["you idiot", "lovely idea", "never seen words"]
     assert np.allclose(j.predict_proba(["c"] * 3, texts), again.predict_proba(["c"] * 3, texts))
-    assert again.predict_proba(["c"], ["stupid idiot"])[0] > 0.5 > again.predict_proba(
-        ["c"], ["that sounds lovely"])[0]
+    assert (
+        again.predict_proba(["c"], ["stupid idiot"])[0]
+        > 0.5
+        > again.predict_proba(["c"], ["that sounds lovely"])[0]
+    )
 
 
 def test_output_is_byte_identical_across_runs(tmp_path):
@@ -78,8 +109,18 @@ def test_unlabelled_corpus_needs_judge_from(tmp_path):
 def test_judge_from_copies_another_corpus_judge(tmp_path):
     build_judge(toy_corpus(tmp_path / "l.parquet"), TFIDF, tmp_path / "labelled")
     u = toy_corpus(tmp_path / "u.parquet", labelled=False)
-    main(["--corpus", str(u), "--features", TFIDF, "--from", str(tmp_path / "labelled"),
-          "--out", str(tmp_path / "j")])
+    main(
+        [
+            "--corpus",
+            str(u),
+            "--features",
+            TFIDF,
+            "--from",
+            str(tmp_path / "labelled"),
+            "--out",
+            str(tmp_path / "j"),
+        ]
+    )
     m = json.loads((tmp_path / "j" / "metrics.json").read_text())
     assert m["auroc"] == 1.0 and m["source"] == str(tmp_path / "labelled")
     assert m["this_corpus_test"]["n"] == 0
@@ -89,8 +130,9 @@ def test_judge_from_copies_another_corpus_judge(tmp_path):
 def test_judge_from_folder_must_be_complete(tmp_path):
     (tmp_path / "empty").mkdir()
     with pytest.raises(InputError, match="lacks judge.json"):
-        build_judge(toy_corpus(tmp_path / "c.parquet"), TFIDF, tmp_path / "j",
-                    str(tmp_path / "empty"))
+        build_judge(
+            toy_corpus(tmp_path / "c.parquet"), TFIDF, tmp_path / "j", str(tmp_path / "empty")
+        )
     assert not (tmp_path / "j").exists()
 
 
@@ -104,9 +146,19 @@ def test_unknown_features_are_a_clear_error(tmp_path):
         fit_judge(["c"] * 12, SAFE + UNSAFE, [0] * 6 + [1] * 6, "bow-svm")
     c = toy_corpus(tmp_path / "c.parquet")
     proc = subprocess.run(
-        [sys.executable, "-m", "isaac.judge", "--corpus", str(c), "--features", "bow-svm",
-         "--out", str(tmp_path / "j")],
-        capture_output=True, text=True,
+        [
+            sys.executable,
+            "-m",
+            "isaac.judge",
+            "--corpus",
+            str(c),
+            "--features",
+            "bow-svm",
+            "--out",
+            str(tmp_path / "j"),
+        ],
+        capture_output=True,
+        text=True,
     )
     assert proc.returncode == 2 and "invalid choice: 'bow-svm'" in proc.stderr, proc.stderr
     assert not (tmp_path / "j").exists()
@@ -115,8 +167,17 @@ def test_unknown_features_are_a_clear_error(tmp_path):
 def test_cli_trains_with_the_configured_features_and_an_empty_from(tmp_path):
     c = toy_corpus(tmp_path / "c.parquet")
     # The judge rule passes an empty --from= when judge.from is null: train, not copy.
-    main(["--corpus", str(c), "--from=", "--features", schema_defaults("judge")["features"],
-          "--out", str(tmp_path / "j")])
+    main(
+        [
+            "--corpus",
+            str(c),
+            "--from=",
+            "--features",
+            schema_defaults("judge")["features"],
+            "--out",
+            str(tmp_path / "j"),
+        ]
+    )
     m = json.loads((tmp_path / "j" / "metrics.json").read_text())
     assert m["features"] == schema_defaults("judge")["features"] and "source" not in m
     assert m["auroc"] == 1.0 and m["n_train"] == 12
@@ -126,7 +187,8 @@ def test_cli_refuses_a_job_without_features(tmp_path):
     c = toy_corpus(tmp_path / "c.parquet")
     proc = subprocess.run(
         [sys.executable, "-m", "isaac.judge", "--corpus", str(c), "--out", str(tmp_path / "j")],
-        capture_output=True, text=True,
+        capture_output=True,
+        text=True,
     )
     assert proc.returncode == 2, proc.stderr
     assert "--features" in proc.stderr, proc.stderr
@@ -139,8 +201,10 @@ def test_minilm_judge_learns_toy_set_and_round_trips(tmp_path):
     with np.load(tmp_path / "judge" / JUDGE_NPZ, allow_pickle=False) as z:
         assert z["coef"].shape == (384,)
     j = load_judge(tmp_path / "judge")
-    assert j.predict_proba(["c"], ["you stupid idiot"])[0] > j.predict_proba(
-        ["c"], ["that sounds lovely"])[0]
+    assert (
+        j.predict_proba(["c"], ["you stupid idiot"])[0]
+        > j.predict_proba(["c"], ["that sounds lovely"])[0]
+    )
 
 
 # ---------------------------------------------------------------- threshold (chosen on val)
@@ -159,8 +223,13 @@ class FixedJudge(Judge):
 
 def labelled_rows(pairs) -> pd.DataFrame:
     """(response, label) pairs as labelled rows with one context."""
-    return pd.DataFrame({"prompt": ["c"] * len(pairs), "response": [r for r, _ in pairs],
-                         "label": [label for _, label in pairs]})
+    return pd.DataFrame(
+        {
+            "prompt": ["c"] * len(pairs),
+            "response": [r for r, _ in pairs],
+            "label": [label for _, label in pairs],
+        }
+    )
 
 
 # An under-confident judge: every P(unsafe) < 0.5, so 0.5 flags nothing (balanced accuracy 0.5).
@@ -168,9 +237,15 @@ def labelled_rows(pairs) -> pd.DataFrame:
 #   0.05: 4/4, 0/3 -> 0.500   0.10: 4/4, 1/3 -> 0.667   0.15: 4/4, 2/3 -> 0.833
 #   0.20: 3/4, 2/3 -> 0.708   0.30: 3/4, 3/3 -> 0.875   0.35: 2/4, 3/3 -> 0.750
 #   0.40: 1/4, 3/3 -> 0.625   so the best threshold is 0.30.
-UNDER_CONFIDENT = [("a", 0.05, "safe"), ("b", 0.10, "safe"), ("c", 0.15, "unsafe"),
-                   ("d", 0.20, "safe"), ("e", 0.30, "unsafe"), ("f", 0.35, "unsafe"),
-                   ("g", 0.40, "unsafe")]
+UNDER_CONFIDENT = [
+    ("a", 0.05, "safe"),
+    ("b", 0.10, "safe"),
+    ("c", 0.15, "unsafe"),
+    ("d", 0.20, "safe"),
+    ("e", 0.30, "unsafe"),
+    ("f", 0.35, "unsafe"),
+    ("g", 0.40, "unsafe"),
+]
 
 
 def test_choose_threshold_maximises_balanced_accuracy():
@@ -226,14 +301,17 @@ def test_threshold_is_stored_in_judge_json_and_loaded_back(tmp_path):
         assert load_judge(tmp_path / f"j{bound}").threshold == bound
 
 
-@pytest.mark.parametrize("threshold", [
-    pytest.param("missing", id="missing"),
-    pytest.param(None, id="null"),
-    pytest.param(1.5, id="above-1"),
-    pytest.param(-0.01, id="below-0"),
-    pytest.param("0.5", id="string"),
-    pytest.param(float("nan"), id="nan"),
-])
+@pytest.mark.parametrize(
+    "threshold",
+    [
+        pytest.param("missing", id="missing"),
+        pytest.param(None, id="null"),
+        pytest.param(1.5, id="above-1"),
+        pytest.param(-0.01, id="below-0"),
+        pytest.param("0.5", id="string"),
+        pytest.param(float("nan"), id="nan"),
+    ],
+)
 def test_load_judge_refuses_a_missing_or_out_of_range_threshold(tmp_path, threshold):
     j = fit_judge(["c"] * 12, SAFE + UNSAFE, [0] * 6 + [1] * 6, "tfidf-lr")
     save_judge(j, tmp_path / "j")
@@ -252,27 +330,52 @@ def test_load_judge_refuses_a_missing_or_out_of_range_threshold(tmp_path, thresh
 
 # Test contexts that a train context matches after normalisation (case, whitespace) are seen;
 # the others are unseen, including a context that only a val row has.
-SEEN_TEST = [("  Context 0 ", SAFE[0], "safe"), ("CONTEXT \t1", SAFE[1], "safe"),
-             ("context 2", SAFE[2], "safe"), ("Context  2", UNSAFE[0], "unsafe")]
-UNSEEN_TEST = [("fresh topic a", SAFE[3], "safe"), ("fresh topic b", UNSAFE[1], "unsafe"),
-               ("contexts 0", UNSAFE[2], "unsafe"), ("val only", UNSAFE[3], "unsafe")]
+SEEN_TEST = [
+    ("  Context 0 ", SAFE[0], "safe"),
+    ("CONTEXT \t1", SAFE[1], "safe"),
+    ("context 2", SAFE[2], "safe"),
+    ("Context  2", UNSAFE[0], "unsafe"),
+]
+UNSEEN_TEST = [
+    ("fresh topic a", SAFE[3], "safe"),
+    ("fresh topic b", UNSAFE[1], "unsafe"),
+    ("contexts 0", UNSAFE[2], "unsafe"),
+    ("val only", UNSAFE[3], "unsafe"),
+]
 
 
 def split_corpus(path, with_val=True):
     """Train as toy_corpus; val with other contexts; test rows seen and unseen in train,
     plus an unlabelled test row (left out of every metric)."""
-    rows = [{"id": f"a{i:02d}", "split": "train", "prompt": f"context {i % 3}", "response": r,
-             "label": "safe" if r in SAFE else "unsafe"} for i, r in enumerate(SAFE + UNSAFE)]
+    rows = [
+        {
+            "id": f"a{i:02d}",
+            "split": "train",
+            "prompt": f"context {i % 3}",
+            "response": r,
+            "label": "safe" if r in SAFE else "unsafe",
+        }
+        for i, r in enumerate(SAFE + UNSAFE)
+    ]
     if with_val:
-        rows += [{"id": f"b{i:02d}", "split": "val", "prompt": "val only", "response": r,
-                  "label": label}
-                 for i, (r, label) in enumerate([
-                     ("thanks, that sounds lovely", "safe"), ("good idea, good luck", "safe"),
-                     ("i hope it is great", "safe"), ("shut up you stupid idiot", "unsafe"),
-                     ("idiot", "unsafe"), ("stupid", "unsafe")])]
+        rows += [
+            {"id": f"b{i:02d}", "split": "val", "prompt": "val only", "response": r, "label": label}
+            for i, (r, label) in enumerate(
+                [
+                    ("thanks, that sounds lovely", "safe"),
+                    ("good idea, good luck", "safe"),
+                    ("i hope it is great", "safe"),
+                    ("shut up you stupid idiot", "unsafe"),
+                    ("idiot", "unsafe"),
+                    ("stupid", "unsafe"),
+                ]
+            )
+        ]
     test = SEEN_TEST + UNSEEN_TEST + [("fresh topic c", SAFE[4], None)]
-    rows += [{"id": f"c{i:02d}", "split": "test", "prompt": c, "response": r, "label": label}
-             for i, (c, r, label) in enumerate(test)]
+    rows += [
+        {"id": f"c{i:02d}", "split": "test", "prompt": c, "response": r, "label": label}
+        for i, (c, r, label) in enumerate(test)
+    ]
     pd.DataFrame(rows).to_parquet(path)
     return path
 
@@ -281,9 +384,13 @@ def expected_metrics(judge, rows) -> dict:
     """evaluate's numbers computed independently with sklearn."""
     y = np.array([label == "unsafe" for _, _, label in rows])
     p = judge.predict_proba([c for c, _, _ in rows], [r for _, r, _ in rows])
-    return {"auroc": roc_auc_score(y, p), "accuracy": float(np.mean((p >= judge.threshold) == y)),
-            "balanced_accuracy": balanced_accuracy_score(y, p >= judge.threshold),
-            "n": len(rows), "unsafe_share": float(y.mean())}
+    return {
+        "auroc": roc_auc_score(y, p),
+        "accuracy": float(np.mean((p >= judge.threshold) == y)),
+        "balanced_accuracy": balanced_accuracy_score(y, p >= judge.threshold),
+        "n": len(rows),
+        "unsafe_share": float(y.mean()),
+    }
 
 
 def test_metrics_hold_val_test_and_unseen_test(tmp_path):
@@ -304,8 +411,11 @@ def test_metrics_hold_val_test_and_unseen_test(tmp_path):
     # val, test (labelled rows only) and unseen test metrics
     val_rows = list(zip(val["prompt"], val["response"], val["label"]))
     test = {k: m[k] for k in m["unseen"]}
-    for got, rows in ((m["val"], val_rows), (test, SEEN_TEST + UNSEEN_TEST),
-                      (m["unseen"], UNSEEN_TEST)):
+    for got, rows in (
+        (m["val"], val_rows),
+        (test, SEEN_TEST + UNSEEN_TEST),
+        (m["unseen"], UNSEEN_TEST),
+    ):
         want = expected_metrics(judge, rows)
         assert got.keys() == want.keys()
         for key, value in want.items():
@@ -324,22 +434,46 @@ def test_without_val_rows_the_threshold_stays_the_default(tmp_path):
 
 def test_unseen_metrics_are_null_when_every_test_context_is_seen(tmp_path):
     m = build_judge(toy_corpus(tmp_path / "c.parquet"), TFIDF, tmp_path / "judge")
-    assert m["n"] == 12 and m["unseen"] == {"auroc": None, "accuracy": None,
-                                            "balanced_accuracy": None, "n": 0}
+    assert m["n"] == 12 and m["unseen"] == {
+        "auroc": None,
+        "accuracy": None,
+        "balanced_accuracy": None,
+        "n": 0,
+    }
 
 
 def test_judge_from_copies_the_folder_and_scores_this_corpus(tmp_path):
     build_judge(split_corpus(tmp_path / "l.parquet"), TFIDF, tmp_path / "labelled")
     source = json.loads((tmp_path / "labelled" / "metrics.json").read_text())
     # another labelled corpus: its own train contexts decide what is unseen
-    other = [{"id": f"x{i}", "split": "train", "prompt": "fresh topic a", "response": SAFE[5],
-              "label": "safe"} for i in range(2)]
+    other = [
+        {
+            "id": f"x{i}",
+            "split": "train",
+            "prompt": "fresh topic a",
+            "response": SAFE[5],
+            "label": "safe",
+        }
+        for i in range(2)
+    ]
     rows = SEEN_TEST + UNSEEN_TEST
-    other += [{"id": f"y{i}", "split": "test", "prompt": c, "response": r, "label": label}
-              for i, (c, r, label) in enumerate(rows)]
+    other += [
+        {"id": f"y{i}", "split": "test", "prompt": c, "response": r, "label": label}
+        for i, (c, r, label) in enumerate(rows)
+    ]
     pd.DataFrame(other).to_parquet(tmp_path / "o.parquet")
-    main(["--corpus", str(tmp_path / "o.parquet"), "--features", TFIDF,
-          "--from", str(tmp_path / "labelled"), "--out", str(tmp_path / "j")])
+    main(
+        [
+            "--corpus",
+            str(tmp_path / "o.parquet"),
+            "--features",
+            TFIDF,
+            "--from",
+            str(tmp_path / "labelled"),
+            "--out",
+            str(tmp_path / "j"),
+        ]
+    )
     for name in (JUDGE_JSON, JUDGE_NPZ):
         assert (tmp_path / "j" / name).read_bytes() == (tmp_path / "labelled" / name).read_bytes()
     judge = load_judge(tmp_path / "j")

@@ -11,22 +11,45 @@ import sys
 import numpy as np
 import pandas as pd
 import pytest
-from conftest import schema_defaults, settings
 
+from conftest import schema_defaults, settings
 from isaac.io import InputError
-from isaac.likelihood import (EOS, UNK, LikelihoodConfig, WittenBellLM, likelihood_table,
-                              loo_loglik, main)
+from isaac.likelihood import (
+    EOS,
+    UNK,
+    LikelihoodConfig,
+    WittenBellLM,
+    likelihood_table,
+    loo_loglik,
+    main,
+)
 from isaac.settings import to_json
 
 SENTENCES = [
-    ["i", "am", "fine"], ["i", "am", "fine"], ["i", "am", "sad"], ["you", "are", "fine"],
-    ["go", "away"], ["i", "am"], [],
+    ["i", "am", "fine"],
+    ["i", "am", "fine"],
+    ["i", "am", "sad"],
+    ["you", "are", "fine"],
+    ["go", "away"],
+    ["i", "am"],
+    [],
 ]
 
 
 @pytest.mark.parametrize("order", [1, 2, 3, 4])
-@pytest.mark.parametrize("context", [(), ("i",), ("i", "am"), ("<s>", "<s>"), ("never", "seen"),
-                                     ("am", "never"), ("fine",), ("x", "y", "z", "i", "am")])
+@pytest.mark.parametrize(
+    "context",
+    [
+        (),
+        ("i",),
+        ("i", "am"),
+        ("<s>", "<s>"),
+        ("never", "seen"),
+        ("am", "never"),
+        ("fine",),
+        ("x", "y", "z", "i", "am"),
+    ],
+)
 def test_probabilities_sum_to_one_over_vocab_eos_unk(order, context):
     lm = WittenBellLM(SENTENCES, order)
     outcomes = lm.outcomes()
@@ -52,7 +75,11 @@ def test_hand_computed_unigram_and_bigram():
 def test_leave_one_out_equals_a_model_trained_without_the_response(order):
     rng = random.Random(order)
     sentences = [[rng.choice("abcdefgh") for _ in range(rng.randint(0, 7))] for _ in range(50)]
-    sentences += [["only", "here", "once"], ["a", "b"], ["a", "b"]]  # unique words, a duplicate pair
+    sentences += [
+        ["only", "here", "once"],
+        ["a", "b"],
+        ["a", "b"],
+    ]  # unique words, a duplicate pair
     loo = loo_loglik(sentences, order)
     for i, sentence in enumerate(sentences):
         held_out = WittenBellLM(sentences[:i] + sentences[i + 1 :], order)
@@ -83,13 +110,19 @@ def test_single_response_corpus_uses_the_uniform_fallback():
 
 
 def toy_tables() -> tuple[pd.DataFrame, pd.DataFrame]:
-    corpus = pd.DataFrame({
-        "id": ["a", "b", "c", "d"], "split": ["train", "train", "test", "train"],
-        "response": ["Hi  there", "hi there", "hi there", "Bye"],
-    })
-    tokens = pd.DataFrame({"id": ["a", "b", "c", "d"],
-                           "response_tokens": [["hi", "there"], ["hi", "there"], ["hi", "there"],
-                                               ["bye"]]})
+    corpus = pd.DataFrame(
+        {
+            "id": ["a", "b", "c", "d"],
+            "split": ["train", "train", "test", "train"],
+            "response": ["Hi  there", "hi there", "hi there", "Bye"],
+        }
+    )
+    tokens = pd.DataFrame(
+        {
+            "id": ["a", "b", "c", "d"],
+            "response_tokens": [["hi", "there"], ["hi", "there"], ["hi", "there"], ["bye"]],
+        }
+    )
     return corpus, tokens
 
 
@@ -102,11 +135,21 @@ def test_table_counts_tokens_and_normalised_response_frequency(tmp_path):
     assert np.all(table["loglik"] < 0)
     corpus.to_parquet(tmp_path / "corpus.parquet")
     tokens.to_parquet(tmp_path / "tokens.parquet")
-    main(["--corpus", str(tmp_path / "corpus.parquet"), "--tokens", str(tmp_path / "tokens.parquet"),
-          "--config", to_json(settings(LikelihoodConfig, "likelihood", order=2)),
-          "--out", str(tmp_path / "lik.parquet")])
-    pd.testing.assert_frame_equal(pd.read_parquet(tmp_path / "lik.parquet"), table,
-                                  check_dtype=False)
+    main(
+        [
+            "--corpus",
+            str(tmp_path / "corpus.parquet"),
+            "--tokens",
+            str(tmp_path / "tokens.parquet"),
+            "--config",
+            to_json(settings(LikelihoodConfig, "likelihood", order=2)),
+            "--out",
+            str(tmp_path / "lik.parquet"),
+        ]
+    )
+    pd.testing.assert_frame_equal(
+        pd.read_parquet(tmp_path / "lik.parquet"), table, check_dtype=False
+    )
 
 
 def test_cli_uses_the_configured_order(tmp_path):
@@ -114,29 +157,57 @@ def test_cli_uses_the_configured_order(tmp_path):
     corpus.to_parquet(tmp_path / "corpus.parquet")
     tokens.to_parquet(tmp_path / "tokens.parquet")
     config = settings(LikelihoodConfig, "likelihood")  # the schema's default order
-    main(["--corpus", str(tmp_path / "corpus.parquet"), "--tokens", str(tmp_path / "tokens.parquet"),
-          "--config", to_json(config), "--out", str(tmp_path / "lik.parquet")])
+    main(
+        [
+            "--corpus",
+            str(tmp_path / "corpus.parquet"),
+            "--tokens",
+            str(tmp_path / "tokens.parquet"),
+            "--config",
+            to_json(config),
+            "--out",
+            str(tmp_path / "lik.parquet"),
+        ]
+    )
     expected = likelihood_table(corpus, tokens, config.order)
-    pd.testing.assert_frame_equal(pd.read_parquet(tmp_path / "lik.parquet"), expected,
-                                  check_dtype=False)
+    pd.testing.assert_frame_equal(
+        pd.read_parquet(tmp_path / "lik.parquet"), expected, check_dtype=False
+    )
 
 
-@pytest.mark.parametrize("config,fragment", [
-    pytest.param({}, "missing key(s) order", id="missing"),
-    pytest.param({**schema_defaults("likelihood"), "smoothing": "kn"}, "unknown key(s) smoothing",
-                 id="unknown"),
-    pytest.param({"order": "3"}, "--config.order", id="wrong-type"),
-])
+@pytest.mark.parametrize(
+    "config,fragment",
+    [
+        pytest.param({}, "missing key(s) order", id="missing"),
+        pytest.param(
+            {**schema_defaults("likelihood"), "smoothing": "kn"},
+            "unknown key(s) smoothing",
+            id="unknown",
+        ),
+        pytest.param({"order": "3"}, "--config.order", id="wrong-type"),
+    ],
+)
 def test_cli_config_must_hold_exactly_the_likelihood_keys(tmp_path, config, fragment):
     corpus, tokens = toy_tables()
     corpus.to_parquet(tmp_path / "corpus.parquet")
     tokens.to_parquet(tmp_path / "tokens.parquet")
     out = tmp_path / "lik.parquet"
     proc = subprocess.run(
-        [sys.executable, "-m", "isaac.likelihood", "--corpus", str(tmp_path / "corpus.parquet"),
-         "--tokens", str(tmp_path / "tokens.parquet"), "--config", json.dumps(config),
-         "--out", str(out)],
-        capture_output=True, text=True,
+        [
+            sys.executable,
+            "-m",
+            "isaac.likelihood",
+            "--corpus",
+            str(tmp_path / "corpus.parquet"),
+            "--tokens",
+            str(tmp_path / "tokens.parquet"),
+            "--config",
+            json.dumps(config),
+            "--out",
+            str(out),
+        ],
+        capture_output=True,
+        text=True,
     )
     assert proc.returncode == 2, proc.stderr
     assert "error:" in proc.stderr and fragment in proc.stderr, proc.stderr

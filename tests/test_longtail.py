@@ -8,8 +8,8 @@ import sys
 
 import pandas as pd
 import pytest
-from conftest import schema_defaults, settings
 
+from conftest import schema_defaults, settings
 from isaac.demo import generate
 from isaac.io import InputError
 from isaac.longtail import main, plot_ngrams, plot_responses, rank_frequency, unsafe_by_frequency
@@ -38,8 +38,11 @@ def test_unsafe_share_by_frequency_bins():
     strings = pd.Series(["x", "x", "x", "y", "z"])
     labels = pd.Series(["safe", "safe", "unsafe", "unsafe", None])
     table = unsafe_by_frequency(strings, labels)
-    assert table.to_dict("list") == {"bin": ["1", "2-3"], "n": [1, 3],
-                                     "unsafe": [1.0, pytest.approx(1 / 3)]}
+    assert table.to_dict("list") == {
+        "bin": ["1", "2-3"],
+        "n": [1, 3],
+        "unsafe": [1.0, pytest.approx(1 / 3)],
+    }
 
 
 def test_figures_are_written(tmp_path):
@@ -56,7 +59,10 @@ def test_figures_are_written(tmp_path):
     for name in ("r.png", "u.png", "g.png"):
         assert (tmp_path / name).read_bytes()[:8] == PNG
     assert sorted(p.name for p in tmp_path.iterdir() if p.suffix == ".png") == [
-        "g.png", "r.png", "u.png"]  # no temporary files left behind
+        "g.png",
+        "r.png",
+        "u.png",
+    ]  # no temporary files left behind
 
 
 def test_cli_writes_both_figures_at_the_configured_dpi(tmp_path):
@@ -64,12 +70,39 @@ def test_cli_writes_both_figures_at_the_configured_dpi(tmp_path):
     corpus.to_parquet(tmp_path / "c.parquet")
     path = tmp_path / "n1.parquet"
     count_ngrams([r.lower().split() for r in corpus["response"]], 1).to_parquet(path)
-    main(["responses", "--corpus", str(tmp_path / "c.parquet"), "--config",
-          figure_config(dpi=50), "--out", str(tmp_path / "r50.png")])
-    main(["responses", "--corpus", str(tmp_path / "c.parquet"), "--config",
-          figure_config(dpi=100), "--out", str(tmp_path / "r100.png")])
-    main(["ngrams", "--tables", str(path), "--config", figure_config(),
-          "--out", str(tmp_path / "g.png")])
+    main(
+        [
+            "responses",
+            "--corpus",
+            str(tmp_path / "c.parquet"),
+            "--config",
+            figure_config(dpi=50),
+            "--out",
+            str(tmp_path / "r50.png"),
+        ]
+    )
+    main(
+        [
+            "responses",
+            "--corpus",
+            str(tmp_path / "c.parquet"),
+            "--config",
+            figure_config(dpi=100),
+            "--out",
+            str(tmp_path / "r100.png"),
+        ]
+    )
+    main(
+        [
+            "ngrams",
+            "--tables",
+            str(path),
+            "--config",
+            figure_config(),
+            "--out",
+            str(tmp_path / "g.png"),
+        ]
+    )
     for name in ("r50.png", "r100.png", "g.png"):
         assert (tmp_path / name).read_bytes()[:8] == PNG
 
@@ -83,24 +116,48 @@ def test_cli_needs_a_train_split(tmp_path):
     corpus = demo_corpus(60).assign(split="test")
     corpus.to_parquet(tmp_path / "c.parquet")
     with pytest.raises(InputError, match="no train rows"):
-        main(["responses", "--corpus", str(tmp_path / "c.parquet"), "--config", figure_config(),
-              "--out", str(tmp_path / "f.png")])
+        main(
+            [
+                "responses",
+                "--corpus",
+                str(tmp_path / "c.parquet"),
+                "--config",
+                figure_config(),
+                "--out",
+                str(tmp_path / "f.png"),
+            ]
+        )
     assert not (tmp_path / "f.png").exists()
 
 
-@pytest.mark.parametrize("config,fragment", [
-    pytest.param({}, "missing key(s) dpi", id="missing"),
-    pytest.param({**schema_defaults("report"), "format": "svg"}, "unknown key(s) format",
-                 id="unknown"),
-    pytest.param({"dpi": 120.5}, "--config.dpi", id="wrong-type"),
-])
+@pytest.mark.parametrize(
+    "config,fragment",
+    [
+        pytest.param({}, "missing key(s) dpi", id="missing"),
+        pytest.param(
+            {**schema_defaults("report"), "format": "svg"}, "unknown key(s) format", id="unknown"
+        ),
+        pytest.param({"dpi": 120.5}, "--config.dpi", id="wrong-type"),
+    ],
+)
 def test_cli_config_must_hold_exactly_the_figure_keys(tmp_path, config, fragment):
     demo_corpus(60).to_parquet(tmp_path / "c.parquet")
     out = tmp_path / "f.png"
     proc = subprocess.run(
-        [sys.executable, "-m", "isaac.longtail", "responses", "--corpus",
-         str(tmp_path / "c.parquet"), "--config", json.dumps(config), "--out", str(out)],
-        capture_output=True, text=True,
+        [
+            sys.executable,
+            "-m",
+            "isaac.longtail",
+            "responses",
+            "--corpus",
+            str(tmp_path / "c.parquet"),
+            "--config",
+            json.dumps(config),
+            "--out",
+            str(out),
+        ],
+        capture_output=True,
+        text=True,
     )
     assert proc.returncode == 2, proc.stderr
     assert "error:" in proc.stderr and fragment in proc.stderr, proc.stderr

@@ -9,6 +9,7 @@ import pandas as pd
 import pytest
 import torch
 
+from conftest import schema_defaults, settings
 from isaac.cli import run
 from isaac.generator_tokenizer import main, tokenizer_texts, train_tokenizer
 from isaac.io import InputError
@@ -26,10 +27,11 @@ from isaac.models import (
 from isaac.settings import from_dict, to_json
 from isaac.train import TrainConfig, train
 
-from conftest import schema_defaults, settings
-
 TEXTS = [f"what do you think about {w} today" for w in ["cats", "dogs", "rain", "food"]] + [
-    "i like it a lot", "that is not nice", "no idea, sorry!"]
+    "i like it a lot",
+    "that is not nice",
+    "no idea, sorry!",
+]
 TINY_SIZE = {**schema_defaults("generator")["tiny"], "n_layer": 1, "n_head": 2, "n_embd": 32}
 
 
@@ -50,8 +52,14 @@ def test_tokenizer_specials_round_trip_and_determinism(tmp_path):
 
 
 def _corpus(tmp_path):
-    corpus = pd.DataFrame({"id": ["a", "b"], "split": ["train", "test"],
-                           "prompt": ["hello there", "zzqqxx"], "response": ["hi", "zzqqxx"]})
+    corpus = pd.DataFrame(
+        {
+            "id": ["a", "b"],
+            "split": ["train", "test"],
+            "prompt": ["hello there", "zzqqxx"],
+            "response": ["hi", "zzqqxx"],
+        }
+    )
     corpus.to_parquet(tmp_path / "corpus.parquet")
     return tmp_path / "corpus.parquet"
 
@@ -68,35 +76,64 @@ def generator_json(**tiny) -> str:
 
 def test_tokenizer_cli_uses_train_split_only(tmp_path, capsys, caplog):
     caplog.set_level(logging.INFO, logger="isaac.generator_tokenizer")
-    main(["--corpus", str(_corpus(tmp_path)), "--config", generator_json(vocab_size=300),
-          "--out", str(tmp_path / "gen")])
+    main(
+        [
+            "--corpus",
+            str(_corpus(tmp_path)),
+            "--config",
+            generator_json(vocab_size=300),
+            "--out",
+            str(tmp_path / "gen"),
+        ]
+    )
     vocab = json.loads((tmp_path / "gen" / "tokenizer.json").read_text())["model"]["vocab"]
     assert not any("zzq" in t or "qqx" in t for t in vocab)  # test text never merged
     assert any("there" in t for t in vocab)
     assert capsys.readouterr().out == ""  # it logs instead of printing
-    assert any(r.name == "isaac.generator_tokenizer" and "gen" in r.getMessage()
-               for r in caplog.records)
+    assert any(
+        r.name == "isaac.generator_tokenizer" and "gen" in r.getMessage() for r in caplog.records
+    )
 
 
 def test_tokenizer_cli_rejects_corpus_without_train(tmp_path):
     pd.DataFrame({"id": ["a"], "split": ["test"], "prompt": ["p"], "response": ["r"]}).to_parquet(
-        tmp_path / "c.parquet")
+        tmp_path / "c.parquet"
+    )
     with pytest.raises(InputError, match="c.parquet"):
-        main(["--corpus", str(tmp_path / "c.parquet"), "--config", generator_json(),
-              "--out", str(tmp_path / "g")])
+        main(
+            [
+                "--corpus",
+                str(tmp_path / "c.parquet"),
+                "--config",
+                generator_json(),
+                "--out",
+                str(tmp_path / "g"),
+            ]
+        )
     assert not (tmp_path / "g").exists()
 
 
-@pytest.mark.parametrize("config, problem", [
-    ({"tiny": {"vocab_size": 300}}, "missing key(s) n_layer, n_head, n_embd"),
-    ({"n_merges": 10}, "unknown key(s) n_merges"),
-])
+@pytest.mark.parametrize(
+    "config, problem",
+    [
+        ({"tiny": {"vocab_size": 300}}, "missing key(s) n_layer, n_head, n_embd"),
+        ({"n_merges": 10}, "unknown key(s) n_merges"),
+    ],
+)
 def test_tokenizer_cli_config_must_have_exactly_its_keys(tmp_path, capsys, config, problem):
     out = tmp_path / "gen"
     with pytest.raises(SystemExit) as exit_:
-        run(main, ["--corpus", str(_corpus(tmp_path)),
-                   "--config", json.dumps({**schema_defaults("generator"), **config}),
-                   "--out", str(out)])
+        run(
+            main,
+            [
+                "--corpus",
+                str(_corpus(tmp_path)),
+                "--config",
+                json.dumps({**schema_defaults("generator"), **config}),
+                "--out",
+                str(out),
+            ],
+        )
     assert exit_.value.code == 2
     err = capsys.readouterr().err
     assert problem in err
@@ -142,8 +179,9 @@ def tok_dir(tmp_path):
 
 
 def test_save_load_round_trip_keeps_format_and_logits(tmp_path, tok_dir):
-    gen = build_generator(generator(model="tiny-gpt2", tiny=TINY_SIZE, max_prompt_tokens=7),
-                          tok_dir, seed=3)
+    gen = build_generator(
+        generator(model="tiny-gpt2", tiny=TINY_SIZE, max_prompt_tokens=7), tok_dir, seed=3
+    )
     assert gen.fmt.max_prompt_tokens == 7
     save_generator(gen, tmp_path / "m")
     assert (tmp_path / "m" / "model.safetensors").is_file()
@@ -178,9 +216,17 @@ def _local_t5(tmp_path, tok_dir):
     from transformers import AutoTokenizer, T5Config, T5ForConditionalGeneration
 
     tok = AutoTokenizer.from_pretrained(str(tok_dir))
-    cfg = T5Config(vocab_size=len(tok), d_model=32, d_kv=8, d_ff=64, num_layers=1, num_heads=2,
-                   pad_token_id=tok.pad_token_id, eos_token_id=tok.eos_token_id,
-                   decoder_start_token_id=tok.pad_token_id)
+    cfg = T5Config(
+        vocab_size=len(tok),
+        d_model=32,
+        d_kv=8,
+        d_ff=64,
+        num_layers=1,
+        num_heads=2,
+        pad_token_id=tok.pad_token_id,
+        eos_token_id=tok.eos_token_id,
+        decoder_start_token_id=tok.pad_token_id,
+    )
     torch.manual_seed(0)
     T5ForConditionalGeneration(cfg).save_pretrained(str(tmp_path / "t5"))
     tok.save_pretrained(str(tmp_path / "t5"))
@@ -190,8 +236,9 @@ def _local_t5(tmp_path, tok_dir):
 @pytest.mark.parametrize("lora", [False, True])
 def test_local_seq2seq_checkpoint_trains_and_saves(tmp_path, tok_dir, lora):
     path = _local_t5(tmp_path, tok_dir)
-    gen = build_generator(generator(model=str(path), lora=lora, lora_r=2, lora_alpha=4), None,
-                          seed=0)
+    gen = build_generator(
+        generator(model=str(path), lora=lora, lora_r=2, lora_alpha=4), None, seed=0
+    )
     assert gen.fmt.seq2seq
     trainable = [n for n, p in gen.model.named_parameters() if p.requires_grad]
     assert all("lora" in n for n in trainable) == lora
@@ -244,8 +291,11 @@ def test_smollm2_loads_from_gguf_and_takes_lora_steps(tmp_path):
     cfg = settings(TrainConfig, "train", max_steps=2, batch_size=2, learning_rate=1e-3)
     hist = train(gen, ex, cfg, 0, tmp_path / "ck")
     assert len(hist) == 2 and all(r["loss"] > 0 for r in hist)
-    changed = [n for n, p in gen.model.named_parameters()
-               if p.requires_grad and not torch.equal(p, before[n])]
+    changed = [
+        n
+        for n, p in gen.model.named_parameters()
+        if p.requires_grad and not torch.equal(p, before[n])
+    ]
     assert changed
 
 
@@ -263,8 +313,11 @@ def test_generator_base_dequantises_smollm2_once_for_every_train_job(tmp_path):
     assert from_base.fmt.prompt_prefix == "<|im_start|>user\n"
     assert from_base.fmt.target_suffix == tokenizer.eos_token
     expected = reference.state_dict()
-    base = {n.removeprefix("base_model.model.").replace(".base_layer", ""): p
-            for n, p in from_base.model.named_parameters() if "lora_" not in n}
+    base = {
+        n.removeprefix("base_model.model.").replace(".base_layer", ""): p
+        for n, p in from_base.model.named_parameters()
+        if "lora_" not in n
+    }
     assert base, "no base weights"
     for name, value in base.items():
         assert torch.equal(value, expected[name]), name

@@ -142,9 +142,18 @@ def test_cli_hnsw_writes_the_exact_table_format_deterministically(tmp_path):
     save_embeddings(tmp_path / "e.npz", ids, v, v)
     tables = []
     for index, name in (("exact", "x"), ("hnsw", "h1"), ("hnsw", "h2")):
-        neighbours.main(["--embeddings", str(tmp_path / "e.npz"), "--config",
-                         json.dumps({"k": 10, "index": index}), "--threads", "2",
-                         "--out", str(tmp_path / f"{name}.parquet")])
+        neighbours.main(
+            [
+                "--embeddings",
+                str(tmp_path / "e.npz"),
+                "--config",
+                json.dumps({"k": 10, "index": index}),
+                "--threads",
+                "2",
+                "--out",
+                str(tmp_path / f"{name}.parquet"),
+            ]
+        )
         tables.append(pd.read_parquet(tmp_path / f"{name}.parquet"))
     assert (tmp_path / "h1.parquet").read_bytes() == (tmp_path / "h2.parquet").read_bytes()
     exact, hnsw = tables[0], tables[1]
@@ -160,8 +169,9 @@ def test_cli_refuses_k_larger_than_the_train_split(tmp_path):
     out = tmp_path / "n.parquet"
     config = json.dumps({**schema_defaults("neighbours"), "k": 9})
     with pytest.raises(InputError, match="neighbours.k: 9 is more than the 8 train rows of"):
-        neighbours.main(["--embeddings", str(tmp_path / "e.npz"), "--config", config,
-                         "--out", str(out)])
+        neighbours.main(
+            ["--embeddings", str(tmp_path / "e.npz"), "--config", config, "--out", str(out)]
+        )
     assert not out.exists()
 
 

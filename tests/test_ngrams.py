@@ -56,14 +56,28 @@ def test_chunked_counting_matches_counter():
 
 def test_cli_counts_train_responses_only(tmp_path):
     corpus = pd.DataFrame({"id": ["a", "b", "c"], "split": ["train", "test", "train"]})
-    tokens = pd.DataFrame({"id": ["c", "b", "a"],
-                           "prompt_tokens": [["p"], ["p"], ["p"]],
-                           "response_tokens": [["x", "y"], ["q", "q"], ["x"]]})
+    tokens = pd.DataFrame(
+        {
+            "id": ["c", "b", "a"],
+            "prompt_tokens": [["p"], ["p"], ["p"]],
+            "response_tokens": [["x", "y"], ["q", "q"], ["x"]],
+        }
+    )
     corpus.to_parquet(tmp_path / "corpus.parquet")
     tokens.to_parquet(tmp_path / "tokens.parquet")
     out = tmp_path / "ngrams" / "n1.parquet"
-    main(["--tokens", str(tmp_path / "tokens.parquet"), "--corpus", str(tmp_path / "corpus.parquet"),
-          "--n", "1", "--out", str(out)])
+    main(
+        [
+            "--tokens",
+            str(tmp_path / "tokens.parquet"),
+            "--corpus",
+            str(tmp_path / "corpus.parquet"),
+            "--n",
+            "1",
+            "--out",
+            str(out),
+        ]
+    )
     table = pd.read_parquet(out)
     assert as_dict(table, "count") == {"x": 2, "y": 1}
 
@@ -72,8 +86,9 @@ def counter_rows(docs, n):
     """The table by nltk and Counter, sorted by count desc then the joined string."""
     count = Counter(g for d in docs for g in ngrams(d, n))
     doc_freq = Counter(g for d in docs for g in set(ngrams(d, n)))
-    rows = sorted(((" ".join(g), c, doc_freq[g]) for g, c in count.items()),
-                  key=lambda row: (-row[1], row[0]))
+    rows = sorted(
+        ((" ".join(g), c, doc_freq[g]) for g, c in count.items()), key=lambda row: (-row[1], row[0])
+    )
     return [list(column) for column in zip(*rows)]
 
 
@@ -82,8 +97,10 @@ def test_order_and_counts_match_counter_with_long_ngrams_and_odd_tokens():
     ones, whose joined strings do not sort like their tuples: each ordered like Counter's."""
     rng = random.Random(1)
     plain = [[rng.choice("abcdefghij") for _ in range(rng.randint(15, 30))] for _ in range(200)]
-    odd = [[rng.choice(["a", "a b", "", "b", "é", "A"]) for _ in range(rng.randint(0, 9))]
-           for _ in range(200)]
+    odd = [
+        [rng.choice(["a", "a b", "", "b", "é", "A"]) for _ in range(rng.randint(0, 9))]
+        for _ in range(200)
+    ]
     for docs, n in ((plain, 20), (odd, 1), (odd, 2)):
         table = count_ngrams(docs, n, chunk_tokens=97)
         assert [table[c].tolist() for c in ("ngram", "count", "doc_freq")] == counter_rows(docs, n)

@@ -23,15 +23,17 @@ from test_sample import sample_config
 def corpus(n_train=200, n_test=20):
     splits = ["train"] * n_train + ["val"] * 5 + ["test"] * n_test
     n = len(splits)
-    return pd.DataFrame({
-        "id": [f"r{i}" for i in range(n)],
-        "split": splits,
-        "prompt": [f"prompt {i}" for i in range(n)],
-        "response": [f"answer number {i} here" for i in range(n)],
-        "label": [None if i % 10 == 0 else "safe" for i in range(n)],
-        "category": None,
-        "group": None,
-    })
+    return pd.DataFrame(
+        {
+            "id": [f"r{i}" for i in range(n)],
+            "split": splits,
+            "prompt": [f"prompt {i}" for i in range(n)],
+            "response": [f"answer number {i} here" for i in range(n)],
+            "label": [None if i % 10 == 0 else "safe" for i in range(n)],
+            "category": None,
+            "group": None,
+        }
+    )
 
 
 def test_rate_zero_changes_nothing_and_marks_no_row():
@@ -71,8 +73,8 @@ def test_insertion_keeps_every_word_and_adds_the_phrase(response, seed):
     out = insert_phrase(response, phrase, np.random.default_rng(seed))
     assert phrase in out and contains_pollutant([out])[0]
     words = out.split()
-    at = next(i for i in range(len(words)) if words[i:i + len(phrase.split())] == phrase.split())
-    assert words[:at] + words[at + len(phrase.split()):] == response.split()
+    at = next(i for i in range(len(words)) if words[i : i + len(phrase.split())] == phrase.split())
+    assert words[:at] + words[at + len(phrase.split()) :] == response.split()
 
 
 def test_detection_is_exact_up_to_case_and_whitespace():
@@ -130,8 +132,14 @@ def test_targets_report_the_share_drawn_from_polluted_rows():
 
 def test_scores_report_the_share_of_generations_with_a_phrase():
     texts = ["fine thanks", f"well {POLLUTANTS[2]} ok", "sure", POLLUTANTS[5].upper()]
-    rows = pd.DataFrame({"unsafe": [False] * 4, "unsafe_prob": [0.1] * 4,
-                         "lexical_unsafe": [False] * 4, "unsafe_second": [None] * 4})
+    rows = pd.DataFrame(
+        {
+            "unsafe": [False] * 4,
+            "unsafe_prob": [0.1] * 4,
+            "lexical_unsafe": [False] * 4,
+            "unsafe_second": [None] * 4,
+        }
+    )
     assert safety_scores(rows, texts)["polluted_generation_share"] == 0.5
 
 

@@ -8,13 +8,12 @@ import logging
 import pandas as pd
 import pytest
 
+from conftest import schema_defaults, settings
+from isaac import prompts
 from isaac.cli import run
 from isaac.io import InputError
-from isaac import prompts
 from isaac.prompts import SUBSETS, PromptsConfig, main, select_prompts
 from isaac.settings import to_json
-
-from conftest import schema_defaults, settings
 
 
 def config(**overrides) -> PromptsConfig:
@@ -24,8 +23,12 @@ def config(**overrides) -> PromptsConfig:
 def rows(*triples) -> pd.DataFrame:
     """(id, split, prompt) triples as a corpus table."""
     return pd.DataFrame(
-        {"id": [t[0] for t in triples], "split": [t[1] for t in triples],
-         "prompt": [t[2] for t in triples], "response": [f"r-{t[0]}" for t in triples]}
+        {
+            "id": [t[0] for t in triples],
+            "split": [t[1] for t in triples],
+            "prompt": [t[2] for t in triples],
+            "response": [f"r-{t[0]}" for t in triples],
+        }
     )
 
 
@@ -52,8 +55,15 @@ def test_schema_defaults_are_unseen_and_every_prompt():
 def test_test_rows_are_sorted_by_id_with_normalised_keys_and_seen():
     t = prompts.held_out_rows(CORPUS)  # imported by module: pytest would collect held_out_rows
     assert t["id"].tolist() == ["t1", "t2", "t3", "t4", "t5", "t6", "t7"]
-    assert t["key"].tolist() == ["what now ?", "hello there", "a val context", "what now ?",
-                                 "what now ?", "how are you?", "something else"]
+    assert t["key"].tolist() == [
+        "what now ?",
+        "hello there",
+        "a val context",
+        "what now ?",
+        "what now ?",
+        "how are you?",
+        "something else",
+    ]
     assert t["seen"].tolist() == [False, True, False, False, False, True, False]
     assert t["prompt"].iloc[0] == " what now ?\n"  # the text itself is left as it is
 
@@ -75,8 +85,12 @@ def test_all_prompts_keep_the_seen_ones_marked():
 
 def test_a_seen_context_is_dropped_whole_not_only_its_first_row():
     """Distinct before unseen: a context seen in train never comes back through a later row."""
-    corpus = rows(("a", "train", "Same"), ("b", "test", "same"), ("c", "test", "SAME "),
-                  ("d", "test", "other"))
+    corpus = rows(
+        ("a", "train", "Same"),
+        ("b", "test", "same"),
+        ("c", "test", "SAME "),
+        ("d", "test", "other"),
+    )
     assert select_prompts(corpus, config())["id"].tolist() == ["d"]
 
 
@@ -85,13 +99,16 @@ def test_ids_sort_as_text():
     assert select_prompts(corpus, config())["id"].tolist() == ["t1", "t10", "t9"]
 
 
-@pytest.mark.parametrize("subset, n, expected", [
-    ("unseen", 2, ["t1", "t3"]),
-    ("unseen", 1, ["t1"]),
-    ("unseen", 50, ["t1", "t3", "t7"]),
-    ("all", 3, ["t1", "t2", "t3"]),
-    ("all", None, ["t1", "t2", "t3", "t6", "t7"]),
-])
+@pytest.mark.parametrize(
+    "subset, n, expected",
+    [
+        ("unseen", 2, ["t1", "t3"]),
+        ("unseen", 1, ["t1"]),
+        ("unseen", 50, ["t1", "t3", "t7"]),
+        ("all", 3, ["t1", "t2", "t3"]),
+        ("all", None, ["t1", "t2", "t3", "t6", "t7"]),
+    ],
+)
 def test_n_prompts_keeps_the_first_n_of_the_subset(subset, n, expected):
     assert select_prompts(CORPUS, config(select=subset, n_prompts=n))["id"].tolist() == expected
 
@@ -108,12 +125,16 @@ def test_a_selection_without_an_unseen_prompt_is_refused_before_any_training():
     """Safety is scored on unseen prompts: prompts with none would fail after training."""
     corpus = rows(("a", "train", "Hi  there"), ("b", "test", "hi there"), ("c", "test", "HI THERE"))
     for subset in SUBSETS:
-        with pytest.raises(InputError, match="c.parquet: no selected test prompt is unseen.*"
-                                             "every test context also occurs in train"):
+        with pytest.raises(
+            InputError,
+            match="c.parquet: no selected test prompt is unseen.*"
+            "every test context also occurs in train",
+        ):
             select_prompts(corpus, config(select=subset), "c.parquet")
     some_unseen = rows(("a", "train", "hi"), ("b", "test", "hi"), ("c", "test", "new"))
-    with pytest.raises(InputError, match="the first 1 test contexts all occur in train: raise "
-                                         "prompts.n_prompts"):
+    with pytest.raises(
+        InputError, match="the first 1 test contexts all occur in train: raise prompts.n_prompts"
+    ):
         select_prompts(some_unseen, config(select="all", n_prompts=1))
     p = select_prompts(some_unseen, config(select="all", n_prompts=2))
     assert p["id"].tolist() == ["b", "c"] and p["seen"].tolist() == [True, False]
@@ -132,16 +153,32 @@ def _write(tmp_path, corpus) -> str:
 def test_cli_writes_the_prompts_table(tmp_path, caplog):
     caplog.set_level(logging.INFO, logger="isaac.prompts")
     out = tmp_path / "results" / "prompts.parquet"
-    main(["--corpus", _write(tmp_path, CORPUS), "--config", to_json(config(select="all")),
-          "--out", str(out)])
+    main(
+        [
+            "--corpus",
+            _write(tmp_path, CORPUS),
+            "--config",
+            to_json(config(select="all")),
+            "--out",
+            str(out),
+        ]
+    )
     df = pd.read_parquet(out)
     assert df.columns.tolist() == ["id", "prompt", "seen"]
     assert df["id"].tolist() == ["t1", "t2", "t3", "t6", "t7"]
     assert df["seen"].tolist() == [False, True, False, True, False]
     assert any(r.name == "isaac.prompts" and "2 seen" in r.getMessage() for r in caplog.records)
     first = out.read_bytes()
-    main(["--corpus", _write(tmp_path, CORPUS), "--config", to_json(config(select="all")),
-          "--out", str(out)])
+    main(
+        [
+            "--corpus",
+            _write(tmp_path, CORPUS),
+            "--config",
+            to_json(config(select="all")),
+            "--out",
+            str(out),
+        ]
+    )
     assert out.read_bytes() == first  # deterministic bytes
 
 
@@ -149,13 +186,16 @@ NO_TEST = rows(("a", "train", "p"))
 ALL_SEEN = rows(("a", "train", "p"), ("b", "test", "P"))
 
 
-@pytest.mark.parametrize("corpus, cfg, problem", [
-    (NO_TEST, to_json(PromptsConfig("unseen", None)), "no rows with split 'test'"),
-    (ALL_SEEN, to_json(PromptsConfig("unseen", None)), "no selected test prompt is unseen"),
-    (CORPUS, json.dumps({"select": "unseen"}), "--config: missing key(s) n_prompts"),
-    (CORPUS, json.dumps({**schema_defaults("generate")}), "--config: unknown key(s)"),
-    (CORPUS, json.dumps({"select": "unseen", "n_prompts": "5"}), "--config.n_prompts"),
-])
+@pytest.mark.parametrize(
+    "corpus, cfg, problem",
+    [
+        (NO_TEST, to_json(PromptsConfig("unseen", None)), "no rows with split 'test'"),
+        (ALL_SEEN, to_json(PromptsConfig("unseen", None)), "no selected test prompt is unseen"),
+        (CORPUS, json.dumps({"select": "unseen"}), "--config: missing key(s) n_prompts"),
+        (CORPUS, json.dumps({**schema_defaults("generate")}), "--config: unknown key(s)"),
+        (CORPUS, json.dumps({"select": "unseen", "n_prompts": "5"}), "--config.n_prompts"),
+    ],
+)
 def test_cli_errors_exit_2_and_write_nothing(tmp_path, capsys, corpus, cfg, problem):
     out = tmp_path / "results" / "prompts.parquet"
     with pytest.raises(SystemExit) as exit_:
@@ -169,7 +209,16 @@ def test_cli_needs_the_corpus_columns(tmp_path, capsys):
     pd.DataFrame({"id": ["a"], "prompt": ["p"]}).to_parquet(tmp_path / "c.parquet")
     out = tmp_path / "p.parquet"
     with pytest.raises(SystemExit) as exit_:
-        run(main, ["--corpus", str(tmp_path / "c.parquet"),
-                   "--config", to_json(config()), "--out", str(out)])
+        run(
+            main,
+            [
+                "--corpus",
+                str(tmp_path / "c.parquet"),
+                "--config",
+                to_json(config()),
+                "--out",
+                str(out),
+            ],
+        )
     assert exit_.value.code == 2 and "missing column(s) split" in capsys.readouterr().err
     assert not out.exists()

@@ -24,8 +24,10 @@ RUN = "raw/tau1.0-m1-seed0"
 MODEL = f"{TINY}/models/{RUN}"
 # Enough steps that the kill lands mid-run, checkpoints often enough that one exists by then.
 LONG_TRAINING = "train: {max_steps: 300, checkpoint_every: 10}\n"
-SAMPLE_TARGETS = [f"{TINY}/targets/{method}/tau1.0-m1-seed0.parquet"
-                  for method in ("raw", "random", "sft", "isaac", "isaac_paper", "exp", "max")]
+SAMPLE_TARGETS = [
+    f"{TINY}/targets/{method}/tau1.0-m1-seed0.parquet"
+    for method in ("raw", "random", "sft", "isaac", "isaac_paper", "exp", "max")
+]
 WAIT_S = 600  # a bound on each wait for a job to reach a state, so a hang fails instead
 
 
@@ -37,12 +39,23 @@ def layered(workdir: Path, layer: str) -> tuple[Path, Path]:
 
 def start_snakemake(workdir: Path, *args: str, configfiles) -> subprocess.Popen:
     """Snakemake in its own session (so the test can kill it and its jobs), output to a file."""
-    cmd = [str(SNAKEMAKE), "--snakefile", str(REPO / "Snakefile"), "--directory", str(workdir),
-           "--configfile", *map(str, configfiles), "--cores", "2", *args]
+    cmd = [
+        str(SNAKEMAKE),
+        "--snakefile",
+        str(REPO / "Snakefile"),
+        "--directory",
+        str(workdir),
+        "--configfile",
+        *map(str, configfiles),
+        "--cores",
+        "2",
+        *args,
+    ]
     env = {**os.environ, "PATH": f"{SNAKEMAKE.parent}{os.pathsep}{os.environ.get('PATH', '')}"}
     with (workdir / "snakemake.out").open("w") as sink:
-        return subprocess.Popen(cmd, cwd=workdir, env=env, stdout=sink, stderr=subprocess.STDOUT,
-                                start_new_session=True)
+        return subprocess.Popen(
+            cmd, cwd=workdir, env=env, stdout=sink, stderr=subprocess.STDOUT, start_new_session=True
+        )
 
 
 def wait_for(condition, proc: subprocess.Popen, what: str) -> None:
@@ -79,8 +92,11 @@ def test_train_killed_mid_run_resumes_from_its_checkpoint_to_the_same_weights(tm
     checkpoints = killed / TINY / "checkpoints" / RUN
 
     proc = start_snakemake(killed, MODEL, configfiles=layers)
-    wait_for(lambda: any(checkpoints.glob("step-*")) and job_processes(proc, "train"), proc,
-             "train job with a checkpoint")
+    wait_for(
+        lambda: any(checkpoints.glob("step-*")) and job_processes(proc, "train"),
+        proc,
+        "train job with a checkpoint",
+    )
     for job in job_processes(proc, "train"):
         job.send_signal(signal.SIGKILL)
     assert proc.wait(timeout=WAIT_S) != 0
@@ -93,8 +109,9 @@ def test_train_killed_mid_run_resumes_from_its_checkpoint_to_the_same_weights(tm
     log = (killed / "logs" / "tiny" / "train" / f"{RUN}.log").read_text()
     assert f"(step {kept_step})" in log and "resuming from" in log, log
 
-    snakemake(uninterrupted, "--cores", "2", MODEL,
-              configfiles=layered(uninterrupted, LONG_TRAINING))
+    snakemake(
+        uninterrupted, "--cores", "2", MODEL, configfiles=layered(uninterrupted, LONG_TRAINING)
+    )
     for name in ("model.safetensors", "train_log.jsonl"):
         assert (killed / MODEL / name).read_bytes() == (uninterrupted / MODEL / name).read_bytes()
 
@@ -130,26 +147,53 @@ def test_the_producer_table_matches_the_rules_outputs(tmp_path):
         jobs = re.findall(r"^rule (\w+):\n(?:    .*\n)*?    output: (.*)$", proc.stdout, re.M)
         outputs += [(rule, path) for rule, paths in jobs for path in paths.split(", ")]
     assert len(outputs) > 50
-    wrong = [(path, rule, producer(path)) for rule, path in outputs
-             if producer(path) not in (None, rule)]
+    wrong = [
+        (path, rule, producer(path)) for rule, path in outputs if producer(path) not in (None, rule)
+    ]
     assert not wrong, wrong
-    unmatched = [pattern for pattern, rule in PRODUCERS if rule != "generator_base"
-                 and not any(Path(path).match(pattern) for _, path in outputs)]
+    unmatched = [
+        pattern
+        for pattern, rule in PRODUCERS
+        if rule != "generator_base" and not any(Path(path).match(pattern) for _, path in outputs)
+    ]
     assert not unmatched, unmatched
 
 
 # (intermediate, how it is broken, the rule that reads it, that rule's output and log)
 CORRUPTIONS = [
-    ("tokens.parquet", "truncated", "likelihood", "likelihood.parquet",
-     "likelihood/likelihood.log", "tokenize"),
-    ("embeddings/tfidf.npz", "garbage", "neighbours", "neighbours/tfidf-k20.parquet",
-     "neighbours/tfidf-k20.log", "embed"),
-    ("groups/dbscan.parquet", "truncated", "sample", "targets/isaac/tau1.0-m1-seed0.parquet",
-     "sample/isaac/tau1.0-m1-seed0.log", "assess"),
-    (f"targets/{RUN}.parquet", "garbage", "train", f"models/{RUN}", f"train/{RUN}.log",
-     "sample"),
-    (f"models/{RUN}/model.safetensors", "truncated", "generate", f"generations/{RUN}.parquet",
-     f"generate/{RUN}.log", "train"),
+    (
+        "tokens.parquet",
+        "truncated",
+        "likelihood",
+        "likelihood.parquet",
+        "likelihood/likelihood.log",
+        "tokenize",
+    ),
+    (
+        "embeddings/tfidf.npz",
+        "garbage",
+        "neighbours",
+        "neighbours/tfidf-k20.parquet",
+        "neighbours/tfidf-k20.log",
+        "embed",
+    ),
+    (
+        "groups/dbscan.parquet",
+        "truncated",
+        "sample",
+        "targets/isaac/tau1.0-m1-seed0.parquet",
+        "sample/isaac/tau1.0-m1-seed0.log",
+        "assess",
+    ),
+    (f"targets/{RUN}.parquet", "garbage", "train", f"models/{RUN}", f"train/{RUN}.log", "sample"),
+    (
+        f"models/{RUN}/model.safetensors",
+        "truncated",
+        "generate",
+        f"generations/{RUN}.parquet",
+        f"generate/{RUN}.log",
+        "train",
+    ),
 ]
 
 
@@ -162,10 +206,14 @@ def built(tmp_path_factory) -> Path:
     return workdir
 
 
-@pytest.mark.parametrize("broken, how, reader, output, log, maker", CORRUPTIONS,
-                         ids=[case[0].split("/")[0] for case in CORRUPTIONS])
+@pytest.mark.parametrize(
+    "broken, how, reader, output, log, maker",
+    CORRUPTIONS,
+    ids=[case[0].split("/")[0] for case in CORRUPTIONS],
+)
 def test_a_corrupt_intermediate_stops_its_reader_naming_the_file_and_its_rule(
-        built, tmp_path, broken, how, reader, output, log, maker):
+    built, tmp_path, broken, how, reader, output, log, maker
+):
     workdir = tmp_path / "run"
     shutil.copytree(built, workdir, symlinks=True)
     path = workdir / TINY / broken
@@ -173,8 +221,7 @@ def test_a_corrupt_intermediate_stops_its_reader_naming_the_file_and_its_rule(
     path.write_bytes(data[: len(data) // 2] if how == "truncated" else b"\x00garbage\xff" * 40)
     os.utime(path, ns=(mtime, mtime))  # broken in place (a disk fault): no newer than before
 
-    proc = snakemake(workdir, "--cores", "2", f"{TINY}/{output}", "--forcerun", reader,
-                     check=False)
+    proc = snakemake(workdir, "--cores", "2", f"{TINY}/{output}", "--forcerun", reader, check=False)
     assert proc.returncode != 0
     assert f"Error in rule {reader}" in proc.stdout + proc.stderr
     message = (workdir / "logs" / "tiny" / log).read_text()

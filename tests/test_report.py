@@ -9,20 +9,19 @@ isaac.judge writes them.
 from __future__ import annotations
 
 import json
-from pathlib import Path
 import re
+from pathlib import Path
 
 import numpy as np
 import pandas as pd
 import pytest
-from conftest import schema_defaults, settings
 
+from conftest import schema_defaults, settings
+from isaac.bootstrap import SummaryConfig
 from isaac.cli import run
 from isaac.io import InputError, write_json, write_parquet
 from isaac.plots import ReportConfig
-from isaac.bootstrap import SummaryConfig
-from isaac.report import (figures, main, runs_table, summary_markdown,
-                          unsafe_matrix, write_summary)
+from isaac.report import figures, main, runs_table, summary_markdown, unsafe_matrix, write_summary
 from isaac.runs import METHODS, RUN, fmt_tau
 from isaac.settings import to_json
 
@@ -69,13 +68,25 @@ def score_json(key, table: pd.DataFrame) -> dict:
     seen = table[table["seen"]]
     rate = float(unseen["unsafe"].mean())
     return {
-        "method": method, "tau": float(tau), "m": m, "seed": seed,
-        "n": int(len(unseen)), "unsafe_rate": rate, "safety_score": 1.0 - rate,
-        "mean_unsafe_prob": float(unseen["unsafe_prob"].mean()), "lexical_unsafe_rate": 0.0,
-        "safety_score_second": None, "judges_agreement": None,
-        "distinct_1": 0.3, "distinct_2": 0.5 + (1.0 - rate) / 10, "mean_len": 7.0,
-        "empty_share": 0.0, "n_seen": int(len(seen)),
-        "safety_score_seen": 1.0 - float(seen["unsafe"].mean()), "ppl": 40.0, "ppl_safe": 30.0,
+        "method": method,
+        "tau": float(tau),
+        "m": m,
+        "seed": seed,
+        "n": int(len(unseen)),
+        "unsafe_rate": rate,
+        "safety_score": 1.0 - rate,
+        "mean_unsafe_prob": float(unseen["unsafe_prob"].mean()),
+        "lexical_unsafe_rate": 0.0,
+        "safety_score_second": None,
+        "judges_agreement": None,
+        "distinct_1": 0.3,
+        "distinct_2": 0.5 + (1.0 - rate) / 10,
+        "mean_len": 7.0,
+        "empty_share": 0.0,
+        "n_seen": int(len(seen)),
+        "safety_score_seen": 1.0 - float(seen["unsafe"].mean()),
+        "ppl": 40.0,
+        "ppl_safe": 30.0,
     }
 
 
@@ -83,25 +94,55 @@ def stats_json(key, oracle) -> dict:
     """isaac.sample's statistics of one run's targets."""
     method, tau, m, seed = key
     return {
-        "n": 60, "n_targets": 60 * m, "original_safe_rate": 0.5, "oracle_safe_rate": oracle,
-        "head_shortcut_share": 0.1, "mean_si": None, "mean_n_groups": None,
-        "head_group_size": None, "distinct_target_share": 0.9,
-        "method": method, "tau": float(tau), "m": m, "seed": seed,
-        "top_k_groups": None, "head_shortcut_mode": None, "assessor": None, "encoder": None,
-        "eps": None, "pool": None, "k": None,
+        "n": 60,
+        "n_targets": 60 * m,
+        "original_safe_rate": 0.5,
+        "oracle_safe_rate": oracle,
+        "head_shortcut_share": 0.1,
+        "mean_si": None,
+        "mean_n_groups": None,
+        "head_group_size": None,
+        "distinct_target_share": 0.9,
+        "method": method,
+        "tau": float(tau),
+        "m": m,
+        "seed": seed,
+        "top_k_groups": None,
+        "head_shortcut_mode": None,
+        "assessor": None,
+        "encoder": None,
+        "eps": None,
+        "pool": None,
+        "k": None,
     }
 
 
 def judge_metrics(features="tfidf-lr", threshold=0.42) -> dict:
     """isaac.judge's metrics.json."""
     return {
-        "features": features, "n_train": 100, "threshold": threshold, "threshold_from": "val",
-        "val": {"auroc": 0.9, "accuracy": 0.8, "balanced_accuracy": 0.79, "n": 40,
-                "unsafe_share": 0.5},
-        "auroc": 0.84, "accuracy": 0.76, "balanced_accuracy": 0.75, "n": 100,
+        "features": features,
+        "n_train": 100,
+        "threshold": threshold,
+        "threshold_from": "val",
+        "val": {
+            "auroc": 0.9,
+            "accuracy": 0.8,
+            "balanced_accuracy": 0.79,
+            "n": 40,
+            "unsafe_share": 0.5,
+        },
+        "auroc": 0.84,
+        "accuracy": 0.76,
+        "balanced_accuracy": 0.75,
+        "n": 100,
         "unsafe_share": 0.5,
-        "unseen": {"auroc": 0.81, "accuracy": 0.7, "balanced_accuracy": 0.72, "n": 58,
-                   "unsafe_share": 0.45},
+        "unseen": {
+            "auroc": 0.81,
+            "accuracy": 0.7,
+            "balanced_accuracy": 0.72,
+            "n": 58,
+            "unsafe_share": 0.45,
+        },
     }
 
 
@@ -135,8 +176,16 @@ def summarise(tmp_path, runs, cfg=None, name="out", **kwargs) -> pd.DataFrame:
     """write_summary over a sweep; the three outputs under tmp_path/name."""
     scores, per_prompt, targets, judges = write_sweep(tmp_path, runs, **kwargs)
     out = tmp_path / name
-    return write_summary(scores, per_prompt, targets, judges, cfg or config(),
-                         out / "runs.csv", out / "summary.csv", out / "summary.md")
+    return write_summary(
+        scores,
+        per_prompt,
+        targets,
+        judges,
+        cfg or config(),
+        out / "runs.csv",
+        out / "summary.csv",
+        out / "summary.md",
+    )
 
 
 def row(table: pd.DataFrame, method, tau=1.0, m=1) -> pd.Series:
@@ -153,8 +202,11 @@ ALL_SAFE = [0] * N
 
 
 def test_method_safe_where_raw_is_unsafe_has_the_exact_delta_and_an_interval_above_0(tmp_path):
-    runs = {("raw", 1.0, 1, 0): RAW_UNSAFE, ("sft", 1.0, 1, 0): RAW_UNSAFE,
-            ("isaac", 0.5, 1, 0): ALL_SAFE}
+    runs = {
+        ("raw", 1.0, 1, 0): RAW_UNSAFE,
+        ("sft", 1.0, 1, 0): RAW_UNSAFE,
+        ("isaac", 0.5, 1, 0): ALL_SAFE,
+    }
     table = summarise(tmp_path, runs)
     isaac, raw = row(table, "isaac", 0.5), row(table, "raw")
     assert (isaac["n_seeds"], isaac["n_prompts"]) == (1, N)  # the two seen prompts left out
@@ -173,9 +225,11 @@ def test_method_safe_where_raw_is_unsafe_has_the_exact_delta_and_an_interval_abo
 
 def test_seen_prompts_do_not_enter_the_comparison(tmp_path):
     """isaac is unsafe on both seen prompts, raw on neither: the deltas do not move."""
-    tables = {("raw", 1.0, 1, 0): per_prompt_table(RAW_UNSAFE, seen_unsafe=(False, False)),
-              ("sft", 1.0, 1, 0): per_prompt_table(RAW_UNSAFE, seen_unsafe=(False, False)),
-              ("isaac", 1.0, 1, 0): per_prompt_table(ALL_SAFE, seen_unsafe=(True, True))}
+    tables = {
+        ("raw", 1.0, 1, 0): per_prompt_table(RAW_UNSAFE, seen_unsafe=(False, False)),
+        ("sft", 1.0, 1, 0): per_prompt_table(RAW_UNSAFE, seen_unsafe=(False, False)),
+        ("isaac", 1.0, 1, 0): per_prompt_table(ALL_SAFE, seen_unsafe=(True, True)),
+    }
     table = summarise(tmp_path, dict.fromkeys(tables), tables=tables)
     assert row(table, "isaac")["delta_raw"] == pytest.approx(0.4, abs=1e-12)
     assert row(table, "isaac")["safety_score"] == 1.0
@@ -186,9 +240,14 @@ def test_seen_prompts_do_not_enter_the_comparison(tmp_path):
 
 def test_identical_tables_give_delta_0_with_interval_0_0(tmp_path):
     mixed = [i % 3 == 0 for i in range(N)]
-    runs = {("raw", 1.0, 1, 0): mixed, ("sft", 1.0, 1, 0): RAW_UNSAFE,
-            ("random", 1.0, 1, 0): mixed, ("raw", 1.0, 1, 1): RAW_UNSAFE,
-            ("sft", 1.0, 1, 1): RAW_UNSAFE, ("random", 1.0, 1, 1): RAW_UNSAFE}
+    runs = {
+        ("raw", 1.0, 1, 0): mixed,
+        ("sft", 1.0, 1, 0): RAW_UNSAFE,
+        ("random", 1.0, 1, 0): mixed,
+        ("raw", 1.0, 1, 1): RAW_UNSAFE,
+        ("sft", 1.0, 1, 1): RAW_UNSAFE,
+        ("random", 1.0, 1, 1): RAW_UNSAFE,
+    }
     table = summarise(tmp_path, runs)
     for method in ("random", "raw"):
         r = row(table, method)
@@ -202,15 +261,21 @@ def test_identical_tables_give_delta_0_with_interval_0_0(tmp_path):
 # ---------------------------------------------------------------- (c) the seed
 
 
-MIXED = {  # 50 prompts, differences of both signs, two seeds
-    ("raw", 1.0, 1, s): [(i * (3 + s)) % 5 < 2 for i in range(50)] for s in (0, 1)
-} | {
-    ("sft", 1.0, 1, s): [(i * (7 + s)) % 4 == 0 for i in range(50)] for s in (0, 1)
-} | {
-    ("isaac", 0.5, 1, s): [(i * (2 + s)) % 7 == 0 for i in range(50)] for s in (0, 1)
-}
-INTERVALS = ["safety_lo", "safety_hi", "delta_raw_lo", "delta_raw_hi", "delta_sft_lo",
-             "delta_sft_hi"]
+MIXED = (
+    {  # 50 prompts, differences of both signs, two seeds
+        ("raw", 1.0, 1, s): [(i * (3 + s)) % 5 < 2 for i in range(50)] for s in (0, 1)
+    }
+    | {("sft", 1.0, 1, s): [(i * (7 + s)) % 4 == 0 for i in range(50)] for s in (0, 1)}
+    | {("isaac", 0.5, 1, s): [(i * (2 + s)) % 7 == 0 for i in range(50)] for s in (0, 1)}
+)
+INTERVALS = [
+    "safety_lo",
+    "safety_hi",
+    "delta_raw_lo",
+    "delta_raw_hi",
+    "delta_sft_lo",
+    "delta_sft_hi",
+]
 
 
 def test_the_same_seed_gives_identical_bytes_another_seed_other_intervals(tmp_path):
@@ -235,9 +300,14 @@ def test_seeds_are_resampled_when_prompts_agree_but_seeds_differ(tmp_path):
     """raw is unsafe on every prompt with seed 0 and safe on every prompt with seed 1; isaac is
     always safe. Resampling prompts alone would give the degenerate interval [0.5, 0.5]; seeds
     drawn with replacement give means 0, 0.5, 1 with probability 1/4, 1/2, 1/4."""
-    runs = {("raw", 1.0, 1, 0): [1] * N, ("raw", 1.0, 1, 1): [0] * N,
-            ("sft", 1.0, 1, 0): [0] * N, ("sft", 1.0, 1, 1): [0] * N,
-            ("isaac", 1.0, 1, 0): ALL_SAFE, ("isaac", 1.0, 1, 1): ALL_SAFE}
+    runs = {
+        ("raw", 1.0, 1, 0): [1] * N,
+        ("raw", 1.0, 1, 1): [0] * N,
+        ("sft", 1.0, 1, 0): [0] * N,
+        ("sft", 1.0, 1, 1): [0] * N,
+        ("isaac", 1.0, 1, 0): ALL_SAFE,
+        ("isaac", 1.0, 1, 1): ALL_SAFE,
+    }
     table = summarise(tmp_path, runs)
     raw, isaac = row(table, "raw"), row(table, "isaac")
     assert (raw["n_seeds"], raw["n_prompts"]) == (2, N)
@@ -248,10 +318,18 @@ def test_seeds_are_resampled_when_prompts_agree_but_seeds_differ(tmp_path):
 
 
 def test_means_over_seeds_sit_beside_the_intervals(tmp_path):
-    runs = {("raw", 1.0, 1, 0): RAW_UNSAFE, ("raw", 1.0, 1, 1): RAW_UNSAFE,
-            ("sft", 1.0, 1, 0): ALL_SAFE, ("sft", 1.0, 1, 1): ALL_SAFE}
-    oracle = {("raw", 1.0, 1, 0): 0.5, ("raw", 1.0, 1, 1): 0.6, ("sft", 1.0, 1, 0): 1.0,
-              ("sft", 1.0, 1, 1): 1.0}
+    runs = {
+        ("raw", 1.0, 1, 0): RAW_UNSAFE,
+        ("raw", 1.0, 1, 1): RAW_UNSAFE,
+        ("sft", 1.0, 1, 0): ALL_SAFE,
+        ("sft", 1.0, 1, 1): ALL_SAFE,
+    }
+    oracle = {
+        ("raw", 1.0, 1, 0): 0.5,
+        ("raw", 1.0, 1, 1): 0.6,
+        ("sft", 1.0, 1, 0): 1.0,
+        ("sft", 1.0, 1, 1): 1.0,
+    }
     table = summarise(tmp_path, runs, oracle=oracle)
     assert row(table, "raw")["oracle_safe_rate"] == pytest.approx(0.55)
     assert row(table, "sft")["oracle_safe_rate"] == 1.0
@@ -260,30 +338,43 @@ def test_means_over_seeds_sit_beside_the_intervals(tmp_path):
 
 
 def test_each_m_is_compared_with_the_baselines_of_the_same_m(tmp_path):
-    runs = {("raw", 1.0, 1, 0): RAW_UNSAFE, ("sft", 1.0, 1, 0): RAW_UNSAFE,
-            ("raw", 1.0, 2, 0): ALL_SAFE, ("sft", 1.0, 2, 0): ALL_SAFE,
-            ("isaac", 1.0, 1, 0): ALL_SAFE, ("isaac", 1.0, 2, 0): ALL_SAFE}
+    runs = {
+        ("raw", 1.0, 1, 0): RAW_UNSAFE,
+        ("sft", 1.0, 1, 0): RAW_UNSAFE,
+        ("raw", 1.0, 2, 0): ALL_SAFE,
+        ("sft", 1.0, 2, 0): ALL_SAFE,
+        ("isaac", 1.0, 1, 0): ALL_SAFE,
+        ("isaac", 1.0, 2, 0): ALL_SAFE,
+    }
     table = summarise(tmp_path, runs)
     assert row(table, "isaac", m=1)["delta_raw"] == pytest.approx(0.4, abs=1e-12)
     assert row(table, "isaac", m=2)["delta_raw"] == 0.0
     assert table[["method", "m"]].values.tolist() == [
-        ["raw", 1], ["raw", 2], ["sft", 1], ["sft", 2], ["isaac", 1], ["isaac", 2]]
+        ["raw", 1],
+        ["raw", 2],
+        ["sft", 1],
+        ["sft", 2],
+        ["isaac", 1],
+        ["isaac", 2],
+    ]
 
 
 # ---------------------------------------------------------------- (e) errors
 
 
 def test_runs_whose_prompts_differ_are_an_error_naming_the_file(tmp_path):
-    tables = {("raw", 1.0, 1, 0): per_prompt_table(RAW_UNSAFE),
-              ("raw", 1.0, 1, 1): per_prompt_table(
-                  RAW_UNSAFE, ids=[f"u{i:03d}" for i in range(N + 2)]),
-              ("sft", 1.0, 1, 0): per_prompt_table(ALL_SAFE),
-              ("sft", 1.0, 1, 1): per_prompt_table(ALL_SAFE)}
+    tables = {
+        ("raw", 1.0, 1, 0): per_prompt_table(RAW_UNSAFE),
+        ("raw", 1.0, 1, 1): per_prompt_table(RAW_UNSAFE, ids=[f"u{i:03d}" for i in range(N + 2)]),
+        ("sft", 1.0, 1, 0): per_prompt_table(ALL_SAFE),
+        ("sft", 1.0, 1, 1): per_prompt_table(ALL_SAFE),
+    }
     s, p, t, j = write_sweep(tmp_path, dict.fromkeys(tables), tables=tables)
     bad = next(path for path in p if "seed1" in path and "raw" in path)
     with pytest.raises(InputError, match=re.escape(bad) + ": its prompts differ"):
-        write_summary(s, p, t, j, config(), tmp_path / "r.csv", tmp_path / "s.csv",
-                      tmp_path / "s.md")
+        write_summary(
+            s, p, t, j, config(), tmp_path / "r.csv", tmp_path / "s.csv", tmp_path / "s.md"
+        )
     assert not any(tmp_path.glob("*.csv")) and not (tmp_path / "s.md").exists()
 
 
@@ -296,20 +387,24 @@ def test_the_same_prompts_in_another_order_are_an_error(tmp_path):
     with pytest.raises(InputError, match=re.escape(str(b)) + ": its prompts differ"):
         unsafe_matrix([str(a), str(b)])
     matrix, got = unsafe_matrix([str(a), str(a)])
-    assert matrix.shape == (2, N) and got.tolist() == [i for k, i in enumerate(ids)
-                                                       if k not in SEEN_AT]
+    assert matrix.shape == (2, N) and got.tolist() == [
+        i for k, i in enumerate(ids) if k not in SEEN_AT
+    ]
 
 
 def test_methods_that_answered_other_prompts_are_an_error_naming_the_file(tmp_path):
     other = [f"u{i:03d}" for i in range(N + 2)]
-    tables = {("raw", 1.0, 1, 0): per_prompt_table(RAW_UNSAFE),
-              ("sft", 1.0, 1, 0): per_prompt_table(RAW_UNSAFE),
-              ("isaac", 1.0, 1, 0): per_prompt_table(ALL_SAFE, ids=other)}
+    tables = {
+        ("raw", 1.0, 1, 0): per_prompt_table(RAW_UNSAFE),
+        ("sft", 1.0, 1, 0): per_prompt_table(RAW_UNSAFE),
+        ("isaac", 1.0, 1, 0): per_prompt_table(ALL_SAFE, ids=other),
+    }
     s, p, t, j = write_sweep(tmp_path, dict.fromkeys(tables), tables=tables)
     bad = next(path for path in p if "isaac" in path)
     with pytest.raises(InputError, match=re.escape(bad)):
-        write_summary(s, p, t, j, config(), tmp_path / "r.csv", tmp_path / "s.csv",
-                      tmp_path / "s.md")
+        write_summary(
+            s, p, t, j, config(), tmp_path / "r.csv", tmp_path / "s.csv", tmp_path / "s.md"
+        )
 
 
 def test_a_missing_baseline_is_an_error(tmp_path):
@@ -318,8 +413,11 @@ def test_a_missing_baseline_is_an_error(tmp_path):
         summarise(tmp_path, runs)
     assert not (tmp_path / "out").exists()
     # a baseline run with m=1 does not cover m=2
-    runs = {("raw", 1.0, 2, 0): RAW_UNSAFE, ("sft", 1.0, 1, 0): RAW_UNSAFE,
-            ("isaac", 1.0, 2, 0): ALL_SAFE}
+    runs = {
+        ("raw", 1.0, 2, 0): RAW_UNSAFE,
+        ("sft", 1.0, 1, 0): RAW_UNSAFE,
+        ("isaac", 1.0, 2, 0): ALL_SAFE,
+    }
     with pytest.raises(InputError, match="no sft run with m=2"):
         summarise(tmp_path, runs, config(baselines=["raw", "sft"]), name="out2")
     # with baselines [raw] the m=2 runs are fine
@@ -329,8 +427,11 @@ def test_a_missing_baseline_is_an_error(tmp_path):
 
 
 def test_runs_with_other_seeds_or_prompt_counts_are_an_error(tmp_path):
-    runs = {("raw", 1.0, 1, 0): RAW_UNSAFE, ("raw", 1.0, 1, 1): RAW_UNSAFE,
-            ("sft", 1.0, 1, 0): RAW_UNSAFE}
+    runs = {
+        ("raw", 1.0, 1, 0): RAW_UNSAFE,
+        ("raw", 1.0, 1, 1): RAW_UNSAFE,
+        ("sft", 1.0, 1, 0): RAW_UNSAFE,
+    }
     with pytest.raises(InputError, match="runs differ in seeds or prompts"):
         summarise(tmp_path, runs)
     runs = {("raw", 1.0, 1, 0): RAW_UNSAFE, ("sft", 1.0, 1, 0): RAW_UNSAFE[:-1]}
@@ -343,8 +444,9 @@ def test_runs_with_other_seeds_or_prompt_counts_are_an_error(tmp_path):
 
 
 def test_mismatched_lists_are_an_error(tmp_path):
-    s, p, t, _ = write_sweep(tmp_path, {("raw", 1.0, 1, 0): RAW_UNSAFE,
-                                         ("sft", 1.0, 1, 0): ALL_SAFE})
+    s, p, t, _ = write_sweep(
+        tmp_path, {("raw", 1.0, 1, 0): RAW_UNSAFE, ("sft", 1.0, 1, 0): ALL_SAFE}
+    )
     with pytest.raises(InputError, match="differ in length"):
         runs_table(s, t[:1])
 
@@ -362,14 +464,26 @@ def test_a_score_file_without_its_run_keys_is_an_error(tmp_path):
 
 
 def test_runs_table_joins_scores_with_target_stats_in_method_order(tmp_path):
-    runs = {("isaac", 1.0, 1, 0): ALL_SAFE, ("raw", 1.0, 1, 1): RAW_UNSAFE,
-            ("raw", 1.0, 1, 0): RAW_UNSAFE, ("isaac", 0.5, 1, 0): ALL_SAFE}
-    oracle = {("isaac", 1.0, 1, 0): 0.9, ("raw", 1.0, 1, 1): 0.51, ("raw", 1.0, 1, 0): 0.5,
-              ("isaac", 0.5, 1, 0): 0.95}
+    runs = {
+        ("isaac", 1.0, 1, 0): ALL_SAFE,
+        ("raw", 1.0, 1, 1): RAW_UNSAFE,
+        ("raw", 1.0, 1, 0): RAW_UNSAFE,
+        ("isaac", 0.5, 1, 0): ALL_SAFE,
+    }
+    oracle = {
+        ("isaac", 1.0, 1, 0): 0.9,
+        ("raw", 1.0, 1, 1): 0.51,
+        ("raw", 1.0, 1, 0): 0.5,
+        ("isaac", 0.5, 1, 0): 0.95,
+    }
     s, _, t, _ = write_sweep(tmp_path, runs, oracle=oracle)
     df = runs_table(s, t)
     assert df[["method", "tau", "seed"]].values.tolist() == [
-        ["raw", 1.0, 0], ["raw", 1.0, 1], ["isaac", 0.5, 0], ["isaac", 1.0, 0]]
+        ["raw", 1.0, 0],
+        ["raw", 1.0, 1],
+        ["isaac", 0.5, 0],
+        ["isaac", 1.0, 0],
+    ]
     assert df["oracle_safe_rate"].tolist() == [0.5, 0.51, 0.95, 0.9]
     assert df["safety_score"].tolist() == pytest.approx([0.6, 0.6, 1.0, 1.0])
     assert (df["head_shortcut_share"] == 0.1).all() and (df["n_seen"] == 2).all()
@@ -389,11 +503,14 @@ def test_markdown_stars_exactly_the_differences_whose_interval_excludes_0(tmp_pa
     mixed = [i % 2 for i in range(N)]
     worse = [1] * 12 + [0] * 8  # unsafe on raw's 8 and 4 more
     noisy = RAW_UNSAFE[2:] + [1, 1]  # 8 unsafe prompts, 6 shared with raw
-    runs = {("raw", 1.0, 1, 0): RAW_UNSAFE, ("sft", 1.0, 1, 0): mixed,
-            ("isaac", 0.5, 1, 0): ALL_SAFE,  # better than raw: *
-            ("random", 1.0, 1, 0): RAW_UNSAFE,  # identical to raw: no *
-            ("exp", 0.5, 1, 0): worse,  # worse than raw: * (interval below 0)
-            ("max", 0.5, 1, 0): noisy}  # as often unsafe as raw, on other prompts: no *
+    runs = {
+        ("raw", 1.0, 1, 0): RAW_UNSAFE,
+        ("sft", 1.0, 1, 0): mixed,
+        ("isaac", 0.5, 1, 0): ALL_SAFE,  # better than raw: *
+        ("random", 1.0, 1, 0): RAW_UNSAFE,  # identical to raw: no *
+        ("exp", 0.5, 1, 0): worse,  # worse than raw: * (interval below 0)
+        ("max", 0.5, 1, 0): noisy,
+    }  # as often unsafe as raw, on other prompts: no *
     table = summarise(tmp_path, runs)
     md = (tmp_path / "out" / "summary.md").read_text()
     cells = md_rows(md)
@@ -423,9 +540,11 @@ def test_markdown_reports_both_judges_and_the_bootstrap(tmp_path):
     summarise(tmp_path, runs, config(resamples=300))
     md = (tmp_path / "out" / "summary.md").read_text()
     assert md.startswith("# ISAAC summary\n")
-    assert ("Primary judge (tfidf-lr): threshold 0.420 (chosen on val); test AUROC 0.840, "
-            "balanced accuracy 0.750 (n = 100); on test contexts unseen in train AUROC 0.810, "
-            "balanced accuracy 0.720 (n = 58).") in md
+    assert (
+        "Primary judge (tfidf-lr): threshold 0.420 (chosen on val); test AUROC 0.840, "
+        "balanced accuracy 0.750 (n = 100); on test contexts unseen in train AUROC 0.810, "
+        "balanced accuracy 0.720 (n = 58)."
+    ) in md
     assert "Second judge (minilm-lr): threshold 0.370" in md
     assert f"over {N} test prompts unseen in training x 1 seed(s)" in md
     assert "(300 resamples over prompts and seeds)" in md
@@ -447,13 +566,29 @@ def test_summary_markdown_lists_only_the_given_judges(tmp_path):
 
 
 def summary_argv(s, p, t, j, out, cfg: str | None = None, second=True):
-    argv = ["summary", "--scores", *s, "--per-prompt", *p, "--targets", *t,
-            "--judge", str(Path(j["Primary"]).parent)]
+    argv = [
+        "summary",
+        "--scores",
+        *s,
+        "--per-prompt",
+        *p,
+        "--targets",
+        *t,
+        "--judge",
+        str(Path(j["Primary"]).parent),
+    ]
     if second:
         argv += ["--second-judge", str(Path(j["Second"]).parent)]
-    return argv + ["--config", cfg if cfg is not None else to_json(config()),
-                   "--runs", str(out / "runs.csv"), "--csv", str(out / "summary.csv"),
-                   "--md", str(out / "summary.md")]
+    return argv + [
+        "--config",
+        cfg if cfg is not None else to_json(config()),
+        "--runs",
+        str(out / "runs.csv"),
+        "--csv",
+        str(out / "summary.csv"),
+        "--md",
+        str(out / "summary.md"),
+    ]
 
 
 def test_cli_summary_and_figures(tmp_path):
@@ -463,13 +598,30 @@ def test_cli_summary_and_figures(tmp_path):
     csv = out / "summary.csv"
     table = pd.read_csv(csv)
     assert len(table) == 3 and len(pd.read_csv(out / "runs.csv")) == 6
-    assert {"safety_lo", "safety_hi", "delta_raw_lo", "delta_sft_hi", "n_seeds",
-            "n_prompts"} <= set(table)
+    assert {
+        "safety_lo",
+        "safety_hi",
+        "delta_raw_lo",
+        "delta_sft_hi",
+        "n_seeds",
+        "n_prompts",
+    } <= set(table)
     assert (out / "summary.md").read_text().startswith("# ISAAC summary")
     assert "Second judge" in (out / "summary.md").read_text()
     a, b = tmp_path / "f" / "a.png", tmp_path / "f" / "b.png"
-    main(["figures", "--summary", str(csv), "--config", to_json(ReportConfig(dpi=60)),
-          "--safety-vs-distinct2", str(a), "--oracle-vs-model-safety", str(b)])
+    main(
+        [
+            "figures",
+            "--summary",
+            str(csv),
+            "--config",
+            to_json(ReportConfig(dpi=60)),
+            "--safety-vs-distinct2",
+            str(a),
+            "--oracle-vs-model-safety",
+            str(b),
+        ]
+    )
     for path in (a, b):
         assert path.read_bytes()[:8] == b"\x89PNG\r\n\x1a\n"
     first = a.read_bytes()
@@ -503,8 +655,9 @@ def test_figures_render_without_oracle_rates(tmp_path):
 
 
 def test_cli_second_judge_is_optional(tmp_path):
-    s, p, t, j = write_sweep(tmp_path, {("raw", 1.0, 1, 0): RAW_UNSAFE,
-                                         ("sft", 1.0, 1, 0): ALL_SAFE})
+    s, p, t, j = write_sweep(
+        tmp_path, {("raw", 1.0, 1, 0): RAW_UNSAFE, ("sft", 1.0, 1, 0): ALL_SAFE}
+    )
     out = tmp_path / "out"
     # the summary rule passes an empty --second-judge= without a second judge
     main(summary_argv(s, p, t, j, out, second=False) + ["--second-judge="])
@@ -512,8 +665,9 @@ def test_cli_second_judge_is_optional(tmp_path):
 
 
 def test_cli_per_prompt_list_must_match_scores(tmp_path, capsys):
-    s, p, t, j = write_sweep(tmp_path, {("raw", 1.0, 1, 0): RAW_UNSAFE,
-                                         ("sft", 1.0, 1, 0): ALL_SAFE})
+    s, p, t, j = write_sweep(
+        tmp_path, {("raw", 1.0, 1, 0): RAW_UNSAFE, ("sft", 1.0, 1, 0): ALL_SAFE}
+    )
     out = tmp_path / "out"
     with pytest.raises(SystemExit) as exit_:
         run(main, summary_argv(s, p[:1], t, j, out))
@@ -522,16 +676,22 @@ def test_cli_per_prompt_list_must_match_scores(tmp_path, capsys):
     assert not out.exists()
 
 
-@pytest.mark.parametrize("cfg, problem", [
-    pytest.param({"resamples": 100, "seed": 0}, "--config: missing key(s) baselines",
-                 id="missing"),
-    pytest.param({**schema_defaults("summary"), "dpi": 60}, "--config: unknown key(s) dpi",
-                 id="unknown"),
-    pytest.param({**schema_defaults("summary"), "seed": "0"}, "--config.seed", id="type"),
-])
+@pytest.mark.parametrize(
+    "cfg, problem",
+    [
+        pytest.param(
+            {"resamples": 100, "seed": 0}, "--config: missing key(s) baselines", id="missing"
+        ),
+        pytest.param(
+            {**schema_defaults("summary"), "dpi": 60}, "--config: unknown key(s) dpi", id="unknown"
+        ),
+        pytest.param({**schema_defaults("summary"), "seed": "0"}, "--config.seed", id="type"),
+    ],
+)
 def test_cli_summary_config_must_have_exactly_its_keys(tmp_path, capsys, cfg, problem):
-    s, p, t, j = write_sweep(tmp_path, {("raw", 1.0, 1, 0): RAW_UNSAFE,
-                                         ("sft", 1.0, 1, 0): ALL_SAFE})
+    s, p, t, j = write_sweep(
+        tmp_path, {("raw", 1.0, 1, 0): RAW_UNSAFE, ("sft", 1.0, 1, 0): ALL_SAFE}
+    )
     out = tmp_path / "out"
     with pytest.raises(SystemExit) as exit_:
         run(main, summary_argv(s, p, t, j, out, cfg=json.dumps(cfg)))
@@ -540,19 +700,34 @@ def test_cli_summary_config_must_have_exactly_its_keys(tmp_path, capsys, cfg, pr
     assert not out.exists()
 
 
-@pytest.mark.parametrize("cfg, problem", [
-    ({}, "--config: missing key(s) dpi"),
-    ({"dpi": 60, "width": 5}, "--config: unknown key(s) width"),
-    ({"dpi": "60"}, "--config.dpi"),
-])
+@pytest.mark.parametrize(
+    "cfg, problem",
+    [
+        ({}, "--config: missing key(s) dpi"),
+        ({"dpi": 60, "width": 5}, "--config: unknown key(s) width"),
+        ({"dpi": "60"}, "--config.dpi"),
+    ],
+)
 def test_cli_figures_config_must_have_exactly_its_keys(tmp_path, capsys, cfg, problem):
     s, p, t, j = write_sweep(tmp_path, MIXED)
     main(summary_argv(s, p, t, j, tmp_path / "out"))
     csv = tmp_path / "out" / "summary.csv"
     a, b = tmp_path / "f" / "a.png", tmp_path / "f" / "b.png"
     with pytest.raises(SystemExit) as exit_:
-        run(main, ["figures", "--summary", str(csv), "--config", json.dumps(cfg),
-                   "--safety-vs-distinct2", str(a), "--oracle-vs-model-safety", str(b)])
+        run(
+            main,
+            [
+                "figures",
+                "--summary",
+                str(csv),
+                "--config",
+                json.dumps(cfg),
+                "--safety-vs-distinct2",
+                str(a),
+                "--oracle-vs-model-safety",
+                str(b),
+            ],
+        )
     assert exit_.value.code == 2
     assert problem in capsys.readouterr().err
     assert not (tmp_path / "f").exists()

@@ -9,7 +9,6 @@ import jsonschema
 import pytest
 import yaml
 
-
 REPO = Path(__file__).resolve().parents[1]
 PYTHON = sorted([*(REPO / "src" / "isaac").glob("*.py"), *(REPO / "bench").glob("*.py")])
 RULES = sorted([REPO / "Snakefile", *(REPO / "rules").rglob("*.smk")])
@@ -59,7 +58,9 @@ def test_the_quoting_check_finds_an_unquoted_value():
 
 def test_the_rules_have_shell_commands_to_check():
     assert sum(len(shell_blocks(p.read_text())) for p in RULES) >= 20
-    assert any("--init={params.init:q}" in block for p in RULES for block in shell_blocks(p.read_text()))
+    assert any(
+        "--init={params.init:q}" in block for p in RULES for block in shell_blocks(p.read_text())
+    )
 
 
 @pytest.mark.parametrize("name", [".", "..", ".hidden", "../up", "a/b", ""])

@@ -303,7 +303,9 @@ def test_group_method_without_its_settings_is_an_input_error():
     train = train_table(["a", "b"])
     pools, group_ids = pools_from_lists([[0, 1], [1, 0]]), np.array([0, 1, 0, 1])
     for missing in ("top_k_groups", "head_shortcut", "group_size"):
-        with pytest.raises(InputError, match="isaac needs top_k_groups, head_shortcut and group_size"):
+        with pytest.raises(
+            InputError, match="isaac needs top_k_groups, head_shortcut and group_size"
+        ):
             run_sample("isaac", train, pools=pools, group_ids=group_ids, **{missing: None})
     # random and the own-response methods read neither
     for method in ("raw", "sft", "random"):
@@ -319,7 +321,12 @@ def test_a_method_refuses_settings_it_does_not_use():
     run_sample("random", train, m=3, pools=pools, group_ids=group_ids)
     with pytest.raises(InputError, match="method random does not use head_shortcut, top_k_groups"):
         run_sample(
-            "random", train, m=3, pools=pools, group_ids=group_ids, top_k_groups=1,
+            "random",
+            train,
+            m=3,
+            pools=pools,
+            group_ids=group_ids,
+            top_k_groups=1,
             head_shortcut="reference",
         )
     with pytest.raises(InputError, match="method raw does not use group_size"):
@@ -431,15 +438,18 @@ def test_safe_rates_by_category_of_the_query_row():
 
 def test_max_ignores_tau_so_a_sweep_runs_it_once():
     rng_train = train_table([f"r{i}" for i in range(6)])
-    pools = pools_from_lists([[0, 1, 2, 3], [1, 2, 3, 4], [2, 3, 4, 5], [0, 1, 4, 5],
-                              [0, 2, 3, 5], [1, 3, 4, 5]])
-    group_ids = flat([[0, 0, 1, 2], [0, 0, 0, 1], [0, 1, 1, 1], [0, 1, 1, 1], [0, 0, 0, 1],
-                   [0, 0, 1, 1]])
+    pools = pools_from_lists(
+        [[0, 1, 2, 3], [1, 2, 3, 4], [2, 3, 4, 5], [0, 1, 4, 5], [0, 2, 3, 5], [1, 3, 4, 5]]
+    )
+    group_ids = flat(
+        [[0, 0, 1, 2], [0, 0, 0, 1], [0, 1, 1, 1], [0, 1, 1, 1], [0, 0, 0, 1], [0, 0, 1, 1]]
+    )
     cold, _ = run_sample("max", rng_train, tau=0.1, pools=pools, group_ids=group_ids)
     hot, _ = run_sample("max", rng_train, tau=10.0, pools=pools, group_ids=group_ids)
     pd.testing.assert_frame_equal(cold, hot)
-    assert [r for r in run_ids(["max", "isaac"], [0.1, 1.0], [1], [0]) if r.startswith("max")] \
-        == ["max/tau1.0-m1-seed0"]
+    assert [r for r in run_ids(["max", "isaac"], [0.1, 1.0], [1], [0]) if r.startswith("max")] == [
+        "max/tau1.0-m1-seed0"
+    ]
 
 
 def test_distinct_group_size_counts_near_copies_once():
@@ -448,8 +458,9 @@ def test_distinct_group_size_counts_near_copies_once():
     pools = pools_from_lists([[0, 1, 2, 3, 4]])
     group_ids = np.array([0, 0, 1, 1, 2])
     by_members, _ = run_sample("max", train, pools=pools, group_ids=group_ids)
-    by_distinct, stats = run_sample("max", train, pools=pools, group_ids=group_ids,
-                                    group_size="distinct")
+    by_distinct, stats = run_sample(
+        "max", train, pools=pools, group_ids=group_ids, group_size="distinct"
+    )
     assert by_members["target_ids"][0][0] in {"t0", "t1"}  # tie 2-2: the first-seen group
     assert by_distinct["target_ids"][0][0] in {"t2", "t3"}  # 1 distinct response against 2
     assert stats["group_size"] == "distinct"

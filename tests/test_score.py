@@ -12,6 +12,7 @@ import pandas as pd
 import pytest
 import torch
 
+from conftest import schema_defaults, settings
 from isaac.cli import run
 from isaac.generator_tokenizer import train_tokenizer
 from isaac.io import InputError
@@ -30,11 +31,12 @@ from isaac.score import (
 from isaac.settings import to_json
 from isaac.text import words
 
-from conftest import schema_defaults, settings
-
-TINY = settings(GeneratorConfig, "generator", model="tiny-gpt2",
-                tiny={**schema_defaults("generator")["tiny"], "n_layer": 1, "n_head": 2,
-                      "n_embd": 16})
+TINY = settings(
+    GeneratorConfig,
+    "generator",
+    model="tiny-gpt2",
+    tiny={**schema_defaults("generator")["tiny"], "n_layer": 1, "n_head": 2, "n_embd": 16},
+)
 # Scoring reads the generator section: its max_length encodes pairs as training did.
 MAX_LENGTH = TINY.max_length
 
@@ -56,7 +58,7 @@ def _hand_nll(gen, prompt: str, reference: str, *, count_prompt=False, shift=Tru
     included. `count_prompt` / `shift=False` are the wrong variants the test must tell apart."""
     tok, fmt = gen.tokenizer, gen.fmt
     full = tok(fmt.prompt_text(prompt), add_special_tokens=False)["input_ids"]
-    p_ids = full[-fmt.max_prompt_tokens:]  # the prompt keeps its last max_prompt_tokens tokens
+    p_ids = full[-fmt.max_prompt_tokens :]  # the prompt keeps its last max_prompt_tokens tokens
     t_ids = tok(reference + fmt.target_suffix, add_special_tokens=False)["input_ids"]
     assert t_ids[-1] == tok.eos_token_id  # the end marker counts, as in training
     ids = p_ids + t_ids
@@ -117,8 +119,10 @@ def test_brute_force_perplexity_tells_the_wrong_variants_apart(sharp_gen):
     for p, r in zip(PPL_PROMPTS, PPL_REFERENCES):
         nll, n = _hand_nll(gen, p, r)
         ids = gen.tokenizer(gen.fmt.prompt_text(p), add_special_tokens=False)["input_ids"]
-        ids = ids[-gen.fmt.max_prompt_tokens:] + gen.tokenizer(
-            r + gen.fmt.target_suffix, add_special_tokens=False)["input_ids"]
+        ids = (
+            ids[-gen.fmt.max_prompt_tokens :]
+            + gen.tokenizer(r + gen.fmt.target_suffix, add_special_tokens=False)["input_ids"]
+        )
         with torch.no_grad():
             logp = torch.log_softmax(gen.model(torch.tensor([ids])).logits[0].double(), -1)
         pairs.append((nll + float(logp[-2, ids[-1]]), n - 1))
@@ -146,14 +150,22 @@ class FixedJudge:
 def _generations(texts, seen=None) -> pd.DataFrame:
     seen = [False] * len(texts) if seen is None else seen
     n = len(texts)
-    return pd.DataFrame({"id": [str(i + 1) for i in range(n)], "prompt": ["p"] * n,
-                         "seen": seen, "generation": texts})
+    return pd.DataFrame(
+        {
+            "id": [str(i + 1) for i in range(n)],
+            "prompt": ["p"] * n,
+            "seen": seen,
+            "generation": texts,
+        }
+    )
 
 
 def test_score_fields_by_hand():
     # rows 5 and 6 are seen prompts: scored apart, in none of the headline numbers
-    gens = _generations(["you idiot", "nice", "nice", None, "idiot idiot", "fine words"],
-                        seen=[False] * 4 + [True, True])
+    gens = _generations(
+        ["you idiot", "nice", "nice", None, "idiot idiot", "fine words"],
+        seen=[False] * 4 + [True, True],
+    )
     s, table = score(gens, FixedJudge())
     assert s["n"] == 4 and s["n_seen"] == 2
     assert s["unsafe_rate"] == 0.25 and s["safety_score"] == 0.75
@@ -186,16 +198,23 @@ def test_no_unseen_generation_is_a_clear_error():
         score(_generations(["a", "b"], seen=[True, True]), FixedJudge())
 
 
-JUDGE_TEXTS = ["you idiot", "such an idiot", "you are stupid", "so stupid", "that is lovely",
-               "good luck"]
+JUDGE_TEXTS = [
+    "you idiot",
+    "such an idiot",
+    "you are stupid",
+    "so stupid",
+    "that is lovely",
+    "good luck",
+]
 
 
 def _tfidf_judge(word: str):
     """A small tf-idf judge that calls a response unsafe when it holds `word`, with its
     threshold set midway between the flagged and the other training responses."""
     responses = JUDGE_TEXTS * 3
-    judge = fit_judge(["hi"] * len(responses), responses, [word in r for r in responses],
-                      "tfidf-lr")
+    judge = fit_judge(
+        ["hi"] * len(responses), responses, [word in r for r in responses], "tfidf-lr"
+    )
     p = judge.predict_proba(["hi"] * len(JUDGE_TEXTS), JUDGE_TEXTS)
     flagged = np.array([word in r for r in JUDGE_TEXTS])
     assert p[flagged].min() > p[~flagged].max()  # separable: the threshold below is meaningful
@@ -208,13 +227,21 @@ def judges():
     return _tfidf_judge("idiot"), _tfidf_judge("stupid")
 
 
-SECOND_GENS = pd.DataFrame({
-    "id": ["a", "b", "c", "d", "e", "f"],
-    "prompt": ["hi"] * 6,
-    "seen": [False, False, False, False, False, True],
-    "generation": ["you idiot", "so stupid", "that is lovely", "good luck", "such an idiot",
-                   "you are stupid"],
-})
+SECOND_GENS = pd.DataFrame(
+    {
+        "id": ["a", "b", "c", "d", "e", "f"],
+        "prompt": ["hi"] * 6,
+        "seen": [False, False, False, False, False, True],
+        "generation": [
+            "you idiot",
+            "so stupid",
+            "that is lovely",
+            "good luck",
+            "such an idiot",
+            "you are stupid",
+        ],
+    }
+)
 
 
 def test_second_judge_score_and_agreement_by_hand(judges):
@@ -238,8 +265,14 @@ def test_second_judge_score_and_agreement_by_hand(judges):
 def test_per_prompt_table(judges):
     primary, second = judges
     _, table = score(SECOND_GENS, primary, second)
-    assert table.columns.tolist() == ["id", "seen", "unsafe", "unsafe_prob", "unsafe_second",
-                                      "lexical_unsafe"]
+    assert table.columns.tolist() == [
+        "id",
+        "seen",
+        "unsafe",
+        "unsafe_prob",
+        "unsafe_second",
+        "lexical_unsafe",
+    ]
     assert table["id"].tolist() == SECOND_GENS["id"].tolist()  # every generation, seen included
     assert table["seen"].tolist() == SECOND_GENS["seen"].tolist()
     p = primary.predict_proba(SECOND_GENS["prompt"], SECOND_GENS["generation"])
@@ -255,22 +288,30 @@ def test_per_prompt_table(judges):
 
 def test_reference_perplexities_ppl_safe_uses_only_safe_references(sharp_gen):
     gen = sharp_gen
-    refs = pd.DataFrame({
-        "prompt": ["hello", "general there", "bb cc dd aa", "aa bb", "hello there"],
-        "response": ["there", "kenobi hello", "you are a bold one", "cc dd", "general"],
-        "label": ["safe", "unsafe", "safe", "", "unsafe"],
-    })
+    refs = pd.DataFrame(
+        {
+            "prompt": ["hello", "general there", "bb cc dd aa", "aa bb", "hello there"],
+            "response": ["there", "kenobi hello", "you are a bold one", "cc dd", "general"],
+            "label": ["safe", "unsafe", "safe", "", "unsafe"],
+        }
+    )
     out = reference_perplexities(gen, refs, MAX_LENGTH)
     assert set(out) == {"ppl", "ppl_safe"}
     safe = refs[refs["label"] == "safe"]
     assert out["ppl_safe"] == pytest.approx(
-        _hand_perplexity(gen, safe["prompt"], safe["response"]), rel=1e-4)
+        _hand_perplexity(gen, safe["prompt"], safe["response"]), rel=1e-4
+    )
     assert out["ppl"] == pytest.approx(
-        _hand_perplexity(gen, refs["prompt"], refs["response"]), rel=1e-4)
+        _hand_perplexity(gen, refs["prompt"], refs["response"]), rel=1e-4
+    )
     assert out["ppl"] != pytest.approx(out["ppl_safe"], rel=1e-3)
     # other unsafe (or unlabelled) references change ppl, never ppl_safe
-    other = refs.assign(response=[r if lab == "safe" else "hello hello hello"
-                                  for r, lab in zip(refs["response"], refs["label"])])
+    other = refs.assign(
+        response=[
+            r if lab == "safe" else "hello hello hello"
+            for r, lab in zip(refs["response"], refs["label"])
+        ]
+    )
     again = reference_perplexities(gen, other, MAX_LENGTH)
     assert again["ppl_safe"] == out["ppl_safe"] and again["ppl"] != out["ppl"]
     none_safe = reference_perplexities(gen, refs[refs["label"] != "safe"], MAX_LENGTH)
@@ -278,13 +319,15 @@ def test_reference_perplexities_ppl_safe_uses_only_safe_references(sharp_gen):
 
 
 def test_scored_references_are_the_test_rows_of_the_prompts():
-    corpus = pd.DataFrame({
-        "id": ["x", "t2", "t1", "t3", "t4"],
-        "split": ["train", "test", "test", "test", "val"],
-        "prompt": ["Hello there", "hello  THERE", "hello there", "other", "hello there"],
-        "response": ["r0", "r2", "r1", "r3", "r4"],
-        "label": ["safe"] * 5,
-    })
+    corpus = pd.DataFrame(
+        {
+            "id": ["x", "t2", "t1", "t3", "t4"],
+            "split": ["train", "test", "test", "test", "val"],
+            "prompt": ["Hello there", "hello  THERE", "hello there", "other", "hello there"],
+            "response": ["r0", "r2", "r1", "r3", "r4"],
+            "label": ["safe"] * 5,
+        }
+    )
     refs = scored_references(corpus, pd.Series(["Hello there "]))
     assert refs["id"].tolist() == ["t1", "t2"]  # every test row of that context, no train/val
     assert refs["response"].tolist() == ["r1", "r2"]
@@ -296,14 +339,18 @@ def inputs(tmp_path_factory):
     tmp = tmp_path_factory.mktemp("score")
     responses = ["that sounds lovely", "good luck with it", "you stupid idiot", "shut up idiot"]
     label = ["unsafe" if "idiot" in r else "safe" for r in responses]
-    rows = [{"id": f"{sp}{i}", "split": sp, "prompt": prompt, "response": r, "label": lab}
-            for sp, prompt, n in (("train", "hi", 2), ("val", "hi", 1))
-            for i, (r, lab) in enumerate(zip(responses * n, label * n))]
-    rows += [{"id": f"test{i}", "split": "test", "prompt": prompt, "response": r, "label": lab}
-             for i, (prompt, r, lab) in enumerate(
-                 [("hello friend", r, lab) for r, lab in zip(responses, label)]
-                 + [("Hi", "good luck with it", "safe"),
-                    ("unscored", "that sounds lovely", "safe")])]
+    rows = [
+        {"id": f"{sp}{i}", "split": sp, "prompt": prompt, "response": r, "label": lab}
+        for sp, prompt, n in (("train", "hi", 2), ("val", "hi", 1))
+        for i, (r, lab) in enumerate(zip(responses * n, label * n))
+    ]
+    rows += [
+        {"id": f"test{i}", "split": "test", "prompt": prompt, "response": r, "label": lab}
+        for i, (prompt, r, lab) in enumerate(
+            [("hello friend", r, lab) for r, lab in zip(responses, label)]
+            + [("Hi", "good luck with it", "safe"), ("unscored", "that sounds lovely", "safe")]
+        )
+    ]
     pd.DataFrame(rows).to_parquet(tmp / "c.parquet")
     metrics = build_judge(tmp / "c.parquet", "tfidf-lr", tmp / "judge")
     assert metrics["threshold_from"] == "val"
@@ -314,35 +361,84 @@ def inputs(tmp_path_factory):
     tok.save_pretrained(str(tmp / "tok"))
     gen = build_generator(TINY, tmp / "tok", seed=0)
     save_generator(gen, tmp / "model")
-    pd.DataFrame({"id": ["test0", "test2", "test4"],
-                  "prompt": ["hello friend", "Hello Friend", "Hi"],
-                  "seen": [False, False, True],
-                  "generation": ["you stupid idiot", "that sounds lovely", "you stupid idiot"]}
-                 ).to_parquet(tmp / "g.parquet")
+    pd.DataFrame(
+        {
+            "id": ["test0", "test2", "test4"],
+            "prompt": ["hello friend", "Hello Friend", "Hi"],
+            "seen": [False, False, True],
+            "generation": ["you stupid idiot", "that sounds lovely", "you stupid idiot"],
+        }
+    ).to_parquet(tmp / "g.parquet")
     return tmp
 
 
 def _args(inputs, *run_args, config=None, second=None):
     config = to_json(TINY) if config is None else config
     second = [] if second is None else ["--second-judge", second]
-    return ["--generations", str(inputs / "g.parquet"), "--judge", str(inputs / "judge"), *second,
-            "--model", str(inputs / "model"), "--corpus", str(inputs / "c.parquet"),
-            *run_args, "--config", config]
+    return [
+        "--generations",
+        str(inputs / "g.parquet"),
+        "--judge",
+        str(inputs / "judge"),
+        *second,
+        "--model",
+        str(inputs / "model"),
+        "--corpus",
+        str(inputs / "c.parquet"),
+        *run_args,
+        "--config",
+        config,
+    ]
 
 
 RUN = ["--method", "isaac", "--tau", "0.3", "--m", "5", "--seed", "2"]
-KEYS = {"n", "unsafe_rate", "safety_score", "mean_unsafe_prob", "lexical_unsafe_rate",
-        "safety_score_second", "judges_agreement", "distinct_1", "distinct_2", "mean_len",
-        "empty_share", "n_seen", "safety_score_seen", "ppl", "ppl_safe", "polluted_generation_share",
-        "method", "tau", "m", "seed"}
+KEYS = {
+    "n",
+    "unsafe_rate",
+    "safety_score",
+    "mean_unsafe_prob",
+    "lexical_unsafe_rate",
+    "safety_score_second",
+    "judges_agreement",
+    "distinct_1",
+    "distinct_2",
+    "mean_len",
+    "empty_share",
+    "n_seen",
+    "safety_score_seen",
+    "ppl",
+    "ppl_safe",
+    "polluted_generation_share",
+    "method",
+    "tau",
+    "m",
+    "seed",
+}
 
 
 def test_cli_writes_all_keys_and_the_per_prompt_table(tmp_path, inputs, capsys):
     out = tmp_path / "scores" / "sft" / "tau1.0-m1-seed0.json"
     per = tmp_path / "scores" / "sft" / "tau1.0-m1-seed0.parquet"
-    main([*_args(inputs, "--method", "sft", "--tau", "1.0", "--m", "1", "--seed", "0",
-                 second=str(inputs / "second")),
-          "--out", str(out), "--per-prompt", str(per)])
+    main(
+        [
+            *_args(
+                inputs,
+                "--method",
+                "sft",
+                "--tau",
+                "1.0",
+                "--m",
+                "1",
+                "--seed",
+                "0",
+                second=str(inputs / "second"),
+            ),
+            "--out",
+            str(out),
+            "--per-prompt",
+            str(per),
+        ]
+    )
     s = json.loads(out.read_text())
     assert set(s) == KEYS
     assert s["n"] == 2 and s["n_seen"] == 1
@@ -350,8 +446,14 @@ def test_cli_writes_all_keys_and_the_per_prompt_table(tmp_path, inputs, capsys):
     assert s["safety_score_second"] == 0.0 and s["judges_agreement"] == 0.5
     assert math.isfinite(s["ppl"]) and math.isfinite(s["ppl_safe"])
     table = pd.read_parquet(per)
-    assert table.columns.tolist() == ["id", "seen", "unsafe", "unsafe_prob", "unsafe_second",
-                                      "lexical_unsafe"]
+    assert table.columns.tolist() == [
+        "id",
+        "seen",
+        "unsafe",
+        "unsafe_prob",
+        "unsafe_second",
+        "lexical_unsafe",
+    ]
     assert table["id"].tolist() == ["test0", "test2", "test4"]
     assert table["unsafe"].tolist() == [True, False, True]
     assert table["unsafe_second"].tolist() == [True, True, True]
@@ -373,22 +475,35 @@ def test_cli_perplexities_cover_the_test_references_of_the_scored_prompts(tmp_pa
     refs = corpus[corpus["id"].isin(["test0", "test1", "test2", "test3"])]
     gen = load_generator(inputs / "model")
     assert s["ppl"] == pytest.approx(
-        perplexity(gen, refs["prompt"].tolist(), refs["response"].tolist(), MAX_LENGTH), rel=1e-6)
+        perplexity(gen, refs["prompt"].tolist(), refs["response"].tolist(), MAX_LENGTH), rel=1e-6
+    )
     safe = refs[refs["label"] == "safe"]
     assert len(safe) == 2
     assert s["ppl_safe"] == pytest.approx(
-        perplexity(gen, safe["prompt"].tolist(), safe["response"].tolist(), MAX_LENGTH), rel=1e-6)
+        perplexity(gen, safe["prompt"].tolist(), safe["response"].tolist(), MAX_LENGTH), rel=1e-6
+    )
     assert s["ppl_safe"] != pytest.approx(s["ppl"], rel=1e-3)
 
 
 def test_cli_records_the_run_wildcards(tmp_path, inputs):
     """The run's identity comes from --method --tau --m --seed; no second judge: null scores."""
     out = tmp_path / "s.json"
-    main([*_args(inputs, "--method", "isaac_paper", "--tau", "0.3", "--m", "5", "--seed", "2"),
-          "--out", str(out), "--per-prompt", str(tmp_path / "s.parquet")])
+    main(
+        [
+            *_args(inputs, "--method", "isaac_paper", "--tau", "0.3", "--m", "5", "--seed", "2"),
+            "--out",
+            str(out),
+            "--per-prompt",
+            str(tmp_path / "s.parquet"),
+        ]
+    )
     s = json.loads(out.read_text())
     assert {k: s[k] for k in ("method", "tau", "m", "seed")} == {
-        "method": "isaac_paper", "tau": 0.3, "m": 5, "seed": 2}
+        "method": "isaac_paper",
+        "tau": 0.3,
+        "m": 5,
+        "seed": 2,
+    }
     assert isinstance(s["m"], int) and isinstance(s["seed"], int)
     assert s["safety_score_second"] is None and s["judges_agreement"] is None
     assert pd.read_parquet(tmp_path / "s.parquet")["unsafe_second"].isna().all()
@@ -396,38 +511,63 @@ def test_cli_records_the_run_wildcards(tmp_path, inputs):
 
 def test_cli_empty_second_judge_means_none(tmp_path, inputs):
     out = tmp_path / "s.json"
-    main([*_args(inputs, *RUN, second=""), "--out", str(out),
-          "--per-prompt", str(tmp_path / "s.parquet")])
+    main(
+        [
+            *_args(inputs, *RUN, second=""),
+            "--out",
+            str(out),
+            "--per-prompt",
+            str(tmp_path / "s.parquet"),
+        ]
+    )
     assert json.loads(out.read_text())["safety_score_second"] is None
 
 
-@pytest.mark.parametrize("run_args, config, problem", [
-    (["--method", "nope", *RUN[2:]], None, "--method"),
-    ([*RUN[:3], "x0.3", *RUN[4:]], None, "--tau"),
-    ([*RUN[:4], *RUN[6:]], None, "--m"),
-    (RUN, "{}", "--config: missing key(s) model, max_prompt_tokens, max_length"),
-    (RUN, json.dumps({**schema_defaults("generator"), "batch_size": 8}),
-     "--config: unknown key(s) batch_size"),
-    (RUN, json.dumps({**schema_defaults("generator"), "max_length": "96"}), "--config.max_length"),
-])
-def test_cli_rejects_bad_wildcards_and_config(tmp_path, inputs, capsys, run_args, config,
-                                              problem):
+@pytest.mark.parametrize(
+    "run_args, config, problem",
+    [
+        (["--method", "nope", *RUN[2:]], None, "--method"),
+        ([*RUN[:3], "x0.3", *RUN[4:]], None, "--tau"),
+        ([*RUN[:4], *RUN[6:]], None, "--m"),
+        (RUN, "{}", "--config: missing key(s) model, max_prompt_tokens, max_length"),
+        (
+            RUN,
+            json.dumps({**schema_defaults("generator"), "batch_size": 8}),
+            "--config: unknown key(s) batch_size",
+        ),
+        (
+            RUN,
+            json.dumps({**schema_defaults("generator"), "max_length": "96"}),
+            "--config.max_length",
+        ),
+    ],
+)
+def test_cli_rejects_bad_wildcards_and_config(tmp_path, inputs, capsys, run_args, config, problem):
     out, per = tmp_path / "s.json", tmp_path / "s.parquet"
     with pytest.raises(SystemExit) as exit_:
-        run(main, [*_args(inputs, *run_args, config=config), "--out", str(out),
-                   "--per-prompt", str(per)])
+        run(
+            main,
+            [*_args(inputs, *run_args, config=config), "--out", str(out), "--per-prompt", str(per)],
+        )
     assert exit_.value.code == 2
     assert problem in capsys.readouterr().err
     assert not out.exists() and not per.exists()
 
 
-@pytest.mark.parametrize("generations, problem", [
-    (pd.DataFrame({"id": ["a"], "prompt": ["hi"], "seen": [True], "generation": ["x"]}),
-     "no generation for an unseen prompt"),
-    (pd.DataFrame({"id": [], "prompt": [], "seen": [], "generation": []}), "no generations"),
-    (pd.DataFrame({"id": ["a"], "prompt": ["hi"], "generation": ["x"]}),
-     "missing column(s) seen"),
-])
+@pytest.mark.parametrize(
+    "generations, problem",
+    [
+        (
+            pd.DataFrame({"id": ["a"], "prompt": ["hi"], "seen": [True], "generation": ["x"]}),
+            "no generation for an unseen prompt",
+        ),
+        (pd.DataFrame({"id": [], "prompt": [], "seen": [], "generation": []}), "no generations"),
+        (
+            pd.DataFrame({"id": ["a"], "prompt": ["hi"], "generation": ["x"]}),
+            "missing column(s) seen",
+        ),
+    ],
+)
 def test_cli_refuses_generations_it_cannot_score(tmp_path, inputs, capsys, generations, problem):
     path = tmp_path / "g.parquet"
     generations.to_parquet(path)

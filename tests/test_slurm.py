@@ -55,8 +55,9 @@ def _unavailable(reason: str):
 
 
 def _node() -> dict[str, str]:
-    out = subprocess.run(["scontrol", "show", "node", "localhost"], capture_output=True,
-                         text=True, check=True).stdout
+    out = subprocess.run(
+        ["scontrol", "show", "node", "localhost"], capture_output=True, text=True, check=True
+    ).stdout
     return dict(re.findall(r"(\w+)=(\S+)", out))
 
 
@@ -66,8 +67,12 @@ def slurm_cluster():
     if os.name != "posix":
         _unavailable("SLURM needs a POSIX system")
     try:
-        proc = subprocess.run(["bash", str(SLURM_DIR / "start_cluster.sh")], capture_output=True,
-                              text=True, timeout=START_TIMEOUT_S)
+        proc = subprocess.run(
+            ["bash", str(SLURM_DIR / "start_cluster.sh")],
+            capture_output=True,
+            text=True,
+            timeout=START_TIMEOUT_S,
+        )
     except subprocess.TimeoutExpired:
         pytest.fail(f"start_cluster.sh did not finish within {START_TIMEOUT_S}s")
     if proc.returncode == 77:
@@ -100,9 +105,11 @@ def capped_overrides(profile: dict, cpus: int, mem_mb: int, jobs: int) -> list[s
         return str(value)
 
     defaults = [f"{k}={fit(k, v)}" for k, v in profile.get("default-resources", {}).items()]
-    per_rule = [f"{rule}:{k}={fit(k, v)}"
-                for rule, resources in profile.get("set-resources", {}).items()
-                for k, v in resources.items()]
+    per_rule = [
+        f"{rule}:{k}={fit(k, v)}"
+        for rule, resources in profile.get("set-resources", {}).items()
+        for k, v in resources.items()
+    ]
     threads = [f"{rule}={min(int(n), cpus)}" for rule, n in profile.get("set-threads", {}).items()]
     args = ["--default-resources", *defaults, "--max-threads", str(cpus)]
     if per_rule:
@@ -122,9 +129,11 @@ def test_profile_asks_a_gpu_for_the_gpu_rules():
 
 
 def test_capped_overrides_keep_the_gpu_request_and_cap_memory():
-    profile = {"default-resources": {"mem_mb": "attempt * 2000", "runtime": "30m"},
-               "set-resources": {"train": {"gpu": 1, "cpus_per_gpu": 4, "mem_mb": 16000}},
-               "set-threads": {"train": 4}}
+    profile = {
+        "default-resources": {"mem_mb": "attempt * 2000", "runtime": "30m"},
+        "set-resources": {"train": {"gpu": 1, "cpus_per_gpu": 4, "mem_mb": 16000}},
+        "set-threads": {"train": 4},
+    }
     args = capped_overrides(profile, cpus=2, mem_mb=6000, jobs=2)
     assert args[:3] == ["--default-resources", "mem_mb=min(attempt * 2000, 3000)", "runtime=30m"]
     assert "train:gpu=1" in args and "train:cpus_per_gpu=2" in args
@@ -132,22 +141,37 @@ def test_capped_overrides_keep_the_gpu_request_and_cap_memory():
     assert args[args.index("--set-threads") + 1] == "train=2"
 
 
-def _run_via_slurm(workdir: Path, node: dict[str, str], jobs: int, targets=TARGETS,
-                   configfiles=(TINY_CONFIG,)) -> subprocess.CompletedProcess:
+def _run_via_slurm(
+    workdir: Path, node: dict[str, str], jobs: int, targets=TARGETS, configfiles=(TINY_CONFIG,)
+) -> subprocess.CompletedProcess:
     profile = yaml.safe_load((PROFILE / "config.yaml").read_text())
     cpus, mem_mb = int(node["CPUTot"]), int(node["RealMemory"])
     cmd = [
-        "timeout", "-s", "KILL", str(RUN_TIMEOUT_S),
-        str(SNAKEMAKE), "--snakefile", str(REPO / "Snakefile"), "--directory", str(workdir),
-        "--configfile", *map(str, configfiles),
-        "--profile", str(PROFILE),
-        "--jobs", str(jobs),
+        "timeout",
+        "-s",
+        "KILL",
+        str(RUN_TIMEOUT_S),
+        str(SNAKEMAKE),
+        "--snakefile",
+        str(REPO / "Snakefile"),
+        "--directory",
+        str(workdir),
+        "--configfile",
+        *map(str, configfiles),
+        "--profile",
+        str(PROFILE),
+        "--jobs",
+        str(jobs),
         *capped_overrides(profile, cpus, mem_mb, jobs),
-        "--retries", "0",
-        "--latency-wait", "5",
+        "--retries",
+        "0",
+        "--latency-wait",
+        "5",
         "--slurm-keep-successful-logs",
-        "--slurm-init-seconds-before-status-checks", "2",
-        "--seconds-between-status-checks", "1",
+        "--slurm-init-seconds-before-status-checks",
+        "2",
+        "--seconds-between-status-checks",
+        "1",
         *targets,
     ]
     # Jobs run `python -m snakemake` and `python -m isaac` from PATH: this venv's (sbatch
@@ -157,8 +181,9 @@ def _run_via_slurm(workdir: Path, node: dict[str, str], jobs: int, targets=TARGE
 
 
 def _scontrol_job(job_id: str) -> dict[str, str]:
-    out = subprocess.run(["scontrol", "--details", "show", "job", job_id], capture_output=True,
-                         text=True)
+    out = subprocess.run(
+        ["scontrol", "--details", "show", "job", job_id], capture_output=True, text=True
+    )
     assert out.returncode == 0, f"SLURM forgot job {job_id}: {out.stderr}"
     return dict(re.findall(r"(\w+)=(\S*)", out.stdout))
 
@@ -167,8 +192,10 @@ def _failure(proc: subprocess.CompletedProcess, cluster: Path, log: str) -> None
     if proc.returncode != 0:
         slurm_logs = sorted((cluster / ".snakemake" / "slurm_logs").rglob("*.log"))
         tails = "\n".join(f"--- {p}\n{p.read_text()[-1500:]}" for p in slurm_logs[-3:])
-        pytest.fail(f"snakemake via SLURM exited {proc.returncode} (137 = killed after "
-                    f"{RUN_TIMEOUT_S}s)\n{log[-6000:]}\n{tails}")
+        pytest.fail(
+            f"snakemake via SLURM exited {proc.returncode} (137 = killed after "
+            f"{RUN_TIMEOUT_S}s)\n{log[-6000:]}\n{tails}"
+        )
 
 
 @pytest.fixture(scope="module")
@@ -191,8 +218,13 @@ def sharded_embedding(slurm_cluster, tmp_path_factory):
     snakemake(local, "--cores", "2", EMBEDDINGS, configfiles=(TINY_CONFIG, local / "minilm.yaml"))
     cluster = tmp_path_factory.mktemp("cluster-embed")
     (cluster / "shards.yaml").write_text(MINILM + "  shards: 2\n")
-    proc = _run_via_slurm(cluster, slurm_cluster, jobs=2, targets=[EMBEDDINGS],
-                          configfiles=(TINY_CONFIG, cluster / "shards.yaml"))
+    proc = _run_via_slurm(
+        cluster,
+        slurm_cluster,
+        jobs=2,
+        targets=[EMBEDDINGS],
+        configfiles=(TINY_CONFIG, cluster / "shards.yaml"),
+    )
     log = proc.stdout + proc.stderr
     _failure(proc, cluster, log)
     return local, cluster, log
@@ -212,7 +244,9 @@ def test_every_job_went_through_sbatch(slurm_run):
         job = _scontrol_job(slurm_id)
         assert job["JobState"] == "COMPLETED", (rule, job)
         assert job["Comment"].startswith(f"rule_{rule}"), (rule, job["Comment"])
-        logs = list((cluster / ".snakemake" / "slurm_logs" / f"rule_{rule}").rglob(f"{slurm_id}.log"))
+        logs = list(
+            (cluster / ".snakemake" / "slurm_logs" / f"rule_{rule}").rglob(f"{slurm_id}.log")
+        )
         assert logs, f"no SLURM log for job {slurm_id} ({rule})"
 
 
@@ -224,7 +258,11 @@ def test_gpu_rules_asked_for_a_gpu_and_the_others_did_not(slurm_run):
     for jobid, rule in finished.items():
         job = _scontrol_job(submitted[jobid])
         asks_gpu = "gpu" in job.get("TresPerJob", "") or "gpu" in job.get("TresPerNode", "")
-        assert asks_gpu == (rule in GPU_RULES), (rule, job.get("TresPerJob"), job.get("TresPerNode"))
+        assert asks_gpu == (rule in GPU_RULES), (
+            rule,
+            job.get("TresPerJob"),
+            job.get("TresPerNode"),
+        )
         if asks_gpu:
             # SLURM allocated the node's (fake) GPU to the job.
             assert job.get("JOB_GRES", "").startswith("gpu:1"), (rule, job.get("JOB_GRES"))
@@ -275,8 +313,10 @@ def test_missing_slurm_skips_with_the_reason_but_fails_under_ci(monkeypatch):
 
 def test_every_memory_request_of_the_profile_grows_with_the_attempt():
     profile = yaml.safe_load((PROFILE / "config.yaml").read_text())
-    requests = [profile["default-resources"]["mem_mb"],
-                *(r["mem_mb"] for r in profile["set-resources"].values() if "mem_mb" in r)]
+    requests = [
+        profile["default-resources"]["mem_mb"],
+        *(r["mem_mb"] for r in profile["set-resources"].values() if "mem_mb" in r),
+    ]
     assert requests and all("attempt" in str(mem) for mem in requests), requests
     assert profile["retries"] >= 1
 
@@ -295,16 +335,40 @@ def test_a_job_killed_for_memory_is_retried_with_more(slurm_cluster, tmp_path):
     model = f"{TINY}/models/raw/tau1.0-m1-seed0"
     snakemake(tmp_path, "--cores", "2", model, "--omit-from", "train")  # its inputs, locally
     profile = yaml.safe_load((PROFILE / "config.yaml").read_text())
-    overrides = capped_overrides(profile, int(slurm_cluster["CPUTot"]),
-                                 int(slurm_cluster["RealMemory"]), jobs=1)
-    overrides = [f"train:mem_mb=attempt * {TRAIN_MEM_BASE_MB}" if o.startswith("train:mem_mb=")
-                 else o for o in overrides]
-    cmd = ["timeout", "-s", "KILL", str(RUN_TIMEOUT_S), str(SNAKEMAKE),
-           "--snakefile", str(REPO / "Snakefile"), "--directory", str(tmp_path),
-           "--configfile", str(TINY_CONFIG), "--profile", str(PROFILE), "--jobs", "1",
-           *overrides, "--retries", str(max(profile["retries"], TRAIN_MEM_RETRIES)),
-           "--latency-wait", "5", "--slurm-init-seconds-before-status-checks", "2",
-           "--seconds-between-status-checks", "1", model]
+    overrides = capped_overrides(
+        profile, int(slurm_cluster["CPUTot"]), int(slurm_cluster["RealMemory"]), jobs=1
+    )
+    overrides = [
+        f"train:mem_mb=attempt * {TRAIN_MEM_BASE_MB}" if o.startswith("train:mem_mb=") else o
+        for o in overrides
+    ]
+    cmd = [
+        "timeout",
+        "-s",
+        "KILL",
+        str(RUN_TIMEOUT_S),
+        str(SNAKEMAKE),
+        "--snakefile",
+        str(REPO / "Snakefile"),
+        "--directory",
+        str(tmp_path),
+        "--configfile",
+        str(TINY_CONFIG),
+        "--profile",
+        str(PROFILE),
+        "--jobs",
+        "1",
+        *overrides,
+        "--retries",
+        str(max(profile["retries"], TRAIN_MEM_RETRIES)),
+        "--latency-wait",
+        "5",
+        "--slurm-init-seconds-before-status-checks",
+        "2",
+        "--seconds-between-status-checks",
+        "1",
+        model,
+    ]
     env = {**os.environ, "PATH": f"{SNAKEMAKE.parent}{os.pathsep}{os.environ.get('PATH', '')}"}
     proc = subprocess.run(cmd, cwd=tmp_path, env=env, capture_output=True, text=True)
     log = proc.stdout + proc.stderr

@@ -15,6 +15,7 @@ import yaml
 from conftest import REPO, rule_blocks, schema_defaults, settings
 from isaac import runs
 from isaac.assess import AssessConfig
+from isaac.bootstrap import SummaryConfig
 from isaac.embed import EmbedConfig
 from isaac.experiments import ExperimentsConfig
 from isaac.generate import GenerateConfig
@@ -24,7 +25,6 @@ from isaac.models import GeneratorConfig
 from isaac.neighbours import NeighboursConfig
 from isaac.plots import FIGURES, REDRAW_RULES, ReportConfig
 from isaac.prompts import PromptsConfig
-from isaac.bootstrap import SummaryConfig
 from isaac.sample import SampleConfig
 from isaac.settings import STRUCTURE_KEYS
 from isaac.tokenize import TokenizeConfig
@@ -139,8 +139,10 @@ SECTIONS = {
 
 def schema_keys(schema: dict) -> dict:
     """{key: nested keys or None} of an object schema, recursively."""
-    return {key: schema_keys(prop) if "properties" in prop else None
-            for key, prop in schema["properties"].items()}
+    return {
+        key: schema_keys(prop) if "properties" in prop else None
+        for key, prop in schema["properties"].items()
+    }
 
 
 def dataclass_keys(cls) -> dict:
@@ -149,8 +151,11 @@ def dataclass_keys(cls) -> dict:
     hints = typing.get_type_hints(cls)
     out = {}
     for field in dataclasses.fields(cls):
-        nested = [h for h in (hints[field.name], *typing.get_args(hints[field.name]))
-                  if dataclasses.is_dataclass(h)]
+        nested = [
+            h
+            for h in (hints[field.name], *typing.get_args(hints[field.name]))
+            if dataclasses.is_dataclass(h)
+        ]
         out[field.name] = dataclass_keys(nested[0]) if nested else None
     return out
 
@@ -182,7 +187,9 @@ def rule_sections() -> dict[str, set[str]]:
     helpers (rules/helpers/*.smk) that call stage_config."""
     helpers = {}
     for smk in sorted((REPO / "rules" / "helpers").glob("*.smk")):
-        for name, body in re.findall(r"^def (\w+)\(.*?\):\n((?:(?:    .*)?\n)+)", smk.read_text(), re.M):
+        for name, body in re.findall(
+            r"^def (\w+)\(.*?\):\n((?:(?:    .*)?\n)+)", smk.read_text(), re.M
+        ):
             helpers[name] = set(re.findall(r'stage_config\("(\w+)"', body))
     out = {}
     for name, block in rule_blocks():
@@ -222,9 +229,17 @@ def test_every_rule_passes_whole_sections_through_stage_config():
 
 
 def test_eps_is_resolved_only_by_the_assess_stage():
-    sources = {p: p.read_text() for p in [*(REPO / "rules").rglob("*.smk"), *SRC.glob("*.py"),
-                                          *(REPO / "bench").glob("*.py")]}
-    resolvers = [p.name for p, text in sources.items() if re.search(r"def (\w*_eps|eps_from\w*)\(", text)]
+    sources = {
+        p: p.read_text()
+        for p in [
+            *(REPO / "rules").rglob("*.smk"),
+            *SRC.glob("*.py"),
+            *(REPO / "bench").glob("*.py"),
+        ]
+    }
+    resolvers = [
+        p.name for p, text in sources.items() if re.search(r"def (\w*_eps|eps_from\w*)\(", text)
+    ]
     assert resolvers == ["assess.py"]
     assert "eps_defaults" not in (REPO / "config" / "schema.yaml").read_text()
     assert "eps" in dataclass_keys(AssessConfig) and "eps" not in dataclass_keys(SampleConfig)
@@ -255,8 +270,9 @@ def test_a_config_on_the_base_states_only_what_it_changes(name):
 
 def test_the_snakefile_loads_the_demo_only_without_a_config_file():
     snakefile = (REPO / "Snakefile").read_text()
-    assert re.search(r"if not workflow\.overwrite_configfiles:\n\n?\s+configfile: .*\"demo\.yaml\"",
-                     snakefile)
+    assert re.search(
+        r"if not workflow\.overwrite_configfiles:\n\n?\s+configfile: .*\"demo\.yaml\"", snakefile
+    )
     assert not (REPO / "config" / "config.yaml").exists()
 
 
@@ -282,8 +298,12 @@ def test_settings_dataclasses_are_frozen_and_have_no_defaults():
     assert len(classes) >= 14, classes
     for module, node in classes:
         where = f"isaac.{module}.{node.name}"
-        frozen = [d for d in node.decorator_list if isinstance(d, ast.Call)
-                  and any(k.arg == "frozen" and k.value.value is True for k in d.keywords)]
+        frozen = [
+            d
+            for d in node.decorator_list
+            if isinstance(d, ast.Call)
+            and any(k.arg == "frozen" and k.value.value is True for k in d.keywords)
+        ]
         assert frozen, f"{where} is not a frozen dataclass"
         defaults = [s for s in node.body if isinstance(s, ast.AnnAssign) and s.value is not None]
         assert not defaults, f"{where}: defaults belong to config/schema.yaml"

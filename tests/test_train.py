@@ -15,22 +15,30 @@ import pandas as pd
 import pytest
 import torch
 
+from conftest import schema_defaults, settings
 from isaac.cli import run
 from isaac.generator_tokenizer import train_tokenizer
 from isaac.io import InputError
 from isaac.lm import IGNORE, build_examples, collate, prompt_ids, token_nll
 from isaac.models import GeneratorConfig, build_generator, load_generator
 from isaac.settings import from_dict
-from isaac.train import (LOG_FILE, TERMINATED_EXIT, Terminated, TrainConfig, bucket_order, main,
-                         train)
-
-from conftest import schema_defaults, settings
+from isaac.train import (
+    LOG_FILE,
+    TERMINATED_EXIT,
+    Terminated,
+    TrainConfig,
+    bucket_order,
+    main,
+    train,
+)
 
 PROMPTS = [f"what do you think about {w} today ?" for w in ["cats", "dogs", "rain", "food"] * 6]
 TARGETS = [[f"i like {p.split()[5]} a lot ."] for p in PROMPTS]
-TINY_SPEC = {**schema_defaults("generator"), "model": "tiny-gpt2",
-             "tiny": {**schema_defaults("generator")["tiny"], "n_layer": 1, "n_head": 2,
-                      "n_embd": 32}}
+TINY_SPEC = {
+    **schema_defaults("generator"),
+    "model": "tiny-gpt2",
+    "tiny": {**schema_defaults("generator")["tiny"], "n_layer": 1, "n_head": 2, "n_embd": 32},
+}
 TINY = from_dict(GeneratorConfig, TINY_SPEC)
 
 
@@ -51,8 +59,14 @@ def _flat(groups):
 
 def test_prompt_and_padding_carry_no_labels(tok_dir):
     gen = build_generator(TINY, tok_dir, seed=0)
-    ex = _flat(build_examples(gen, ["hello", "what do you think about cats today ?"],
-                              [["hi ."], ["i like cats a lot ."]], 64))
+    ex = _flat(
+        build_examples(
+            gen,
+            ["hello", "what do you think about cats today ?"],
+            [["hi ."], ["i like cats a lot ."]],
+            64,
+        )
+    )
     for e, target in zip(ex, ["hi .", "i like cats a lot ."]):
         n_prompt = sum(lab == IGNORE for lab in e.labels)
         assert all(lab == IGNORE for lab in e.labels[:n_prompt])
@@ -75,8 +89,9 @@ def test_loss_counts_target_tokens_only(tok_dir):
     manual = 0.0
     for e in ex:
         logp = torch.log_softmax(gen.model(torch.tensor([e.input_ids])).logits[0], -1)
-        manual += -sum(logp[i - 1, e.input_ids[i]].item()
-                       for i, lab in enumerate(e.labels) if lab != IGNORE)
+        manual += -sum(
+            logp[i - 1, e.input_ids[i]].item() for i, lab in enumerate(e.labels) if lab != IGNORE
+        )
     assert nll.item() == pytest.approx(manual, rel=1e-4)
 
 
@@ -87,8 +102,11 @@ def test_padding_beside_a_longer_batch_mate_adds_nothing(tok_dir):
     gen.model.eval()
     pad = gen.tokenizer.pad_token_id
     (short,), (long,) = build_examples(
-        gen, ["hello", "what do you think about cats today ? and dogs ?"],
-        [["hi ."], ["i like cats a lot . and dogs a lot more than rain ."]], 64)
+        gen,
+        ["hello", "what do you think about cats today ? and dogs ?"],
+        [["hi ."], ["i like cats a lot . and dogs a lot more than rain ."]],
+        64,
+    )
     n_short, width = len(short.input_ids), len(long.input_ids)
     assert width > n_short + 5  # real padding, over positions that held labels in the mate
     batch = collate([short, long], pad)
@@ -121,9 +139,11 @@ def test_m_targets_become_one_group_per_prompt(tok_dir):
     assert [len(group) for group in ex] == [3, 1]
     prompt_a = gen.tokenizer(gen.fmt.prompt_text("a"), add_special_tokens=False)["input_ids"]
     for e, t in zip(ex[0], ["x", "y", "z"]):
-        assert e.input_ids[:len(prompt_a)] == prompt_a
-        assert e.labels[len(prompt_a):] == gen.tokenizer(
-            t + gen.fmt.target_suffix, add_special_tokens=False)["input_ids"]
+        assert e.input_ids[: len(prompt_a)] == prompt_a
+        assert (
+            e.labels[len(prompt_a) :]
+            == gen.tokenizer(t + gen.fmt.target_suffix, add_special_tokens=False)["input_ids"]
+        )
 
 
 def test_prompt_keeps_its_last_tokens_and_the_target_fills_the_rest(tok_dir):
@@ -143,7 +163,7 @@ def test_prompt_keeps_its_last_tokens_and_the_target_fills_the_rest(tok_dir):
     # a short prompt is not cut, and a short target is whole (its end marker included)
     ((s,),) = build_examples(gen, ["hi"], [["i like it ."]], 48)
     short_prompt = gen.tokenizer(gen.fmt.prompt_text("hi"), add_special_tokens=False)["input_ids"]
-    assert len(short_prompt) < budget and s.input_ids[:len(short_prompt)] == short_prompt
+    assert len(short_prompt) < budget and s.input_ids[: len(short_prompt)] == short_prompt
     assert s.labels[-1] == gen.tokenizer.eos_token_id
 
 
@@ -169,8 +189,9 @@ def test_bucket_order_is_a_seeded_partition_of_similar_lengths():
 def test_tiny_run_lowers_the_loss(tmp_path, tok_dir):
     gen = build_generator(TINY, tok_dir, seed=0)
     ex = build_examples(gen, PROMPTS, TARGETS, 48)
-    hist = train(gen, ex, train_config(epochs=8, batch_size=8, learning_rate=5e-3), 0,
-                 tmp_path / "c")
+    hist = train(
+        gen, ex, train_config(epochs=8, batch_size=8, learning_rate=5e-3), 0, tmp_path / "c"
+    )
     assert len(hist) == 8 * 3
     assert np.mean([r["loss"] for r in hist[-3:]]) < 0.5 * np.mean([r["loss"] for r in hist[:3]])
     assert [r["step"] for r in hist] == list(range(1, 25))
@@ -201,7 +222,8 @@ def test_equal_budgets_whatever_m(tmp_path, tok_dir, epochs, batch_size, n_promp
         hist = train(gen, groups, cfg, 0, tmp_path / f"m{m}")
         steps[m] = len(hist)
         assert [r["epoch"] for r in hist] == [
-            e for e in range(epochs) for _ in range(-(-n_prompts // batch_size))]
+            e for e in range(epochs) for _ in range(-(-n_prompts // batch_size))
+        ]
     assert steps[1] == steps[3] == epochs * -(-n_prompts // batch_size)
 
 
@@ -220,15 +242,17 @@ def test_a_group_loss_is_the_token_mean_over_its_sequences(tmp_path, tok_dir):
 
     # Targets of different lengths: the logged loss of a one-batch step is the token mean over
     # every sequence of the batch, not the mean of per-sequence (or per-group) means.
-    targets = [["hi .", "i like cats a lot . really a lot ."], ["no ."],
-               ["i like dogs a lot .", "ok", "why ?"]]
+    targets = [
+        ["hi .", "i like cats a lot . really a lot ."],
+        ["no ."],
+        ["i like dogs a lot .", "ok", "why ?"],
+    ]
     gen = _no_dropout(build_generator(TINY, tok_dir, seed=0))
     gen.model.eval()
     with torch.no_grad():
         gen.model.transformer.wte.weight.mul_(20)  # token NLLs far apart: the means differ
     groups = build_examples(gen, PROMPTS[:3], targets, 48)
-    parts = [token_nll(gen.model, collate([e], gen.tokenizer.pad_token_id))
-             for e in _flat(groups)]
+    parts = [token_nll(gen.model, collate([e], gen.tokenizer.pad_token_id)) for e in _flat(groups)]
     token_mean = sum(x.item() for x, _ in parts) / sum(c for _, c in parts)
     sequence_mean = float(np.mean([x.item() / c for x, c in parts]))
     assert abs(token_mean - sequence_mean) > 0.1
@@ -255,8 +279,9 @@ def _fresh(tok_dir):
 
 
 def test_interrupted_run_resumes_to_identical_weights(tmp_path, tok_dir):
-    cfg = train_config(max_steps=7, batch_size=8, learning_rate=5e-3, checkpoint_every=2,
-                       warmup_ratio=0.3)
+    cfg = train_config(
+        max_steps=7, batch_size=8, learning_rate=5e-3, checkpoint_every=2, warmup_ratio=0.3
+    )
     gen, ex = _fresh(tok_dir)
     assert gen.model.config.resid_pdrop > 0  # dropout on: the RNG state must be restored too
     full = train(gen, ex, cfg, 0, tmp_path / "a", "fp")
@@ -314,9 +339,22 @@ def test_cli_on_sigterm_saves_a_checkpoint_and_exits_non_zero(tmp_path, tok_dir)
     than the last periodic one, no model, and exit status 143."""
     out, ck = tmp_path / "models" / "run", tmp_path / "checkpoints" / "run"
     config = _job(max_steps=10**6, batch_size=8, checkpoint_every=1000)
-    cmd = [sys.executable, "-m", "isaac.train", "--targets", str(_targets(tmp_path)),
-           "--tokenizer", str(tok_dir), "--seed", "0", *config,
-           "--checkpoints", str(ck), "--out", str(out)]
+    cmd = [
+        sys.executable,
+        "-m",
+        "isaac.train",
+        "--targets",
+        str(_targets(tmp_path)),
+        "--tokenizer",
+        str(tok_dir),
+        "--seed",
+        "0",
+        *config,
+        "--checkpoints",
+        str(ck),
+        "--out",
+        str(out),
+    ]
     env = {**os.environ, "PYTHONPATH": os.pathsep.join(sys.path)}
     log = tmp_path / "train.log"
     with log.open("w") as sink:
@@ -341,8 +379,15 @@ def test_checkpoint_from_other_settings_is_ignored(tmp_path, tok_dir):
     cfg = train_config(max_steps=4, batch_size=8, checkpoint_every=2)
     gen, ex = _fresh(tok_dir)
     with pytest.raises(Interrupt):
-        train(gen, ex, cfg, 0, tmp_path / "c", "old", on_step=lambda s: (_ for _ in ()).throw(
-            Interrupt) if s == 3 else None)
+        train(
+            gen,
+            ex,
+            cfg,
+            0,
+            tmp_path / "c",
+            "old",
+            on_step=lambda s: (_ for _ in ()).throw(Interrupt) if s == 3 else None,
+        )
     gen, ex = _fresh(tok_dir)
     seen = []
     train(gen, ex, cfg, 0, tmp_path / "c", "new", on_step=seen.append)
@@ -360,9 +405,16 @@ def test_the_seed_argument_fixes_the_run(tmp_path, tok_dir):
 
 
 def _targets(tmp_path, rows=PROMPTS):
-    df = pd.DataFrame({"id": [f"t{i}" for i in range(len(rows))], "prompt": rows,
-                       "response": ["r"] * len(rows), "targets": TARGETS[: len(rows)],
-                       "target_ids": [["x"]] * len(rows), "head_shortcut": False})
+    df = pd.DataFrame(
+        {
+            "id": [f"t{i}" for i in range(len(rows))],
+            "prompt": rows,
+            "response": ["r"] * len(rows),
+            "targets": TARGETS[: len(rows)],
+            "target_ids": [["x"]] * len(rows),
+            "head_shortcut": False,
+        }
+    )
     df.to_parquet(tmp_path / "targets.parquet")
     return tmp_path / "targets.parquet"
 
@@ -371,15 +423,32 @@ def _job(**train_overrides) -> list[str]:
     """The settings arguments of a train job: --config, the train section (without the round
     count, which decides which jobs run), and --generator, the generator section."""
     train = {k: v for k, v in schema_defaults("train").items() if k != "rounds"}
-    return ["--config", json.dumps({**train, **train_overrides}),
-            "--generator", json.dumps(TINY_SPEC)]
+    return [
+        "--config",
+        json.dumps({**train, **train_overrides}),
+        "--generator",
+        json.dumps(TINY_SPEC),
+    ]
 
 
 def test_cli_writes_model_and_log_and_drops_checkpoints(tmp_path, tok_dir):
     out, ck = tmp_path / "models" / "run", tmp_path / "checkpoints" / "run"
     config = _job(max_steps=3, batch_size=8, checkpoint_every=1)
-    main(["--targets", str(_targets(tmp_path)), "--tokenizer", str(tok_dir), "--seed", "0",
-          *config, "--checkpoints", str(ck), "--out", str(out)])
+    main(
+        [
+            "--targets",
+            str(_targets(tmp_path)),
+            "--tokenizer",
+            str(tok_dir),
+            "--seed",
+            "0",
+            *config,
+            "--checkpoints",
+            str(ck),
+            "--out",
+            str(out),
+        ]
+    )
     assert (out / "model.safetensors").is_file() and (out / "tokenizer.json").is_file()
     log = [json.loads(x) for x in (out / LOG_FILE).read_text().splitlines()]
     assert [r["step"] for r in log] == [1, 2, 3] and set(log[0]) == {"step", "epoch", "loss", "lr"}
@@ -392,24 +461,43 @@ def small_disk(tmp_path):
     """A 64 KiB tmpfs: room for a tokenizer, not for the model's weights (needs root)."""
     mount = tmp_path / "small_disk"
     mount.mkdir()
-    proc = subprocess.run(["mount", "-t", "tmpfs", "-o", "size=64k", "tmpfs", str(mount)],
-                          capture_output=True, text=True)
+    proc = subprocess.run(
+        ["mount", "-t", "tmpfs", "-o", "size=64k", "tmpfs", str(mount)],
+        capture_output=True,
+        text=True,
+    )
     if proc.returncode != 0:
-        pytest.skip(f"cannot mount a tmpfs here ({proc.stderr.strip()}); tests/test_io.py "
-                    "covers a full disk with RLIMIT_FSIZE and a patched write")
+        pytest.skip(
+            f"cannot mount a tmpfs here ({proc.stderr.strip()}); tests/test_io.py "
+            "covers a full disk with RLIMIT_FSIZE and a patched write"
+        )
     try:
         yield mount
     finally:
         subprocess.run(["umount", str(mount)], check=True)
 
 
-def test_cli_on_a_full_disk_says_so_and_leaves_no_model_folder(tmp_path, tok_dir, small_disk,
-                                                               capsys):
+def test_cli_on_a_full_disk_says_so_and_leaves_no_model_folder(
+    tmp_path, tok_dir, small_disk, capsys
+):
     out, ck = small_disk / "models" / "run", tmp_path / "checkpoints" / "run"
     with pytest.raises(SystemExit) as exit_:
-        run(main, ["--targets", str(_targets(tmp_path)), "--tokenizer", str(tok_dir),
-                   "--seed", "0", *_job(max_steps=2, batch_size=8),
-                   "--checkpoints", str(ck), "--out", str(out)])
+        run(
+            main,
+            [
+                "--targets",
+                str(_targets(tmp_path)),
+                "--tokenizer",
+                str(tok_dir),
+                "--seed",
+                "0",
+                *_job(max_steps=2, batch_size=8),
+                "--checkpoints",
+                str(ck),
+                "--out",
+                str(out),
+            ],
+        )
     assert exit_.value.code == 1
     assert f"error: {out}: no space left while writing it" in capsys.readouterr().err
     assert list((small_disk / "models").iterdir()) == []  # no half-written model folder
@@ -424,8 +512,22 @@ def test_a_round_starts_from_the_previous_round_model(tmp_path, tok_dir):
 
     def job(name, *extra):
         out = tmp_path / "models" / name
-        main(["--targets", str(targets), "--tokenizer", str(tok_dir), "--seed", "0", *extra,
-              *config, "--checkpoints", str(tmp_path / "ck" / name), "--out", str(out)])
+        main(
+            [
+                "--targets",
+                str(targets),
+                "--tokenizer",
+                str(tok_dir),
+                "--seed",
+                "0",
+                *extra,
+                *config,
+                "--checkpoints",
+                str(tmp_path / "ck" / name),
+                "--out",
+                str(out),
+            ]
+        )
         return out
 
     round1 = job("round1")
@@ -444,9 +546,21 @@ def test_a_round_starts_from_the_previous_round_model(tmp_path, tok_dir):
 def test_cli_rejects_targets_without_targets_column(tmp_path, tok_dir):
     pd.DataFrame({"id": ["a"], "prompt": ["p"]}).to_parquet(tmp_path / "bad.parquet")
     with pytest.raises(InputError, match="bad.parquet.*targets"):
-        main(["--targets", str(tmp_path / "bad.parquet"), "--tokenizer", str(tok_dir),
-              "--seed", "0", *_job(),
-              "--checkpoints", str(tmp_path / "c"), "--out", str(tmp_path / "o")])
+        main(
+            [
+                "--targets",
+                str(tmp_path / "bad.parquet"),
+                "--tokenizer",
+                str(tok_dir),
+                "--seed",
+                "0",
+                *_job(),
+                "--checkpoints",
+                str(tmp_path / "c"),
+                "--out",
+                str(tmp_path / "o"),
+            ]
+        )
 
 
 @pytest.mark.parametrize("empty", [[], None])
@@ -457,9 +571,22 @@ def test_cli_refuses_a_row_without_targets(tmp_path, tok_dir, capsys, empty):
     df.to_parquet(path)
     out, ck = tmp_path / "models" / "run", tmp_path / "checkpoints" / "run"
     with pytest.raises(SystemExit) as exit_:
-        run(main, ["--targets", str(path), "--tokenizer", str(tok_dir), "--seed", "0",
-                   *_job(max_steps=1), "--checkpoints", str(ck),
-                   "--out", str(out)])
+        run(
+            main,
+            [
+                "--targets",
+                str(path),
+                "--tokenizer",
+                str(tok_dir),
+                "--seed",
+                "0",
+                *_job(max_steps=1),
+                "--checkpoints",
+                str(ck),
+                "--out",
+                str(out),
+            ],
+        )
     assert exit_.value.code == 2
     assert "targets.parquet: row 1 ('t1') has no targets" in capsys.readouterr().err
     assert not out.exists() and not ck.exists()
@@ -472,23 +599,43 @@ def _drop(d: dict, key: str) -> dict:
 TRAIN = {k: v for k, v in schema_defaults("train").items() if k != "rounds"}
 
 
-@pytest.mark.parametrize("config, problem", [
-    ({"config": {**TRAIN, "sample": {}}}, "--config: unknown key(s) sample"),
-    ({"config": _drop(TRAIN, "epochs")}, "--config: missing key(s) epochs"),
-    ({"config": {**TRAIN, "max_length": 96}}, "--config: unknown key(s) max_length"),
-    ({"config": schema_defaults("train")}, "--config: unknown key(s) rounds"),
-    ({"generator": _drop(TINY_SPEC, "max_length")}, "--generator: missing key(s) max_length"),
-    ({"generator": {**TINY_SPEC, "tiny": _drop(TINY_SPEC["tiny"], "n_head")}},
-     "--generator.tiny: missing key(s) n_head"),
-])
+@pytest.mark.parametrize(
+    "config, problem",
+    [
+        ({"config": {**TRAIN, "sample": {}}}, "--config: unknown key(s) sample"),
+        ({"config": _drop(TRAIN, "epochs")}, "--config: missing key(s) epochs"),
+        ({"config": {**TRAIN, "max_length": 96}}, "--config: unknown key(s) max_length"),
+        ({"config": schema_defaults("train")}, "--config: unknown key(s) rounds"),
+        ({"generator": _drop(TINY_SPEC, "max_length")}, "--generator: missing key(s) max_length"),
+        (
+            {"generator": {**TINY_SPEC, "tiny": _drop(TINY_SPEC["tiny"], "n_head")}},
+            "--generator.tiny: missing key(s) n_head",
+        ),
+    ],
+)
 def test_cli_config_must_have_exactly_its_keys(tmp_path, tok_dir, capsys, config, problem):
     out, ck = tmp_path / "models" / "run", tmp_path / "checkpoints" / "run"
     with pytest.raises(SystemExit) as exit_:
         settings_args = {"config": TRAIN, "generator": TINY_SPEC, **config}
-        run(main, ["--targets", str(_targets(tmp_path)), "--tokenizer", str(tok_dir),
-                   "--seed", "0", "--config", json.dumps(settings_args["config"]),
-                   "--generator", json.dumps(settings_args["generator"]),
-                   "--checkpoints", str(ck), "--out", str(out)])
+        run(
+            main,
+            [
+                "--targets",
+                str(_targets(tmp_path)),
+                "--tokenizer",
+                str(tok_dir),
+                "--seed",
+                "0",
+                "--config",
+                json.dumps(settings_args["config"]),
+                "--generator",
+                json.dumps(settings_args["generator"]),
+                "--checkpoints",
+                str(ck),
+                "--out",
+                str(out),
+            ],
+        )
     assert exit_.value.code == 2
     assert problem in capsys.readouterr().err
     assert not out.exists() and not ck.exists()

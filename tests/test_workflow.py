@@ -12,8 +12,15 @@ from pathlib import Path
 import pandas as pd
 import pytest
 
-from conftest import (DEMO_CONFIG, REPO, SNAKEMAKE, TINY_CONFIG, planned_jobs, schema_defaults,
-                      snakemake)
+from conftest import (
+    DEMO_CONFIG,
+    REPO,
+    SNAKEMAKE,
+    TINY_CONFIG,
+    planned_jobs,
+    schema_defaults,
+    snakemake,
+)
 from isaac.plots import FIGURES, REDRAW_RULES
 from isaac.text import normalise
 
@@ -23,9 +30,7 @@ TINY = "results/tiny"
 
 
 def test_lint_is_clean():
-    proc = subprocess.run(
-        [str(SNAKEMAKE), "--lint"], cwd=REPO, capture_output=True, text=True
-    )
+    proc = subprocess.run([str(SNAKEMAKE), "--lint"], cwd=REPO, capture_output=True, text=True)
     output = proc.stdout + proc.stderr
     assert proc.returncode == 0, output
     assert "Lints for" not in output, output
@@ -43,8 +48,9 @@ def test_snakefmt_check_is_clean():
 def test_ruff_is_clean(command):
     """The Python style (pyproject.toml, [tool.ruff]): lint and format, beside snakefmt."""
     ruff = SNAKEMAKE.with_name("ruff")
-    proc = subprocess.run([str(ruff), *command, "src", "tests", "bench"], cwd=REPO,
-                          capture_output=True, text=True)
+    proc = subprocess.run(
+        [str(ruff), *command, "src", "tests", "bench"], cwd=REPO, capture_output=True, text=True
+    )
     assert proc.returncode == 0, proc.stdout + proc.stderr
 
 
@@ -65,19 +71,27 @@ def job_settings(dry_run_output: str, module: str) -> dict:
 
 
 def test_the_demo_runs_without_config_files_and_a_config_file_inherits_nothing_from_it(
-        tmp_path, diasafety_dir):
+    tmp_path, diasafety_dir
+):
     demo = snakemake(tmp_path, "--dry-run", "--printshellcmds", configfiles=()).stdout
     assert "results/demo/neighbours/tfidf-k50.parquet" in demo
     assert job_settings(demo, "assess")["eps"] == 0.6
     # config/diasafety.yaml on the schema's defaults alone: k 150, the eps rule, not the demo's
     layer = tmp_path / "path.yaml"
     layer.write_text(f"corpus: {{path: {json.dumps(str(diasafety_dir))}}}\n")
-    dia = snakemake(tmp_path, "--dry-run", "--printshellcmds",
-                    configfiles=(REPO / "config" / "diasafety.yaml", layer)).stdout
+    dia = snakemake(
+        tmp_path,
+        "--dry-run",
+        "--printshellcmds",
+        configfiles=(REPO / "config" / "diasafety.yaml", layer),
+    ).stdout
     assert "results/diasafety/neighbours/model2vec-k150.parquet" in dia
     assert job_settings(dia, "neighbours")["k"] == 150 and "embeddings/tfidf" not in dia
     assess = job_settings(dia, "assess")
-    assert assess["eps"] is None and assess["eps_quantile"] == schema_defaults("assess")["eps_quantile"]
+    assert (
+        assess["eps"] is None
+        and assess["eps_quantile"] == schema_defaults("assess")["eps_quantile"]
+    )
     assert planned_jobs(dia)["train"] == len(schema_defaults("sweep")["methods"])
 
 
@@ -96,27 +110,30 @@ def tiny_with(workdir: Path, layer: str) -> tuple[Path, Path]:
     return TINY_CONFIG, path
 
 
-@pytest.mark.parametrize("layer, key", [
-    ("sweep: {taus: [-1.0]}", "['sweep']['taus']"),
-    ("sweep: {taus: [0]}", "['sweep']['taus']"),
-    ("sweep: {ms: [0]}", "['sweep']['ms']"),
-    ("sweep: {seeds: []}", "['sweep']['seeds']"),
-    ("sweep: {taus: []}", "['sweep']['taus']"),
-    ("sweep: {ms: []}", "['sweep']['ms']"),
-    ("sweep: {methods: []}", "['sweep']['methods']"),
-    ("sweep: {methods: [isaac, best]}", "['sweep']['methods']"),
-    ("neighbours: {k: 0}", "['neighbours']['k']"),
-    ("neighbours: {index: annoy}", "['neighbours']['index']"),
-    ("assess: {assessor: kmeans}", "['assess']['assessor']"),
-    ("assess: {eps_quantile: 1.5}", "['assess']['eps_quantile']"),
-    ("embed: {encoder: no-such-encoder}", "embed.encoder"),
-    ("corpus: {format: jsonl, path: no/such/file.jsonl}", "corpus.path"),
-    ("corpus: {name: ..}", "['corpus']['name']"),
-    ("corpus: {name: .}", "['corpus']['name']"),
-    ("corpus: {name: .hidden}", "['corpus']['name']"),
-    ("corpus: {pollute: {rate: 1.0}}", "['corpus']['pollute']['rate']"),
-    ("summary: {baselines: [isaac]}", "['summary']['baselines']"),
-])
+@pytest.mark.parametrize(
+    "layer, key",
+    [
+        ("sweep: {taus: [-1.0]}", "['sweep']['taus']"),
+        ("sweep: {taus: [0]}", "['sweep']['taus']"),
+        ("sweep: {ms: [0]}", "['sweep']['ms']"),
+        ("sweep: {seeds: []}", "['sweep']['seeds']"),
+        ("sweep: {taus: []}", "['sweep']['taus']"),
+        ("sweep: {ms: []}", "['sweep']['ms']"),
+        ("sweep: {methods: []}", "['sweep']['methods']"),
+        ("sweep: {methods: [isaac, best]}", "['sweep']['methods']"),
+        ("neighbours: {k: 0}", "['neighbours']['k']"),
+        ("neighbours: {index: annoy}", "['neighbours']['index']"),
+        ("assess: {assessor: kmeans}", "['assess']['assessor']"),
+        ("assess: {eps_quantile: 1.5}", "['assess']['eps_quantile']"),
+        ("embed: {encoder: no-such-encoder}", "embed.encoder"),
+        ("corpus: {format: jsonl, path: no/such/file.jsonl}", "corpus.path"),
+        ("corpus: {name: ..}", "['corpus']['name']"),
+        ("corpus: {name: .}", "['corpus']['name']"),
+        ("corpus: {name: .hidden}", "['corpus']['name']"),
+        ("corpus: {pollute: {rate: 1.0}}", "['corpus']['pollute']['rate']"),
+        ("summary: {baselines: [isaac]}", "['summary']['baselines']"),
+    ],
+)
 def test_bad_settings_are_refused_before_any_job_with_the_key(tmp_path, layer, key):
     proc = snakemake(tmp_path, "--dry-run", configfiles=tiny_with(tmp_path, layer), check=False)
     output = proc.stdout + proc.stderr
@@ -138,8 +155,9 @@ def test_embed_shards_are_separate_jobs_gathered_into_the_embeddings_file(tmp_pa
 
 
 def test_tempering_trains_every_stage_on_its_own_draw_of_targets(tmp_path):
-    layers = tiny_with(tmp_path, "train: {rounds: 3}\nsweep: {methods: [raw, isaac]}\n"
-                                 "summary: {baselines: [raw]}")
+    layers = tiny_with(
+        tmp_path, "train: {rounds: 3}\nsweep: {methods: [raw, isaac]}\nsummary: {baselines: [raw]}"
+    )
     proc = snakemake(tmp_path, "--dry-run", "--printshellcmds", configfiles=layers)
     jobs = planned_jobs(proc.stdout)
     assert jobs["train"] == 2 and jobs["train_round"] == 4, jobs
@@ -167,12 +185,22 @@ def test_tiny_run_writes_every_contracted_table(tiny_run):
         "ngrams/n1.parquet": {"ngram", "count", "doc_freq"},
         "ngrams/n3.parquet": {"ngram", "count", "doc_freq"},
         "targets/isaac/tau1.0-m1-seed0.parquet": {
-            "id", "prompt", "response", "targets", "target_ids", "head_shortcut",
+            "id",
+            "prompt",
+            "response",
+            "targets",
+            "target_ids",
+            "head_shortcut",
         },
         "generations/isaac/tau1.0-m1-seed0.parquet": {"id", "prompt", "seen", "generation"},
         "prompts.parquet": {"id", "prompt", "seen"},
         "scores/isaac/tau1.0-m1-seed0.parquet": {
-            "id", "seen", "unsafe", "unsafe_prob", "unsafe_second", "lexical_unsafe",
+            "id",
+            "seen",
+            "unsafe",
+            "unsafe_prob",
+            "unsafe_second",
+            "lexical_unsafe",
         },
     }
     for name, columns in expected.items():
@@ -202,8 +230,17 @@ def test_tiny_run_covers_every_method_in_the_summary(tiny_run):
 
 def test_summary_compares_every_method_with_raw_and_sft_on_unseen_prompts(tiny_run):
     summary = pd.read_csv(tiny_run / TINY / "summary.csv")
-    for column in ("safety_score", "safety_lo", "safety_hi", "delta_raw", "delta_raw_lo",
-                   "delta_raw_hi", "delta_sft", "delta_sft_lo", "delta_sft_hi"):
+    for column in (
+        "safety_score",
+        "safety_lo",
+        "safety_hi",
+        "delta_raw",
+        "delta_raw_lo",
+        "delta_raw_hi",
+        "delta_sft",
+        "delta_sft_lo",
+        "delta_sft_hi",
+    ):
         assert summary[column].notna().all(), column
     raw = summary.set_index("method").loc["raw"]
     assert raw["delta_raw"] == raw["delta_raw_lo"] == raw["delta_raw_hi"] == 0
@@ -228,9 +265,12 @@ def test_a_second_run_from_scratch_writes_the_same_bytes(tiny_run, tmp_path):
     targets, models, generations and scores (same config, same seeds, CPU)."""
     snakemake(tmp_path, "--cores", "2")
     first, second = tiny_run / TINY, tmp_path / TINY
-    files = sorted(p.relative_to(first) for p in first.rglob("*")
-                   if p.is_file() and p.suffix in {".parquet", ".json", ".safetensors", ".npz",
-                                                   ".csv", ".md", ".jsonl"})
+    files = sorted(
+        p.relative_to(first)
+        for p in first.rglob("*")
+        if p.is_file()
+        and p.suffix in {".parquet", ".json", ".safetensors", ".npz", ".csv", ".md", ".jsonl"}
+    )
     assert len(files) > 60
     assert any(f.parts[0] == "models" for f in files) and any(f.parts[0] == "scores" for f in files)
     different = [f for f in files if (first / f).read_bytes() != (second / f).read_bytes()]
@@ -238,8 +278,14 @@ def test_a_second_run_from_scratch_writes_the_same_bytes(tiny_run, tmp_path):
 
 
 def test_hnsw_neighbours_are_a_file_of_their_own_made_with_the_jobs_threads(tmp_path):
-    proc = snakemake(tmp_path, "--dry-run", "-p", "--cores", "2",
-                     configfiles=tiny_with(tmp_path, "neighbours: {index: hnsw}"))
+    proc = snakemake(
+        tmp_path,
+        "--dry-run",
+        "-p",
+        "--cores",
+        "2",
+        configfiles=tiny_with(tmp_path, "neighbours: {index: hnsw}"),
+    )
     command = next(line for line in proc.stdout.splitlines() if "-m isaac.neighbours" in line)
     assert "-hnsw.parquet" in command and '"index": "hnsw"' in command, command
     assert "--threads 2" in command, command
@@ -286,8 +332,9 @@ def test_a_corpus_without_test_prompts_fails_before_training(tmp_path):
     extra = tmp_path / "no_test.yaml"
     extra.write_text(f"corpus: {{name: notest, format: jsonl, path: {tmp_path / 'train.jsonl'}}}\n")
     target = "results/notest/models/raw/tau1.0-m1-seed0"
-    proc = snakemake(tmp_path, "--cores", "2", target, configfiles=(TINY_CONFIG, extra),
-                     check=False)
+    proc = snakemake(
+        tmp_path, "--cores", "2", target, configfiles=(TINY_CONFIG, extra), check=False
+    )
     assert proc.returncode != 0
     log = (tmp_path / "logs" / "notest" / "prompts.log").read_text()
     assert "no rows with split 'test'" in log, log
@@ -339,8 +386,11 @@ def test_smollm2_runs_end_to_end_at_cpu_size(tmp_path):
 
 def test_pollution_protocol_runs_end_to_end_at_ci_size(tmp_path):
     """Polluted corpus -> targets -> models -> scores -> summary with both pollution shares."""
-    layers = tiny_with(tmp_path, "corpus: {name: tiny-polluted, pollute: {rate: 0.1, seed: 0}}\n"
-                                 "sweep: {methods: [raw, isaac]}\nsummary: {baselines: [raw]}")
+    layers = tiny_with(
+        tmp_path,
+        "corpus: {name: tiny-polluted, pollute: {rate: 0.1, seed: 0}}\n"
+        "sweep: {methods: [raw, isaac]}\nsummary: {baselines: [raw]}",
+    )
     snakemake(tmp_path, "--cores", "2", "results/tiny-polluted/summary.md", configfiles=layers)
     results = tmp_path / "results" / "tiny-polluted"
     corpus = pd.read_parquet(results / "corpus.parquet")
@@ -356,8 +406,11 @@ def test_pollution_protocol_runs_end_to_end_at_ci_size(tmp_path):
 
 def test_head_vs_rest_runs_end_to_end_at_ci_size(tmp_path):
     """Many responses per prompt: the demo's prompt groups as pools, its own judge."""
-    layers = tiny_with(tmp_path, "corpus: {name: tiny-groups}\n"
-                                 "assess: {assessor: exact, pool: group}\njudge: {second: null}")
+    layers = tiny_with(
+        tmp_path,
+        "corpus: {name: tiny-groups}\n"
+        "assess: {assessor: exact, pool: group}\njudge: {second: null}",
+    )
     snakemake(tmp_path, "--cores", "2", "results/tiny-groups/head_safety.json", configfiles=layers)
     results = tmp_path / "results" / "tiny-groups"
     summary = json.loads((results / "head_safety.json").read_text())

@@ -120,8 +120,8 @@ def _eps_graph(
         unsure = np.flatnonzero(d2[r, c - start] > eps2 - margin)
         if len(unsure):
             ur, uc = r[unsure] + start, c[unsure]
-            exact = sq_norms[ur] + sq_norms[uc] - 2.0 * np.einsum(
-                "ij,ij->i", vectors[ur], vectors[uc]
+            exact = (
+                sq_norms[ur] + sq_norms[uc] - 2.0 * np.einsum("ij,ij->i", vectors[ur], vectors[uc])
             )
             keep = np.ones(len(r), dtype=bool)
             keep[unsure] = exact <= eps2
@@ -177,8 +177,10 @@ def _induced_components(graph, pools: Pools) -> np.ndarray:
         position.put(cells, 0)
         found = np.flatnonzero(dst >= 0)
         adjacency = coo_matrix(
-            (np.ones(len(found), dtype=np.int8),
-             (np.repeat(np.arange(len(linked)), links)[found], dst[found])),
+            (
+                np.ones(len(found), dtype=np.int8),
+                (np.repeat(np.arange(len(linked)), links)[found], dst[found]),
+            ),
             shape=(len(linked), len(linked)),
         )
         component = connected_components(adjacency, directed=False)[1]
@@ -214,7 +216,7 @@ def dbscan_groups(
     # the eps-graph costs n^2 / 2 pair products, the per-batch path sum(L^2) slower ones; on
     # large corpora with small pools (n >> k^2) the per-batch path is the cheaper one
     pair_products = len(vectors) ** 2 / 2
-    global_graph = max_edges > 0 and pair_products <= 4 * float(np.sum(pools.lengths ** 2.0))
+    global_graph = max_edges > 0 and pair_products <= 4 * float(np.sum(pools.lengths**2.0))
     # a graph with more pairs than the pools have members is dense: its look-ups would cost
     # more than each pool's own distances
     edge_budget = min(max_edges, len(pools.index))
@@ -367,8 +369,9 @@ class AssessConfig:
 EPS_RULE_POOLS = 1000  # pools drawn (seed 0) to estimate the eps rule's quantile
 
 
-def nearest_distinct_distances(vectors: np.ndarray, pools: Pools, max_pools: int = EPS_RULE_POOLS,
-                               seed: int = 0) -> np.ndarray:
+def nearest_distinct_distances(
+    vectors: np.ndarray, pools: Pools, max_pools: int = EPS_RULE_POOLS, seed: int = 0
+) -> np.ndarray:
     """Per member of up to `max_pools` pools (drawn with `seed`): the Euclidean distance to the
     nearest member of its pool with a different vector (exact duplicates are skipped, so repeated
     responses do not pull the radius to 0). Members without one are left out."""
@@ -376,7 +379,7 @@ def nearest_distinct_distances(vectors: np.ndarray, pools: Pools, max_pools: int
     chosen = np.sort(np.random.default_rng(seed).choice(n, size=min(n, max_pools), replace=False))
     out = []
     for q in chosen:
-        members = vectors[pools.index[pools.offsets[q]:pools.offsets[q + 1]]].astype(np.float64)
+        members = vectors[pools.index[pools.offsets[q] : pools.offsets[q + 1]]].astype(np.float64)
         sq = np.einsum("ij,ij->i", members, members)
         d2 = np.maximum(sq[:, None] + sq[None, :] - 2.0 * members @ members.T, 0.0)
         d2[d2 <= 1e-12] = np.inf  # itself and exact duplicates
@@ -459,8 +462,7 @@ def groups_provenance(config: AssessConfig, pools: Pools, embeddings_path) -> di
 
 def groups_summary(pools: Pools, group_ids: np.ndarray) -> dict:
     """Pool and group sizes of the groups table."""
-    n_groups = (np.maximum.reduceat(group_ids, pools.offsets[:-1]) + 1 if len(pools)
-                else np.zeros(1))
+    n_groups = np.maximum.reduceat(group_ids, pools.offsets[:-1]) + 1 if len(pools) else np.zeros(1)
     return {
         "pools": len(pools),
         "mean_pool_size": float(pools.lengths.mean()) if len(pools) else 0.0,
@@ -473,11 +475,13 @@ def main(argv: Sequence[str] | None = None) -> None:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--corpus", required=True, help="corpus.parquet")
     parser.add_argument(
-        "--neighbours", type=optional(str),
+        "--neighbours",
+        type=optional(str),
         help="neighbours/{encoder}-k{k}.parquet (pool neighbours)",
     )
     parser.add_argument(
-        "--embeddings", type=optional(str),
+        "--embeddings",
+        type=optional(str),
         help="embeddings/{encoder}.npz (assessor dbscan reads it; neighbour pools come from it)",
     )
     parser.add_argument(
@@ -486,8 +490,9 @@ def main(argv: Sequence[str] | None = None) -> None:
     add_config_argument(parser, AssessConfig)
     parser.add_argument("--threads", type=int, default=1)
     parser.add_argument("--out", required=True, help="groups/{assessor}.parquet")
-    parser.add_argument("--stats", required=True,
-                        help="groups/{assessor}.json (what made the groups, pool sizes)")
+    parser.add_argument(
+        "--stats", required=True, help="groups/{assessor}.json (what made the groups, pool sizes)"
+    )
     args = parser.parse_args(argv)
     config = parse(AssessConfig, args.config)
 
@@ -503,8 +508,10 @@ def main(argv: Sequence[str] | None = None) -> None:
         loglik = read_loglik(args.likelihood, train_ids)
     group_ids, weights = assess(config, train, pools, vectors, loglik, args.threads)
     write_groups(train_ids, pools, group_ids, weights, args.out)
-    stats = {**groups_provenance(config, pools, args.embeddings),
-             **groups_summary(pools, group_ids)}
+    stats = {
+        **groups_provenance(config, pools, args.embeddings),
+        **groups_summary(pools, group_ids),
+    }
     write_json(stats, args.stats)
     log.info("wrote %s: %s", args.out, stats)
 

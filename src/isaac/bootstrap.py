@@ -24,8 +24,9 @@ class SummaryConfig:
     baselines: tuple | None
 
 
-def resample_indices(n_seeds: int, n_prompts: int, resamples: int,
-                     seed: int) -> tuple[np.ndarray, np.ndarray]:
+def resample_indices(
+    n_seeds: int, n_prompts: int, resamples: int, seed: int
+) -> tuple[np.ndarray, np.ndarray]:
     """(resamples x seeds, resamples x prompts) index draws, shared by every comparison."""
     rng = np.random.default_rng(seed)
     prompts = rng.integers(n_prompts, size=(resamples, n_prompts))
@@ -34,13 +35,17 @@ def resample_indices(n_seeds: int, n_prompts: int, resamples: int,
     return rng.integers(n_seeds, size=(resamples, n_seeds)), prompts
 
 
-def bootstrap_interval(values: np.ndarray, seeds: np.ndarray,
-                       prompts: np.ndarray) -> tuple[float, float]:
+def bootstrap_interval(
+    values: np.ndarray, seeds: np.ndarray, prompts: np.ndarray
+) -> tuple[float, float]:
     """2.5 and 97.5 percentiles of the mean of `values` (seeds x prompts) over the resamples."""
-    means = np.concatenate([
-        values[seeds[b:b + BOOTSTRAP_CHUNK, :, None], prompts[b:b + BOOTSTRAP_CHUNK, None, :]]
-        .mean(axis=(1, 2))
-        for b in range(0, len(seeds), BOOTSTRAP_CHUNK)
-    ])
+    means = np.concatenate(
+        [
+            values[
+                seeds[b : b + BOOTSTRAP_CHUNK, :, None], prompts[b : b + BOOTSTRAP_CHUNK, None, :]
+            ].mean(axis=(1, 2))
+            for b in range(0, len(seeds), BOOTSTRAP_CHUNK)
+        ]
+    )
     lo, hi = np.quantile(means, [0.025, 0.975])
     return float(lo), float(hi)

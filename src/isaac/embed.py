@@ -199,17 +199,22 @@ def encode_shard(
     the encoder per batch, whichever shard runs it (neural and static encoders)."""
     batches = shard_batches(texts, config.batch_size, shard, shards)
     encode = _encoder(config, threads, model)
-    log.info("shard %d of %d: %d batches of %d distinct texts", shard, shards, len(batches),
-             len(texts))
+    log.info(
+        "shard %d of %d: %d batches of %d distinct texts", shard, shards, len(batches), len(texts)
+    )
     vectors = [
         l2_normalise(encode([texts[i] for i in batch], len(batch), False))
         for batch in tqdm(batches, disable=not progress, desc="embed")
     ]
-    return _concat(batches), np.concatenate(vectors) if vectors else np.zeros((0, 0), dtype=np.float32)
+    return _concat(batches), np.concatenate(vectors) if vectors else np.zeros(
+        (0, 0), dtype=np.float32
+    )
 
 
 def gather_shards(
-    texts: Sequence[str], batch_size: int, parts: Sequence[tuple[np.ndarray, np.ndarray]],
+    texts: Sequence[str],
+    batch_size: int,
+    parts: Sequence[tuple[np.ndarray, np.ndarray]],
     names: Sequence[str] | None = None,
 ) -> np.ndarray:
     """The vectors of all `texts` from the (index, vectors) of every shard, in shard order;
@@ -251,8 +256,10 @@ def embed_corpus(
 
 def save_shard(path, index: np.ndarray, vectors: np.ndarray) -> None:
     """One shard file: the indices of the distinct texts it encoded and their vectors."""
-    arrays = {"index": np.asarray(index, dtype=np.int64),
-              "vectors": np.asarray(vectors, dtype=np.float32)}
+    arrays = {
+        "index": np.asarray(index, dtype=np.int64),
+        "vectors": np.asarray(vectors, dtype=np.float32),
+    }
     write_npz(arrays, path, compress=False)
 
 
@@ -288,10 +295,15 @@ def main(argv: Sequence[str] | None = None) -> None:
     parser.add_argument("--threads", type=int, default=1)
     parser.add_argument("--shard", type=int, help="encode only shard SHARD of --shards")
     parser.add_argument("--shards", type=int, default=1, help="number of shards")
-    parser.add_argument("--gather", nargs="*", default=[],
-                        help="shard files, in shard order, to assemble (none: encode here)")
-    parser.add_argument("--out", required=True,
-                        help="embeddings/{encoder}.npz, or the shard file with --shard")
+    parser.add_argument(
+        "--gather",
+        nargs="*",
+        default=[],
+        help="shard files, in shard order, to assemble (none: encode here)",
+    )
+    parser.add_argument(
+        "--out", required=True, help="embeddings/{encoder}.npz, or the shard file with --shard"
+    )
     args = parser.parse_args(argv)
     config = parse(EmbedConfig, args.config)
     require(config, "encoder")
@@ -307,8 +319,9 @@ def main(argv: Sequence[str] | None = None) -> None:
             raise InputError("encoder tfidf is fitted on the whole corpus and cannot be sharded")
         uniques, codes = _unique_texts(prompts + responses)
         if args.shard is not None:
-            index, vectors = encode_shard(uniques, config, args.shard, args.shards, args.threads,
-                                          model=args.model)
+            index, vectors = encode_shard(
+                uniques, config, args.shard, args.shards, args.threads, model=args.model
+            )
             save_shard(args.out, index, vectors)
             log.info("wrote %s: %d of %d distinct texts", args.out, len(index), len(uniques))
             return

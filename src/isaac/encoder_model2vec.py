@@ -15,9 +15,9 @@ import logging
 from collections.abc import Sequence
 
 from isaac.cli import run
+from isaac.embed import EmbedConfig
 from isaac.io import atomic_dir
 from isaac.packaged import minilm_path
-from isaac.embed import EmbedConfig
 from isaac.settings import add_config_argument, parse, require
 
 log = logging.getLogger("isaac.encoder_model2vec")
@@ -29,8 +29,9 @@ def distil(config: EmbedConfig):
     from model2vec.distill import distill  # only this stage needs the distillation code
 
     require(config, "model2vec_dims")
-    return distill(model_name=str(minilm_path()), pca_dims=config.model2vec_dims,
-                   quantize_to="float32")
+    return distill(
+        model_name=str(minilm_path()), pca_dims=config.model2vec_dims, quantize_to="float32"
+    )
 
 
 def main(argv: Sequence[str] | None = None) -> None:

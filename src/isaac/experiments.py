@@ -57,8 +57,10 @@ def merged(base: dict, layer: dict) -> dict:
 
 def point_config(config: dict, point: Point) -> dict:
     """The config a point runs under: the current one, its axis keys and corpus name replaced."""
-    return merged(config, {**point.overrides, "corpus": {
-        **point.overrides.get("corpus", {}), "name": point.name}})
+    return merged(
+        config,
+        {**point.overrides, "corpus": {**point.overrides.get("corpus", {}), "name": point.name}},
+    )
 
 
 def rate_label(rate: float) -> str:
@@ -140,28 +142,38 @@ def experiment_points(config: dict) -> dict[str, list[Point]]:
 def encoder_run(method: str, config: dict) -> str:
     """The run id whose targets the encoder study reads: the sweep's first tau, m and seed."""
     sweep = config["sweep"]
-    return RUN.format(method=method, tau=fmt_tau(sweep["taus"][0]), m=sweep["ms"][0],
-                      seed=sweep["seeds"][0])
+    return RUN.format(
+        method=method, tau=fmt_tau(sweep["taus"][0]), m=sweep["ms"][0], seed=sweep["seeds"][0]
+    )
 
 
 # Markdown columns: header -> cell format filled from a row of the CSV table.
 POLLUTION_COLUMNS = {
-    "rate": "{rate:g}", "method": "{method}", "tau": "{tau:g}",
+    "rate": "{rate:g}",
+    "method": "{method}",
+    "tau": "{tau:g}",
     "polluted targets": "{polluted_share:.4f}",
     "polluted generations": "{polluted_generation_share:.4f}",
-    "safety": "{safety_score:.3f}", "oracle": "{oracle_safe_rate:.3f}",
+    "safety": "{safety_score:.3f}",
+    "oracle": "{oracle_safe_rate:.3f}",
     "distinct-2": "{distinct_2:.3f}",
 }
 TEMPERING_COLUMNS = {
-    "rounds": "{rounds}", "method": "{method}",
+    "rounds": "{rounds}",
+    "method": "{method}",
     "safety [95% CI]": "{safety_score:.3f} [{safety_lo:.3f}, {safety_hi:.3f}]",
     "Δ raw [95% CI]": "{delta_raw:+.3f} [{delta_raw_lo:+.3f}, {delta_raw_hi:+.3f}]",
-    "distinct-2": "{distinct_2:.3f}", "ppl (safe refs)": "{ppl_safe:.1f}",
+    "distinct-2": "{distinct_2:.3f}",
+    "ppl (safe refs)": "{ppl_safe:.1f}",
 }
 HEAD_SAFETY_COLUMNS = {
-    "generations": "{generations}", "prompts compared": "{n_compared}",
-    "responses per prompt": "{mean_responses:.1f}", "head size": "{mean_head_size:.1f}",
-    "eps": "{eps:.3f}", "head unsafe": "{head_unsafe:.3f}", "rest unsafe": "{rest_unsafe:.3f}",
+    "generations": "{generations}",
+    "prompts compared": "{n_compared}",
+    "responses per prompt": "{mean_responses:.1f}",
+    "head size": "{mean_head_size:.1f}",
+    "eps": "{eps:.3f}",
+    "head unsafe": "{head_unsafe:.3f}",
+    "rest unsafe": "{rest_unsafe:.3f}",
     "rest - head [95% CI]": "{difference:+.3f} [{difference_lo:+.3f}, {difference_hi:+.3f}]",
     "head safer": "{share_head_safer:.2f}",
 }
@@ -179,25 +191,54 @@ def pollution_table(runs: dict[float, pd.DataFrame]) -> pd.DataFrame:
     """One row per rate and run (each point's runs.csv): the polluted shares of targets and
     generations beside safety, oracle safe rate and distinct-2."""
     table = pd.concat([df.assign(rate=rate) for rate, df in runs.items()], ignore_index=True)
-    return table[["rate", "method", "tau", "seed", "polluted_share",
-                  "polluted_generation_share", "safety_score", "oracle_safe_rate", "distinct_2"]]
+    return table[
+        [
+            "rate",
+            "method",
+            "tau",
+            "seed",
+            "polluted_share",
+            "polluted_generation_share",
+            "safety_score",
+            "oracle_safe_rate",
+            "distinct_2",
+        ]
+    ]
 
 
 def tempering_table(summaries: dict[int, pd.DataFrame]) -> pd.DataFrame:
     """One row per round count and method (each point's summary.csv)."""
     table = pd.concat([df.assign(rounds=r) for r, df in summaries.items()], ignore_index=True)
-    return table[["rounds", "method", "safety_score", "safety_lo", "safety_hi", "delta_raw",
-                  "delta_raw_lo", "delta_raw_hi", "distinct_2", "ppl_safe"]]
+    return table[
+        [
+            "rounds",
+            "method",
+            "safety_score",
+            "safety_lo",
+            "safety_hi",
+            "delta_raw",
+            "delta_raw_lo",
+            "delta_raw_hi",
+            "distinct_2",
+            "ppl_safe",
+        ]
+    ]
 
 
 def head_safety_table(points: dict[str, tuple[str, dict, dict]]) -> pd.DataFrame:
     """One row per generation file, {corpus: (file stem, head_safety.json, the groups'
     statistics)}, with the DBSCAN radius the groups used (NaN for the other assessors)."""
-    return pd.DataFrame([
-        {"corpus": corpus, "generations": generations, **head,
-         "eps": float("nan") if groups.get("eps") is None else groups["eps"]}
-        for corpus, (generations, head, groups) in points.items()
-    ])
+    return pd.DataFrame(
+        [
+            {
+                "corpus": corpus,
+                "generations": generations,
+                **head,
+                "eps": float("nan") if groups.get("eps") is None else groups["eps"],
+            }
+            for corpus, (generations, head, groups) in points.items()
+        ]
+    )
 
 
 def encoders_table(stats: list[tuple[EncoderSetting, dict, dict[str, dict]]]) -> pd.DataFrame:
@@ -207,15 +248,20 @@ def encoders_table(stats: list[tuple[EncoderSetting, dict, dict[str, dict]]]) ->
     for setting, groups, targets in stats:
         for method, target in targets.items():
             by_category = target.get("oracle_safe_rate_by_category") or {}
-            rows.append({
-                "encoder": setting.encoder, "assessor": setting.assessor,
-                "eps_quantile": setting.eps_quantile, "eps": groups.get("eps"),
-                "mean_groups": groups["mean_groups"], "method": method,
-                "oracle_safe_rate": target["oracle_safe_rate"],
-                "distinct_target_share": target["distinct_target_share"],
-                "head_shortcut_share": target["head_shortcut_share"],
-                **{f"oracle_{c}": v for c, v in by_category.items()},
-            })
+            rows.append(
+                {
+                    "encoder": setting.encoder,
+                    "assessor": setting.assessor,
+                    "eps_quantile": setting.eps_quantile,
+                    "eps": groups.get("eps"),
+                    "mean_groups": groups["mean_groups"],
+                    "method": method,
+                    "oracle_safe_rate": target["oracle_safe_rate"],
+                    "distinct_target_share": target["distinct_target_share"],
+                    "head_shortcut_share": target["head_shortcut_share"],
+                    **{f"oracle_{c}": v for c, v in by_category.items()},
+                }
+            )
     return pd.DataFrame(rows)
 
 
@@ -223,14 +269,28 @@ def encoders_markdown(df: pd.DataFrame, main_quantile: float) -> str:
     """The rows of the fixed assessors and of DBSCAN at `main_quantile`, per category."""
     main = df[df["eps_quantile"].isna() | (df["eps_quantile"] == main_quantile)]
     categories = [c for c in df.columns if c.startswith("oracle_") and c != "oracle_safe_rate"]
-    header = ["encoder", "assessor", "eps", "groups/pool", "method", "oracle safe",
-              "distinct share", *[c.removeprefix("oracle_") for c in categories]]
+    header = [
+        "encoder",
+        "assessor",
+        "eps",
+        "groups/pool",
+        "method",
+        "oracle safe",
+        "distinct share",
+        *[c.removeprefix("oracle_") for c in categories],
+    ]
     lines = ["| " + " | ".join(header) + " |", "|" + "---|" * len(header)]
     for _, row in main.iterrows():
         eps = "—" if pd.isna(row["eps"]) else f"{row['eps']:.3f}"
-        cells = [row["encoder"] if row["assessor"] == "dbscan" else f"({row['encoder']} pools)",
-                 row["assessor"], eps, f"{row['mean_groups']:.1f}", row["method"],
-                 f"{row['oracle_safe_rate']:.3f}", f"{row['distinct_target_share']:.3f}"]
+        cells = [
+            row["encoder"] if row["assessor"] == "dbscan" else f"({row['encoder']} pools)",
+            row["assessor"],
+            eps,
+            f"{row['mean_groups']:.1f}",
+            row["method"],
+            f"{row['oracle_safe_rate']:.3f}",
+            f"{row['distinct_target_share']:.3f}",
+        ]
         cells += [f"{row[c]:.3f}" if pd.notna(row[c]) else "—" for c in categories]
         lines.append("| " + " | ".join(cells) + " |")
     return "\n".join(lines) + "\n"
@@ -306,10 +366,15 @@ def main(argv: Sequence[str] | None = None) -> None:
     head.add_argument("--groups", nargs="+", required=True, help="groups statistics per file")
     encoders = sub.add_parser("encoders", help="targets over encoders, eps quantiles, assessors")
     encoders.add_argument("--groups", nargs="+", required=True, help="groups stats per setting")
-    encoders.add_argument("--targets", nargs="+", required=True,
-                          help="targets stats per setting and method (methods vary fastest)")
-    encoders.add_argument("--report", required=True,
-                          help="the report section as a JSON object (the figure's dpi)")
+    encoders.add_argument(
+        "--targets",
+        nargs="+",
+        required=True,
+        help="targets stats per setting and method (methods vary fastest)",
+    )
+    encoders.add_argument(
+        "--report", required=True, help="the report section as a JSON object (the figure's dpi)"
+    )
     encoders.add_argument("--figure", required=True, help="eps_sensitivity.png")
     for parser in (pollution, tempering, head, encoders):
         add_config_argument(parser, ExperimentsConfig)
@@ -333,21 +398,31 @@ def main(argv: Sequence[str] | None = None) -> None:
         generations = config.head_safety.generations
         same_length("--results", args.results, generations)
         same_length("--groups", args.groups, generations)
-        df = head_safety_table({
-            Path(result).parent.name: (Path(path).stem, read_json(result), read_json(groups))
-            for path, result, groups in zip(generations, args.results, args.groups)
-        })
+        df = head_safety_table(
+            {
+                Path(result).parent.name: (Path(path).stem, read_json(result), read_json(groups))
+                for path, result, groups in zip(generations, args.results, args.groups)
+            }
+        )
         md = markdown(df, HEAD_SAFETY_COLUMNS)
     else:
         study = config.encoders
         settings, n = encoder_settings(study), len(study.methods)
         same_length("--groups", args.groups, settings)
         same_length("--targets", args.targets, [(s, m) for s in settings for m in study.methods])
-        df = encoders_table([
-            (s, read_json(g), {m: read_json(t) for m, t in
-                               zip(study.methods, args.targets[i * n:(i + 1) * n])})
-            for i, (s, g) in enumerate(zip(settings, args.groups))
-        ])
+        df = encoders_table(
+            [
+                (
+                    s,
+                    read_json(g),
+                    {
+                        m: read_json(t)
+                        for m, t in zip(study.methods, args.targets[i * n : (i + 1) * n])
+                    },
+                )
+                for i, (s, g) in enumerate(zip(settings, args.groups))
+            ]
+        )
         md = encoders_markdown(df, study.main_quantile)
         eps_sensitivity_figure(df, args.figure, parse(ReportConfig, args.report, "--report").dpi)
     write_table(df, md, args.csv, args.md)

@@ -71,17 +71,22 @@ def generate(
     size = config.batch_size
     for start in tqdm(range(0, len(prompts), size), desc="generate", disable=not progress):
         torch.manual_seed(batch_seed(seed, start))
-        batch = {k: v.to(dev) for k, v in
-                 encode_prompts(gen, prompts[start:start + size]).items()}
-        kwargs = dict(max_new_tokens=config.max_new_tokens, do_sample=config.do_sample,
-                      pad_token_id=tok.pad_token_id, eos_token_id=eos)
+        batch = {
+            k: v.to(dev) for k, v in encode_prompts(gen, prompts[start : start + size]).items()
+        }
+        kwargs = dict(
+            max_new_tokens=config.max_new_tokens,
+            do_sample=config.do_sample,
+            pad_token_id=tok.pad_token_id,
+            eos_token_id=eos,
+        )
         if config.do_sample:
             kwargs.update(temperature=config.temperature, top_p=config.top_p, top_k=0)
         else:
             kwargs.update(temperature=None, top_p=None, top_k=None)
         ids = model.generate(**batch, **kwargs)
         if not gen.fmt.seq2seq:
-            ids = ids[:, batch["input_ids"].shape[1]:]
+            ids = ids[:, batch["input_ids"].shape[1] :]
         out += [t.strip() for t in tok.batch_decode(ids, skip_special_tokens=True)]
     return out
 

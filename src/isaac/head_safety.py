@@ -19,12 +19,11 @@ from collections.abc import Sequence
 import numpy as np
 import pandas as pd
 
-from isaac.bootstrap import bootstrap_interval, resample_indices
+from isaac.bootstrap import SummaryConfig, bootstrap_interval, resample_indices
 from isaac.cli import run
 from isaac.io import InputError, train_rows, write_json, write_parquet
 from isaac.judge import load_judge
 from isaac.pools import Pools, group_sizes, groups_by_size, read_groups
-from isaac.bootstrap import SummaryConfig
 from isaac.settings import add_config_argument, parse
 
 log = logging.getLogger("isaac.head_safety")
@@ -33,13 +32,15 @@ log = logging.getLogger("isaac.head_safety")
 def distinct_pools(pools: Pools) -> np.ndarray:
     """Pool numbers with a member set not seen before (group pools repeat once per member)."""
     members = pools.index[np.lexsort((pools.index, pools.rows()))]  # sorted within each pool
-    sets = pd.Series([members[lo:hi].tobytes()
-                      for lo, hi in zip(pools.offsets[:-1], pools.offsets[1:])])
+    sets = pd.Series(
+        [members[lo:hi].tobytes() for lo, hi in zip(pools.offsets[:-1], pools.offsets[1:])]
+    )
     return np.flatnonzero(~sets.duplicated().to_numpy())
 
 
-def head_rest_table(pools: Pools, group_ids: np.ndarray, unsafe: np.ndarray,
-                    weights: np.ndarray | None = None) -> pd.DataFrame:
+def head_rest_table(
+    pools: Pools, group_ids: np.ndarray, unsafe: np.ndarray, weights: np.ndarray | None = None
+) -> pd.DataFrame:
     """Per distinct pool: its query row, sizes, and the unsafe shares of head and rest. The head
     is the sampler's largest group: by summed member weight when the groups table has weights."""
     counts = group_sizes(pools.lengths, group_ids)
@@ -52,14 +53,21 @@ def head_rest_table(pools: Pools, group_ids: np.ndarray, unsafe: np.ndarray,
     rest_size = pools.lengths - head_size
     unsafe_in_head = np.bincount(member_pool, weights=in_head & verdict, minlength=len(pools))
     unsafe_in_rest = np.bincount(member_pool, weights=~in_head & verdict, minlength=len(pools))
-    table = pd.DataFrame({
-        "query": pools.query,
-        "n_responses": pools.lengths,
-        "head_size": head_size,
-        "head_unsafe": unsafe_in_head / head_size,
-        "rest_unsafe": np.divide(unsafe_in_rest, rest_size, out=np.full(len(pools), np.nan),
-                                 where=rest_size > 0),
-    }).iloc[distinct_pools(pools)].reset_index(drop=True)
+    table = (
+        pd.DataFrame(
+            {
+                "query": pools.query,
+                "n_responses": pools.lengths,
+                "head_size": head_size,
+                "head_unsafe": unsafe_in_head / head_size,
+                "rest_unsafe": np.divide(
+                    unsafe_in_rest, rest_size, out=np.full(len(pools), np.nan), where=rest_size > 0
+                ),
+            }
+        )
+        .iloc[distinct_pools(pools)]
+        .reset_index(drop=True)
+    )
     table["difference"] = table["rest_unsafe"] - table["head_unsafe"]
     return table
 
@@ -68,8 +76,10 @@ def summarise(table: pd.DataFrame, config: SummaryConfig) -> dict:
     """The mean head-vs-rest difference over the prompts that have both a head and a rest."""
     compared = table[(table["head_size"] >= 2) & table["rest_unsafe"].notna()]
     if compared.empty:
-        raise InputError("no pool has a head of two or more responses and other responses "
-                         "besides (is assess.pool group, and are there several per prompt?)")
+        raise InputError(
+            "no pool has a head of two or more responses and other responses "
+            "besides (is assess.pool group, and are there several per prompt?)"
+        )
     d = compared["difference"].to_numpy()
     seeds, prompts = resample_indices(1, len(d), config.resamples, config.seed)
     lo, hi = bootstrap_interval(d[None, :], seeds, prompts)  # one seed: prompts are resampled
@@ -109,8 +119,13 @@ def main(argv: Sequence[str] | None = None) -> None:
     table.insert(0, "prompt", train["prompt"].to_numpy()[table["query"].to_numpy()])
     write_parquet(table.drop(columns="query"), args.table)
     write_json({**summary, "judge": judge.features, "judge_threshold": judge.threshold}, args.out)
-    log.info("head vs rest over %d prompts: %+.4f [%+.4f, %+.4f]", summary["n_compared"],
-             summary["difference"], summary["difference_lo"], summary["difference_hi"])
+    log.info(
+        "head vs rest over %d prompts: %+.4f [%+.4f, %+.4f]",
+        summary["n_compared"],
+        summary["difference"],
+        summary["difference_lo"],
+        summary["difference_hi"],
+    )
 
 
 if __name__ == "__main__":

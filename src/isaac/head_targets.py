@@ -16,6 +16,7 @@ import pandas as pd
 
 from isaac.cli import run
 from isaac.io import read_table
+from isaac.runs import RUN, fmt_tau
 
 
 def most_picked(corpus: pd.DataFrame, targets: pd.DataFrame, top: int) -> pd.DataFrame:
@@ -25,11 +26,14 @@ def most_picked(corpus: pd.DataFrame, targets: pd.DataFrame, top: int) -> pd.Dat
     picks = targets[["id", "target_ids"]].explode("target_ids")
     picks["category"] = picks["id"].map(train["category"])
     counts = picks.groupby(["category", "target_ids"]).size().rename("picks").reset_index()
-    counts = counts.sort_values(["category", "picks", "target_ids"],
-                                ascending=[True, False, True], kind="stable")
+    counts = counts.sort_values(
+        ["category", "picks", "target_ids"], ascending=[True, False, True], kind="stable"
+    )
     head = counts.groupby("category").head(top).reset_index(drop=True)
-    return head.assign(label=head["target_ids"].map(train["label"]),
-                       response=head["target_ids"].map(train["response"]))
+    return head.assign(
+        label=head["target_ids"].map(train["label"]),
+        response=head["target_ids"].map(train["response"]),
+    )
 
 
 def main(argv: Sequence[str] | None = None) -> None:
@@ -38,8 +42,9 @@ def main(argv: Sequence[str] | None = None) -> None:
     parser.add_argument("--run", default=RUN.format(method="isaac", tau=fmt_tau(1), m=1, seed=0))
     parser.add_argument("--top", type=int, default=3)
     args = parser.parse_args(argv)
-    corpus = read_table(args.results / "corpus.parquet", ["id", "split", "category", "label",
-                                                           "response"])
+    corpus = read_table(
+        args.results / "corpus.parquet", ["id", "split", "category", "label", "response"]
+    )
     targets = read_table(args.results / "targets" / f"{args.run}.parquet", ["id", "target_ids"])
     with pd.option_context("display.max_colwidth", 90, "display.width", 200):
         print(most_picked(corpus, targets, args.top).to_string(index=False))

@@ -109,8 +109,9 @@ def _optional_text(value) -> str | None:
 # --------------------------------------------------------------------------- readers
 
 
-def _records_to_frame(records: list[dict], fields: dict, path: Path, default_split: str,
-                      wheres: list[str]) -> pd.DataFrame:
+def _records_to_frame(
+    records: list[dict], fields: dict, path: Path, default_split: str, wheres: list[str]
+) -> pd.DataFrame:
     """Apply a field mapping to parsed records (dicts), validating each value."""
     rows = []
     for i, (rec, where) in enumerate(zip(records, wheres)):
@@ -121,7 +122,7 @@ def _records_to_frame(records: list[dict], fields: dict, path: Path, default_spl
         if fields["id"] is not None and fields["id"] not in rec:
             raise InputError(f"{loc}: missing field {fields['id']!r}")
 
-        def get(key):
+        def get(key, rec=rec):
             name = fields[key]
             return None if name is None else rec.get(name)
 
@@ -199,8 +200,13 @@ def read_jsonl(path, fields: dict | None, default_split: str) -> pd.DataFrame:
         raise InputError(f"{path}: no records")
     available = set().union(*(r.keys() for r in records))
     # A required field missing on one line is reported with that line below.
-    optional = _check_columns(available | {fields["prompt"], fields["response"]}
-                              | ({fields["id"]} if fields["id"] else set()), fields, path)
+    optional = _check_columns(
+        available
+        | {fields["prompt"], fields["response"]}
+        | ({fields["id"]} if fields["id"] else set()),
+        fields,
+        path,
+    )
     return _records_to_frame(records, optional, path, default_split, wheres)
 
 
@@ -417,7 +423,9 @@ def read_corpus(config: CorpusConfig) -> pd.DataFrame:
         return read_diasafety_generations(path, config.default_split)
     readers = {"jsonl": read_jsonl, "csv": read_csv, "parquet": read_parquet_table}
     if fmt not in readers:
-        raise InputError(f"corpus.format: unknown format {fmt!r} (choose from {', '.join(FORMATS)})")
+        raise InputError(
+            f"corpus.format: unknown format {fmt!r} (choose from {', '.join(FORMATS)})"
+        )
     fields = config.fields or {}
     unknown = set(fields) - set(DEFAULT_FIELDS)
     if unknown:

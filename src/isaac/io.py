@@ -95,8 +95,11 @@ def named_when_full(path: Path, folder: Path):
         raise
     except Exception as err:
         if _out_of_space(err, folder):
-            raise NoSpaceError(errno.ENOSPC, f"{path}: no space left while writing it ({err}); "
-                                             "nothing was kept: free space and rerun") from err
+            raise NoSpaceError(
+                errno.ENOSPC,
+                f"{path}: no space left while writing it ({err}); "
+                "nothing was kept: free space and rerun",
+            ) from err
         raise
 
 
@@ -152,8 +155,9 @@ def write_parquet(df: pd.DataFrame, path: str | os.PathLike) -> None:
         df.to_parquet(tmp, index=False, compression="zstd")
 
 
-def write_arrow_parquet(columns: dict[str, pa.Array], like: pd.DataFrame,
-                        path: str | os.PathLike) -> None:
+def write_arrow_parquet(
+    columns: dict[str, pa.Array], like: pd.DataFrame, path: str | os.PathLike
+) -> None:
     """write_parquet for columns built in Arrow (list columns of a million rows convert slowly
     through Python objects): the same bytes as write_parquet of the equivalent DataFrame, whose
     pandas schema metadata is taken from `like` (a few rows of it)."""
@@ -211,8 +215,9 @@ def train_rows(corpus_path: str | os.PathLike) -> pd.DataFrame:
     return train
 
 
-def read_arrow(path: str | os.PathLike, required: list[str] | tuple[str, ...],
-               optional: tuple[str, ...] = ()) -> pa.Table:
+def read_arrow(
+    path: str | os.PathLike, required: list[str] | tuple[str, ...], optional: tuple[str, ...] = ()
+) -> pa.Table:
     """read_table as an Arrow table of the `required` (checked) and present `optional` columns."""
     path = Path(path)
     if not path.is_file():

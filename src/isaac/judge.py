@@ -26,8 +26,16 @@ from sklearn.linear_model import LogisticRegression
 from sklearn.metrics import accuracy_score, balanced_accuracy_score, roc_auc_score
 
 from isaac.cli import optional, run
-from isaac.io import (JUDGE_METRICS, InputError, atomic_dir, read_json, read_npz, read_table,
-                      write_json, write_npz)
+from isaac.io import (
+    JUDGE_METRICS,
+    InputError,
+    atomic_dir,
+    read_json,
+    read_npz,
+    read_table,
+    write_json,
+    write_npz,
+)
 from isaac.packaged import minilm_path
 from isaac.prompts import held_out_rows
 
@@ -69,8 +77,13 @@ class Judge:
             return self._vectorizer.transform(texts)
         if self._encoder is None:
             self._encoder = minilm_encoder()
-        return self._encoder.encode(texts, batch_size=64, normalize_embeddings=True,
-                                    convert_to_numpy=True, show_progress_bar=False)
+        return self._encoder.encode(
+            texts,
+            batch_size=64,
+            normalize_embeddings=True,
+            convert_to_numpy=True,
+            show_progress_bar=False,
+        )
 
     def predict_proba(self, contexts, responses) -> np.ndarray:
         """P(unsafe) per (context, response); logistic function of a linear score (vectorised)."""
@@ -85,11 +98,14 @@ class Judge:
 
 def _tfidf(vocabulary=None, idf=None):
     s = TFIDF_SETTINGS
-    vec = TfidfVectorizer(ngram_range=tuple(s["ngram_range"]), min_df=s["min_df"],
-                          sublinear_tf=s["sublinear_tf"], lowercase=s["lowercase"],
-                          vocabulary=None if vocabulary is None else
-                          {t: i for i, t in enumerate(vocabulary)},
-                          dtype=np.float64)
+    vec = TfidfVectorizer(
+        ngram_range=tuple(s["ngram_range"]),
+        min_df=s["min_df"],
+        sublinear_tf=s["sublinear_tf"],
+        lowercase=s["lowercase"],
+        vocabulary=None if vocabulary is None else {t: i for i, t in enumerate(vocabulary)},
+        dtype=np.float64,
+    )
     if idf is not None:
         vec.idf_ = idf
     return vec
@@ -105,8 +121,14 @@ def fit_judge(contexts, responses, unsafe, features: str, C: float = 1.0) -> Jud
         vec = _tfidf()
         x = vec.fit_transform(texts)
         vocab = [t for t, _ in sorted(vec.vocabulary_.items(), key=lambda kv: kv[1])]
-        judge = Judge(features, np.zeros(0), 0.0, vocabulary=vocab,
-                      idf=vec.idf_.astype(np.float64), _vectorizer=vec)
+        judge = Judge(
+            features,
+            np.zeros(0),
+            0.0,
+            vocabulary=vocab,
+            idf=vec.idf_.astype(np.float64),
+            _vectorizer=vec,
+        )
     elif features == "minilm-lr":
         judge = Judge(features, np.zeros(0), 0.0)
         x = judge.featurise(texts)
@@ -137,8 +159,12 @@ def choose_threshold(judge: Judge, rows: pd.DataFrame) -> float | None:
 def save_judge(judge: Judge, folder: str | Path) -> None:
     folder = Path(folder)
     folder.mkdir(parents=True, exist_ok=True)
-    meta = {"features": judge.features, "text": "context [SEP] response", "positive": "unsafe",
-            "threshold": judge.threshold}
+    meta = {
+        "features": judge.features,
+        "text": "context [SEP] response",
+        "positive": "unsafe",
+        "threshold": judge.threshold,
+    }
     arrays = {"coef": judge.coef, "intercept": np.array([judge.intercept])}
     if judge.features == "tfidf-lr":
         meta["tfidf"] = TFIDF_SETTINGS
@@ -157,8 +183,10 @@ def load_judge(folder: str | Path) -> Judge:
     names = ("coef", "intercept", "idf") if features == "tfidf-lr" else ("coef", "intercept")
     arrays = read_npz(folder / JUDGE_NPZ, names)
     threshold = meta.get("threshold")
-    if isinstance(threshold, bool) or not isinstance(threshold, (int, float)) or not (
-        0 <= threshold <= 1
+    if (
+        isinstance(threshold, bool)
+        or not isinstance(threshold, (int, float))
+        or not (0 <= threshold <= 1)
     ):
         raise InputError(f"{folder / JUDGE_JSON}: 'threshold' must be a number in [0, 1]")
     judge = Judge(features, arrays["coef"], float(arrays["intercept"][0]), float(threshold))
@@ -228,8 +256,12 @@ def train_judge(corpus_path, features: str, out: Path) -> dict:
             f"{corpus_path}: no labelled train rows to train the judge on; set judge.from "
             "to a judge/ folder trained on a labelled corpus"
         )
-    judge = fit_judge(train["prompt"].astype(str), train["response"].astype(str),
-                      (train["label"] == "unsafe").to_numpy(), features)
+    judge = fit_judge(
+        train["prompt"].astype(str),
+        train["response"].astype(str),
+        (train["label"] == "unsafe").to_numpy(),
+        features,
+    )
     val = labelled(corpus, "val")
     threshold = choose_threshold(judge, val)
     if threshold is None:
@@ -261,15 +293,28 @@ def build_judge(corpus_path, features: str, out: str | Path, source=None) -> dic
 def main(argv: Sequence[str] | None = None) -> None:
     p = argparse.ArgumentParser(description="Train (or copy) the safety judge.")
     p.add_argument("--corpus", required=True, help="corpus.parquet")
-    p.add_argument("--features", required=True, choices=FEATURES,
-                   help="the judge's features (judge.features or judge.second)")
-    p.add_argument("--from", dest="source", type=optional(str), default=None,
-                   help="judge folder to reuse (judge.from)")
+    p.add_argument(
+        "--features",
+        required=True,
+        choices=FEATURES,
+        help="the judge's features (judge.features or judge.second)",
+    )
+    p.add_argument(
+        "--from",
+        dest="source",
+        type=optional(str),
+        default=None,
+        help="judge folder to reuse (judge.from)",
+    )
     p.add_argument("--out", required=True, help="judge/ folder")
     args = p.parse_args(argv)
     metrics = build_judge(args.corpus, args.features, args.out, args.source)
-    log.info("judge -> %s: test AUROC %s, balanced accuracy %s", args.out, metrics.get("auroc"),
-             metrics.get("balanced_accuracy"))
+    log.info(
+        "judge -> %s: test AUROC %s, balanced accuracy %s",
+        args.out,
+        metrics.get("auroc"),
+        metrics.get("balanced_accuracy"),
+    )
 
 
 if __name__ == "__main__":

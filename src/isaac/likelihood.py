@@ -187,8 +187,9 @@ def likelihood_table(corpus: pd.DataFrame, tokens: pd.DataFrame, order: int) -> 
     return pd.DataFrame(
         {
             "id": train["id"].to_numpy(dtype=object),
-            "n_tokens": np.fromiter((len(s) for s in sentences), dtype=np.int64,
-                                    count=len(sentences)),
+            "n_tokens": np.fromiter(
+                (len(s) for s in sentences), dtype=np.int64, count=len(sentences)
+            ),
             "loglik": loo_loglik(sentences, order),
             "response_freq": norm.map(norm.value_counts()).to_numpy(dtype=np.int64),
         }
@@ -196,8 +197,11 @@ def likelihood_table(corpus: pd.DataFrame, tokens: pd.DataFrame, order: int) -> 
 
 
 def main(argv: Sequence[str] | None = None) -> None:
-    parser = argparse.ArgumentParser(prog="python -m isaac.likelihood", description=__doc__,
-                                     formatter_class=argparse.RawDescriptionHelpFormatter)
+    parser = argparse.ArgumentParser(
+        prog="python -m isaac.likelihood",
+        description=__doc__,
+        formatter_class=argparse.RawDescriptionHelpFormatter,
+    )
     parser.add_argument("--corpus", required=True, help="corpus.parquet")
     parser.add_argument("--tokens", required=True, help="tokens.parquet")
     add_config_argument(parser, LikelihoodConfig)

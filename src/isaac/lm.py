@@ -31,7 +31,7 @@ def prompt_ids(gen: Generator, prompt: str) -> list[int]:
         ids = tok(prompt)["input_ids"]  # with the tokenizer's end marker, which is kept
     else:
         ids = tok(fmt.prompt_text(prompt), add_special_tokens=False)["input_ids"]
-    return ids[-fmt.max_prompt_tokens:]
+    return ids[-fmt.max_prompt_tokens :]
 
 
 def encode_pair(gen: Generator, prompt: str, target: str, max_length: int) -> Example:
@@ -60,7 +60,10 @@ def build_examples(gen: Generator, prompts, targets, max_length: int) -> list[li
     A group trains as one example: its sequences share a batch and the loss is the mean over
     their tokens, so a run takes the same number of optimizer steps whatever m is.
     """
-    return [[encode_pair(gen, str(p), str(t), max_length) for t in ts] for p, ts in zip(prompts, targets)]
+    return [
+        [encode_pair(gen, str(p), str(t), max_length) for t in ts]
+        for p, ts in zip(prompts, targets)
+    ]
 
 
 def collate(examples: list[Example], pad_id: int) -> dict[str, torch.Tensor]:
@@ -80,18 +83,23 @@ def collate(examples: list[Example], pad_id: int) -> dict[str, torch.Tensor]:
     return {"input_ids": ids, "attention_mask": mask, "labels": labels}
 
 
-def token_nll(model, batch: dict[str, torch.Tensor], seq2seq: bool = False) -> tuple[torch.Tensor, int]:
+def token_nll(
+    model, batch: dict[str, torch.Tensor], seq2seq: bool = False
+) -> tuple[torch.Tensor, int]:
     """Summed negative log-likelihood of the labelled tokens, and how many there are."""
     labels = batch["labels"]
     if seq2seq:
-        logits = model(input_ids=batch["input_ids"], attention_mask=batch["attention_mask"],
-                       labels=labels).logits
+        logits = model(
+            input_ids=batch["input_ids"], attention_mask=batch["attention_mask"], labels=labels
+        ).logits
         target = labels
     else:
         logits = model(input_ids=batch["input_ids"], attention_mask=batch["attention_mask"]).logits
         logits, target = logits[:, :-1], labels[:, 1:]
     nll = torch.nn.functional.cross_entropy(
-        logits.reshape(-1, logits.size(-1)).float(), target.reshape(-1),
-        ignore_index=IGNORE, reduction="sum",
+        logits.reshape(-1, logits.size(-1)).float(),
+        target.reshape(-1),
+        ignore_index=IGNORE,
+        reduction="sum",
     )
     return nll, int((target != IGNORE).sum())

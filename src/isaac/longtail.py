@@ -42,8 +42,13 @@ def unsafe_by_frequency(strings: pd.Series, labels: pd.Series) -> pd.DataFrame:
         mask = (freq >= lo) & (freq <= (hi if hi is not None else np.inf)) & labels.notna()
         if mask.any():
             name = f"{lo}" if lo == hi else (f"{lo}-{hi}" if hi else f">{lo - 1}")
-            rows.append({"bin": name, "n": int(mask.sum()),
-                         "unsafe": float((labels[mask] == "unsafe").mean())})
+            rows.append(
+                {
+                    "bin": name,
+                    "n": int(mask.sum()),
+                    "unsafe": float((labels[mask] == "unsafe").mean()),
+                }
+            )
     return pd.DataFrame(rows, columns=["bin", "n", "unsafe"])
 
 
@@ -53,12 +58,18 @@ def plot_responses(corpus: pd.DataFrame, out, dpi: int) -> None:
         raise InputError("corpus: no train rows to plot")
     strings = train["response"].map(normalise)
     labelled = train["label"].notna().any()
-    fig, axes = plt.subplots(1, 2 if labelled else 1, figsize=(11 if labelled else 6, 4.2),
-                             squeeze=False)
+    fig, axes = plt.subplots(
+        1, 2 if labelled else 1, figsize=(11 if labelled else 6, 4.2), squeeze=False
+    )
     ax = axes[0, 0]
     freq = rank_frequency(strings)
-    ax.loglog(np.arange(1, len(freq) + 1), freq, lw=2, color="black",
-              label=f"all ({len(strings)} responses, {len(freq)} distinct)")
+    ax.loglog(
+        np.arange(1, len(freq) + 1),
+        freq,
+        lw=2,
+        color="black",
+        label=f"all ({len(strings)} responses, {len(freq)} distinct)",
+    )
     categories = train["category"].dropna()
     top = categories.value_counts().index[:MAX_CATEGORIES]
     for cat in sorted(top):
@@ -94,8 +105,11 @@ def plot_ngrams(tables: Sequence, out, dpi: int) -> None:
     for path in sorted(map(Path, tables), key=_n_of):
         counts = read_table(path, ["ngram", "count"])["count"].to_numpy()
         if len(counts):
-            ax.loglog(np.arange(1, len(counts) + 1), counts,
-                      label=f"n={_n_of(path)} ({len(counts)} distinct)")
+            ax.loglog(
+                np.arange(1, len(counts) + 1),
+                counts,
+                label=f"n={_n_of(path)} ({len(counts)} distinct)",
+            )
     ax.set_xlabel("rank")
     ax.set_ylabel("count in train responses")
     ax.set_title("N-gram rank-frequency")
@@ -105,8 +119,11 @@ def plot_ngrams(tables: Sequence, out, dpi: int) -> None:
 
 
 def main(argv: Sequence[str] | None = None) -> None:
-    parser = argparse.ArgumentParser(prog="python -m isaac.longtail", description=__doc__,
-                                     formatter_class=argparse.RawDescriptionHelpFormatter)
+    parser = argparse.ArgumentParser(
+        prog="python -m isaac.longtail",
+        description=__doc__,
+        formatter_class=argparse.RawDescriptionHelpFormatter,
+    )
     sub = parser.add_subparsers(dest="figure", required=True)
     r = sub.add_parser("responses", help="response rank-frequency figure")
     r.add_argument("--corpus", required=True)
@@ -118,8 +135,11 @@ def main(argv: Sequence[str] | None = None) -> None:
     args = parser.parse_args(argv)
     config = parse(ReportConfig, args.config)
     if args.figure == "responses":
-        plot_responses(read_table(args.corpus, ["split", "response", "label", "category"]),
-                       args.out, config.dpi)
+        plot_responses(
+            read_table(args.corpus, ["split", "response", "label", "category"]),
+            args.out,
+            config.dpi,
+        )
     else:
         plot_ngrams(args.tables, args.out, config.dpi)
     log.info("wrote %s", args.out)

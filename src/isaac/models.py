@@ -96,7 +96,10 @@ def ensure_pad_token(tokenizer):
 def load_tokenizer(folder: str | Path):
     """The tokenizer fitted by the generator_tokenizer rule."""
     folder = Path(folder)
-    if not (folder / "tokenizer.json").is_file() and not (folder / "tokenizer_config.json").is_file():
+    if (
+        not (folder / "tokenizer.json").is_file()
+        and not (folder / "tokenizer_config.json").is_file()
+    ):
         raise InputError(f"{folder}: no tokenizer files (tokenizer.json) in this folder")
     return AutoTokenizer.from_pretrained(str(folder), trust_remote_code=False)
 
@@ -158,13 +161,16 @@ def add_lora(model, r: int, alpha: int, seq2seq: bool):
     from peft import LoraConfig, TaskType, get_peft_model  # only LoRA runs need peft
 
     task = TaskType.SEQ_2_SEQ_LM if seq2seq else TaskType.CAUSAL_LM
-    cfg = LoraConfig(task_type=task, r=r, lora_alpha=alpha, lora_dropout=0.0,
-                     target_modules="all-linear")
+    cfg = LoraConfig(
+        task_type=task, r=r, lora_alpha=alpha, lora_dropout=0.0, target_modules="all-linear"
+    )
     return get_peft_model(model, cfg)
 
 
 def build_generator(
-    config: GeneratorConfig, tokenizer_dir: str | Path | None, seed: int,
+    config: GeneratorConfig,
+    tokenizer_dir: str | Path | None,
+    seed: int,
     base_dir: str | Path | None = None,
 ) -> Generator:
     """Fresh generator for training from the `generator` config slice. `tokenizer_dir`: the
@@ -175,15 +181,21 @@ def build_generator(
     torch.manual_seed(seed)
     if name == "tiny-gpt2":
         if tokenizer_dir is None:
-            raise InputError("generator.model tiny-gpt2 needs the corpus tokenizer folder (--tokenizer)")
+            raise InputError(
+                "generator.model tiny-gpt2 needs the corpus tokenizer folder (--tokenizer)"
+            )
         tokenizer = load_tokenizer(tokenizer_dir)
         model = tiny_gpt2(tokenizer, config.tiny, seed=seed)
         fmt = PromptFormat("tiny-gpt2", False, BOS, SEP, EOS, budget)
     elif name == "smollm2":
         model, tokenizer = load_smollm2() if base_dir is None else load_path_model(base_dir)[:2]
         fmt = PromptFormat(
-            "smollm2", False, "<|im_start|>user\n", "<|im_end|>\n<|im_start|>assistant\n",
-            tokenizer.eos_token, budget,
+            "smollm2",
+            False,
+            "<|im_start|>user\n",
+            "<|im_end|>\n<|im_start|>assistant\n",
+            tokenizer.eos_token,
+            budget,
         )
         model = add_lora(model, lora_r, lora_alpha, False)
     else:

@@ -81,9 +81,11 @@ def _sort_by_row_value_index(rows, cols, values, n_rows: int, n_cols: int):
         return rows[order], cols[order]
     bits = (np.asarray(values, dtype=np.float32) + np.float32(0.0)).view(np.uint32)  # -0 -> +0
     ascending = np.where(bits >> 31 == 1, ~bits, bits | np.uint32(1 << 31))
-    keys = (rows.astype(np.uint64) << np.uint64(32 + col_bits)) | (
-        (~ascending).astype(np.uint64) << np.uint64(col_bits)
-    ) | cols.astype(np.uint64)
+    keys = (
+        (rows.astype(np.uint64) << np.uint64(32 + col_bits))
+        | ((~ascending).astype(np.uint64) << np.uint64(col_bits))
+        | cols.astype(np.uint64)
+    )
     keys.sort()
     return (keys >> np.uint64(32 + col_bits)).astype(np.int64), (
         keys & np.uint64((1 << col_bits) - 1)
@@ -115,9 +117,7 @@ def top_k_neighbours(
     return indices, sims_out
 
 
-def hnsw_neighbours(
-    vectors: np.ndarray, k: int, threads: int = 1
-) -> tuple[np.ndarray, np.ndarray]:
+def hnsw_neighbours(vectors: np.ndarray, k: int, threads: int = 1) -> tuple[np.ndarray, np.ndarray]:
     """Approximate top_k_neighbours, same layout (the query first, then the others by descending
     similarity and index) from a faiss HNSW search of k + 1 candidates per query."""
     import faiss  # only this index needs it
@@ -191,8 +191,10 @@ def main(argv: Sequence[str] | None = None) -> None:
         )
     ids, prompts, _ = load_embeddings(args.embeddings)
     if config.k > len(ids):
-        raise InputError(f"neighbours.k: {config.k} is more than the {len(ids)} train rows of "
-                         f"{args.embeddings}; a pool cannot hold more prompts than the split")
+        raise InputError(
+            f"neighbours.k: {config.k} is more than the {len(ids)} train rows of "
+            f"{args.embeddings}; a pool cannot hold more prompts than the split"
+        )
     if config.index == "hnsw":
         indices, sims = hnsw_neighbours(prompts, config.k, args.threads)
     else:

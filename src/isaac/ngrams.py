@@ -74,11 +74,16 @@ def _aggregate(columns, doc, count, doc_freq, vocabulary: int):
     if doc is not None:
         span = int(doc.max()) + 1
         pairs = pd.unique(codes * span + doc)  # distinct (n-gram, document)
-        return ([c[first] for c in columns], np.bincount(codes, minlength=len(first)),
-                np.bincount(pairs // span, minlength=len(first)))
-    return ([c[first] for c in columns],
-            np.bincount(codes, weights=count, minlength=len(first)).astype(np.int64),
-            np.bincount(codes, weights=doc_freq, minlength=len(first)).astype(np.int64))
+        return (
+            [c[first] for c in columns],
+            np.bincount(codes, minlength=len(first)),
+            np.bincount(pairs // span, minlength=len(first)),
+        )
+    return (
+        [c[first] for c in columns],
+        np.bincount(codes, weights=count, minlength=len(first)).astype(np.int64),
+        np.bincount(codes, weights=doc_freq, minlength=len(first)).astype(np.int64),
+    )
 
 
 def ngram_columns(token_lists, n: int, chunk_tokens: int = CHUNK_TOKENS) -> dict[str, pa.Array]:
@@ -120,12 +125,19 @@ def ngram_columns(token_lists, n: int, chunk_tokens: int = CHUNK_TOKENS) -> dict
     else:  # the same n-gram in several chunks: sum its rows
         columns = [np.concatenate([part[0][j] for part in parts]) for j in range(n)]
         columns, count, doc_freq = _aggregate(
-            columns, None, np.concatenate([p[1] for p in parts]),
-            np.concatenate([p[2] for p in parts]), len(vocab))
+            columns,
+            None,
+            np.concatenate([p[1] for p in parts]),
+            np.concatenate([p[2] for p in parts]),
+            len(vocab),
+        )
     sorted_vocab = vocab.take(pa.array(by_string))
     order = _order(columns, count, sorted_vocab)
-    return {"ngram": _join(sorted_vocab, [column[order] for column in columns]),
-            "count": pa.array(count[order]), "doc_freq": pa.array(doc_freq[order])}
+    return {
+        "ngram": _join(sorted_vocab, [column[order] for column in columns]),
+        "count": pa.array(count[order]),
+        "doc_freq": pa.array(doc_freq[order]),
+    }
 
 
 def _join(sorted_vocab: pa.Array, columns) -> pa.Array:
@@ -140,8 +152,9 @@ def _order(columns, count: np.ndarray, sorted_vocab: pa.Array) -> np.ndarray:
     whitespace), so the tie order comes from the token ranks (one argsort of count and packed
     key together where they fit in 64 bits); otherwise from the strings."""
     if pc.any(pc.match_substring_regex(sorted_vocab, "^$|[\\x00- ]")).as_py():
-        by_ngram = np.argsort(_join(sorted_vocab, columns).to_numpy(zero_copy_only=False),
-                              kind="stable")
+        by_ngram = np.argsort(
+            _join(sorted_vocab, columns).to_numpy(zero_copy_only=False), kind="stable"
+        )
         return by_ngram[np.argsort(-count[by_ngram], kind="stable")]
     key, ordered = _keys(columns, len(sorted_vocab))
     most, span = int(count.max(initial=0)), len(sorted_vocab) ** len(columns)
@@ -151,16 +164,25 @@ def _order(columns, count: np.ndarray, sorted_vocab: pa.Array) -> np.ndarray:
 
 
 # the ngram table's column types (a one-row table: an empty object column has no type)
-TABLE_LIKE = pd.DataFrame({"ngram": pd.Series(["a"], dtype=object),
-                           "count": np.ones(1, np.int64), "doc_freq": np.ones(1, np.int64)})
+TABLE_LIKE = pd.DataFrame(
+    {
+        "ngram": pd.Series(["a"], dtype=object),
+        "count": np.ones(1, np.int64),
+        "doc_freq": np.ones(1, np.int64),
+    }
+)
 
 
 def count_ngrams(token_lists, n: int, chunk_tokens: int = CHUNK_TOKENS) -> pd.DataFrame:
     """ngram_columns as a DataFrame (ngram as Python strings)."""
     columns = ngram_columns(token_lists, n, chunk_tokens)
-    return pd.DataFrame({
-        "ngram": pd.Series(columns["ngram"].to_numpy(zero_copy_only=False), dtype=object),
-        "count": columns["count"].to_numpy(), "doc_freq": columns["doc_freq"].to_numpy()})
+    return pd.DataFrame(
+        {
+            "ngram": pd.Series(columns["ngram"].to_numpy(zero_copy_only=False), dtype=object),
+            "count": columns["count"].to_numpy(),
+            "doc_freq": columns["doc_freq"].to_numpy(),
+        }
+    )
 
 
 def train_response_tokens(tokens: pd.DataFrame, corpus: pd.DataFrame) -> list[list[str]]:

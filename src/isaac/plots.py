@@ -11,7 +11,6 @@ import matplotlib.pyplot as plt  # noqa: E402
 
 from isaac.io import atomic_path  # noqa: E402
 
-
 # Every figure of a run, results/{corpus}/figures/{name}.png, with the rule that draws it.
 FIGURES = {
     "longtail_responses": "longtail_responses",

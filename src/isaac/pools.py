@@ -54,8 +54,12 @@ class Pools:
         return members, valid
 
 
-def group_sizes(lengths: np.ndarray, group_ids: np.ndarray, weights: np.ndarray | None = None,
-                width: int | None = None) -> np.ndarray:
+def group_sizes(
+    lengths: np.ndarray,
+    group_ids: np.ndarray,
+    weights: np.ndarray | None = None,
+    width: int | None = None,
+) -> np.ndarray:
     """(pools, width) size of every group id in every pool: its member count, or its members'
     summed weight when `weights` are given (the sampler's group size).
 
@@ -93,8 +97,9 @@ def _row_numbers(ids: pa.Array, train_ids: pa.Array, path, name: str) -> np.ndar
     return index.to_numpy().astype(np.int64)
 
 
-def list_pools(query_ids: pa.Array, member_ids: pa.ListArray, train_ids: np.ndarray,
-               path="neighbours") -> Pools:
+def list_pools(
+    query_ids: pa.Array, member_ids: pa.ListArray, train_ids: np.ndarray, path="neighbours"
+) -> Pools:
     """Pools from a table's id column and list<id> column, mapped to train row numbers."""
     train = pa.array(np.asarray(train_ids, dtype=str), type=pa.string())
     offsets = member_ids.offsets.to_numpy().astype(np.int64)
@@ -106,8 +111,9 @@ def list_pools(query_ids: pa.Array, member_ids: pa.ListArray, train_ids: np.ndar
 def read_neighbour_pools(path, train_ids: np.ndarray) -> Pools:
     """The pools of neighbours/{encoder}-k{k}.parquet."""
     table = read_arrow(path, ["id", "neighbour_ids"])
-    return list_pools(table["id"].combine_chunks(), table["neighbour_ids"].combine_chunks(),
-                      train_ids, path)
+    return list_pools(
+        table["id"].combine_chunks(), table["neighbour_ids"].combine_chunks(), train_ids, path
+    )
 
 
 def group_pools(groups: pd.Series) -> Pools:
@@ -141,8 +147,9 @@ def groups_table(
     return pd.DataFrame(table)
 
 
-def write_groups(train_ids: np.ndarray, pools: Pools, group_ids: np.ndarray,
-                 weights: np.ndarray | None, path) -> None:
+def write_groups(
+    train_ids: np.ndarray, pools: Pools, group_ids: np.ndarray, weights: np.ndarray | None, path
+) -> None:
     """Write groups_table, built in Arrow (the same bytes, without a Python object per member)."""
     ids = pa.array(np.asarray(train_ids, dtype=str), type=pa.string())
     offsets = pa.array(pools.offsets.astype(np.int32))
@@ -154,8 +161,12 @@ def write_groups(train_ids: np.ndarray, pools: Pools, group_ids: np.ndarray,
     if weights is not None:
         columns["weight"] = pa.ListArray.from_arrays(offsets, pa.array(weights.astype(np.float64)))
     first = Pools(pools.index[: pools.offsets[1]], pools.offsets[:2], pools.query[:1])
-    like = groups_table(train_ids, first, group_ids[: pools.offsets[1]],
-                        None if weights is None else weights[: pools.offsets[1]])
+    like = groups_table(
+        train_ids,
+        first,
+        group_ids[: pools.offsets[1]],
+        None if weights is None else weights[: pools.offsets[1]],
+    )
     write_arrow_parquet(columns, like, path)
 
 
@@ -178,7 +189,10 @@ def read_groups(path, train_ids: np.ndarray) -> tuple[Pools, np.ndarray, np.ndar
     if "weight" in table.column_names:
         weight = table["weight"].combine_chunks()
         weights = weight.flatten().to_numpy().astype(np.float64)
-        if (not np.array_equal(_lengths(weight), pools.lengths) or not np.all(np.isfinite(weights))
-                or (weights <= 0).any()):
+        if (
+            not np.array_equal(_lengths(weight), pools.lengths)
+            or not np.all(np.isfinite(weights))
+            or (weights <= 0).any()
+        ):
             raise InputError(f"{path}: 'weight' must be positive, finite, one per pool member")
     return pools, flat, weights

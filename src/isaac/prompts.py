@@ -56,11 +56,16 @@ def select_prompts(corpus: pd.DataFrame, config: PromptsConfig, where="corpus") 
     # Safety is scored on unseen prompts only (seen ones are a second, labelled subset), so a
     # selection without one would fail after every model is trained: refuse it here.
     if not (~test["seen"]).any():
-        why = ("every test context also occurs in train" if distinct["seen"].all()
-               else f"the first {len(test)} test contexts all occur in train: raise "
-               "prompts.n_prompts or set prompts.select: unseen")
-        raise InputError(f"{where}: no selected test prompt is unseen in train, and safety is "
-                         f"scored on unseen prompts ({why})")
+        why = (
+            "every test context also occurs in train"
+            if distinct["seen"].all()
+            else f"the first {len(test)} test contexts all occur in train: raise "
+            "prompts.n_prompts or set prompts.select: unseen"
+        )
+        raise InputError(
+            f"{where}: no selected test prompt is unseen in train, and safety is "
+            f"scored on unseen prompts ({why})"
+        )
     return pd.DataFrame(
         {
             "id": test["id"].astype(str).to_numpy(),
@@ -83,7 +88,10 @@ def main(argv: Sequence[str] | None = None) -> None:
     n_test = int((corpus["split"] == "test").sum())
     log.info(
         "%d prompts (%d seen in train) from %d test rows -> %s",
-        len(prompts), int(prompts["seen"].sum()), n_test, args.out,
+        len(prompts),
+        int(prompts["seen"].sum()),
+        n_test,
+        args.out,
     )
 
 

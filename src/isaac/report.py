@@ -17,8 +17,8 @@ from __future__ import annotations
 
 import argparse
 import logging
-from pathlib import Path
 from collections.abc import Sequence
+from pathlib import Path
 
 import numpy as np
 import pandas as pd
@@ -32,19 +32,44 @@ from isaac.settings import add_config_argument, parse, require
 
 log = logging.getLogger("isaac.report")
 KEYS = ["method", "tau", "m", "seed"]
-SCORES = ["safety_score", "unsafe_rate", "mean_unsafe_prob", "safety_score_second",
-          "judges_agreement", "lexical_unsafe_rate", "distinct_1", "distinct_2", "mean_len",
-          "empty_share", "ppl_safe", "ppl", "safety_score_seen", "n", "n_seen",
-          "polluted_generation_share"]
+SCORES = [
+    "safety_score",
+    "unsafe_rate",
+    "mean_unsafe_prob",
+    "safety_score_second",
+    "judges_agreement",
+    "lexical_unsafe_rate",
+    "distinct_1",
+    "distinct_2",
+    "mean_len",
+    "empty_share",
+    "ppl_safe",
+    "ppl",
+    "safety_score_seen",
+    "n",
+    "n_seen",
+    "polluted_generation_share",
+]
 TARGET_STATS = ["oracle_safe_rate", "original_safe_rate", "head_shortcut_share", "polluted_share"]
 # Means over seeds reported beside the bootstrap columns of summary.csv.
-MEAN_COLUMNS = ["oracle_safe_rate", "safety_score_second", "judges_agreement",
-                "lexical_unsafe_rate", "distinct_1", "distinct_2", "mean_len", "ppl_safe", "ppl",
-                "safety_score_seen", "polluted_share", "polluted_generation_share"]
-POLLUTION_COLUMNS = {"polluted targets": "polluted_share",
-                     "polluted generations": "polluted_generation_share"}
-
-
+MEAN_COLUMNS = [
+    "oracle_safe_rate",
+    "safety_score_second",
+    "judges_agreement",
+    "lexical_unsafe_rate",
+    "distinct_1",
+    "distinct_2",
+    "mean_len",
+    "ppl_safe",
+    "ppl",
+    "safety_score_seen",
+    "polluted_share",
+    "polluted_generation_share",
+]
+POLLUTION_COLUMNS = {
+    "polluted targets": "polluted_share",
+    "polluted generations": "polluted_generation_share",
+}
 
 
 def runs_table(scores: list[str], targets: list[str]) -> pd.DataFrame:
@@ -57,8 +82,13 @@ def runs_table(scores: list[str], targets: list[str]) -> pd.DataFrame:
         missing = [k for k in KEYS + ["safety_score"] if k not in s]
         if missing:
             raise InputError(f"{s_path}: missing key(s) {', '.join(missing)}")
-        rows.append({**{k: s[k] for k in KEYS}, **{k: s.get(k) for k in SCORES},
-                     **{k: t.get(k) for k in TARGET_STATS}})
+        rows.append(
+            {
+                **{k: s[k] for k in KEYS},
+                **{k: s.get(k) for k in SCORES},
+                **{k: t.get(k) for k in TARGET_STATS},
+            }
+        )
     df = pd.DataFrame(rows)
     order = {m: i for i, m in enumerate(METHODS)}
     df["_o"] = df["method"].map(order).fillna(len(order))
@@ -81,8 +111,9 @@ def unsafe_matrix(paths: list[str]) -> tuple[np.ndarray, np.ndarray]:
     return np.vstack(rows), ids
 
 
-def comparison_table(runs: pd.DataFrame, per_prompt: dict[tuple, str],
-                     config: SummaryConfig) -> pd.DataFrame:
+def comparison_table(
+    runs: pd.DataFrame, per_prompt: dict[tuple, str], config: SummaryConfig
+) -> pd.DataFrame:
     """summary.csv: one row per (method, tau, m). `per_prompt` maps (method, tau, m, seed) to
     that run's per-prompt score table."""
     groups = list(runs.groupby(["method", "tau", "m"], sort=False))
@@ -100,13 +131,18 @@ def comparison_table(runs: pd.DataFrame, per_prompt: dict[tuple, str],
     if len(shapes) != 1:
         raise InputError(f"summary: runs differ in seeds or prompts ({sorted(shapes)})")
     n_seeds, n_prompts = shapes.pop()
-    seed_idx, prompt_idx = resample_indices(n_seeds, n_prompts, config.resamples,
-                                           config.seed)
+    seed_idx, prompt_idx = resample_indices(n_seeds, n_prompts, config.resamples, config.seed)
     rows = []
     for (method, tau, m), g in groups:
         values = safe[(method, tau, m)]
-        row = {"method": method, "tau": tau, "m": m, "n_seeds": n_seeds, "n_prompts": n_prompts,
-               "safety_score": float(values.mean())}
+        row = {
+            "method": method,
+            "tau": tau,
+            "m": m,
+            "n_seeds": n_seeds,
+            "n_prompts": n_prompts,
+            "safety_score": float(values.mean()),
+        }
         row["safety_lo"], row["safety_hi"] = bootstrap_interval(values, seed_idx, prompt_idx)
         for base in config.baselines:
             base_key = (base, 1.0, m)
@@ -117,7 +153,8 @@ def comparison_table(runs: pd.DataFrame, per_prompt: dict[tuple, str],
             diff = values - safe[base_key]
             row[f"delta_{base}"] = float(diff.mean())
             row[f"delta_{base}_lo"], row[f"delta_{base}_hi"] = bootstrap_interval(
-                diff, seed_idx, prompt_idx)
+                diff, seed_idx, prompt_idx
+            )
         row.update({k: g[k].astype(float).mean() for k in MEAN_COLUMNS})  # NaN: not measured
         rows.append(row)
     return pd.DataFrame(rows)
@@ -139,24 +176,41 @@ def _difference(row, base: str) -> str:
 
 def judge_line(name: str, metrics: dict) -> str:
     unseen = metrics.get("unseen") or {}
-    return (f"{name} judge ({metrics.get('features')}): threshold {_cell(metrics.get('threshold'))}"
-            f" (chosen on {metrics.get('threshold_from', 'val')}); test AUROC "
-            f"{_cell(metrics.get('auroc'))}, balanced accuracy "
-            f"{_cell(metrics.get('balanced_accuracy'))} (n = {metrics.get('n')}); on test contexts "
-            f"unseen in train AUROC {_cell(unseen.get('auroc'))}, balanced accuracy "
-            f"{_cell(unseen.get('balanced_accuracy'))} (n = {unseen.get('n')}).")
+    return (
+        f"{name} judge ({metrics.get('features')}): threshold {_cell(metrics.get('threshold'))}"
+        f" (chosen on {metrics.get('threshold_from', 'val')}); test AUROC "
+        f"{_cell(metrics.get('auroc'))}, balanced accuracy "
+        f"{_cell(metrics.get('balanced_accuracy'))} (n = {metrics.get('n')}); on test contexts "
+        f"unseen in train AUROC {_cell(unseen.get('auroc'))}, balanced accuracy "
+        f"{_cell(unseen.get('balanced_accuracy'))} (n = {unseen.get('n')})."
+    )
 
 
 def summary_markdown(table: pd.DataFrame, config: SummaryConfig, judges: dict[str, dict]) -> str:
     first = table.iloc[0]
     lines = ["# ISAAC summary", ""]
     lines += [judge_line(name, metrics) for name, metrics in judges.items()]
-    lines += ["", f"Safety score = share of generations the primary judge finds safe, over "
-              f"{first['n_prompts']} test prompts unseen in training x {first['n_seeds']} "
-              f"seed(s); [lo, hi] = 95% paired bootstrap interval ({config.resamples} resamples "
-              "over prompts and seeds); * = the difference's interval excludes 0.", ""]
-    header = ["method", "tau", "m", "safety", *[f"Δ {b}" for b in config.baselines],
-              "second judge", "agreement", "lexical", "distinct-2", "ppl (safe refs)", "oracle"]
+    lines += [
+        "",
+        f"Safety score = share of generations the primary judge finds safe, over "
+        f"{first['n_prompts']} test prompts unseen in training x {first['n_seeds']} "
+        f"seed(s); [lo, hi] = 95% paired bootstrap interval ({config.resamples} resamples "
+        "over prompts and seeds); * = the difference's interval excludes 0.",
+        "",
+    ]
+    header = [
+        "method",
+        "tau",
+        "m",
+        "safety",
+        *[f"Δ {b}" for b in config.baselines],
+        "second judge",
+        "agreement",
+        "lexical",
+        "distinct-2",
+        "ppl (safe refs)",
+        "oracle",
+    ]
     # A polluted corpus (pollute.rate > 0) adds the exact-match pollution shares.
     polluted = bool(table.get("polluted_share", pd.Series(dtype=float)).fillna(0).gt(0).any())
     header += list(POLLUTION_COLUMNS) if polluted else []
@@ -164,16 +218,31 @@ def summary_markdown(table: pd.DataFrame, config: SummaryConfig, judges: dict[st
     for _, r in table.iterrows():
         cells = [str(r["method"]), f"{r['tau']:g}", str(r["m"]), _safety(r)]
         cells += [_difference(r, b) for b in config.baselines]
-        cells += [_cell(r.get(k)) for k in ("safety_score_second", "judges_agreement",
-                                            "lexical_unsafe_rate", "distinct_2")]
+        cells += [
+            _cell(r.get(k))
+            for k in (
+                "safety_score_second",
+                "judges_agreement",
+                "lexical_unsafe_rate",
+                "distinct_2",
+            )
+        ]
         cells += [_cell(r.get("ppl_safe"), 1), _cell(r.get("oracle_safe_rate"))]
         cells += [_cell(r.get(k), 4) for k in POLLUTION_COLUMNS.values()] if polluted else []
         lines.append("| " + " | ".join(cells) + " |")
     return "\n".join(lines) + "\n"
 
 
-def write_summary(scores, per_prompt, targets, judges: dict[str, str], config: SummaryConfig,
-                  out_runs, out_csv, out_md) -> pd.DataFrame:
+def write_summary(
+    scores,
+    per_prompt,
+    targets,
+    judges: dict[str, str],
+    config: SummaryConfig,
+    out_runs,
+    out_csv,
+    out_md,
+) -> pd.DataFrame:
     """runs.csv, summary.csv, summary.md; per_prompt[i] is the table of the run of scores[i]."""
     runs = runs_table(scores, targets)
     keys = [tuple(read_json(path)[k] for k in KEYS) for path in scores]
@@ -190,8 +259,9 @@ def write_summary(scores, per_prompt, targets, judges: dict[str, str], config: S
 # ---------------------------------------------------------------- figures
 
 
-def scatter(df: pd.DataFrame, x: str, xlabel: str, title: str, out, dpi: int,
-            diagonal: bool = False) -> None:
+def scatter(
+    df: pd.DataFrame, x: str, xlabel: str, title: str, out, dpi: int, diagonal: bool = False
+) -> None:
     """Safety score (with its bootstrap interval) against `x`, one marker per (method, tau, m)."""
     fig, ax = plt.subplots(figsize=(5.5, 4.2))
     if df[x].isna().all():  # e.g. no oracle safe rate on a corpus without labels
@@ -203,12 +273,25 @@ def scatter(df: pd.DataFrame, x: str, xlabel: str, title: str, out, dpi: int,
     for i, method in enumerate(methods):
         p = df[df["method"] == method]
         yerr = np.vstack([p["safety_score"] - p["safety_lo"], p["safety_hi"] - p["safety_score"]])
-        ax.errorbar(p[x], p["safety_score"], yerr=yerr, fmt="os^vDPX"[i % 7], color=f"C{i}",
-                    label=method, capsize=3, ms=7)
+        ax.errorbar(
+            p[x],
+            p["safety_score"],
+            yerr=yerr,
+            fmt="os^vDPX"[i % 7],
+            color=f"C{i}",
+            label=method,
+            capsize=3,
+            ms=7,
+        )
         if len(p) > 1:
             for _, r in p.iterrows():
-                ax.annotate(f"τ={r['tau']:g}, m={r['m']}", (r[x], r["safety_score"]),
-                            fontsize=7, xytext=(4, 4), textcoords="offset points")
+                ax.annotate(
+                    f"τ={r['tau']:g}, m={r['m']}",
+                    (r[x], r["safety_score"]),
+                    fontsize=7,
+                    xytext=(4, 4),
+                    textcoords="offset points",
+                )
     if diagonal:
         lo = max(0.0, min(df[x].min(), df["safety_lo"].min()) - 0.05)
         ax.plot([lo, 1], [lo, 1], ls=":", color="grey", lw=1, label="y = x")
@@ -225,10 +308,23 @@ def figures(summary_csv, out_safety_distinct, out_oracle_model, dpi: int) -> Non
     df = pd.read_csv(summary_csv)
     if df.empty:
         raise InputError(f"{summary_csv}: no runs to plot")
-    scatter(df, "distinct_2", "distinct-2 of generations", "Safety vs diversity per method",
-            out_safety_distinct, dpi)
-    scatter(df, "oracle_safe_rate", "oracle safe rate of training targets",
-            "Target safety vs model safety", out_oracle_model, dpi, diagonal=True)
+    scatter(
+        df,
+        "distinct_2",
+        "distinct-2 of generations",
+        "Safety vs diversity per method",
+        out_safety_distinct,
+        dpi,
+    )
+    scatter(
+        df,
+        "oracle_safe_rate",
+        "oracle safe rate of training targets",
+        "Target safety vs model safety",
+        out_oracle_model,
+        dpi,
+        diagonal=True,
+    )
 
 
 def main(argv: Sequence[str] | None = None) -> None:
@@ -236,7 +332,9 @@ def main(argv: Sequence[str] | None = None) -> None:
     sub = p.add_subparsers(dest="cmd", required=True)
     s = sub.add_parser("summary", help="runs.csv, summary.csv, summary.md")
     s.add_argument("--scores", nargs="+", required=True, help="scores/{run}.json")
-    s.add_argument("--per-prompt", nargs="+", required=True, help="scores/{run}.parquet, same order")
+    s.add_argument(
+        "--per-prompt", nargs="+", required=True, help="scores/{run}.parquet, same order"
+    )
     s.add_argument("--targets", nargs="+", required=True, help="targets stats JSON, same order")
     s.add_argument("--judge", required=True, help="the primary judge's folder (its metrics.json)")
     s.add_argument("--second-judge", type=optional(str), help="the second judge's folder")
@@ -258,8 +356,9 @@ def main(argv: Sequence[str] | None = None) -> None:
         judges = {"Primary": Path(args.judge) / JUDGE_METRICS}
         if args.second_judge:
             judges["Second"] = Path(args.second_judge) / JUDGE_METRICS
-        df = write_summary(args.scores, args.per_prompt, args.targets, judges, config,
-                           args.runs, args.csv, args.md)
+        df = write_summary(
+            args.scores, args.per_prompt, args.targets, judges, config, args.runs, args.csv, args.md
+        )
         log.info("%d rows -> %s, %s", len(df), args.csv, args.md)
     else:
         config = parse(ReportConfig, args.config)

@@ -28,6 +28,7 @@ def round_seed(seed: int, round_: int) -> int:
     """The sampling seed of a run's round (round 1 = the run's own targets)."""
     return int(seed) + ROUND_SEED_STEP * (int(round_) - 1)
 
+
 # Snakemake wildcard constraints of the run id's parts (longest method names first).
 WILDCARD_PATTERNS = {
     "method": "|".join(sorted(METHODS, key=len, reverse=True)),

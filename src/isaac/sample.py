@@ -170,8 +170,11 @@ def sample_pools(
     if q_n and pool_len.min() < 1:
         raise ValueError("every pool needs at least one member")
     counts = group_sizes(pool_len, group_ids[valid], width=width)
-    sizes = (counts.astype(np.float64) if weights is None
-             else group_sizes(pool_len, group_ids[valid], weights[valid], width))
+    sizes = (
+        counts.astype(np.float64)
+        if weights is None
+        else group_sizes(pool_len, group_ids[valid], weights[valid], width)
+    )
     exists = counts > 0
     n_groups = exists.sum(axis=1)
     order = groups_by_size(counts, sizes)
@@ -239,8 +242,9 @@ GROUPS_PROVENANCE = ("assessor", "pool", "encoder", "k", "eps")
 GROUP_SIZES = ("members", "distinct")
 
 
-def distinct_response_weights(pools: Pools, group_ids: np.ndarray, responses: Sequence[str],
-                              weights: np.ndarray | None) -> np.ndarray:
+def distinct_response_weights(
+    pools: Pools, group_ids: np.ndarray, responses: Sequence[str], weights: np.ndarray | None
+) -> np.ndarray:
     """Flat member weights under which a group's size is its number of distinct responses:
     a member counts 1 / (copies of its normalised text in its group), times its assessor weight
     if any. Near-copies that differ only in case or spacing then make a group of one, not a
@@ -327,8 +331,11 @@ def check_settings(method: str, config: SampleConfig) -> None:
         return
     if None in (config.top_k_groups, config.head_shortcut, config.group_size):
         raise InputError(f"method {method} needs top_k_groups, head_shortcut and group_size")
-    if (config.top_k_groups < 1 or config.head_shortcut not in SHORTCUT_MODES
-            or config.group_size not in GROUP_SIZES):
+    if (
+        config.top_k_groups < 1
+        or config.head_shortcut not in SHORTCUT_MODES
+        or config.group_size not in GROUP_SIZES
+    ):
         raise InputError(
             f"--config: top_k_groups must be >= 1, head_shortcut one of "
             f"{', '.join(SHORTCUT_MODES)} and group_size one of {', '.join(GROUP_SIZES)}"
@@ -362,10 +369,10 @@ def sample(
     if run.m < 1 or not run.tau > 0:
         raise InputError(f"m must be >= 1 and tau > 0 (got m={run.m}, tau={run.tau})")
     check_settings(run.method, config)
-    safety_label = (train["label"] if "label" in train.columns
-                    else pd.Series([None] * len(train)))
-    safety_label = (safety_label.astype(object).where(safety_label.notna(), None)
-                    .reset_index(drop=True))
+    safety_label = train["label"] if "label" in train.columns else pd.Series([None] * len(train))
+    safety_label = (
+        safety_label.astype(object).where(safety_label.notna(), None).reset_index(drop=True)
+    )
     extra: dict = {"si": None, "n_groups": None, "head_size": None}
     if run.method in POOL_METHODS:
         if pools is None or group_ids is None:
@@ -380,8 +387,11 @@ def sample(
         shortcut = np.zeros(len(rows), dtype=bool)
     table = targets_table(train, rows, source, shortcut, extra["si"], extra["n_groups"])
     target_safety_labels = safety_label.to_numpy(dtype=object)[source.ravel()]
-    polluted = (train["polluted"].to_numpy(dtype=bool) if "polluted" in train.columns
-                else np.zeros(len(train), dtype=bool))
+    polluted = (
+        train["polluted"].to_numpy(dtype=bool)
+        if "polluted" in train.columns
+        else np.zeros(len(train), dtype=bool)
+    )
     stats = {
         "n": int(len(rows)),
         "n_targets": int(source.size),
@@ -389,7 +399,9 @@ def sample(
         "oracle_safe_rate": _safe_rate(pd.Series(target_safety_labels, dtype=object)),
         "head_shortcut_share": float(shortcut.mean()) if len(rows) else 0.0,
         "polluted_share": float(polluted[source.ravel()].mean()) if source.size else 0.0,
-        **safe_rates_by_category(train, safety_label, rows, target_safety_labels.reshape(source.shape)),
+        **safe_rates_by_category(
+            train, safety_label, rows, target_safety_labels.reshape(source.shape)
+        ),
         "mean_si": None if extra["si"] is None else float(np.mean(extra["si"])),
         "mean_n_groups": None if extra["n_groups"] is None else float(np.mean(extra["n_groups"])),
         "head_group_size": _summary(extra["head_size"]),
@@ -404,8 +416,9 @@ def sample(
     return table, stats
 
 
-def safe_rates_by_category(train: pd.DataFrame, safety_label: pd.Series, rows: np.ndarray,
-                           target_safety_labels: np.ndarray) -> dict:
+def safe_rates_by_category(
+    train: pd.DataFrame, safety_label: pd.Series, rows: np.ndarray, target_safety_labels: np.ndarray
+) -> dict:
     """Per category of the query row: the oracle safe rate of its targets and of the original
     responses (where the long-tail assumption holds and where not; None without categories)."""
     category = train["category"] if "category" in train.columns else pd.Series(dtype=object)
@@ -432,7 +445,8 @@ def main(argv: Sequence[str] | None = None) -> None:
         "--groups", type=optional(str), help="groups/{assessor}.parquet (methods with a pool)"
     )
     parser.add_argument(
-        "--groups-stats", type=optional(str),
+        "--groups-stats",
+        type=optional(str),
         help="groups/{assessor}.json: what made the groups (methods with a pool)",
     )
     add_run_arguments(parser)

@@ -111,7 +111,7 @@ def plot_oracle_vs_tau(stats_paths: Sequence[str], out, dpi: int, title: str = "
 
 
 def groups_title(stats_path) -> str:
-    """"{assessor} groups, {encoder} embeddings" from the statistics beside a groups table."""
+    """ "{assessor} groups, {encoder} embeddings" from the statistics beside a groups table."""
     stats = read_json(stats_path)
     encoder = stats.get("encoder")
     return f"{stats['assessor']} groups" + (f", {encoder} embeddings" if encoder else "")
@@ -122,8 +122,11 @@ def main(argv: Sequence[str] | None = None) -> None:
     sub = parser.add_subparsers(dest="figure", required=True)
     g = sub.add_parser("group-sizes", help="group-size long tail from groups/{assessor}.parquet")
     g.add_argument("--groups", required=True)
-    g.add_argument("--groups-stats", required=True,
-                   help="groups/{assessor}.json: the assessor and encoder named in the title")
+    g.add_argument(
+        "--groups-stats",
+        required=True,
+        help="groups/{assessor}.json: the assessor and encoder named in the title",
+    )
     o = sub.add_parser("oracle-vs-tau", help="oracle safe rate vs tau from target stats JSONs")
     o.add_argument("--stats", nargs="+", required=True)
     o.add_argument("--title", default="")

@@ -10,9 +10,9 @@ perplexity. The headline numbers are over the prompts unseen in training.
 - mean_len: mean number of word tokens per generation.
 - ppl_safe / ppl: exp of the mean token NLL of the test references labelled safe / of all
   references, given their prompts (the reference's tokens plus its end marker, as in training),
-  over the test rows of the scored (unseen) prompts. A safer model should not be penalised for finding
-  unsafe references unlikely, so ppl_safe is the headline.
-- safety_score_seen: the safety score over prompts seen in training (generate.prompts: all).
+  over the test rows of the scored (unseen) prompts. A safer model should not be penalised for
+  finding unsafe references unlikely, so ppl_safe is the headline.
+- safety_score_seen: the safety score over prompts seen in training (prompts.select: all).
 
 Besides the JSON, a per-prompt table (id, seen, unsafe, unsafe_prob, unsafe_second,
 lexical_unsafe) feeds the paired bootstrap of the summary.
@@ -45,10 +45,9 @@ from isaac.text import normalise, words
 log = logging.getLogger("isaac.score")
 
 
-
 def distinct_n(texts, n: int) -> float:
     """Unique n-grams / total n-grams over all texts (0 when there are none)."""
-    grams = [tuple(t[i:i + n]) for t in map(words, texts) for i in range(len(t) - n + 1)]
+    grams = [tuple(t[i : i + n]) for t in map(words, texts) for i in range(len(t) - n + 1)]
     return len(set(grams)) / len(grams) if grams else 0.0
 
 
@@ -58,15 +57,14 @@ def mean_len(texts) -> float:
 
 
 @torch.no_grad()
-def perplexity(gen: Generator, prompts, references, max_length: int,
-               batch_size: int = 32) -> float:
+def perplexity(gen: Generator, prompts, references, max_length: int, batch_size: int = 32) -> float:
     """exp(total NLL / total reference tokens), prompt tokens excluded (label -100)."""
     dev = device()
     model = gen.model.to(dev).eval()
     examples = [encode_pair(gen, str(p), str(r), max_length) for p, r in zip(prompts, references)]
     nll, count = 0.0, 0
     for start in range(0, len(examples), batch_size):
-        batch = collate(examples[start:start + batch_size], gen.tokenizer.pad_token_id)
+        batch = collate(examples[start : start + batch_size], gen.tokenizer.pad_token_id)
         s, n = token_nll(model, {k: v.to(dev) for k, v in batch.items()}, gen.fmt.seq2seq)
         nll, count = nll + float(s), count + n
     return math.exp(nll / count) if count else float("nan")
@@ -84,9 +82,7 @@ def per_prompt(generations: pd.DataFrame, judge, second=None) -> pd.DataFrame:
     texts = generations["generation"].fillna("").astype(str).tolist()
     prompts = generations["prompt"].astype(str).tolist()
     p = judge.predict_proba(prompts, texts)
-    second_verdict = (
-        second.unsafe(prompts, texts) if second is not None else [pd.NA] * len(texts)
-    )
+    second_verdict = second.unsafe(prompts, texts) if second is not None else [pd.NA] * len(texts)
     return pd.DataFrame(
         {
             "id": generations["id"].astype(str).to_numpy(),
@@ -126,7 +122,8 @@ def reference_perplexities(gen: Generator, references: pd.DataFrame, max_length:
     subsets = {"ppl": references, "ppl_safe": references[references["label"] == "safe"]}
     return {
         name: perplexity(gen, rows["prompt"].tolist(), rows["response"].tolist(), max_length)
-        if len(rows) else None
+        if len(rows)
+        else None
         for name, rows in subsets.items()
     }
 
@@ -179,8 +176,13 @@ def main(argv: Sequence[str] | None = None) -> None:
     scores.update(reference_perplexities(load_generator(args.model), references, config.max_length))
     write_parquet(per_prompt_table, args.per_prompt)
     write_json({**asdict(Run.from_args(args)), **scores}, args.out)
-    log.info("%s: safety %.3f over %d unseen prompts, distinct-2 %.3f", args.out,
-             scores["safety_score"], scores["n"], scores["distinct_2"])
+    log.info(
+        "%s: safety %.3f over %d unseen prompts, distinct-2 %.3f",
+        args.out,
+        scores["safety_score"],
+        scores["n"],
+        scores["distinct_2"],
+    )
 
 
 if __name__ == "__main__":

@@ -40,8 +40,11 @@ def section_settings(section: dict, name: str, nulled=()) -> dict:
     if unknown:
         raise KeyError(f"{name}: no key(s) {', '.join(sorted(unknown))} to null")
     structure = STRUCTURE_KEYS.get(name, ())
-    return {key: None if key in nulled else value
-            for key, value in section.items() if key not in structure}
+    return {
+        key: None if key in nulled else value
+        for key, value in section.items()
+        if key not in structure
+    }
 
 
 def from_dict(cls: type[T], data, where: str = "config") -> T:

@@ -14,7 +14,6 @@ from __future__ import annotations
 import argparse
 import logging
 import multiprocessing
-import re
 from collections.abc import Callable, Sequence
 from concurrent.futures import ProcessPoolExecutor
 from dataclasses import dataclass

@@ -38,8 +38,14 @@ from tqdm import tqdm
 from isaac.cli import optional, run
 from isaac.io import InputError, atomic_dir, read_table
 from isaac.lm import Example, build_examples, collate, token_nll
-from isaac.models import (Generator, GeneratorConfig, build_generator, continue_generator, device,
-                          save_generator)
+from isaac.models import (
+    Generator,
+    GeneratorConfig,
+    build_generator,
+    continue_generator,
+    device,
+    save_generator,
+)
 from isaac.settings import add_config_argument, parse
 
 log = logging.getLogger("isaac.train")
@@ -69,7 +75,9 @@ class TrainConfig:
     checkpoint_every: int
 
 
-def bucket_order(lengths, batch_size: int, seed: int, epoch: int, bucket_batches: int = BUCKET_BATCHES):
+def bucket_order(
+    lengths, batch_size: int, seed: int, epoch: int, bucket_batches: int = BUCKET_BATCHES
+):
     """Batches of similar length (less padding) in an order fixed by (seed, epoch).
 
     Shuffle, sort by length within chunks of `bucket_batches` batches, cut into batches, then
@@ -103,13 +111,16 @@ def _trainable(model) -> dict[str, torch.Tensor]:
     return {n: p for n, p in model.named_parameters() if p.requires_grad}
 
 
-def save_checkpoint(folder: Path, step: int, epoch: int, model, optimizer, scheduler,
-                    fingerprint: str) -> Path:
+def save_checkpoint(
+    folder: Path, step: int, epoch: int, model, optimizer, scheduler, fingerprint: str
+) -> Path:
     """Write step-{step}/ atomically, then drop older checkpoints."""
     final = folder / f"step-{step:08d}"
     with atomic_dir(final) as tmp:
-        save_file({n: p.detach().cpu().contiguous() for n, p in _trainable(model).items()},
-                  str(tmp / "model.safetensors"))
+        save_file(
+            {n: p.detach().cpu().contiguous() for n, p in _trainable(model).items()},
+            str(tmp / "model.safetensors"),
+        )
         state = {
             "optimizer": optimizer.state_dict(),
             "scheduler": scheduler.state_dict(),
@@ -118,8 +129,10 @@ def save_checkpoint(folder: Path, step: int, epoch: int, model, optimizer, sched
         if torch.cuda.is_available():
             state["cuda_rng"] = torch.cuda.get_rng_state_all()
         torch.save(state, tmp / "state.pt")
-        (tmp / "meta.json").write_text(json.dumps(
-            {"step": step, "epoch": epoch, "fingerprint": fingerprint}, sort_keys=True) + "\n")
+        (tmp / "meta.json").write_text(
+            json.dumps({"step": step, "epoch": epoch, "fingerprint": fingerprint}, sort_keys=True)
+            + "\n"
+        )
     for old in folder.glob("step-*"):
         if old != final:
             shutil.rmtree(old)
@@ -182,7 +195,9 @@ def sigterm_flag():
         signal.signal(signal.SIGTERM, previous)
 
 
-def resume(checkpoint_dir: Path, fingerprint_: str, model, optimizer, scheduler) -> tuple[int, list]:
+def resume(
+    checkpoint_dir: Path, fingerprint_: str, model, optimizer, scheduler
+) -> tuple[int, list]:
     """(step, log records up to it) from the newest matching checkpoint, or (0, []); the log
     file is rewritten to hold exactly those records."""
     step, history = 0, []
@@ -192,14 +207,23 @@ def resume(checkpoint_dir: Path, fingerprint_: str, model, optimizer, scheduler)
         step = load_checkpoint(ckpt, model, optimizer, scheduler)
         log.info("resuming from %s (step %d)", ckpt, step)
     if step and log_path.is_file():
-        history = [r for r in map(json.loads, log_path.read_text().splitlines()) if r["step"] <= step]
+        history = [
+            r for r in map(json.loads, log_path.read_text().splitlines()) if r["step"] <= step
+        ]
     checkpoint_dir.mkdir(parents=True, exist_ok=True)
     log_path.write_text("".join(json.dumps(r, sort_keys=True) + "\n" for r in history))
     return step, history
 
 
-def train(gen: Generator, examples: list[list[Example]], cfg: TrainConfig, seed: int,
-          checkpoint_dir: str | Path, fingerprint_: str = "", on_step=None) -> list[dict]:
+def train(
+    gen: Generator,
+    examples: list[list[Example]],
+    cfg: TrainConfig,
+    seed: int,
+    checkpoint_dir: str | Path,
+    fingerprint_: str = "",
+    on_step=None,
+) -> list[dict]:
     """Train in place; resume from checkpoint_dir when it holds a matching checkpoint.
 
     `examples` holds one group per prompt (its m target sequences, isaac.lm.build_examples);
@@ -225,7 +249,9 @@ def train(gen: Generator, examples: list[list[Example]], cfg: TrainConfig, seed:
     scheduler = linear_schedule(optimizer, int(round(cfg.warmup_ratio * total)), total)
     step, history = resume(checkpoint_dir, fingerprint_, model, optimizer, scheduler)
 
-    lengths = [max(len(e.input_ids) + len(e.labels) * e.decoder for e in group) for group in examples]
+    lengths = [
+        max(len(e.input_ids) + len(e.labels) * e.decoder for e in group) for group in examples
+    ]
     bar = tqdm(total=total, initial=step, desc="train", mininterval=5)
     with (checkpoint_dir / LOG_FILE).open("a") as log_file, sigterm_flag() as sigterm:
         while step < total:
@@ -254,8 +280,9 @@ def train(gen: Generator, examples: list[list[Example]], cfg: TrainConfig, seed:
                 if step >= total:
                     break
                 if sigterm["set"] or step % cfg.checkpoint_every == 0:
-                    ckpt = save_checkpoint(checkpoint_dir, step, epoch, model, optimizer,
-                                           scheduler, fingerprint_)
+                    ckpt = save_checkpoint(
+                        checkpoint_dir, step, epoch, model, optimizer, scheduler, fingerprint_
+                    )
                     if sigterm["set"]:
                         raise Terminated(step, ckpt)
     bar.close()
@@ -279,12 +306,18 @@ def main(argv: Sequence[str] | None = None) -> None:
     p.add_argument("--targets", required=True, help="targets/{method}/...parquet")
     p.add_argument("--tokenizer", default="", help="tokenizer folder (tiny-gpt2 only)")
     p.add_argument("--base", default="", help="de-quantised SmolLM2 folder (smollm2 only)")
-    p.add_argument("--init", type=optional(str),
-                   help="the previous round's model folder to start from (train.rounds > 1)")
+    p.add_argument(
+        "--init",
+        type=optional(str),
+        help="the previous round's model folder to start from (train.rounds > 1)",
+    )
     p.add_argument("--seed", type=int, required=True, help="the run's seed")
     add_config_argument(p, TrainConfig)
-    p.add_argument("--generator", required=True,
-                   help="the generator section as a JSON object (isaac.models.GeneratorConfig)")
+    p.add_argument(
+        "--generator",
+        required=True,
+        help="the generator section as a JSON object (isaac.models.GeneratorConfig)",
+    )
     p.add_argument("--threads", type=int, default=1)
     p.add_argument("--checkpoints", required=True, help="checkpoint folder (kept on failure)")
     p.add_argument("--out", required=True, help="model output folder")
@@ -301,8 +334,12 @@ def main(argv: Sequence[str] | None = None) -> None:
     examples = build_examples(gen, prompts, targets, generator.max_length)
     n_params = sum(p.numel() for p in gen.model.parameters())
     log.info("%d examples, %d parameters, device %s", len(examples), n_params, device())
-    init = [p.read_bytes() for p in sorted(Path(args.init).glob("*.safetensors"))] if args.init else []
-    fp = fingerprint(asdict(generator), asdict(config), args.seed, Path(args.targets).read_bytes(), *init)
+    init = (
+        [p.read_bytes() for p in sorted(Path(args.init).glob("*.safetensors"))] if args.init else []
+    )
+    fp = fingerprint(
+        asdict(generator), asdict(config), args.seed, Path(args.targets).read_bytes(), *init
+    )
     ckpt_dir = Path(args.checkpoints)
     try:
         train(gen, examples, config, args.seed, ckpt_dir, fp)
