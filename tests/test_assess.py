@@ -15,7 +15,7 @@ from isaac.assess import AssessConfig
 from isaac.cli import run
 from isaac.embed import save_embeddings
 from isaac.io import InputError
-from isaac.pools import Pools, group_pools, pools_from_lists, read_groups
+from isaac.pools import Pools, pools_from_lists, prompt_pools, read_groups
 from isaac.settings import to_json
 
 
@@ -134,8 +134,8 @@ def test_likelihood_weights_sum_to_the_pool_size_and_follow_the_likelihood():
     np.testing.assert_allclose(w[1] / w[0], np.exp(-1.0))
 
 
-def test_group_pools_put_the_query_first_then_its_group_in_corpus_order():
-    pools = group_pools(pd.Series(["a", None, "a", "b", "a", np.nan, "b"]))
+def test_prompt_pools_put_the_query_first_then_its_group_in_corpus_order():
+    pools = prompt_pools(pd.Series(["a", None, "a", "b", "a", np.nan, "b"]))
     lists = [pools.index[a:b].tolist() for a, b in zip(pools.offsets[:-1], pools.offsets[1:])]
     assert lists == [[0, 2, 4], [1], [2, 0, 4], [3, 6], [4, 0, 2], [5], [6, 3]]
     assert pools.query.tolist() == list(range(7))
@@ -213,7 +213,7 @@ def write_corpus(tmp_path, responses, groups=None):
             "response": responses,
             "label": ["safe"] * n,
             "category": [None] * n,
-            "group": groups if groups is not None else [None] * n,
+            "prompt_group": groups if groups is not None else [None] * n,
         }
     )
     df.to_parquet(tmp_path / "corpus.parquet", index=False)
@@ -288,7 +288,7 @@ def test_cli_group_pool_mode(tmp_path):
             "--corpus",
             str(corpus),
             "--config",
-            assess_config("exact", pool="group"),
+            assess_config("exact", pool="prompt"),
             "--out",
             str(out),
             "--stats",

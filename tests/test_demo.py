@@ -51,17 +51,17 @@ def test_shape_and_contract(corpus):
     assert list(corpus.columns) == COLUMNS
     assert corpus["id"].is_unique
     assert 4 / 3 * n <= len(corpus) <= 10 / 3 * n  # 2000..5000 for 1500 prompts
-    assert corpus["group"].nunique() == n
+    assert corpus["prompt_group"].nunique() == n
     # many prompts have several responses
-    assert (corpus.groupby("group").size() > 1).sum() > n / 5
+    assert (corpus.groupby("prompt_group").size() > 1).sum() > n / 5
     assert set(corpus["category"]) == set(FAMILIES)
     assert set(corpus["label"]) == {"safe", "unsafe"}
     assert 0.15 <= (corpus["label"] == "unsafe").mean() <= 0.35
 
 
 def test_splits_are_assigned_per_prompt(corpus):
-    assert corpus.groupby("group")["split"].nunique().max() == 1
-    share = corpus.drop_duplicates("group")["split"].value_counts(normalize=True)
+    assert corpus.groupby("prompt_group")["split"].nunique().max() == 1
+    share = corpus.drop_duplicates("prompt_group")["split"].value_counts(normalize=True)
     assert share["test"] == pytest.approx(DEMO["test_fraction"], abs=0.01)
     assert share["val"] == pytest.approx(DEMO["val_fraction"], abs=0.01)
 

@@ -34,7 +34,7 @@ def corpus(tmp_path, n=40, empty=False):
                 "response": "" if empty and i == 0 else f"I like {topic} a lot, really {i % 3}",
                 "label": "safe",
                 "category": None,
-                "group": None,
+                "prompt_group": None,
             }
         )
     path = tmp_path / "corpus.parquet"

@@ -406,7 +406,7 @@ def test_head_vs_rest_over_generation_files(tmp_path):
     (tmp_path / "gen.yaml").write_text(f"""
 corpus: {{name: gen, format: diasafety_generations, path: {tmp_path / "model_a.json"},
          empty_responses: drop}}
-assess: {{assessor: exact, pool: group}}
+assess: {{assessor: exact, pool: prompt}}
 judge: {{second: null, from: results/tiny/judge}}
 experiments:
   head_safety: {{generations: [{tmp_path / "model_a.json"}, {tmp_path / "model_b.json"}]}}

@@ -14,7 +14,7 @@ from isaac.bootstrap import SummaryConfig
 from isaac.head_safety import distinct_pools, head_rest_table, summarise
 from isaac.io import InputError
 from isaac.judge import fit_judge, save_judge
-from isaac.pools import group_pools
+from isaac.pools import prompt_pools
 from isaac.sample import run_generators, sample_pools
 from isaac.settings import to_json
 
@@ -23,7 +23,7 @@ CONFIG = settings(SummaryConfig, "summary", resamples=500, seed=0, baselines=Non
 
 def test_each_prompt_once_head_is_the_largest_group_ties_to_the_first_seen():
     groups = pd.Series(["a"] * 5 + ["b"] * 4)
-    pools = group_pools(groups)  # one pool per row, the same set for every row of a prompt
+    pools = prompt_pools(groups)  # one pool per row, the same set for every row of a prompt
     #        prompt a: groups 0 0 0 1 2      prompt b: groups 0 0 1 1 (tie: first seen)
     ids_by_pool = {"a": [0, 0, 0, 1, 2], "b": [0, 0, 1, 1]}
     group_ids = np.concatenate([ids_by_pool[g] for g in groups])
@@ -39,7 +39,7 @@ def test_each_prompt_once_head_is_the_largest_group_ties_to_the_first_seen():
 
 
 def test_with_weights_the_head_is_the_group_of_largest_summed_weight_as_the_sampler_has_it():
-    pools = group_pools(pd.Series(["a"] * 5 + ["b"] * 2))
+    pools = prompt_pools(pd.Series(["a"] * 5 + ["b"] * 2))
     #        prompt a: groups 0 0 0 1 2 (the rows in order in every pool), prompt b: 0 1
     group_ids = np.concatenate([np.tile([0, 0, 0, 1, 2], 5), [0, 1, 0, 1]])
     unsafe = np.array([1, 1, 1, 0, 0, 0, 0], dtype=bool)
@@ -69,7 +69,7 @@ def test_with_weights_the_head_is_the_group_of_largest_summed_weight_as_the_samp
 
 @pytest.mark.parametrize("prompts", [["a"] * 5, ["a", "a", "b", "b", "c", "c"]])
 def test_prompts_whose_pools_have_one_length_count_once(prompts):
-    pools = group_pools(pd.Series(prompts))
+    pools = prompt_pools(pd.Series(prompts))
     group_ids = np.zeros(len(pools.index), dtype=np.int64)
     table = head_rest_table(pools, group_ids, np.zeros(len(prompts), dtype=bool))
     first_rows = pd.Series(prompts).drop_duplicates().index.tolist()
@@ -114,7 +114,7 @@ def test_cli_writes_the_summary_and_the_per_prompt_table(tmp_path):
                 "response": r,
                 "label": None,
                 "category": None,
-                "group": f"g{p}",
+                "prompt_group": f"g{p}",
             }
             for j, r in enumerate(responses)
         ]
@@ -126,7 +126,7 @@ def test_cli_writes_the_summary_and_the_per_prompt_table(tmp_path):
             assess.AssessConfig,
             "assess",
             assessor="exact",
-            pool="group",
+            pool="prompt",
             eps=None,
             fuzzy_threshold=None,
         )

@@ -94,7 +94,7 @@ def test_diasafety_reader_maps_fields_and_numbers_ids_per_split(tmp_path):
     assert df["split"].tolist() == ["train", "train", "val", "test"]
     assert df["prompt"].tolist() == ["hi", "you suck", "a", "c"]
     assert df["label"].tolist() == ["safe", "unsafe", "safe", "unsafe"]
-    assert df["group"].isna().all()
+    assert df["prompt_group"].isna().all()
     assert df.loc[0, "category"] == "Offending User"
 
 
@@ -126,9 +126,9 @@ def test_jsonl_reader_uses_the_id_and_group_fields(tmp_path):
             {"uid": "x2", "prompt": "p", "response": "r2", "g": "p1"},
         ],
     )
-    df = ingest(corpus_config("jsonl", path, {"id": "uid", "group": "g"}))
+    df = ingest(corpus_config("jsonl", path, {"id": "uid", "prompt_group": "g"}))
     assert df["id"].tolist() == ["x1", "x2"]
-    assert df["group"].tolist() == ["p1", "p1"]
+    assert df["prompt_group"].tolist() == ["p1", "p1"]
     assert df["label"].isna().all()  # no label column at all: unlabelled corpus
     assert df["split"].tolist() == ["train", "train"]
 
@@ -178,7 +178,7 @@ def test_generations_reader_one_row_per_response_grouped_by_context(tmp_path):
         "b_model-00001-00",
     ]
     assert df["response"].tolist() == ["r4", "r1", "r2", "r3"]
-    assert df["group"].tolist() == [prompt_group("ctx one")] * 3 + [prompt_group("ctx two")]
+    assert df["prompt_group"].tolist() == [prompt_group("ctx one")] * 3 + [prompt_group("ctx two")]
     assert df["label"].isna().all() and (df["split"] == "val").all()
     single = ingest(corpus_config("diasafety_generations", folder / "a_model.json"))
     assert single["id"].tolist() == ["a_model-00000-00"]
@@ -443,5 +443,5 @@ def test_diasafety_generations_real_format(diasafety_dir):
     path = diasafety_dir / "generations" / "plato_base_val.json"
     df = ingest(corpus_config("diasafety_generations", path, empty_responses="drop"))
     assert len(df) > 10_000 and df["id"].is_unique
-    sizes = df.groupby("group").size()
+    sizes = df.groupby("prompt_group").size()
     assert sizes.max() >= 10  # ten samples per context (duplicated contexts pool together)

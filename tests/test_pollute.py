@@ -31,7 +31,7 @@ def corpus(n_train=200, n_test=20):
             "response": [f"answer number {i} here" for i in range(n)],
             "label": [None if i % 10 == 0 else "safe" for i in range(n)],
             "category": None,
-            "group": None,
+            "prompt_group": None,
         }
     )
 

@@ -187,7 +187,7 @@ def write_inputs(tmp_path):
             "response": [f"r{i % 7}" for i in range(n)] + ["rv"],
             "label": [["safe", "unsafe"][i % 7 == 6] for i in range(n)] + ["safe"],
             "category": None,
-            "group": None,
+            "prompt_group": None,
         }
     )
     corpus.to_parquet(tmp_path / "corpus.parquet", index=False)

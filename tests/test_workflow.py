@@ -179,7 +179,15 @@ def tiny_run(tmp_path_factory) -> Path:
 
 def test_tiny_run_writes_every_contracted_table(tiny_run):
     expected = {
-        "corpus.parquet": {"id", "split", "prompt", "response", "label", "category", "group"},
+        "corpus.parquet": {
+            "id",
+            "split",
+            "prompt",
+            "response",
+            "label",
+            "category",
+            "prompt_group",
+        },
         "tokens.parquet": {"id", "prompt_tokens", "response_tokens"},
         "likelihood.parquet": {"id", "n_tokens", "loglik", "response_freq"},
         "ngrams/n1.parquet": {"ngram", "count", "doc_freq"},
@@ -409,13 +417,13 @@ def test_head_vs_rest_runs_end_to_end_at_ci_size(tmp_path):
     layers = tiny_with(
         tmp_path,
         "corpus: {name: tiny-groups}\n"
-        "assess: {assessor: exact, pool: group}\njudge: {second: null}",
+        "assess: {assessor: exact, pool: prompt}\njudge: {second: null}",
     )
     snakemake(tmp_path, "--cores", "2", "results/tiny-groups/head_safety.json", configfiles=layers)
     results = tmp_path / "results" / "tiny-groups"
     summary = json.loads((results / "head_safety.json").read_text())
     per_prompt = pd.read_parquet(results / "head_safety.parquet")
     corpus = pd.read_parquet(results / "corpus.parquet")
-    assert summary["n_pools"] == corpus.loc[corpus["split"] == "train", "group"].nunique()
+    assert summary["n_pools"] == corpus.loc[corpus["split"] == "train", "prompt_group"].nunique()
     assert 0 < summary["n_compared"] <= summary["n_pools"] == len(per_prompt)
     assert summary["difference_lo"] <= summary["difference"] <= summary["difference_hi"]

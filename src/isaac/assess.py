@@ -2,8 +2,8 @@
 a response is.
 
 A pool is the responses of a query's neighbour prompts (pool mode ``neighbours``; the query
-itself first) or of the prompt's own sampled responses (pool mode ``group``: rows sharing the
-corpus ``group`` value, the query first, then the others in corpus order).
+itself first) or of the prompt's own sampled responses (pool mode ``prompt``: rows sharing the
+corpus ``prompt_group`` value, the query first, then the others in corpus order).
 
 Assessors (each gives one group id per pool member; ids are canonical: numbered 0, 1, ... by
 first appearance in pool order):
@@ -41,14 +41,14 @@ from scipy.sparse.csgraph import connected_components
 from isaac.cli import optional, run
 from isaac.embed import load_embeddings
 from isaac.io import InputError, read_table, train_rows, write_json
-from isaac.pools import Pools, group_pools, read_neighbour_pools, write_groups
+from isaac.pools import Pools, prompt_pools, read_neighbour_pools, write_groups
 from isaac.settings import add_config_argument, parse
 from isaac.text import normalise
 
 log = logging.getLogger("isaac.assess")
 
 ASSESSORS = ("dbscan", "fuzzy", "exact", "likelihood")
-POOL_MODES = ("neighbours", "group")
+POOL_MODES = ("neighbours", "prompt")
 
 
 # --------------------------------------------------------------------------- canonical ids
@@ -409,16 +409,19 @@ def dbscan_eps(config: AssessConfig, vectors: np.ndarray, pools: Pools) -> float
 
 
 def read_pools(pool: str, train: pd.DataFrame, neighbours_path, corpus_path) -> Pools:
-    """The pools of every train row, from the neighbours table or the corpus's group column."""
+    """The pools of every train row, from the neighbours table or the corpus's prompt_group
+    column."""
     if pool not in POOL_MODES:
         raise InputError(f"--config: pool must be one of {', '.join(POOL_MODES)}, not {pool!r}")
     if pool == "neighbours":
         if not neighbours_path:
             raise InputError("pool neighbours needs --neighbours")
         return read_neighbour_pools(neighbours_path, train["id"].to_numpy())
-    if "group" not in train.columns or train["group"].isna().all():
-        raise InputError(f"{corpus_path}: pool mode 'group' needs a non-empty 'group' column")
-    return group_pools(train["group"])
+    if "prompt_group" not in train.columns or train["prompt_group"].isna().all():
+        raise InputError(
+            f"{corpus_path}: pool mode 'prompt' needs a non-empty 'prompt_group' column"
+        )
+    return prompt_pools(train["prompt_group"])
 
 
 def read_response_vectors(path, train_ids: np.ndarray, corpus_path) -> np.ndarray:

@@ -1,6 +1,6 @@
 """Many responses per prompt: is a prompt's head group judged safer than its other responses?
 
-For a corpus with several responses per prompt (`assess.pool: group`; for example DiaSafety's
+For a corpus with several responses per prompt (`assess.pool: prompt`; for example DiaSafety's
 validation generations, about ten per context and model), each distinct pool is split into its
 head, the assessor's largest group as the sampler sizes it (by summed member weight for a
 weighted assessor such as likelihood; ties go to the first-seen group), and the rest. The judge

@@ -1,7 +1,7 @@
 """Read a corpus in one of the supported formats into the pipeline's corpus.parquet.
 
 Every later stage reads only corpus.parquet (columns id, split, prompt, response, label,
-category, group), so all format quirks and all input validation live here. A bad input stops
+category, prompt_group), so all format quirks and all input validation live here. A bad input stops
 with an InputError naming the file (and line or item) and nothing is written.
 """
 
@@ -29,7 +29,7 @@ from isaac.settings import add_config_argument, parse
 log = logging.getLogger("isaac.ingest")
 
 FORMATS = ("demo", "diasafety", "diasafety_generations", "jsonl", "csv", "parquet")
-COLUMNS = ["id", "split", "prompt", "response", "label", "category", "group"]
+COLUMNS = ["id", "split", "prompt", "response", "label", "category", "prompt_group"]
 # corpus.parquet: the read columns, then whether isaac.pollute rewrote the row.
 CORPUS_COLUMNS = [*COLUMNS, "polluted"]
 SPLITS = ("train", "val", "test")
@@ -42,7 +42,7 @@ DEFAULT_FIELDS = {
     "label": "label",
     "category": "category",
     "split": "split",
-    "group": None,
+    "prompt_group": None,
 }
 # Accepted spellings (after strip + lower-case). 1 = "is unsafe", the usual toxicity convention.
 LABEL_VALUES = {"safe": "safe", "unsafe": "unsafe", "0": "safe", "1": "unsafe"}
@@ -140,7 +140,7 @@ def _records_to_frame(
                 "response": _text(get("response"), fields["response"], loc),
                 "label": parse_label(get("label"), loc),
                 "category": _optional_text(get("category")),
-                "group": _optional_text(get("group")),
+                "prompt_group": _optional_text(get("prompt_group")),
                 "_where": loc,
             }
         )
@@ -154,7 +154,7 @@ def _check_columns(available: set[str], fields: dict, path: Path) -> dict:
     if missing:
         raise InputError(f"{path}: missing field(s) {', '.join(map(repr, missing))}")
     fields = dict(fields)
-    for key in ("label", "category", "split", "group"):
+    for key in ("label", "category", "split", "prompt_group"):
         if fields[key] is not None and fields[key] not in available:
             log.warning("%s: no column %r; %s treated as absent", path, fields[key], key)
             fields[key] = None
@@ -283,7 +283,7 @@ def read_diasafety(folder) -> pd.DataFrame:
                 raise InputError(f"{path}: {where}: missing label")
             records.append({**item, "id": f"{split}-{i:05d}", "split": split})
             wheres.append(where)
-        fields = {**DEFAULT_FIELDS, "id": "id", "prompt": "context", "group": None}
+        fields = {**DEFAULT_FIELDS, "id": "id", "prompt": "context", "prompt_group": None}
         frames.append(_records_to_frame(records, fields, path, split, wheres))
     corpus = pd.concat(frames, ignore_index=True)
     if corpus.empty:
@@ -300,8 +300,8 @@ def read_diasafety_generations(path, default_split: str) -> pd.DataFrame:
     """Sampled responses ({"context", "gen_response": [...]}) -> one unlabelled row each.
 
     A folder means every *.json file in it (sorted by name). Ids are "{file stem}-{item:05d}-
-    {j:02d}"; `group` hashes the context text, so the same context in several files (or twice in
-    one file) forms one pool.
+    {j:02d}"; `prompt_group` hashes the context text, so the same context in several files (or
+    twice in one file) forms one pool.
     """
     path = Path(path)
     if path.is_dir():
@@ -328,7 +328,7 @@ def read_diasafety_generations(path, default_split: str) -> pd.DataFrame:
             responses = item["gen_response"]
             if not isinstance(responses, list):
                 raise InputError(f"{loc}: field 'gen_response' must be a list of strings")
-            group = prompt_group(context)
+            group_of_context = prompt_group(context)
             for j, response in enumerate(responses):
                 rows.append(
                     {
@@ -338,7 +338,7 @@ def read_diasafety_generations(path, default_split: str) -> pd.DataFrame:
                         "response": _text(response, f"gen_response[{j}]", loc),
                         "label": None,
                         "category": None,
-                        "group": group,
+                        "prompt_group": group_of_context,
                         "_where": f"{loc} response {j}",
                     }
                 )

@@ -2,7 +2,7 @@
 
 A pool is the list of train rows whose responses compete as targets for one query row: its
 neighbour prompts' rows (pool mode ``neighbours``, the query first) or the rows of its own
-prompt group (pool mode ``group``). Pools are ragged, so they are stored as CSR arrays.
+prompt group (pool mode ``prompt``). Pools are ragged, so they are stored as CSR arrays.
 """
 
 from __future__ import annotations
@@ -116,8 +116,9 @@ def read_neighbour_pools(path, train_ids: np.ndarray) -> Pools:
     )
 
 
-def group_pools(groups: pd.Series) -> Pools:
-    """Pool mode ``group``: a row's pool is its own row, then the other rows of its group."""
+def prompt_pools(groups: pd.Series) -> Pools:
+    """Pool mode ``prompt``: a row's pool is its own row, then the other rows of its prompt
+    group."""
     keys = groups.to_numpy(dtype=object)
     n = len(keys)
     members: dict = {}
