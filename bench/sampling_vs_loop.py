@@ -1,7 +1,7 @@
 """The sampling stages as the workflow runs them against a straightforward per-query loop.
 
 Stages: three processes, ``python -m isaac.neighbours``, ``isaac.assess`` and ``isaac.sample``
-(one method), with the commands and config slices the rules pass, Parquet I/O included. Loop:
+(one method), with the commands and settings the rules pass, Parquet I/O included. Loop:
 in this process, for each train example one neighbour query (cosine against every prompt,
 top-k), one scikit-learn DBSCAN on the k responses, the K largest groups, a sharpened draw.
 Both run side by side, alternating, several times; the key ``sampling_vs_loop`` is the median

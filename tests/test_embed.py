@@ -18,7 +18,7 @@ from isaac.settings import to_json
 
 
 def embed_config(**overrides) -> str:
-    """--config: the embed slice (schema defaults and `overrides`) as the workflow passes it."""
+    """--config: the embed section (schema defaults and `overrides`) as the workflow passes it."""
     return to_json(settings(EmbedConfig, "embed", **overrides))
 
 

@@ -26,7 +26,7 @@ def demo_corpus(n_prompts: int) -> pd.DataFrame:
 
 
 def figure_config(**overrides) -> str:
-    """--config of a figure rule: the report slice (dpi) from the schema defaults."""
+    """--config of a figure rule: the report section (dpi) from the schema defaults."""
     return to_json(settings(ReportConfig, "report", **overrides))
 
 

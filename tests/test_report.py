@@ -108,7 +108,7 @@ def stats_json(key, oracle) -> dict:
         "m": m,
         "seed": seed,
         "top_k_groups": None,
-        "head_shortcut_mode": None,
+        "head_shortcut": None,
         "assessor": None,
         "encoder": None,
         "eps": None,

@@ -40,7 +40,7 @@ def sample_config(method, **overrides) -> SampleConfig:
 def run_sample(
     method, train, tau=1.0, m=1, seed=0, pools=None, group_ids=None, weights=None, **config
 ):
-    """sample.sample for one run, with the method's slice (and `config` overrides)."""
+    """sample.sample for one run, with the method's settings (and `config` overrides)."""
     return sample.sample(
         Run(method, tau, m, seed), train, sample_config(method, **config), pools, group_ids, weights
     )
@@ -210,7 +210,7 @@ def cli_config(method) -> str:
 
 
 def sample_argv(corpus, groups, method, tau, out, stats, m=1, seed=0, config=None):
-    """The arguments of one sample job; `config` defaults to the method's slice."""
+    """The arguments of one sample job; `config` defaults to the method's settings."""
     return [
         "--corpus",
         str(corpus),
@@ -313,7 +313,7 @@ def test_group_method_without_its_settings_is_an_input_error():
 
 
 def test_a_method_refuses_settings_it_does_not_use():
-    """The statistics record a method's settings, so a slice sets only what the method uses:
+    """The statistics record a method's settings, so a job sets only what the method uses:
     random's targets can never depend on the group settings."""
     train = train_table([f"r{i}" for i in range(5)])
     pools = pools_from_lists([[0, 1, 2, 3, 4], [1, 2, 3], [4, 0]] * 50)

@@ -35,7 +35,7 @@ def distribution(sizes, method, tau):
 
 
 def run_sample(method, train, tau=1.0, m=1, seed=0, pools=None, group_ids=None, **config):
-    """sample.sample for one run, with the method's slice (and `config` overrides)."""
+    """sample.sample for one run, with the method's settings (and `config` overrides)."""
     config = sample_config(method, **config)
     return sample.sample(Run(method, tau, m, seed), train, config, pools, group_ids)
 

@@ -25,7 +25,7 @@ from isaac.tokenize import (
 
 
 def config(**overrides) -> TokenizeConfig:
-    """The tokenize slice: schema defaults with `overrides`."""
+    """The tokenize section: schema defaults with `overrides`."""
     return settings(TokenizeConfig, "tokenize", **overrides)
 
 

@@ -28,7 +28,7 @@ log = logging.getLogger("isaac.generate")
 
 @dataclass(frozen=True)
 class GenerateConfig:
-    """The decoding keys of the generate slice (the prompt keys go to isaac.prompts)."""
+    """The generate section: the decoding settings (which prompts: the prompts section)."""
 
     max_new_tokens: int
     do_sample: bool

@@ -50,7 +50,7 @@ class TinyConfig:
 
 @dataclass(frozen=True)
 class GeneratorConfig:
-    """The generator slice."""
+    """The generator section (shared by the tokenizer, train and score stages)."""
 
     model: str
     max_prompt_tokens: int
@@ -173,7 +173,7 @@ def build_generator(
     seed: int,
     base_dir: str | Path | None = None,
 ) -> Generator:
-    """Fresh generator for training from the `generator` config slice. `tokenizer_dir`: the
+    """Fresh generator for training from the `generator` config section. `tokenizer_dir`: the
     corpus tokenizer of tiny-gpt2; `base_dir`: SmolLM2 already de-quantised by
     isaac.generator_base (else it is read from the GGUF file)."""
     name, budget = config.model, config.max_prompt_tokens

@@ -41,7 +41,7 @@ CHUNKS_PER_PROCESS = 4
 
 @dataclass(frozen=True)
 class TokenizeConfig:
-    """The tokenize slice."""
+    """The tokenize section."""
 
     tokenizer: str
     lowercase: bool
