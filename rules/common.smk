@@ -124,9 +124,8 @@ def unused_keys(section, job=None):
             unused.append("fuzzy_threshold")
         return unused
     if section == "sample" and job not in GROUP_METHODS:
-        return list(
-            section_settings(config["sample"], "sample")
-        )  # only they sample groups
+        # only the group methods sample groups: the others read none of the section
+        return list(section_settings(config["sample"], "sample"))
     if section == "summary" and job == "head_safety":
         return ("baselines",)  # it compares a pool's head with its rest
     if section == "experiments":

@@ -78,7 +78,7 @@ rule tempering_table:
 
 
 # Head group against the rest, one point per generations file (corpus.format
-# diasafety_generations, assess.pool group, judge.from a labelled corpus's judges).
+# diasafety_generations, assess.pool prompt, judge.from a labelled corpus's judges).
 rule head_safety_table:
     input:
         results=lambda wildcards: [

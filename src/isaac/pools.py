@@ -14,7 +14,7 @@ import pandas as pd
 import pyarrow as pa
 import pyarrow.compute as pc
 
-from isaac.io import InputError, read_arrow, write_arrow_parquet
+from isaac.io import InputError, read_arrow, read_json, write_arrow_parquet
 
 
 class Pools:
@@ -197,3 +197,18 @@ def read_groups(path, train_ids: np.ndarray) -> tuple[Pools, np.ndarray, np.ndar
         ):
             raise InputError(f"{path}: 'weight' must be positive, finite, one per pool member")
     return pools, flat, weights
+
+
+# What made a groups table (assess writes it in groups/{assessor}.json beside the table); the
+# sample stage records it with every target drawn from the groups.
+GROUPS_PROVENANCE = ("assessor", "pool", "encoder", "k", "eps")
+
+
+def read_groups_provenance(path) -> dict:
+    """The assessor, pool mode, encoder, k and eps that made a groups table, from the
+    statistics beside it (groups/{assessor}.json)."""
+    stats = read_json(path)
+    missing = [key for key in GROUPS_PROVENANCE if key not in stats]
+    if missing:
+        raise InputError(f"{path}: missing key(s) {', '.join(missing)} (written by assess)")
+    return {key: stats[key] for key in GROUPS_PROVENANCE}

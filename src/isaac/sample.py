@@ -34,8 +34,15 @@ import numpy as np
 import pandas as pd
 
 from isaac.cli import optional, run
-from isaac.io import InputError, read_json, train_rows, write_json, write_parquet
-from isaac.pools import Pools, group_sizes, groups_by_size, read_groups
+from isaac.io import InputError, train_rows, write_json, write_parquet
+from isaac.pools import (
+    GROUPS_PROVENANCE,
+    Pools,
+    group_sizes,
+    groups_by_size,
+    read_groups,
+    read_groups_provenance,
+)
 from isaac.runs import GROUP_METHODS, METHODS, POOL_METHODS, Run, add_run_arguments
 from isaac.settings import add_config_argument, parse
 from isaac.text import normalise
@@ -235,10 +242,6 @@ class SampleConfig:
     group_size: str | None
 
 
-# What made a pool method's groups (assess writes it beside them), recorded with its targets.
-GROUPS_PROVENANCE = ("assessor", "pool", "encoder", "k", "eps")
-
-
 GROUP_SIZES = ("members", "distinct")
 
 
@@ -342,16 +345,6 @@ def check_settings(method: str, config: SampleConfig) -> None:
         )
 
 
-def groups_provenance(path) -> dict:
-    """The assessor, pool mode, encoder, k and eps that made a groups table, from the
-    statistics beside it (groups/{assessor}.json)."""
-    stats = read_json(path)
-    missing = [key for key in GROUPS_PROVENANCE if key not in stats]
-    if missing:
-        raise InputError(f"{path}: missing key(s) {', '.join(missing)} (written by assess)")
-    return {key: stats[key] for key in GROUPS_PROVENANCE}
-
-
 def sample(
     run: Run,
     train: pd.DataFrame,
@@ -362,7 +355,7 @@ def sample(
     provenance: dict | None = None,
 ) -> tuple[pd.DataFrame, dict]:
     """(targets table, stats) for one run. ``pools``/``group_ids``/``weights`` as read_groups
-    gives; ``provenance``: what made the groups (groups_provenance), recorded for the pool
+    gives; ``provenance``: what made the groups (read_groups_provenance), recorded for the pool
     methods."""
     if run.method not in METHODS:
         raise InputError(f"unknown method {run.method!r} (one of {', '.join(METHODS)})")
@@ -465,7 +458,7 @@ def main(argv: Sequence[str] | None = None) -> None:
         if not args.groups or not args.groups_stats:
             raise InputError(f"method {run_.method} needs --groups and --groups-stats")
         pools, group_ids, weights = read_groups(args.groups, train["id"].to_numpy())
-        provenance = groups_provenance(args.groups_stats)
+        provenance = read_groups_provenance(args.groups_stats)
     table, stats = sample(run_, train, config, pools, group_ids, weights, provenance)
     write_parquet(table, args.out)
     write_json(stats, args.stats)
