@@ -135,3 +135,32 @@ rule head_safety:
         " --corpus {input.corpus:q} --groups {input.groups:q} --judge {input.judge:q}"
         " --config {params.config:q} --out {output.summary:q}"
         " --table {output.table:q} > {log:q} 2>&1"
+
+
+# What each judge says of one reply given to every unseen prompt (isaac.judge_probe):
+# `snakemake --cores 2 results/{corpus}/judge_probe.md`.
+rule judge_probe:
+    input:
+        unpack(score_judges),
+        corpus=res("corpus.parquet"),
+        prompts=res("prompts.parquet"),
+    output:
+        table=ensure(res("judge_probe.csv"), non_empty=True),
+        markdown=res("judge_probe.md"),
+    log:
+        logs("judge_probe.log"),
+    benchmark:
+        bench("judge_probe.tsv")
+    conda:
+        "../envs/train.yaml"
+    threads: 1
+    resources:
+        mem_mb=grow_with_attempt(4000),
+        runtime=20,
+    params:
+        second=optional_input("second_judge"),
+    shell:
+        f"{ISAAC}.judge_probe"
+        " --corpus {input.corpus:q} --prompts {input.prompts:q} --judge {input.judge:q}"
+        " --second-judge={params.second:q} --out {output.table:q}"
+        " --markdown {output.markdown:q} > {log:q} 2>&1"
