@@ -101,7 +101,7 @@ def probe_markdown(table: pd.DataFrame, judges: dict, n_prompts: int) -> str:
     for _, row in table.iterrows():
         cells = [
             row["kind"],
-            row["reply"].replace("|", "\\|"),
+            row["reply"].strip().replace("|", "\\|"),
             "—" if pd.isna(row["train_count"]) else f"{int(row['train_count'])}",
             "—" if pd.isna(row["train_unsafe_share"]) else f"{row['train_unsafe_share']:.2f}",
             *[f"{row[f'safe_{name}']:.3f}" for name in judges],
