@@ -56,6 +56,11 @@ rule report_figures:
             caption="../config/report/oracle_vs_model_safety.rst",
             category="Evaluation",
         ),
+        safety_relevance=report(
+            res("figures", "safety_vs_relevance.png"),
+            caption="../config/report/safety_vs_relevance.rst",
+            category="Evaluation",
+        ),
     log:
         logs("report_figures.log"),
     benchmark:
@@ -72,7 +77,8 @@ rule report_figures:
         f"{ISAAC}.report"
         " figures --summary {input.summary:q} --config {params.config:q}"
         " --safety-vs-distinct2 {output.safety_distinct:q}"
-        " --oracle-vs-model-safety {output.oracle_model:q} > {log:q} 2>&1"
+        " --oracle-vs-model-safety {output.oracle_model:q}"
+        " --safety-vs-relevance {output.safety_relevance:q} > {log:q} 2>&1"
 
 
 # Every figure and the summary from cached results: `snakemake --cores 2 figures`.

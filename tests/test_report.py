@@ -21,7 +21,15 @@ from isaac.bootstrap import SummaryConfig
 from isaac.cli import run
 from isaac.io import InputError, write_json, write_parquet
 from isaac.plots import ReportConfig
-from isaac.report import figures, main, runs_table, summary_markdown, unsafe_matrix, write_summary
+from isaac.report import (
+    MEASURES,
+    figures,
+    main,
+    runs_table,
+    score_matrices,
+    summary_markdown,
+    write_summary,
+)
 from isaac.runs import METHODS, RUN, fmt_tau
 from isaac.settings import to_json
 
@@ -38,25 +46,35 @@ def run_id(key) -> str:
     return RUN.format(method=method, tau=fmt_tau(tau), m=m, seed=seed)
 
 
-def per_prompt_table(unsafe, seen_unsafe=(True, False), ids=None) -> pd.DataFrame:
+def per_prompt_table(
+    unsafe, seen_unsafe=(True, False), ids=None, relevance=None, second=None
+) -> pd.DataFrame:
     """isaac.score's per-prompt table: the unseen verdicts `unsafe` in order, with two seen
-    prompts interleaved (the summary must leave them out)."""
+    prompts interleaved (the summary must leave them out); the unseen prompts' `relevance`
+    (by default a spread with mean 0.5) and second judge's verdicts `second` (none by default)."""
     unsafe = [bool(u) for u in unsafe]
     n = len(unsafe) + len(SEEN_AT)
     ids = ids or [f"t{i:03d}" for i in range(n)]
-    seen = [i in SEEN_AT for i in range(n)]
-    verdicts, unseen = [], iter(unsafe)
+    relevance = [(i % 5) / 4 for i in range(len(unsafe))] if relevance is None else relevance
+    second = [pd.NA] * len(unsafe) if second is None else [bool(v) for v in second]
+    positions = iter(range(len(unsafe)))
+    order = [None if i in SEEN_AT else next(positions) for i in range(n)]
     seen_iter = iter(seen_unsafe)
-    for s in seen:
-        verdicts.append(next(seen_iter) if s else next(unseen))
+    verdicts = [next(seen_iter) if k is None else unsafe[k] for k in order]
     return pd.DataFrame(
         {
             "id": ids,
-            "seen": seen,
+            "seen": [k is None for k in order],
             "unsafe": verdicts,
             "unsafe_prob": [0.9 if v else 0.1 for v in verdicts],
-            "unsafe_second": pd.Series([pd.NA] * n, dtype="boolean"),
+            "unsafe_second": pd.Series(
+                [pd.NA if k is None else second[k] for k in order], dtype="boolean"
+            ),
             "lexical_unsafe": [False] * n,
+            "copied": [False] * n,
+            "copied_exact": [False] * n,
+            "copied_unsafe": pd.Series([pd.NA] * n, dtype="boolean"),
+            "relevance": [np.nan if k is None else relevance[k] for k in order],
         }
     )
 
@@ -67,6 +85,7 @@ def score_json(key, table: pd.DataFrame) -> dict:
     unseen = table[~table["seen"]]
     seen = table[table["seen"]]
     rate = float(unseen["unsafe"].mean())
+    second = unseen["unsafe_second"]
     return {
         "method": method,
         "tau": float(tau),
@@ -77,7 +96,7 @@ def score_json(key, table: pd.DataFrame) -> dict:
         "safety_score": 1.0 - rate,
         "mean_unsafe_prob": float(unseen["unsafe_prob"].mean()),
         "lexical_unsafe_rate": 0.0,
-        "safety_score_second": None,
+        "safety_score_second": None if second.isna().any() else 1.0 - float(second.mean()),
         "judges_agreement": None,
         "distinct_1": 0.3,
         "distinct_2": 0.5 + (1.0 - rate) / 10,
@@ -87,6 +106,11 @@ def score_json(key, table: pd.DataFrame) -> dict:
         "safety_score_seen": 1.0 - float(seen["unsafe"].mean()),
         "ppl": 40.0,
         "ppl_safe": 30.0,
+        "relevance": float(unseen["relevance"].mean()),
+        "copy_share": 0.1,
+        "exact_copy_share": 0.05,
+        "safety_score_noncopied": 1.0 - rate,
+        "safety_score_copy_label": 1.0 - rate,
     }
 
 
@@ -359,6 +383,78 @@ def test_each_m_is_compared_with_the_baselines_of_the_same_m(tmp_path):
     ]
 
 
+# ---------------------------------------------------------------- every bootstrapped measure
+
+
+RELEVANT = [0.9] * N  # answers its own context better than 90% of the others'
+BLAND = [(i % 5) / 4 for i in range(N)]  # no better than chance: mean 0.5
+
+
+def test_every_measure_gets_an_interval_and_its_differences(tmp_path):
+    """The second judge's safety and relevance get the same paired bootstrap as the primary
+    judge's safety, under columns derived by one rule."""
+    tables = {
+        ("raw", 1.0, 1, 0): per_prompt_table(RAW_UNSAFE, relevance=BLAND, second=RAW_UNSAFE),
+        ("sft", 1.0, 1, 0): per_prompt_table(RAW_UNSAFE, relevance=BLAND, second=[0] * N),
+        ("isaac", 0.5, 1, 0): per_prompt_table(ALL_SAFE, relevance=RELEVANT, second=[1] * N),
+    }
+    table = summarise(tmp_path, dict.fromkeys(tables), tables=tables)
+    for measure in MEASURES:
+        for _, r in table.iterrows():
+            v, lo, hi = (r[measure.value], r[f"{measure.interval}_lo"], r[f"{measure.interval}_hi"])
+            assert lo <= v <= hi, (measure, r["method"])
+            for base in ("raw", "sft"):
+                d = measure.delta_of(base)
+                assert r[f"{d}_lo"] <= r[d] <= r[f"{d}_hi"], (measure, r["method"], base)
+    isaac, raw = row(table, "isaac", 0.5), row(table, "raw")
+    assert (
+        raw["relevance"] == pytest.approx(0.5) and raw["relevance_lo"] < 0.5 < raw["relevance_hi"]
+    )
+    assert isaac["relevance"] == pytest.approx(0.9)
+    assert (isaac["relevance_lo"], isaac["relevance_hi"]) == pytest.approx((0.9, 0.9))
+    assert (
+        isaac["delta_relevance_raw"] == pytest.approx(0.4) and isaac["delta_relevance_raw_lo"] > 0
+    )
+    assert raw["safety_score_second"] == pytest.approx(0.6)
+    assert isaac["safety_score_second"] == 0.0 and row(table, "sft")["safety_score_second"] == 1.0
+    assert isaac["delta_second_raw"] == pytest.approx(-0.6) and isaac["delta_second_raw_hi"] < 0
+    assert (isaac["delta_second_sft"], isaac["delta_second_sft_hi"]) == (-1.0, -1.0)
+    # the primary judge's columns are those of a summary without the other measures
+    assert isaac["delta_raw"] == pytest.approx(0.4) and row(table, "sft")["delta_raw"] == 0.0
+    md = (tmp_path / "out" / "summary.md").read_text()
+    safety, other = md_rows(md, 0)[("isaac", 0.5, 1)], md_rows(md, 1)[("isaac", 0.5, 1)]
+    assert safety[6] == "0.000 [0.000, 0.000]"  # second judge
+    assert (
+        other[3] == "0.900 [0.900, 0.900]"
+        and other[4].startswith("+0.400 [")
+        and other[4].endswith(" *")
+    )
+    assert other[6] == "0.100"  # copy share: the mean of the runs' copy_share
+
+
+def test_runs_and_summary_carry_the_copy_scores(tmp_path):
+    runs = {("raw", 1.0, 1, s): RAW_UNSAFE for s in (0, 1)} | {
+        ("sft", 1.0, 1, s): ALL_SAFE for s in (0, 1)
+    }
+    table = summarise(tmp_path, runs)
+    written = pd.read_csv(tmp_path / "out" / "runs.csv")
+    for column in ("relevance", "copy_share", "exact_copy_share", "safety_score_noncopied"):
+        assert column in written and column in table
+    assert written["safety_score_copy_label"].tolist() == pytest.approx([0.6, 0.6, 1.0, 1.0])
+    assert row(table, "raw")["exact_copy_share"] == pytest.approx(0.05)
+    # no second judge: its measure and its differences are empty
+    columns = ["safety_score_second", "safety_second_lo", "delta_second_raw", "delta_second_sft_hi"]
+    assert table[columns].isna().all().all()
+    assert md_rows((tmp_path / "out" / "summary.md").read_text())[("raw", 1.0, 1)][6] == "—"
+
+
+def test_a_per_prompt_table_without_relevance_is_an_error_naming_it(tmp_path):
+    path = tmp_path / "old.parquet"
+    write_parquet(per_prompt_table(RAW_UNSAFE).drop(columns="relevance"), path)
+    with pytest.raises(InputError, match=re.escape(str(path)) + ".*missing column.s. relevance"):
+        score_matrices([str(path)])
+
+
 # ---------------------------------------------------------------- (e) errors
 
 
@@ -385,9 +481,9 @@ def test_the_same_prompts_in_another_order_are_an_error(tmp_path):
     write_parquet(per_prompt_table(RAW_UNSAFE, ids=ids), a)
     write_parquet(per_prompt_table(RAW_UNSAFE, ids=ids[::-1]), b)
     with pytest.raises(InputError, match=re.escape(str(b)) + ": its prompts differ"):
-        unsafe_matrix([str(a), str(b)])
-    matrix, got = unsafe_matrix([str(a), str(a)])
-    assert matrix.shape == (2, N) and got.tolist() == [
+        score_matrices([str(a), str(b)])
+    matrices, got = score_matrices([str(a), str(a)])
+    assert matrices["safety_score"].shape == (2, N) and got.tolist() == [
         i for k, i in enumerate(ids) if k not in SEEN_AT
     ]
 
@@ -489,11 +585,14 @@ def test_runs_table_joins_scores_with_target_stats_in_method_order(tmp_path):
     assert (df["head_shortcut_share"] == 0.1).all() and (df["n_seen"] == 2).all()
 
 
-def md_rows(md: str) -> dict[tuple, list[str]]:
-    """summary.md's table rows by (method, tau, m): their cells."""
-    out = {}
+def md_rows(md: str, table: int = 0) -> dict[tuple, list[str]]:
+    """The rows of summary.md's `table`-th table (0: safety, 1: relevance, copies, diversity)
+    by (method, tau, m): their cells."""
+    out, current = {}, -1
     for line in md.splitlines():
-        if line.startswith("| ") and not line.startswith("| method"):
+        if line.startswith("| method"):
+            current += 1
+        elif line.startswith("| ") and current == table:
             cells = [c.strip() for c in line.strip("|").split("|")]
             out[(cells[0], float(cells[1]), int(cells[2]))] = cells
     return out
@@ -608,7 +707,7 @@ def test_cli_summary_and_figures(tmp_path):
     } <= set(table)
     assert (out / "summary.md").read_text().startswith("# ISAAC summary")
     assert "Second judge" in (out / "summary.md").read_text()
-    a, b = tmp_path / "f" / "a.png", tmp_path / "f" / "b.png"
+    a, b, c = (tmp_path / "f" / f"{name}.png" for name in "abc")
     main(
         [
             "figures",
@@ -620,12 +719,14 @@ def test_cli_summary_and_figures(tmp_path):
             str(a),
             "--oracle-vs-model-safety",
             str(b),
+            "--safety-vs-relevance",
+            str(c),
         ]
     )
-    for path in (a, b):
+    for path in (a, b, c):
         assert path.read_bytes()[:8] == b"\x89PNG\r\n\x1a\n"
     first = a.read_bytes()
-    figures(csv, a, b, dpi=60)
+    figures(csv, a, b, c, dpi=60)
     assert a.read_bytes() == first  # deterministic bytes
 
 
@@ -637,12 +738,12 @@ def test_figures_read_only_summary_csv(tmp_path):
     for folder in ("scores", "targets", "judge", "judge2"):
         for path in sorted((tmp_path / folder).rglob("*"), reverse=True):
             path.unlink() if path.is_file() else path.rmdir()
-    figures(out / "summary.csv", tmp_path / "a.png", tmp_path / "b.png", dpi=60)
+    figures(out / "summary.csv", *(tmp_path / f"{x}.png" for x in "abc"), dpi=60)
     assert (tmp_path / "a.png").read_bytes()[:4] == b"\x89PNG"
     empty = tmp_path / "empty.csv"
     pd.read_csv(out / "summary.csv").iloc[:0].to_csv(empty, index=False)
     with pytest.raises(InputError, match="no runs to plot"):
-        figures(empty, tmp_path / "c.png", tmp_path / "d.png", dpi=60)
+        figures(empty, *(tmp_path / f"{x}.png" for x in "def"), dpi=60)
 
 
 def test_figures_render_without_oracle_rates(tmp_path):
@@ -650,7 +751,7 @@ def test_figures_render_without_oracle_rates(tmp_path):
     summarise(tmp_path, MIXED, oracle=dict.fromkeys(MIXED))
     csv = tmp_path / "out" / "summary.csv"
     assert pd.read_csv(csv)["oracle_safe_rate"].isna().all()
-    figures(csv, tmp_path / "a.png", tmp_path / "b.png", dpi=60)
+    figures(csv, *(tmp_path / f"{x}.png" for x in "abc"), dpi=60)
     assert (tmp_path / "a.png").read_bytes()[:4] == b"\x89PNG"
 
 
@@ -726,6 +827,8 @@ def test_cli_figures_config_must_have_exactly_its_keys(tmp_path, capsys, cfg, pr
                 str(a),
                 "--oracle-vs-model-safety",
                 str(b),
+                "--safety-vs-relevance",
+                str(tmp_path / "f" / "c.png"),
             ],
         )
     assert exit_.value.code == 2

@@ -209,6 +209,10 @@ def test_tiny_run_writes_every_contracted_table(tiny_run):
             "unsafe_prob",
             "unsafe_second",
             "lexical_unsafe",
+            "copied",
+            "copied_exact",
+            "copied_unsafe",
+            "relevance",
         },
     }
     for name, columns in expected.items():

@@ -19,6 +19,7 @@ FIGURES = {
     "oracle_safe_rate_vs_tau": "oracle_safe_rate_vs_tau",
     "safety_vs_distinct2": "report_figures",
     "oracle_vs_model_safety": "report_figures",
+    "safety_vs_relevance": "report_figures",
 }
 # `make figures` reruns these: every figure rule, and the summary the report figures draw from.
 REDRAW_RULES = ("summary", *dict.fromkeys(FIGURES.values()))

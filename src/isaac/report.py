@@ -2,13 +2,17 @@
 
 `summary` writes three files:
 - runs.csv: one row per run (method, tau, m, seed) with its scores and target statistics;
-- summary.csv: one row per (method, tau, m): the safety score over every seed and unseen prompt,
-  and its difference from each baseline (`summary.baselines`, by default raw and sft) with 95%
-  paired bootstrap intervals. Runs are paired by (prompt, seed): the same prompts and the same
-  decoding seed. Each resample draws prompts with replacement and, with several seeds, seeds
-  with replacement, the same draw for every method; the interval is the 2.5-97.5 percentile
-  range of the resampled means. The bootstrap is seeded (`summary.seed`, `summary.resamples`).
-- summary.md: the same as a table, a difference marked * when its interval excludes 0.
+- summary.csv: one row per (method, tau, m): each per-prompt score of MEASURES (the primary
+  judge's safety, the second judge's, relevance) over every seed and unseen prompt, and its
+  difference from each baseline (`summary.baselines`, by default raw and sft) with 95% paired
+  bootstrap intervals; beside them the means over seeds of MEAN_COLUMNS (copy shares, diversity,
+  perplexity, oracle safe rate...). Runs are paired by (prompt, seed): the same prompts and the
+  same decoding seed. Each resample draws prompts with replacement and, with several seeds,
+  seeds with replacement, the same draw for every method and score; the interval is the
+  2.5-97.5 percentile range of the resampled means. The bootstrap is seeded (`summary.seed`,
+  `summary.resamples`).
+- summary.md: two tables (safety; relevance, copies and diversity), a difference marked * when
+  its interval excludes 0.
 
 `figures` only reads summary.csv, so plotting options never force anything upstream to rerun.
 """
@@ -18,6 +22,7 @@ from __future__ import annotations
 import argparse
 import logging
 from collections.abc import Sequence
+from dataclasses import dataclass
 from pathlib import Path
 
 import numpy as np
@@ -29,6 +34,7 @@ from isaac.io import JUDGE_METRICS, InputError, atomic_path, read_json, read_tab
 from isaac.plots import ReportConfig, plt, save_png
 from isaac.runs import METHODS
 from isaac.settings import add_config_argument, parse, require
+from isaac.text import NEAR_COPY_RATIO
 
 log = logging.getLogger("isaac.report")
 KEYS = ["method", "tau", "m", "seed"]
@@ -49,12 +55,16 @@ SCORES = [
     "n",
     "n_seen",
     "polluted_generation_share",
+    "relevance",
+    "copy_share",
+    "exact_copy_share",
+    "safety_score_noncopied",
+    "safety_score_copy_label",
 ]
 TARGET_STATS = ["oracle_safe_rate", "original_safe_rate", "head_shortcut_share", "polluted_share"]
 # Means over seeds reported beside the bootstrap columns of summary.csv.
 MEAN_COLUMNS = [
     "oracle_safe_rate",
-    "safety_score_second",
     "judges_agreement",
     "lexical_unsafe_rate",
     "distinct_1",
@@ -65,11 +75,39 @@ MEAN_COLUMNS = [
     "safety_score_seen",
     "polluted_share",
     "polluted_generation_share",
+    "copy_share",
+    "exact_copy_share",
+    "safety_score_noncopied",
+    "safety_score_copy_label",
 ]
 POLLUTION_COLUMNS = {
     "polluted targets": "polluted_share",
     "polluted generations": "polluted_generation_share",
 }
+
+
+@dataclass(frozen=True)
+class Measure:
+    """A per-prompt score that summary.csv bootstraps. Its columns follow one rule: `value`,
+    `{interval}_lo`, `{interval}_hi`, and per baseline `{delta}_{base}` with `_lo`, `_hi`."""
+
+    value: str
+    interval: str
+    delta: str
+    column: str  # in the per-prompt table
+    verdict: bool  # an unsafe verdict, whose complement is the score
+
+    def delta_of(self, base: str) -> str:
+        return f"{self.delta}_{base}"
+
+
+# The primary judge's safety keeps its historical names (safety_lo, delta_raw...).
+MEASURES = (
+    Measure("safety_score", "safety", "delta", "unsafe", verdict=True),
+    Measure("safety_score_second", "safety_second", "delta_second", "unsafe_second", verdict=True),
+    Measure("relevance", "relevance", "delta_relevance", "relevance", verdict=False),
+)
+PRIMARY, SECOND, RELEVANCE = MEASURES
 
 
 def runs_table(scores: list[str], targets: list[str]) -> pd.DataFrame:
@@ -96,19 +134,45 @@ def runs_table(scores: list[str], targets: list[str]) -> pd.DataFrame:
     return df.reset_index(drop=True)
 
 
-def unsafe_matrix(paths: list[str]) -> tuple[np.ndarray, np.ndarray]:
-    """(seeds x unseen prompts) unsafe verdicts of one (method, tau, m), and the prompt ids;
-    every seed must have answered the same prompts in the same order."""
-    rows, ids = [], None
+def score_matrices(paths: list[str]) -> tuple[dict[str, np.ndarray | None], np.ndarray]:
+    """Per measure, the (seeds x unseen prompts) scores of one (method, tau, m) (None where a
+    run has none, e.g. no second judge), and the prompt ids; every seed must have answered the
+    same prompts in the same order."""
+    rows, ids = {m.value: [] for m in MEASURES}, None
     for path in paths:
-        table = read_table(path, ["id", "seen", "unsafe"])
+        table = read_table(path, ["id", "seen", *(m.column for m in MEASURES)])
         table = table[~table["seen"].to_numpy(dtype=bool)]
         if ids is None:
             ids = table["id"].astype(str).to_numpy()
         elif not np.array_equal(ids, table["id"].astype(str).to_numpy()):
             raise InputError(f"{path}: its prompts differ from the other runs'")
-        rows.append(table["unsafe"].to_numpy(dtype=float))
-    return np.vstack(rows), ids
+        for m in MEASURES:
+            values = table[m.column].astype("Float64").to_numpy(dtype=float, na_value=np.nan)
+            rows[m.value].append(1.0 - values if m.verdict else values)
+    matrices = {name: np.vstack(r) for name, r in rows.items()}
+    return {k: None if np.isnan(v).any() else v for k, v in matrices.items()}, ids
+
+
+def measure_columns(
+    measure: Measure, values, baselines: dict, seed_idx: np.ndarray, prompt_idx: np.ndarray
+) -> dict:
+    """One measure's summary.csv cells for one row: its mean and interval, and its difference
+    from each baseline's values (`baselines`: name -> matrix) with its interval; NaN where
+    either side has no scores."""
+    out = {measure.value: np.nan, f"{measure.interval}_lo": np.nan}
+    out[f"{measure.interval}_hi"] = np.nan
+    if values is not None:
+        out[measure.value] = float(values.mean())
+        interval = bootstrap_interval(values, seed_idx, prompt_idx)
+        out[f"{measure.interval}_lo"], out[f"{measure.interval}_hi"] = interval
+    for base, base_values in baselines.items():
+        name = measure.delta_of(base)
+        out[name] = out[f"{name}_lo"] = out[f"{name}_hi"] = np.nan
+        if values is not None and base_values is not None:
+            diff = values - base_values
+            out[name] = float(diff.mean())
+            out[f"{name}_lo"], out[f"{name}_hi"] = bootstrap_interval(diff, seed_idx, prompt_idx)
+    return out
 
 
 def comparison_table(
@@ -117,44 +181,34 @@ def comparison_table(
     """summary.csv: one row per (method, tau, m). `per_prompt` maps (method, tau, m, seed) to
     that run's per-prompt score table."""
     groups = list(runs.groupby(["method", "tau", "m"], sort=False))
-    safe, seeds_of, prompt_ids = {}, {}, None
+    scores, seeds_of, prompt_ids = {}, {}, None
     for key, g in groups:
         seeds = sorted(g["seed"].tolist())
         paths = [per_prompt[(*key, s)] for s in seeds]
-        unsafe, ids = unsafe_matrix(paths)
+        matrices, ids = score_matrices(paths)
         if prompt_ids is None:
             prompt_ids = ids
         elif not np.array_equal(ids, prompt_ids):
             raise InputError(f"{paths[0]}: its prompts differ from the other methods'")
-        safe[key], seeds_of[key] = 1.0 - unsafe, seeds
-    shapes = {v.shape for v in safe.values()}
+        scores[key], seeds_of[key] = matrices, seeds
+    shapes = {v[PRIMARY.value].shape for v in scores.values()}
     if len(shapes) != 1:
         raise InputError(f"summary: runs differ in seeds or prompts ({sorted(shapes)})")
     n_seeds, n_prompts = shapes.pop()
     seed_idx, prompt_idx = resample_indices(n_seeds, n_prompts, config.resamples, config.seed)
     rows = []
     for (method, tau, m), g in groups:
-        values = safe[(method, tau, m)]
-        row = {
-            "method": method,
-            "tau": tau,
-            "m": m,
-            "n_seeds": n_seeds,
-            "n_prompts": n_prompts,
-            "safety_score": float(values.mean()),
-        }
-        row["safety_lo"], row["safety_hi"] = bootstrap_interval(values, seed_idx, prompt_idx)
         for base in config.baselines:
             base_key = (base, 1.0, m)
-            if base_key not in safe:
+            if base_key not in scores:
                 raise InputError(f"summary: no {base} run with m={m} to compare with")
             if seeds_of[base_key] != seeds_of[(method, tau, m)]:
                 raise InputError(f"summary: {method} and {base} ran with different seeds")
-            diff = values - safe[base_key]
-            row[f"delta_{base}"] = float(diff.mean())
-            row[f"delta_{base}_lo"], row[f"delta_{base}_hi"] = bootstrap_interval(
-                diff, seed_idx, prompt_idx
-            )
+        row = {"method": method, "tau": tau, "m": m, "n_seeds": n_seeds, "n_prompts": n_prompts}
+        for measure in MEASURES:
+            baselines = {b: scores[(b, 1.0, m)][measure.value] for b in config.baselines}
+            values = scores[(method, tau, m)][measure.value]
+            row.update(measure_columns(measure, values, baselines, seed_idx, prompt_idx))
         row.update({k: g[k].astype(float).mean() for k in MEAN_COLUMNS})  # NaN: not measured
         rows.append(row)
     return pd.DataFrame(rows)
@@ -164,14 +218,27 @@ def _cell(value, digits: int = 3) -> str:
     return "—" if value is None or pd.isna(value) else f"{value:.{digits}f}"
 
 
-def _safety(row) -> str:
-    return f"{row['safety_score']:.3f} [{row['safety_lo']:.3f}, {row['safety_hi']:.3f}]"
+def _interval(row, measure: Measure) -> str:
+    """value [lo, hi], or a dash where the runs have no such score."""
+    value, lo, hi = (
+        row[measure.value],
+        row[f"{measure.interval}_lo"],
+        row[f"{measure.interval}_hi"],
+    )
+    return "—" if pd.isna(value) else f"{value:.3f} [{lo:.3f}, {hi:.3f}]"
 
 
-def _difference(row, base: str) -> str:
+def _difference(row, column: str) -> str:
     """delta [lo, hi], marked * when the interval excludes 0."""
-    mean, lo, hi = row[f"delta_{base}"], row[f"delta_{base}_lo"], row[f"delta_{base}_hi"]
+    mean, lo, hi = row[column], row[f"{column}_lo"], row[f"{column}_hi"]
+    if pd.isna(mean):
+        return "—"
     return f"{mean:+.3f} [{lo:+.3f}, {hi:+.3f}]{' *' if lo > 0 or hi < 0 else ''}"
+
+
+def _markdown_table(header: list[str], rows: list[list[str]]) -> list[str]:
+    lines = ["| " + " | ".join(header) + " |", "|" + "---|" * len(header)]
+    return lines + ["| " + " | ".join(cells) + " |" for cells in rows]
 
 
 def judge_line(name: str, metrics: dict) -> str:
@@ -198,7 +265,10 @@ def summary_markdown(table: pd.DataFrame, config: SummaryConfig, judges: dict[st
         "over prompts and seeds); * = the difference's interval excludes 0.",
         "",
     ]
-    header = [
+    run_cells = [[str(r["method"]), f"{r['tau']:g}", str(r["m"])] for _, r in table.iterrows()]
+    # A polluted corpus (pollute.rate > 0) adds the exact-match pollution shares.
+    polluted = bool(table.get("polluted_share", pd.Series(dtype=float)).fillna(0).gt(0).any())
+    safety_header = [
         "method",
         "tau",
         "m",
@@ -207,29 +277,48 @@ def summary_markdown(table: pd.DataFrame, config: SummaryConfig, judges: dict[st
         "second judge",
         "agreement",
         "lexical",
-        "distinct-2",
-        "ppl (safe refs)",
         "oracle",
     ]
-    # A polluted corpus (pollute.rate > 0) adds the exact-match pollution shares.
-    polluted = bool(table.get("polluted_share", pd.Series(dtype=float)).fillna(0).gt(0).any())
-    header += list(POLLUTION_COLUMNS) if polluted else []
-    lines += ["| " + " | ".join(header) + " |", "|" + "---|" * len(header)]
-    for _, r in table.iterrows():
-        cells = [str(r["method"]), f"{r['tau']:g}", str(r["m"]), _safety(r)]
-        cells += [_difference(r, b) for b in config.baselines]
-        cells += [
-            _cell(r.get(k))
-            for k in (
-                "safety_score_second",
-                "judges_agreement",
-                "lexical_unsafe_rate",
-                "distinct_2",
-            )
-        ]
-        cells += [_cell(r.get("ppl_safe"), 1), _cell(r.get("oracle_safe_rate"))]
+    safety_header += list(POLLUTION_COLUMNS) if polluted else []
+    safety_rows = []
+    for cells, (_, r) in zip(run_cells, table.iterrows()):
+        cells = [*cells, _interval(r, PRIMARY)]
+        cells += [_difference(r, PRIMARY.delta_of(b)) for b in config.baselines]
+        cells += [_interval(r, SECOND)]
+        cells += [_cell(r.get(k)) for k in ("judges_agreement", "lexical_unsafe_rate")]
+        cells += [_cell(r.get("oracle_safe_rate"))]
         cells += [_cell(r.get(k), 4) for k in POLLUTION_COLUMNS.values()] if polluted else []
-        lines.append("| " + " | ".join(cells) + " |")
+        safety_rows.append(cells)
+    lines += _markdown_table(safety_header, safety_rows)
+    lines += [
+        "",
+        "Relevance = share of the other unseen prompts whose context a reply is less similar to "
+        "than its own (MiniLM cosine, ties 1/2; 0.5 = a reply that ignores its context), with its "
+        "95% paired bootstrap interval; copies = share of generations that reproduce a train "
+        f"response (after normalisation, exactly or with fuzz ratio >= {NEAR_COPY_RATIO}); "
+        "safety (non-copies) "
+        "= the safety score over the other generations.",
+        "",
+    ]
+    other_header = [
+        "method",
+        "tau",
+        "m",
+        "relevance",
+        *[f"Δ {b}" for b in config.baselines],
+        "copies",
+        "safety (non-copies)",
+        "distinct-2",
+        "ppl (safe refs)",
+    ]
+    other_rows = []
+    for cells, (_, r) in zip(run_cells, table.iterrows()):
+        cells = [*cells, _interval(r, RELEVANCE)]
+        cells += [_difference(r, RELEVANCE.delta_of(b)) for b in config.baselines]
+        cells += [_cell(r.get(k)) for k in ("copy_share", "safety_score_noncopied", "distinct_2")]
+        cells += [_cell(r.get("ppl_safe"), 1)]
+        other_rows.append(cells)
+    lines += _markdown_table(other_header, other_rows)
     return "\n".join(lines) + "\n"
 
 
@@ -260,9 +349,18 @@ def write_summary(
 
 
 def scatter(
-    df: pd.DataFrame, x: str, xlabel: str, title: str, out, dpi: int, diagonal: bool = False
+    df: pd.DataFrame,
+    x: str,
+    xlabel: str,
+    title: str,
+    out,
+    dpi: int,
+    diagonal: bool = False,
+    x_measure: Measure | None = None,
+    chance: float | None = None,
 ) -> None:
-    """Safety score (with its bootstrap interval) against `x`, one marker per (method, tau, m)."""
+    """Safety score (with its bootstrap interval) against `x`, one marker per (method, tau, m);
+    `x_measure` adds x's interval, `chance` a vertical line at the value of an uninformed run."""
     fig, ax = plt.subplots(figsize=(5.5, 4.2))
     if df[x].isna().all():  # e.g. no oracle safe rate on a corpus without labels
         ax.text(0.5, 0.5, f"no {xlabel}", ha="center", va="center", transform=ax.transAxes)
@@ -273,10 +371,15 @@ def scatter(
     for i, method in enumerate(methods):
         p = df[df["method"] == method]
         yerr = np.vstack([p["safety_score"] - p["safety_lo"], p["safety_hi"] - p["safety_score"]])
+        xerr = None
+        if x_measure is not None:
+            lo, hi = p[f"{x_measure.interval}_lo"], p[f"{x_measure.interval}_hi"]
+            xerr = np.vstack([p[x] - lo, hi - p[x]])
         ax.errorbar(
             p[x],
             p["safety_score"],
             yerr=yerr,
+            xerr=xerr,
             fmt="os^vDPX"[i % 7],
             color=f"C{i}",
             label=method,
@@ -295,6 +398,8 @@ def scatter(
     if diagonal:
         lo = max(0.0, min(df[x].min(), df["safety_lo"].min()) - 0.05)
         ax.plot([lo, 1], [lo, 1], ls=":", color="grey", lw=1, label="y = x")
+    if chance is not None:
+        ax.axvline(chance, ls=":", color="grey", lw=1, label="ignores its context")
     ax.set_xlabel(xlabel)
     ax.set_ylabel("safety score (95% paired bootstrap)")
     ax.set_title(title)
@@ -304,7 +409,9 @@ def scatter(
     save_png(fig, out, dpi)
 
 
-def figures(summary_csv, out_safety_distinct, out_oracle_model, dpi: int) -> None:
+def figures(
+    summary_csv, out_safety_distinct, out_oracle_model, out_safety_relevance, dpi: int
+) -> None:
     df = pd.read_csv(summary_csv)
     if df.empty:
         raise InputError(f"{summary_csv}: no runs to plot")
@@ -325,6 +432,16 @@ def figures(summary_csv, out_safety_distinct, out_oracle_model, dpi: int) -> Non
         dpi,
         diagonal=True,
     )
+    scatter(
+        df,
+        RELEVANCE.value,
+        "relevance of generations to their contexts (95% paired bootstrap)",
+        "Safety vs relevance per method",
+        out_safety_relevance,
+        dpi,
+        x_measure=RELEVANCE,
+        chance=0.5,
+    )
 
 
 def main(argv: Sequence[str] | None = None) -> None:
@@ -342,11 +459,14 @@ def main(argv: Sequence[str] | None = None) -> None:
     s.add_argument("--runs", required=True, help="runs.csv")
     s.add_argument("--csv", required=True, help="summary.csv")
     s.add_argument("--md", required=True, help="summary.md")
-    f = sub.add_parser("figures", help="safety_vs_distinct2 + oracle_vs_model_safety")
+    f = sub.add_parser(
+        "figures", help="safety_vs_distinct2, oracle_vs_model_safety, safety_vs_relevance"
+    )
     f.add_argument("--summary", required=True)
     add_config_argument(f, ReportConfig)
     f.add_argument("--safety-vs-distinct2", required=True)
     f.add_argument("--oracle-vs-model-safety", required=True)
+    f.add_argument("--safety-vs-relevance", required=True)
     args = p.parse_args(argv)
     if args.cmd == "summary":
         config = parse(SummaryConfig, args.config)
@@ -362,8 +482,9 @@ def main(argv: Sequence[str] | None = None) -> None:
         log.info("%d rows -> %s, %s", len(df), args.csv, args.md)
     else:
         config = parse(ReportConfig, args.config)
-        figures(args.summary, args.safety_vs_distinct2, args.oracle_vs_model_safety, config.dpi)
-        log.info("wrote %s, %s", args.safety_vs_distinct2, args.oracle_vs_model_safety)
+        outs = (args.safety_vs_distinct2, args.oracle_vs_model_safety, args.safety_vs_relevance)
+        figures(args.summary, *outs, config.dpi)
+        log.info("wrote %s, %s, %s", *outs)
 
 
 if __name__ == "__main__":
