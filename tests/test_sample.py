@@ -15,7 +15,14 @@ from isaac.cli import run
 from isaac.io import InputError
 from isaac.plots import ReportConfig
 from isaac.pools import pools_from_lists
-from isaac.runs import GROUP_METHODS, METHODS, POOL_METHODS, Run, run_ids
+from isaac.runs import (
+    GLOBAL_POOL_METHODS,
+    GROUP_METHODS,
+    POOL_METHODS,
+    TRAINED_METHODS,
+    Run,
+    run_ids,
+)
 from isaac.sample import SampleConfig
 from isaac.settings import to_json
 
@@ -239,7 +246,7 @@ def run_sample_cli(*args, **kwargs):
     sample.main(sample_argv(*args, **kwargs))
 
 
-@pytest.mark.parametrize("method", METHODS)
+@pytest.mark.parametrize("method", [m for m in TRAINED_METHODS if m not in GLOBAL_POOL_METHODS])
 def test_cli_writes_targets_and_stats(tmp_path, method):
     corpus, groups = write_inputs(tmp_path)
     out, stats_path = tmp_path / "t.parquet", tmp_path / "t.json"
