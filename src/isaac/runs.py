@@ -18,7 +18,7 @@ POOL_METHODS = ("random", *GROUP_METHODS)
 # (groups/{assessor}-global), with the group distribution of the method it stands beside:
 # the same sampler on other pools, so the neighbour pools are the only difference.
 GLOBAL_POOL_METHODS = {"global": "isaac"}
-# constant answers every prompt with one reply: no targets, no model (its own generate rule).
+# constant answers every prompt with one reply: no targets, no model (a rule of its own).
 MODEL_FREE_METHODS = ("constant",)
 TRAINED_METHODS = tuple(m for m in METHODS if m not in MODEL_FREE_METHODS)
 # max puts all mass on the largest group whatever tau, so a sweep runs it once (at tau 1).

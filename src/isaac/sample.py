@@ -12,9 +12,9 @@ Methods:
   search, so the neighbour pools are the only difference from ``isaac``. Every query draws from
   that one pool (indexed, never copied per query); its own response still decides the shortcut.
 
-For the group methods (isaac, isaac_paper, exp, max) only the K largest groups are kept (ties
-keep the group that appears first in the pool), SI = (N_1 - N_2) / max(N_1 - N_K', 1e-3) (a
-single kept group has SI = 0), and the head shortcut copies the own response m times when it
+For the group methods (isaac, isaac_paper, exp, max, global) only the K largest groups are kept
+(ties keep the group that appears first in the pool), SI = (N_1 - N_2) / max(N_1 - N_K', 1e-3)
+(a single kept group has SI = 0), and the head shortcut copies the own response m times when it
 lies in the largest group: mode ``reference`` exactly as the reference code (a tie for the top
 keeps the first-seen group, so all-singleton pools copy the own response back), mode ``strict``
 only when that group has >= 2 members and is strictly larger than the second. A pool whose query
