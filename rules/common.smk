@@ -11,12 +11,17 @@ from snakemake.settings.types import DeploymentMethod
 sys.path.insert(0, str(Path(workflow.basedir) / "src"))
 from isaac.plots import FIGURES  # noqa: E402
 from isaac.runs import (  # noqa: E402
+    GLOBAL_POOL_METHODS,
     GROUP_METHODS,
+    MODEL_FREE_METHODS,
     POOL_METHODS,
     REFERENCE_METHODS,
     RUN,
+    TRAINED_METHODS,
     WILDCARD_PATTERNS,
+    method_pattern,
     run_ids,
+    run_method,
     round_seed,
 )
 from isaac.settings import section_settings  # noqa: E402
@@ -44,6 +49,10 @@ wildcard_constraints:
     shard=r"[0-9]+",
     features=r"tfidf-lr|minilm-lr",
 
+
+# The methods whose runs sample targets and train a model: the constraint of the sample, train
+# and generate rules (a model-free method's replies come from a rule of its own).
+TRAINED = method_pattern(TRAINED_METHODS)
 
 # Encoders known by name; any other embed.encoder is a local model folder.
 NAMED_ENCODERS = ("minilm", "tfidf", "model2vec")
@@ -104,8 +113,8 @@ def stage_config(section, job=None):
 def unused_keys(section, job=None):
     """The keys of `section` that a job of the stage reading it cannot depend on: the one
     place a job's settings are narrowed. `job` tells jobs of one section apart: the
-    encoder_model2vec job of embed, a sample job's method, the head_safety job of summary, an
-    experiment's table."""
+    encoder_model2vec job of embed, the global pool's job of assess, a sample job's method, the
+    head_safety job of summary, an experiment's table."""
     if section == "corpus":
         demo = config["corpus"]["format"] == "demo"
         return ("path", "fields") if demo else ("demo",)
@@ -118,7 +127,10 @@ def unused_keys(section, job=None):
         assess = config["assess"]
         dbscan = assess["assessor"] == "dbscan"
         unused = [] if dbscan else ["eps", "eps_quantile"]
-        if dbscan and assess["eps"] is not None:
+        if job == "global":
+            # one pool of every train row, at the eps the pools' groups recorded
+            unused = ["pool", "eps", "eps_quantile"]
+        elif dbscan and assess["eps"] is not None:
             unused.append("eps_quantile")  # a fixed eps replaces the rule
         if assess["assessor"] != "fuzzy":
             unused.append("fuzzy_threshold")
@@ -153,7 +165,8 @@ def optional_input(name):
 
 
 def sweep_runs():
-    """Every run id of the sweep: sampled, trained, generated and scored."""
+    """Every run id of the sweep: generated and scored, and sampled and trained unless its
+    method is model-free."""
     sweep = config["sweep"]
     return run_ids(sweep["methods"], sweep["taus"], sweep["ms"], sweep["seeds"])
 

@@ -37,6 +37,8 @@ rule generate:
         logs("generate", f"{RUN}.log"),
     benchmark:
         bench("generate", f"{RUN}.tsv")
+    wildcard_constraints:
+        method=TRAINED,
     conda:
         "../envs/train.yaml"
     threads: 1
@@ -50,6 +52,31 @@ rule generate:
         f"{ISAAC}.generate"
         " --model {input.model:q} --prompts {input.prompts:q} --seed {wildcards.seed:q}"
         " --config {params.config:q} --threads {threads} --out {output:q} > {log:q} 2>&1"
+
+
+# The model-free method constant: every prompt gets the most frequent normalised train
+# response (isaac.constant).
+rule constant:
+    input:
+        corpus=res("corpus.parquet"),
+        prompts=res("prompts.parquet"),
+    output:
+        ensure(res("generations", f"{RUN}.parquet"), non_empty=True),
+    log:
+        logs("generate", f"{RUN}.log"),
+    benchmark:
+        bench("generate", f"{RUN}.tsv")
+    wildcard_constraints:
+        method=method_pattern(MODEL_FREE_METHODS),
+    conda:
+        "../envs/corpus.yaml"
+    threads: 1
+    resources:
+        mem_mb=grow_with_attempt(2000),
+        runtime=10,
+    shell:
+        f"{ISAAC}.constant"
+        " --corpus {input.corpus:q} --prompts {input.prompts:q} --out {output:q} > {log:q} 2>&1"
 
 
 # judge.from set: the judge folder is copied from another (labelled) corpus's results.
@@ -79,9 +106,8 @@ rule judge:
 
 rule score:
     input:
-        unpack(score_judges),
+        unpack(score_inputs),
         generations=res("generations", f"{RUN}.parquet"),
-        model=res("models", RUN),
         corpus=res("corpus.parquet"),
     output:
         scores=ensure(res("scores", f"{RUN}.json"), non_empty=True),
@@ -99,10 +125,11 @@ rule score:
     params:
         config=stage_config("generator"),
         second=optional_input("second_judge"),
+        model=optional_input("model"),
     shell:
         f"{ISAAC}.score"
         " --generations {input.generations:q} --judge {input.judge:q}"
-        " --second-judge={params.second:q} --model {input.model:q} --corpus {input.corpus:q}"
+        " --second-judge={params.second:q} --model={params.model:q} --corpus {input.corpus:q}"
         " --method {wildcards.method:q} --tau {wildcards.tau:q} --m {wildcards.m:q}"
         " --seed {wildcards.seed:q} --config {params.config:q} --threads {threads}"
         " --out {output.scores:q} --per-prompt {output.per_prompt:q} > {log:q} 2>&1"

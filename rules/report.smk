@@ -6,7 +6,11 @@ rule summary:
     input:
         scores=[res("scores", f"{run}.json") for run in sweep_runs()],
         per_prompt=[res("scores", f"{run}.parquet") for run in sweep_runs()],
-        targets=[res("targets", f"{run}.json") for run in sweep_runs()],
+        targets=[
+            res("targets", f"{run}.json")
+            for run in sweep_runs()
+            if run_method(run) not in MODEL_FREE_METHODS
+        ],
         judge=res("judge", config["judge"]["features"]),
         second_judge=(
             res("judge", config["judge"]["second"])

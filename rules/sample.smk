@@ -131,6 +131,36 @@ rule assess:
         " --out {output.groups:q} --stats {output.stats:q} > {log:q} 2>&1"
 
 
+# Method global: one pool of every train row, grouped once by the configured assessor at the
+# eps the pools' groups used (no neighbour search).
+rule assess_global:
+    input:
+        unpack(assess_global_inputs),
+    output:
+        groups=ensure(global_groups_file(), non_empty=True),
+        stats=global_groups_stats_file(),
+    log:
+        logs("assess", f"{config['assess']['assessor']}-global.log"),
+    benchmark:
+        bench("assess", f"{config['assess']['assessor']}-global.tsv")
+    conda:
+        "../envs/sample.yaml"
+    threads: 2
+    resources:
+        mem_mb=grow_with_attempt(8000),
+        runtime=30,
+    params:
+        config=stage_config("assess", "global"),
+        embeddings=optional_input("embeddings"),
+        likelihood=optional_input("likelihood"),
+    shell:
+        f"{ISAAC}.assess"
+        " --corpus {input.corpus:q} --global-pool {input.groups_stats:q}"
+        " --embeddings={params.embeddings:q} --likelihood={params.likelihood:q}"
+        " --config {params.config:q} --threads {threads}"
+        " --out {output.groups:q} --stats {output.stats:q} > {log:q} 2>&1"
+
+
 # One job per run id of sweep_runs() (trained) and of tau_figure_stats() (sampled only).
 rule sample:
     input:
@@ -142,6 +172,8 @@ rule sample:
         logs("sample", f"{RUN}.log"),
     benchmark:
         bench("sample", f"{RUN}.tsv")
+    wildcard_constraints:
+        method=TRAINED,
     conda:
         "../envs/sample.yaml"
     threads: 1

@@ -58,6 +58,8 @@ rule train_round:
         logs("train_round", RUN, "round{round}.log"),
     benchmark:
         bench("train_round", RUN, "round{round}.tsv")
+    wildcard_constraints:
+        method=TRAINED,
     conda:
         "../envs/train.yaml"
     threads: by_generator(1, 4)

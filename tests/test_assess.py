@@ -8,14 +8,17 @@ from dataclasses import replace
 import numpy as np
 import pandas as pd
 import pytest
+from scipy.sparse import coo_matrix
+from scipy.sparse.csgraph import connected_components
 
 from conftest import schema_defaults, settings
-from isaac import assess
+from isaac import assess, sample
 from isaac.assess import AssessConfig
 from isaac.cli import run
 from isaac.embed import save_embeddings
 from isaac.io import InputError
-from isaac.pools import Pools, pools_from_lists, prompt_pools, read_groups
+from isaac.pools import Pools, global_pool, pools_from_lists, prompt_pools, read_groups
+from isaac.sample import SampleConfig
 from isaac.settings import to_json
 
 
@@ -84,6 +87,42 @@ def test_dbscan_labels_are_canonical_first_appearance_and_handle_zero_vectors():
     # pool 0: 1 alone (group 0), 0/2/4 together (group 1), the zero vector alone (group 2)
     assert group_ids.tolist() == [0, 1, 1, 1, 2, 0, 0, 0]
     assert np.array_equal(group_ids, assess.dbscan_groups_reference(v, pools, 0.3))
+
+
+@pytest.mark.parametrize("eps", [0.15, 0.3, 0.4])
+def test_one_pool_of_every_row_equals_sklearn_dbscan_on_the_whole_set(eps):
+    """Method global's pool: its eps-graph merged block by block (1,100 rows: 3 blocks)."""
+    rng = np.random.default_rng(3)
+    centres = rng.normal(size=(8, 6))
+    v = unit(centres[rng.integers(0, 8, size=1100)] + 0.4 * rng.normal(size=(1100, 6)))
+    pool = global_pool(len(v))
+    expected = assess.dbscan_groups_reference(v, pool, eps)
+    assert np.array_equal(assess.dbscan_groups(v, pool, eps), expected)
+    assert 1 < expected.max() + 1 < len(v)  # neither one group nor all singletons
+
+
+def test_streamed_components_equal_the_components_of_the_whole_graph():
+    rng = np.random.default_rng(5)
+    n = 300
+    rows, cols = rng.integers(0, n, 250), rng.integers(0, n, 250)
+    whole = connected_components(
+        coo_matrix((np.ones(250), (rows, cols)), shape=(n, n)), directed=False
+    )[1]
+    blocks = [(rows[i : i + 40], cols[i : i + 40]) for i in range(0, 250, 40)]
+    streamed = assess._streamed_components(n, iter(blocks))
+    zeros = np.zeros(n, dtype=np.int64)
+    assert np.array_equal(
+        assess.canonical_group_ids(streamed, zeros, 1), assess.canonical_group_ids(whole, zeros, 1)
+    )
+
+
+def test_one_pool_of_fuzzy_groups_equals_the_batched_path():
+    responses = ["yes sure", "Yes, sure!", "no way", "no way at all", "maybe", "", "", "later"] * 3
+    one = global_pool(len(responses))
+    two = pools_from_lists([list(range(len(responses)))] * 2)  # the batched, pairwise path
+    batched = assess.fuzzy_groups(responses, two, threshold=80)[: len(responses)]
+    assert np.array_equal(assess.fuzzy_groups(responses, one, threshold=80), batched)
+    assert batched[:8].tolist() == [0, 0, 1, 1, 2, 3, 3, 4]
 
 
 def test_canonical_group_ids_renumber_each_pool_by_first_appearance():
@@ -452,3 +491,81 @@ def test_groups_written_through_arrow_equal_the_pandas_table_and_read_back(tmp_p
     assert (read_weights is None) == (weights is None)
     if with_weights:
         assert np.array_equal(read_weights, weights)
+
+
+def run_assess(tmp_path, name, config, *inputs):
+    """assess.main writing groups/{name}.parquet and .json; their paths."""
+    out = tmp_path / "groups" / f"{name}.parquet"
+    argv = [
+        *inputs,
+        "--config",
+        config,
+        "--out",
+        str(out),
+        "--stats",
+        str(out.with_suffix(".json")),
+    ]
+    assess.main(argv)
+    return out, out.with_suffix(".json")
+
+
+def test_global_groups_ignore_the_neighbours_and_take_the_recorded_eps(tmp_path):
+    """Method global: the same groups and targets whatever the neighbours, DBSCAN on every
+    train row at the eps the pools' groups recorded."""
+    rng = np.random.default_rng(8)
+    n = 60
+    corpus, ids = write_corpus(tmp_path, [f"reply {i % 9}" for i in range(n)])
+    centres = rng.normal(size=(5, 4))
+    v = unit(centres[rng.integers(0, 5, n)] + 0.3 * rng.normal(size=(n, 4)))
+    embeddings = tmp_path / "e.npz"
+    save_embeddings(embeddings, ids, v, v)
+    sample_config = to_json(settings(SampleConfig, "sample"))
+    global_config = assess_config("dbscan", eps_quantile=None, pool=None)
+    outputs = []
+    for name, seed in (("a", 0), ("b", 1)):  # two different neighbour tables
+        order = np.random.default_rng(seed).permutation(n)
+        nb = write_neighbours(tmp_path, ids, [[i, *order[order != i][:12]] for i in range(n)])
+        inputs = ["--corpus", str(corpus), "--embeddings", str(embeddings)]
+        groups, stats = run_assess(
+            tmp_path, name, assess_config("dbscan", eps=0.5), *inputs, "--neighbours", str(nb)
+        )
+        global_groups, global_stats = run_assess(
+            tmp_path, f"{name}-global", global_config, *inputs, "--global-pool", str(stats)
+        )
+        targets = tmp_path / f"{name}-targets.parquet"
+        sample.main(
+            ["--corpus", str(corpus), "--groups", str(global_groups)]
+            + ["--groups-stats", str(global_stats), "--method", "global", "--tau", "1.0"]
+            + ["--m", "2", "--seed", "0", "--config", sample_config, "--out", str(targets)]
+            + ["--stats", str(tmp_path / f"{name}-targets.json")]
+        )
+        outputs.append((groups, global_groups, targets))
+    (a_groups, a_global, a_targets), (b_groups, b_global, b_targets) = outputs
+    assert a_groups.read_bytes() != b_groups.read_bytes()  # the neighbours differ ...
+    assert a_global.read_bytes() == b_global.read_bytes()  # ... global's groups do not
+    assert a_targets.read_bytes() == b_targets.read_bytes()
+    recorded = json.loads(a_global.with_suffix(".json").read_text())
+    assert {k: recorded[k] for k in ("assessor", "pool", "encoder", "k", "eps", "pools")} == {
+        "assessor": "dbscan",
+        "pool": "global",
+        "encoder": "e",
+        "k": None,
+        "eps": 0.5,
+        "pools": 1,
+    }
+    _, group_ids, _ = read_groups(a_global, ids)
+    assert np.array_equal(group_ids, assess.dbscan_groups_reference(v, global_pool(n), 0.5))
+    # another recorded eps (as the eps rule resolves it) is the one the global groups take
+    stats = json.loads((tmp_path / "groups" / "a.json").read_text())
+    (tmp_path / "rule.json").write_text(json.dumps({**stats, "eps": 0.2}))
+    wider, _ = run_assess(
+        tmp_path, "rule-global", global_config, "--corpus", str(corpus),
+        "--embeddings", str(embeddings), "--global-pool", str(tmp_path / "rule.json"),
+    )  # fmt: skip
+    _, group_ids, _ = read_groups(wider, ids)
+    assert np.array_equal(group_ids, assess.dbscan_groups_reference(v, global_pool(n), 0.2))
+    with pytest.raises(InputError, match="rule.json: groups of assessor dbscan, not exact"):
+        run_assess(
+            tmp_path, "x", assess_config("exact", pool=None), "--corpus", str(corpus),
+            "--global-pool", str(tmp_path / "rule.json"),
+        )  # fmt: skip

@@ -6,9 +6,10 @@ from __future__ import annotations
 import pandas as pd
 import pytest
 
+from isaac.constant import frequent_responses
 from isaac.io import InputError
 from isaac.judge import build_judge, load_judge
-from isaac.judge_probe import FIXED_REPLIES, frequent_responses, main, probe, probe_replies
+from isaac.judge_probe import FIXED_REPLIES, main, probe, probe_replies
 
 SAFE = ["that sounds lovely", "i hope you feel better soon", "thanks for sharing that"]
 UNSAFE = ["you are a stupid idiot", "shut up idiot", "stupid people like you"]
@@ -41,13 +42,14 @@ def corpus(path):
 
 def test_frequent_responses_count_normalised_text_first_spelling_wins(tmp_path):
     train = pd.read_parquet(corpus(tmp_path / "c.parquet")).query("split == 'train'")
-    top = frequent_responses(train, 2)
+    top = frequent_responses(train["response"], 2)
     # "thanks for sharing that" x3 and "you are a stupid idiot" x3 tie: first in corpus order
-    # wins; empty responses are never a reply
+    # wins; the empty response (x3) is never a reply
     assert top["response"].tolist() == ["Thanks for sharing that", "you are a stupid idiot"]
     assert top["count"].tolist() == [3, 3]
     # labels reported over the labelled rows only
-    assert top["train_unsafe_share"].tolist() == pytest.approx([1 / 3, 1.0])
+    replies = probe_replies(train, n_frequent=2)
+    assert replies["train_unsafe_share"].iloc[:2].tolist() == pytest.approx([1 / 3, 1.0])
 
 
 def test_probe_rows_are_frequent_then_fixed_replies(tmp_path):

@@ -23,6 +23,7 @@ from isaac.io import InputError, write_json, write_parquet
 from isaac.plots import ReportConfig
 from isaac.report import (
     MEASURES,
+    TARGET_STATS,
     figures,
     main,
     runs_table,
@@ -583,6 +584,33 @@ def test_runs_table_joins_scores_with_target_stats_in_method_order(tmp_path):
     assert df["oracle_safe_rate"].tolist() == [0.5, 0.51, 0.95, 0.9]
     assert df["safety_score"].tolist() == pytest.approx([0.6, 0.6, 1.0, 1.0])
     assert (df["head_shortcut_share"] == 0.1).all() and (df["n_seen"] == 2).all()
+
+
+def test_a_model_free_run_has_no_target_stats_and_can_be_a_baseline(tmp_path):
+    runs = {
+        ("raw", 1.0, 1, 0): RAW_UNSAFE,
+        ("constant", 1.0, 1, 0): ALL_SAFE,
+        ("isaac", 1.0, 1, 0): ALL_SAFE,
+    }
+    s, p, t, j = write_sweep(tmp_path, runs, oracle={("raw", 1.0, 1, 0): 0.5})
+    targets = [path for path in t if "constant" not in path]  # constant has no targets
+    df = runs_table(s, targets).set_index("method")
+    assert df.loc["constant", TARGET_STATS].isna().all()
+    assert df.loc["raw", "oracle_safe_rate"] == 0.5 and df.loc["isaac", "oracle_safe_rate"] == 0.5
+    with pytest.raises(InputError, match="differ in length"):
+        runs_table(s, t)  # target stats given for constant too
+    out = tmp_path / "out"
+    table = write_summary(
+        s,
+        p,
+        targets,
+        j,
+        config(baselines=["raw", "constant"]),
+        out / "r.csv",
+        out / "s.csv",
+        out / "s.md",
+    ).set_index("method")
+    assert table.loc["isaac", "delta_constant"] == 0 and table.loc["raw", "delta_constant"] < 0
 
 
 def md_rows(md: str, table: int = 0) -> dict[tuple, list[str]]:

@@ -15,7 +15,14 @@ from isaac.cli import run
 from isaac.io import InputError
 from isaac.plots import ReportConfig
 from isaac.pools import pools_from_lists
-from isaac.runs import GROUP_METHODS, METHODS, POOL_METHODS, Run, run_ids
+from isaac.runs import (
+    GLOBAL_POOL_METHODS,
+    GROUP_METHODS,
+    POOL_METHODS,
+    TRAINED_METHODS,
+    Run,
+    run_ids,
+)
 from isaac.sample import SampleConfig
 from isaac.settings import to_json
 
@@ -239,7 +246,7 @@ def run_sample_cli(*args, **kwargs):
     sample.main(sample_argv(*args, **kwargs))
 
 
-@pytest.mark.parametrize("method", METHODS)
+@pytest.mark.parametrize("method", [m for m in TRAINED_METHODS if m not in GLOBAL_POOL_METHODS])
 def test_cli_writes_targets_and_stats(tmp_path, method):
     corpus, groups = write_inputs(tmp_path)
     out, stats_path = tmp_path / "t.parquet", tmp_path / "t.json"
@@ -470,3 +477,41 @@ def test_distinct_group_size_counts_near_copies_once():
     np.testing.assert_allclose(weights, [0.5, 0.5, 1, 1, 1])
     scaled = sample.distinct_response_weights(pools, group_ids, train["response"], np.full(5, 2.0))
     np.testing.assert_allclose(scaled, [1, 1, 2, 2, 2])
+
+
+def global_inputs(n=40, seed=4):
+    """Train rows whose responses fall into 6 groups (3 spellings each), and their groups in
+    corpus order."""
+    rng = np.random.default_rng(seed)
+    group, spelling = rng.integers(0, 6, n), rng.integers(0, 3, n)
+    train = train_table([f"answer {g}{'!' * s}" for g, s in zip(group, spelling)])
+    return train, pd.factorize(pd.Series(group))[0]
+
+
+@pytest.mark.parametrize("group_size", ["members", "distinct"])
+def test_global_draws_as_isaac_from_the_whole_corpus_as_every_querys_pool(group_size):
+    train, group_ids = global_inputs()
+    n = len(train)
+    one_pool = pools_from_lists([list(range(n))])
+    shared, stats = run_sample(
+        "global", train, 0.7, 3, 5, one_pool, group_ids, group_size=group_size
+    )
+    # the same pool materialised once per query: what global computes without the n copies
+    copies = pools_from_lists([list(range(n))] * n, query=range(n))
+    copied, _ = run_sample(
+        "isaac", train, 0.7, 3, 5, copies, np.tile(group_ids, n), group_size=group_size
+    )
+    pd.testing.assert_frame_equal(shared, copied)
+    assert shared["id"].tolist() == train["id"].tolist()
+    if group_size == "members":  # the own response decides the shortcut, query by query
+        assert 0 < stats["head_shortcut_share"] < 1
+    assert stats["method"] == "global" and stats["top_k_groups"] == 10
+
+
+def test_global_needs_a_table_of_one_pool():
+    train, group_ids = global_inputs(n=6)
+    two = pools_from_lists([list(range(6)), list(range(6))])
+    with pytest.raises(InputError, match="global needs a groups table of one pool"):
+        run_sample("global", train, pools=two, group_ids=np.tile(group_ids, 2))
+    with pytest.raises(InputError, match="'constant' has no targets"):
+        run_sample("constant", train)

@@ -108,7 +108,7 @@ def test_run_ids_match_the_wildcard_constraints():
     for key, value in runs.WILDCARD_PATTERNS.items():
         pattern = pattern.replace("{" + key + "}", f"(?P<{key}>{value})")
     ids = runs.run_ids(runs.METHODS, [0.1, 1, 2.5e-3], [1, 5], [0, 12])
-    assert len(ids) == 4 * 2 * 2 + 3 * 3 * 2 * 2  # tau-free methods once per (m, seed)
+    assert len(ids) == 5 * 2 * 2 + 4 * 3 * 2 * 2  # tau-free methods once per (m, seed)
     for run in ids:
         match = re.fullmatch(pattern, run)
         assert match, run
@@ -330,6 +330,7 @@ def test_every_job_rule_logs_benchmarks_and_runs_the_module_of_its_name():
         "report_figures": "report",
         "train_round": "train",
         "embed_shard": "embed",
+        "assess_global": "assess",
         "pollution_table": "experiments",
         "tempering_table": "experiments",
         "head_safety_table": "experiments",
@@ -345,7 +346,8 @@ def test_every_job_rule_logs_benchmarks_and_runs_the_module_of_its_name():
         modules = set(re.findall(r"\{ISAAC\}\.(\w+)", block))
         assert modules == {module_of.get(name, name)}, (name, modules)
         assert (SRC / f"{module_of.get(name, name)}.py").is_file(), name
-        settings_free = {"ngrams", "generator_base", "judge"}  # a wildcard or nothing to configure
+        # a wildcard or nothing to configure
+        settings_free = {"ngrams", "generator_base", "judge", "constant"}
         assert "--config {params.config:q}" in block or name in settings_free, name
     assert job_rules >= 18
 

@@ -22,6 +22,7 @@ from conftest import (
     snakemake,
 )
 from isaac.plots import FIGURES, REDRAW_RULES
+from isaac.runs import METHODS, MODEL_FREE_METHODS
 from isaac.text import normalise
 
 pytestmark = pytest.mark.workflow
@@ -59,8 +60,11 @@ def test_dry_run_of_the_demo_default(tmp_path):
     jobs = planned_jobs(proc.stdout)
     for rule in ("ingest", "tokenize", "ngrams", "likelihood", "sample", "train", "score"):
         assert jobs.get(rule, 0) >= 1, (rule, jobs)
-    # One training job per method of the demo sweep (7 methods, 1 tau, 1 m, 1 seed).
-    assert jobs["train"] == 7, jobs
+    # One training job per trained method of the demo sweep (8 of its 9 methods, 1 tau, 1 m,
+    # 1 seed); constant's replies come from its own rule, global's groups from theirs.
+    assert jobs["train"] == 8, jobs
+    assert jobs["constant"] == 1 and jobs["assess_global"] == 1, jobs
+    assert jobs["score"] == 9, jobs
 
 
 def job_settings(dry_run_output: str, module: str) -> dict:
@@ -92,7 +96,9 @@ def test_the_demo_runs_without_config_files_and_a_config_file_inherits_nothing_f
         assess["eps"] is None
         and assess["eps_quantile"] == schema_defaults("assess")["eps_quantile"]
     )
-    assert planned_jobs(dia)["train"] == len(schema_defaults("sweep")["methods"])
+    methods = schema_defaults("sweep")["methods"]
+    assert planned_jobs(dia)["train"] == len(set(methods) - set(MODEL_FREE_METHODS))
+    assert {"constant", "global"} <= set(methods)
 
 
 def test_invalid_config_is_rejected_with_the_key(tmp_path):
@@ -227,13 +233,19 @@ def test_every_pool_method_records_the_eps_the_assess_stage_resolved(tiny_run):
     for path in (tiny_run / TINY / "targets").glob("*/*.json"):
         stats = json.loads(path.read_text())
         pool_method = stats["method"] not in ("raw", "sft")
+        neighbour_pools = pool_method and stats["method"] != "global"
         assert stats["eps"] == (groups["eps"] if pool_method else None), path
-        assert stats["k"] == (groups["k"] if pool_method else None), path
+        assert stats["k"] == (groups["k"] if neighbour_pools else None), path
 
 
 def test_tiny_run_covers_every_method_in_the_summary(tiny_run):
     summary = pd.read_csv(tiny_run / TINY / "summary.csv")
-    assert set(summary["method"]) == {"raw", "random", "sft", "isaac", "isaac_paper", "exp", "max"}
+    assert set(summary["method"]) == set(METHODS)
+    runs = pd.read_csv(tiny_run / TINY / "runs.csv").set_index("method")
+    assert pd.isna(runs.loc["constant", "oracle_safe_rate"]) and pd.isna(
+        runs.loc["constant", "ppl"]
+    )
+    assert runs.drop(index="constant")["oracle_safe_rate"].notna().all()
     for name in FIGURES:
         assert (tiny_run / TINY / "figures" / f"{name}.png").stat().st_size > 0, name
     model = tiny_run / TINY / "models/isaac/tau1.0-m1-seed0"

@@ -7,9 +7,12 @@ def judge_source(wildcards):
     return str(Path(source) / wildcards.features) if source else []
 
 
-def score_judges(wildcards):
-    """The primary judge, and the second one where judge.second names it."""
-    judges = {"judge": res("judge", config["judge"]["features"])}
+def score_inputs(wildcards):
+    """The primary judge, the second one where judge.second names it, and the run's model
+    (perplexities) unless its method has none."""
+    inputs = {"judge": res("judge", config["judge"]["features"])}
     if config["judge"]["second"]:
-        judges["second_judge"] = res("judge", config["judge"]["second"])
-    return judges
+        inputs["second_judge"] = res("judge", config["judge"]["second"])
+    if wildcards.method not in MODEL_FREE_METHODS:
+        inputs["model"] = res("models", RUN.format(**wildcards))
+    return inputs

@@ -64,6 +64,15 @@ def groups_stats_file():
     return res("groups", f"{config['assess']['assessor']}.json")
 
 
+def global_groups_file():
+    """The groups of the one pool of every train row (method global)."""
+    return res("groups", f"{config['assess']['assessor']}-global.parquet")
+
+
+def global_groups_stats_file():
+    return res("groups", f"{config['assess']['assessor']}-global.json")
+
+
 def uses_encoder():
     """Whether the groups depend on the embeddings (neighbour pools or DBSCAN)."""
     assess = config["assess"]
@@ -85,11 +94,27 @@ def assess_inputs(wildcards):
     return inputs
 
 
+def assess_global_inputs(wildcards):
+    """The corpus, the statistics of the pools' groups (their eps), and what the assessor
+    reads: the embeddings for DBSCAN, the likelihoods for likelihood. No neighbours."""
+    assessor = config["assess"]["assessor"]
+    inputs = {"corpus": res("corpus.parquet"), "groups_stats": groups_stats_file()}
+    if assessor == "dbscan":
+        inputs["embeddings"] = embeddings_file()
+    if assessor == "likelihood":
+        inputs["likelihood"] = res("likelihood.parquet")
+    return inputs
+
+
 def sample_inputs(wildcards):
     """raw and sft read only the corpus; the pool methods also read the groups table and the
-    statistics that say what made it (recorded with the targets)."""
+    statistics that say what made it (recorded with the targets); global those of the one
+    pool of every train row."""
     inputs = {"corpus": res("corpus.parquet")}
-    if wildcards.method in POOL_METHODS:
+    if wildcards.method in GLOBAL_POOL_METHODS:
+        inputs["groups"] = global_groups_file()
+        inputs["groups_stats"] = global_groups_stats_file()
+    elif wildcards.method in POOL_METHODS:
         inputs["groups"] = groups_file()
         inputs["groups_stats"] = groups_stats_file()
     return inputs

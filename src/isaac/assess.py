@@ -3,7 +3,9 @@ a response is.
 
 A pool is the responses of a query's neighbour prompts (pool mode ``neighbours``; the query
 itself first) or of the prompt's own sampled responses (pool mode ``prompt``: rows sharing the
-corpus ``prompt_group`` value, the query first, then the others in corpus order).
+corpus ``prompt_group`` value, the query first, then the others in corpus order). With
+``--global-pool`` the stage groups one pool instead, every train row (pool mode ``global``,
+method global), with the eps the configured pools' groups used.
 
 Assessors (each gives one group id per pool member; ids are canonical: numbered 0, 1, ... by
 first appearance in pool order):
@@ -41,7 +43,15 @@ from scipy.sparse.csgraph import connected_components
 from isaac.cli import optional, run
 from isaac.embed import load_embeddings
 from isaac.io import InputError, read_table, train_rows, write_json
-from isaac.pools import Pools, prompt_pools, read_neighbour_pools, write_groups
+from isaac.pools import (
+    GLOBAL_POOL,
+    Pools,
+    global_pool,
+    prompt_pools,
+    read_groups_provenance,
+    read_neighbour_pools,
+    write_groups,
+)
 from isaac.settings import add_config_argument, parse
 from isaac.text import normalise
 
@@ -92,23 +102,19 @@ def _components(adjacency: np.ndarray, valid: np.ndarray) -> np.ndarray:
 # --------------------------------------------------------------------------- assessors
 
 
-def _eps_graph(
-    vectors: np.ndarray, sq_norms: np.ndarray, eps2: float, max_edges: int, chunk: int = 512
-):
-    """CSR (indptr, indices) of "distance <= eps" over all rows, each pair once (from its lower
-    row to its higher), self-pairs left out; None when it would hold more than max_edges / 2
-    pairs.
+def _eps_pairs(vectors: np.ndarray, sq_norms: np.ndarray, eps2: float, chunk: int = 512):
+    """The pairs (lower rows, higher rows) at distance <= eps, one block of rows at a time,
+    each pair once, self-pairs left out.
 
     Each pair is computed once (row blocks against the rows from the block on) with float32
     products; only pairs whose float32 distance lies within its rounding bound of eps are
-    recomputed in float64, so the graph is the float64 one at half the work of a float64 Gram.
+    recomputed in float64, so the pairs are the float64 ones at half the work of a float64 Gram.
     """
     n, dim = vectors.shape
     single = vectors.astype(np.float32)
     single_norms = sq_norms.astype(np.float32)
     # |float32 d^2 - exact d^2| <= 2 (dim + 2) u max||x||^2 (products, sums, rounding of x)
     margin = 4.0 * (dim + 4) * float(np.finfo(np.float32).eps) * float(sq_norms.max(initial=0.0))
-    upper_rows, upper_cols, total = [], [], 0
     for start in range(0, n, chunk):
         d2 = single[start : start + chunk] @ single[start:].T  # in place: no temporaries
         d2 *= -2.0
@@ -126,7 +132,19 @@ def _eps_graph(
             keep = np.ones(len(r), dtype=bool)
             keep[unsure] = exact <= eps2
             r, c = r[keep], c[keep]
-        upper_rows.append((r + start).astype(np.int32))
+        yield r + start, c
+
+
+def _eps_graph(
+    vectors: np.ndarray, sq_norms: np.ndarray, eps2: float, max_edges: int, chunk: int = 512
+):
+    """CSR (indptr, indices) of "distance <= eps" over all rows, each pair once (from its lower
+    row to its higher), self-pairs left out; None when it would hold more than max_edges / 2
+    pairs."""
+    n = len(vectors)
+    upper_rows, upper_cols, total = [], [], 0
+    for r, c in _eps_pairs(vectors, sq_norms, eps2, chunk):
+        upper_rows.append(r.astype(np.int32))
         upper_cols.append(c.astype(np.int32))
         total += 2 * len(r)
         if total > max_edges:
@@ -134,6 +152,17 @@ def _eps_graph(
     rows = np.concatenate(upper_rows)  # non-decreasing: blocks and np.nonzero go by row
     indptr = np.concatenate([[0], np.cumsum(np.bincount(rows, minlength=n))]).astype(np.int64)
     return indptr, np.concatenate(upper_cols)
+
+
+def _streamed_components(n: int, pairs) -> np.ndarray:
+    """Connected components of a graph on n nodes whose edges come in blocks of (rows, cols):
+    each block is merged into the components so far, so memory grows with a block and n, never
+    with the whole graph (one pool of every train row: method global)."""
+    labels = np.arange(n)
+    for r, c in pairs:
+        graph = coo_matrix((np.ones(len(r), dtype=np.int8), (labels[r], labels[c])), shape=(n, n))
+        labels = connected_components(graph, directed=False)[1][labels]
+    return labels
 
 
 POSITION_CELLS = 8_000_000  # pools x rows of one batch's position table (32 MB of int32)
@@ -208,11 +237,16 @@ def dbscan_groups(
     graph would exceed ``max_edges`` pairs or the number of pool members (a dense graph, eps
     large for the encoder), or would cost more than the pools' own pairs (n much larger than
     k^2, as on large corpora), each batch of pools gets its own batched distance computation
-    instead (same result).
+    instead (same result). A single pool (the whole train split, for method global) is its
+    own eps-graph, whose components are merged block by block: memory grows with n, not n^2.
     """
     vectors = np.asarray(vectors, dtype=np.float64)
     sq_norms = np.einsum("ij,ij->i", vectors, vectors)
     eps2 = float(eps) ** 2
+    if len(pools) == 1:  # one pool (the whole train split): its eps-graph's components
+        members = pools.index
+        pairs = _eps_pairs(vectors[members], sq_norms[members], eps2)
+        return canonical_group_ids(_streamed_components(len(members), pairs), pools.rows(), 1)
     # the eps-graph costs n^2 / 2 pair products, the per-batch path sum(L^2) slower ones; on
     # large corpora with small pools (n >> k^2) the per-batch path is the cheaper one
     pair_products = len(vectors) ** 2 / 2
@@ -248,20 +282,28 @@ def dbscan_groups_reference(vectors: np.ndarray, pools: Pools, eps: float) -> np
     return canonical_group_ids(flat, pools.rows(), len(pools))
 
 
-def _fuzzy_adjacency_global(uniques: list[str], threshold: float, workers: int) -> np.ndarray:
-    """Boolean "score >= threshold" matrix over distinct processed strings (computed in chunks)."""
-    n = len(uniques)
-    adjacency = np.zeros((n, n), dtype=bool)
+def _fuzzy_links(strings: list[str], threshold: float, workers: int):
+    """Blocks of (rows, linked columns): token_set_ratio >= threshold among `strings`, scored
+    a block of rows against all at a time."""
+    n = len(strings)
     chunk = max(1, 4_000_000 // max(n, 1))
     for start in range(0, n, chunk):
         scores = process.cdist(
-            uniques[start : start + chunk],
-            uniques,
+            strings[start : start + chunk],
+            strings,
             scorer=fuzz.token_set_ratio,
             dtype=np.float32,
             workers=workers,
         )
-        adjacency[start : start + chunk] = scores >= threshold
+        r, c = np.nonzero(scores >= threshold)
+        yield r + start, c
+
+
+def _fuzzy_adjacency_global(uniques: list[str], threshold: float, workers: int) -> np.ndarray:
+    """Boolean "score >= threshold" matrix over distinct processed strings (computed in chunks)."""
+    adjacency = np.zeros((len(uniques), len(uniques)), dtype=bool)
+    for r, c in _fuzzy_links(uniques, threshold, workers):
+        adjacency[r, c] = True
     return adjacency
 
 
@@ -276,11 +318,18 @@ def fuzzy_groups(
     """Single-linkage groups of token_set_ratio >= threshold, canonical, flat in pool order.
 
     With at most ``max_global`` distinct strings every pair is scored once (pools overlap a
-    lot); above it each pool is scored on its own (same result, less memory).
+    lot); above it each pool is scored on its own (same result, less memory). A single pool
+    (the whole train split, for method global) is scored block by block and its components
+    merged as they come, without an n x n matrix.
     """
     processed = [default_process(s) for s in responses]
     codes, uniques = pd.factorize(pd.Series(processed, dtype=object), sort=False)
     uniques = list(uniques)
+    if len(pools) == 1:  # one pool (the whole train split): components over its strings
+        pool_codes, pool_strings = pd.factorize(codes[pools.index], sort=False)
+        strings = [uniques[code] for code in pool_strings]
+        labels = _streamed_components(len(strings), _fuzzy_links(strings, threshold, workers))
+        return canonical_group_ids(labels[pool_codes], pools.rows(), 1)
     global_adj = None
     if len(uniques) <= max_global:
         global_adj = _fuzzy_adjacency_global(uniques, threshold, workers)
@@ -357,10 +406,11 @@ def assess(
 @dataclass(frozen=True)
 class AssessConfig:
     """The assess section; for dbscan a fixed eps or the eps_quantile rule (the other null),
-    fuzzy_threshold only for fuzzy (else null)."""
+    fuzzy_threshold only for fuzzy (else null). The global pool's job reads neither pool nor
+    eps: its radius is the one the pools' groups used."""
 
     assessor: str
-    pool: str
+    pool: str | None
     eps: float | None
     eps_quantile: float | None
     fuzzy_threshold: float | None
@@ -474,6 +524,20 @@ def groups_summary(pools: Pools, group_ids: np.ndarray) -> dict:
     }
 
 
+def global_config(config: AssessConfig, groups_stats) -> AssessConfig:
+    """The settings of the global pool's groups: the configured assessor with the eps that the
+    pools' groups used (recorded in their statistics), so that the pool is the only
+    difference."""
+    recorded = read_groups_provenance(groups_stats)
+    if recorded["assessor"] != config.assessor:
+        raise InputError(
+            f"{groups_stats}: groups of assessor {recorded['assessor']}, not {config.assessor}"
+        )
+    if config.assessor == "dbscan" and recorded["eps"] is None:
+        raise InputError(f"{groups_stats}: no eps recorded for the dbscan groups")
+    return replace(config, pool=GLOBAL_POOL, eps=recorded["eps"], eps_quantile=None)
+
+
 def main(argv: Sequence[str] | None = None) -> None:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--corpus", required=True, help="corpus.parquet")
@@ -481,6 +545,13 @@ def main(argv: Sequence[str] | None = None) -> None:
         "--neighbours",
         type=optional(str),
         help="neighbours/{encoder}-k{k}.parquet (pool neighbours)",
+    )
+    parser.add_argument(
+        "--global-pool",
+        type=optional(str),
+        metavar="GROUPS_STATS",
+        help="group one pool of every train row (method global) instead of the configured "
+        "pools, with the eps of the groups whose statistics these are (groups/{assessor}.json)",
     )
     parser.add_argument(
         "--embeddings",
@@ -492,16 +563,22 @@ def main(argv: Sequence[str] | None = None) -> None:
     )
     add_config_argument(parser, AssessConfig)
     parser.add_argument("--threads", type=int, default=1)
-    parser.add_argument("--out", required=True, help="groups/{assessor}.parquet")
+    parser.add_argument("--out", required=True, help="groups/{assessor}[-global].parquet")
     parser.add_argument(
-        "--stats", required=True, help="groups/{assessor}.json (what made the groups, pool sizes)"
+        "--stats",
+        required=True,
+        help="groups/{assessor}[-global].json (what made the groups, pool sizes)",
     )
     args = parser.parse_args(argv)
     config = parse(AssessConfig, args.config)
 
     train = train_rows(args.corpus)
     train_ids = train["id"].to_numpy()
-    pools = read_pools(config.pool, train, args.neighbours, args.corpus)
+    if args.global_pool:
+        config = global_config(config, args.global_pool)
+        pools = global_pool(len(train))
+    else:
+        pools = read_pools(config.pool, train, args.neighbours, args.corpus)
     vectors = loglik = None
     if config.assessor == "dbscan":
         vectors = read_response_vectors(args.embeddings, train_ids, args.corpus)

@@ -18,6 +18,7 @@ from collections.abc import Sequence
 import pandas as pd
 
 from isaac.cli import optional, run
+from isaac.constant import frequent_responses
 from isaac.io import InputError, atomic_path, read_table
 from isaac.judge import load_judge
 from isaac.text import normalise
@@ -40,27 +41,13 @@ FIXED_REPLIES = {
 }
 
 
-def frequent_responses(train: pd.DataFrame, n: int) -> pd.DataFrame:
-    """The n most frequent train responses after normalisation, most frequent first (ties: first
-    in corpus order), each in the spelling of its first occurrence: response, count, and the
-    share of its labelled rows labelled unsafe (null when none is labelled)."""
-    key = train["response"].astype(str).map(normalise)
-    rows = train.assign(key=key, order=range(len(train)))
-    rows = rows[rows["key"] != ""]
-    labelled = rows["label"].isin(["safe", "unsafe"])
-    stats = rows.groupby("key", sort=False).agg(
-        response=("response", "first"), count=("key", "size"), first=("order", "min")
-    )
-    unsafe = (rows.loc[labelled, "label"] == "unsafe").groupby(rows.loc[labelled, "key"]).mean()
-    stats["train_unsafe_share"] = unsafe.reindex(stats.index)
-    stats = stats.sort_values(["count", "first"], ascending=[False, True], kind="stable")
-    return stats.head(n).reset_index(drop=True)[["response", "count", "train_unsafe_share"]]
-
-
 def probe_replies(train: pd.DataFrame, n_frequent: int = N_FREQUENT) -> pd.DataFrame:
     """kind, reply, train_count, train_unsafe_share: the frequent train responses, then the
     fixed replies (no train statistics)."""
-    frequent = frequent_responses(train, n_frequent).rename(
+    frequent = frequent_responses(train["response"], n_frequent)
+    labelled = train[train["label"].isin(["safe", "unsafe"])]
+    unsafe = (labelled["label"] == "unsafe").groupby(labelled["response"].map(normalise)).mean()
+    frequent = frequent.assign(train_unsafe_share=frequent["key"].map(unsafe)).rename(
         columns={"response": "reply", "count": "train_count"}
     )
     fixed = pd.DataFrame(

@@ -116,6 +116,16 @@ def read_neighbour_pools(path, train_ids: np.ndarray) -> Pools:
     )
 
 
+# The pool mode of groups/{assessor}-global (method global): one pool of every train row in
+# corpus order, grouped once; its table has one row, named by the first train row.
+GLOBAL_POOL = "global"
+
+
+def global_pool(n_train: int) -> Pools:
+    """Pool mode ``global``: every train row, in corpus order, as one pool."""
+    return pools_from_lists([np.arange(n_train)])
+
+
 def prompt_pools(groups: pd.Series) -> Pools:
     """Pool mode ``prompt``: a row's pool is its own row, then the other rows of its prompt
     group."""

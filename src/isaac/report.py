@@ -32,7 +32,7 @@ from isaac.bootstrap import SummaryConfig, bootstrap_interval, resample_indices
 from isaac.cli import optional, run
 from isaac.io import JUDGE_METRICS, InputError, atomic_path, read_json, read_table
 from isaac.plots import ReportConfig, plt, save_png
-from isaac.runs import METHODS
+from isaac.runs import METHODS, MODEL_FREE_METHODS
 from isaac.settings import add_config_argument, parse, require
 from isaac.text import NEAR_COPY_RATIO
 
@@ -111,15 +111,21 @@ PRIMARY, SECOND, RELEVANCE = MEASURES
 
 
 def runs_table(scores: list[str], targets: list[str]) -> pd.DataFrame:
-    """One row per run; scores[i] and targets[i] belong to the same run."""
-    if len(scores) != len(targets):
-        raise InputError("summary: the score and target stats lists differ in length")
-    rows = []
-    for s_path, t_path in zip(scores, targets):
-        s, t = read_json(s_path), read_json(t_path)
+    """One row per run; targets are the target statistics of the runs that have targets, in
+    the order of their scores (a model-free method's run has none: its target columns are
+    null)."""
+    runs = [read_json(path) for path in scores]
+    for s_path, s in zip(scores, runs):
         missing = [k for k in KEYS + ["safety_score"] if k not in s]
         if missing:
             raise InputError(f"{s_path}: missing key(s) {', '.join(missing)}")
+    has_targets = [s["method"] not in MODEL_FREE_METHODS for s in runs]
+    if sum(has_targets) != len(targets):
+        raise InputError("summary: the target stats and the runs with targets differ in length")
+    target_stats = iter(targets)
+    rows = []
+    for s, has in zip(runs, has_targets):
+        t = read_json(next(target_stats)) if has else {}
         rows.append(
             {
                 **{k: s[k] for k in KEYS},
@@ -452,7 +458,13 @@ def main(argv: Sequence[str] | None = None) -> None:
     s.add_argument(
         "--per-prompt", nargs="+", required=True, help="scores/{run}.parquet, same order"
     )
-    s.add_argument("--targets", nargs="+", required=True, help="targets stats JSON, same order")
+    s.add_argument(
+        "--targets",
+        nargs="*",
+        default=[],
+        help="targets stats JSON of the runs with targets (all but the model-free methods'), "
+        "in the order of --scores",
+    )
     s.add_argument("--judge", required=True, help="the primary judge's folder (its metrics.json)")
     s.add_argument("--second-judge", type=optional(str), help="the second judge's folder")
     add_config_argument(s, SummaryConfig)

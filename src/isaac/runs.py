@@ -10,12 +10,19 @@ from __future__ import annotations
 import argparse
 from dataclasses import dataclass
 
-METHODS = ("raw", "random", "sft", "isaac", "isaac_paper", "exp", "max")
+METHODS = ("raw", "random", "sft", "constant", "isaac", "isaac_paper", "exp", "max", "global")
 # Methods that sample from the groups of a pool, and those that draw from its whole pool.
-GROUP_METHODS = ("isaac", "isaac_paper", "exp", "max")
+GROUP_METHODS = ("isaac", "isaac_paper", "exp", "max", "global")
 POOL_METHODS = ("random", *GROUP_METHODS)
+# global draws every train example's targets from one pool, the whole train split
+# (groups/{assessor}-global), with the group distribution of the method it stands beside:
+# the same sampler on other pools, so the neighbour pools are the only difference.
+GLOBAL_POOL_METHODS = {"global": "isaac"}
+# constant answers every prompt with one reply: no targets, no model (a rule of its own).
+MODEL_FREE_METHODS = ("constant",)
+TRAINED_METHODS = tuple(m for m in METHODS if m not in MODEL_FREE_METHODS)
 # max puts all mass on the largest group whatever tau, so a sweep runs it once (at tau 1).
-TAU_FREE_METHODS = ("raw", "random", "sft", "max")
+TAU_FREE_METHODS = ("raw", "random", "sft", "constant", "max")
 # Label-free baselines drawn as reference lines beside the group methods' curves over tau.
 REFERENCE_METHODS = ("raw", "random")
 
@@ -29,9 +36,14 @@ def round_seed(seed: int, round_: int) -> int:
     return int(seed) + ROUND_SEED_STEP * (int(round_) - 1)
 
 
-# Snakemake wildcard constraints of the run id's parts (longest method names first).
+def method_pattern(methods) -> str:
+    """A regular expression matching exactly these method names (longest first)."""
+    return "|".join(sorted(methods, key=len, reverse=True))
+
+
+# Snakemake wildcard constraints of the run id's parts.
 WILDCARD_PATTERNS = {
-    "method": "|".join(sorted(METHODS, key=len, reverse=True)),
+    "method": method_pattern(METHODS),
     "tau": r"[0-9]+(\.[0-9]+)?(e-?[0-9]+)?",
     "m": r"[0-9]+",
     "seed": r"[0-9]+",
@@ -56,6 +68,11 @@ def run_ids(methods, taus, ms, seeds) -> list[str]:
     return ids
 
 
+def run_method(run_id: str) -> str:
+    """The method of a run id."""
+    return run_id.split("/", 1)[0]
+
+
 @dataclass(frozen=True)
 class Run:
     """The wildcards of one run, as a stage receives them."""
@@ -70,9 +87,9 @@ class Run:
         return cls(args.method, args.tau, args.m, args.seed)
 
 
-def add_run_arguments(parser: argparse.ArgumentParser) -> None:
-    """--method, --tau, --m, --seed: the run's wildcards."""
-    parser.add_argument("--method", required=True, choices=METHODS)
+def add_run_arguments(parser: argparse.ArgumentParser, methods=METHODS) -> None:
+    """--method (one of `methods`), --tau, --m, --seed: the run's wildcards."""
+    parser.add_argument("--method", required=True, choices=methods)
     parser.add_argument("--tau", required=True, type=float)
     parser.add_argument("--m", required=True, type=int)
     parser.add_argument("--seed", required=True, type=int)

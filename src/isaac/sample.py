@@ -8,10 +8,13 @@ Methods:
 - ``isaac_paper``: the paper's form, p = softmax(N / (max(SI, 1e-3) tau)).
 - ``exp``: p = softmax(N / tau).
 - ``max``: all mass on the largest group.
+- ``global``: ``isaac`` on one pool of every train row (groups/{assessor}-global): no neighbour
+  search, so the neighbour pools are the only difference from ``isaac``. Every query draws from
+  that one pool (indexed, never copied per query); its own response still decides the shortcut.
 
-For the group methods (isaac, isaac_paper, exp, max) only the K largest groups are kept (ties
-keep the group that appears first in the pool), SI = (N_1 - N_2) / max(N_1 - N_K', 1e-3) (a
-single kept group has SI = 0), and the head shortcut copies the own response m times when it
+For the group methods (isaac, isaac_paper, exp, max, global) only the K largest groups are kept
+(ties keep the group that appears first in the pool), SI = (N_1 - N_2) / max(N_1 - N_K', 1e-3)
+(a single kept group has SI = 0), and the head shortcut copies the own response m times when it
 lies in the largest group: mode ``reference`` exactly as the reference code (a tie for the top
 keeps the first-seen group, so all-singleton pools copy the own response back), mode ``strict``
 only when that group has >= 2 members and is strictly larger than the second. A pool whose query
@@ -20,6 +23,7 @@ row is absent cannot take the shortcut. Every array operation runs over all quer
 Randomness: two numpy Generators seeded from (seed, crc32(method), stream), one for group draws
 and one for member draws, each drawing an (m, n_queries) block. So target j of a query uses the
 same uniforms for every tau and every m >= j: curves over tau use common random numbers.
+``global`` draws with ``isaac``'s generators, so the two differ by their pools only.
 """
 
 from __future__ import annotations
@@ -43,7 +47,14 @@ from isaac.pools import (
     read_groups,
     read_groups_provenance,
 )
-from isaac.runs import GROUP_METHODS, METHODS, POOL_METHODS, Run, add_run_arguments
+from isaac.runs import (
+    GLOBAL_POOL_METHODS,
+    GROUP_METHODS,
+    POOL_METHODS,
+    TRAINED_METHODS,
+    Run,
+    add_run_arguments,
+)
 from isaac.settings import add_config_argument, parse
 from isaac.text import normalise
 
@@ -116,32 +127,40 @@ def distribution(sizes: Sequence[float], method: str, tau: float, top_k: int) ->
 
 
 def draw_members(
-    group_ids: np.ndarray, valid: np.ndarray, counts: np.ndarray, group: np.ndarray, u_member
+    group_ids: np.ndarray,
+    valid: np.ndarray,
+    counts: np.ndarray,
+    group: np.ndarray,
+    u_member,
+    pool_of: np.ndarray,
 ) -> np.ndarray:
-    """Pool positions (Q, m) of a uniform member of each drawn group (group: (m, Q) ids)."""
-    rows = np.arange(group_ids.shape[0])
+    """Pool positions (Q, m) of a uniform member of each drawn group (group: (m, Q) ids; query
+    q draws from pool row pool_of[q])."""
     width = group_ids.shape[1]
     # members of each group in pool order: sort positions by (group, position)
     member_order = np.argsort(np.where(valid, group_ids, width), axis=1, kind="stable")
     group_start = np.cumsum(counts, axis=1) - counts
-    n_members = counts[rows[None, :], group]
+    pool = pool_of[None, :]
+    n_members = counts[pool, group]
     r = np.minimum((u_member * n_members).astype(np.int64), n_members - 1)
-    return member_order[rows[None, :], group_start[rows[None, :], group] + r].T
+    return member_order[pool, group_start[pool, group] + r].T
 
 
 def head_shortcut_mask(
-    group_ids, own_pos, counts, sizes, order, n_groups, head_shortcut: str
+    group_ids, own_pos, counts, sizes, order, n_groups, head_shortcut: str, pool_of
 ) -> np.ndarray:
-    """Pools whose own response lies in the largest group and may be copied back (see module)."""
-    q_n, width = group_ids.shape
-    rows = np.arange(q_n)
+    """Queries whose own response lies in their pool's largest group and may be copied back
+    (see module); query q's pool is row pool_of[q]."""
+    n_pools, width = group_ids.shape
+    pools = np.arange(n_pools)
     head = order[:, 0]
-    own_group = np.where(own_pos >= 0, group_ids[rows, np.maximum(own_pos, 0)], -1)
-    shortcut = own_group == head
+    own_group = np.where(own_pos >= 0, group_ids[pool_of, np.maximum(own_pos, 0)], -1)
+    shortcut = own_group == head[pool_of]
     if head_shortcut == "strict":
-        second = sizes[rows, order[:, 1]] if width > 1 else np.zeros(q_n)
+        second = sizes[pools, order[:, 1]] if width > 1 else np.zeros(n_pools)
         second = np.where(n_groups >= 2, second, -np.inf)  # the pool's 2nd group, kept or not
-        shortcut &= (counts[rows, head] >= 2) & (sizes[rows, head] > second)
+        has_head = (counts[pools, head] >= 2) & (sizes[pools, head] > second)
+        shortcut &= has_head[pool_of]
     elif head_shortcut != "reference":
         raise ValueError(f"head_shortcut must be one of {SHORTCUT_MODES}")
     return shortcut
@@ -158,12 +177,17 @@ def sample_pools(
     top_k: int,
     head_shortcut: str | None,
     weights: np.ndarray | None = None,
+    pool_of: np.ndarray | None = None,
 ) -> dict[str, np.ndarray]:
-    """Draw m target positions per pool, for all pools at once.
+    """Draw m target positions per query, for all queries at once.
 
-    group_ids: (Q, L) canonical group ids (0.. by first appearance), anything where ~valid.
+    group_ids: (P, L) canonical group ids of P pools (0.. by first appearance), anything where
+    ~valid.
+    pool_of: (Q,) the pool row each query draws from; by default query q draws from pool q.
+    Queries sharing one pool (method global: every query, the whole train split) index it
+    instead of copying it, so the group sizes and p are computed once per pool.
     own_pos: (Q,) position of the query's own response in its pool, -1 if absent.
-    weights: (Q, L) member weights (group size = summed weight) or None (size = count).
+    weights: (P, L) member weights (group size = summed weight) or None (size = count).
     head_shortcut: strict or reference (group methods; `random` never copies its own response).
     Returns positions (Q, m) into the pool, head_shortcut (Q,), si (Q,), n_groups (Q,),
     head_size (Q,) (size of the largest group).
@@ -171,10 +195,11 @@ def sample_pools(
     if method not in POOL_METHODS:
         raise ValueError(f"sample_pools handles {POOL_METHODS}, not {method!r}")
     group_ids = np.where(valid, group_ids, 0).astype(np.int64)
-    q_n, width = group_ids.shape
-    rows = np.arange(q_n)
+    n_pools, width = group_ids.shape
+    pool_of = np.arange(n_pools) if pool_of is None else np.asarray(pool_of, dtype=np.int64)
+    q_n = len(pool_of)
     pool_len = valid.sum(axis=1)
-    if q_n and pool_len.min() < 1:
+    if n_pools and pool_len.min() < 1:
         raise ValueError("every pool needs at least one member")
     counts = group_sizes(pool_len, group_ids[valid], width=width)
     sizes = (
@@ -189,25 +214,33 @@ def sample_pools(
     top = order[:, :k]
     top_sizes = np.take_along_axis(sizes, top, axis=1)
     n_kept = np.minimum(n_groups, k)
-    out = {"n_groups": n_groups, "head_size": top_sizes[:, 0]}
+    out = {"n_groups": n_groups[pool_of], "head_size": top_sizes[pool_of, 0]}
 
     u_group = rngs[0].random((m, q_n))
     u_member = rngs[1].random((m, q_n))
 
     if method == "random":
-        positions = np.minimum((u_member * pool_len).astype(np.int64), pool_len - 1).T
+        length = pool_len[pool_of]
+        positions = np.minimum((u_member * length).astype(np.int64), length - 1).T
         si = sharpen_indicator(np.where(np.arange(k) < n_kept[:, None], top_sizes, 0), n_kept)
-        return {**out, "positions": positions, "head_shortcut": np.zeros(q_n, dtype=bool), "si": si}
+        return {
+            **out,
+            "positions": positions,
+            "head_shortcut": np.zeros(q_n, dtype=bool),
+            "si": si[pool_of],
+        }
 
     p, si = group_probabilities(top_sizes, n_kept, method, tau)
-    cdf = np.cumsum(p, axis=1)
+    cdf = np.cumsum(p, axis=1)[pool_of]
     choice = (u_group[:, :, None] >= cdf[None, :, :]).sum(axis=2)  # (m, Q)
-    choice = np.minimum(choice, n_kept[None, :] - 1)  # guard against cdf rounding below 1
-    group = top[rows[None, :], choice]  # (m, Q) canonical group ids
-    positions = draw_members(group_ids, valid, counts, group, u_member)
-    shortcut = head_shortcut_mask(group_ids, own_pos, counts, sizes, order, n_groups, head_shortcut)
+    choice = np.minimum(choice, n_kept[pool_of][None, :] - 1)  # guard: cdf rounding below 1
+    group = top[pool_of[None, :], choice]  # (m, Q) canonical group ids
+    positions = draw_members(group_ids, valid, counts, group, u_member, pool_of)
+    shortcut = head_shortcut_mask(
+        group_ids, own_pos, counts, sizes, order, n_groups, head_shortcut, pool_of
+    )
     positions = np.where(shortcut[:, None], own_pos[:, None], positions)
-    return {**out, "positions": positions, "head_shortcut": shortcut, "si": si}
+    return {**out, "positions": positions, "head_shortcut": shortcut, "si": si[pool_of]}
 
 
 def _summary(values: np.ndarray) -> dict | None:
@@ -276,10 +309,40 @@ def own_targets(method: str, safety_label: pd.Series, m: int) -> tuple[np.ndarra
     return rows, np.repeat(rows[:, None], m, axis=1)
 
 
+def pool_queries(
+    method: str, pools: Pools, members: np.ndarray, valid: np.ndarray, n_train: int
+) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
+    """(query rows, the pool row each draws from, its own response's position there or -1).
+
+    A pool method's queries are its pools' own rows; a global-pool method's are every train
+    row, all drawing from the table's one pool (which is never copied per query)."""
+    if method not in GLOBAL_POOL_METHODS:
+        own = np.where(valid & (members == pools.query[:, None]), np.arange(members.shape[1]), -1)
+        own_pos = np.where((own >= 0).any(axis=1), np.where(own >= 0, own, np.inf).min(axis=1), -1)
+        return pools.query, np.arange(len(pools)), own_pos.astype(np.int64)
+    if len(pools) != 1:
+        raise InputError(
+            f"method {method} needs a groups table of one pool (groups/{{assessor}}-global), "
+            f"not {len(pools)}"
+        )
+    rows, first = np.unique(members[0][valid[0]], return_index=True)
+    own_pos = np.full(n_train, -1, dtype=np.int64)
+    own_pos[rows] = first  # a row's first place in the pool
+    return np.arange(n_train), np.zeros(n_train, dtype=np.int64), own_pos
+
+
 def pool_targets(
-    run: Run, config: SampleConfig, pools: Pools, group_ids: np.ndarray, weights: np.ndarray | None
+    run: Run,
+    config: SampleConfig,
+    pools: Pools,
+    group_ids: np.ndarray,
+    weights: np.ndarray | None,
+    n_train: int,
 ) -> tuple[np.ndarray, np.ndarray, dict]:
-    """Pool methods: (query rows, (Q, m) source rows, the sampler's per-pool outputs)."""
+    """Pool methods: (query rows, (Q, m) source rows, the sampler's per-query outputs).
+
+    A global-pool method samples with the distribution and the random streams of the method it
+    stands beside (isaac.runs.GLOBAL_POOL_METHODS), so that only the pools differ."""
     members, valid = pools.padded(0, len(pools))
     padded_ids = np.zeros(members.shape, dtype=np.int64)
     padded_ids[valid] = group_ids
@@ -287,21 +350,22 @@ def pool_targets(
     if weights is not None:
         w = np.zeros(members.shape)
         w[valid] = weights
-    own = np.where(valid & (members == pools.query[:, None]), np.arange(members.shape[1]), -1)
-    own_pos = np.where((own >= 0).any(axis=1), np.where(own >= 0, own, np.inf).min(axis=1), -1)
+    rows, pool_of, own_pos = pool_queries(run.method, pools, members, valid, n_train)
+    distribution = GLOBAL_POOL_METHODS.get(run.method, run.method)
     out = sample_pools(
         padded_ids,
         valid,
-        own_pos.astype(np.int64),
-        run.method,
+        own_pos,
+        distribution,
         run.tau,
         run.m,
-        run_generators(run.seed, run.method),
+        run_generators(run.seed, distribution),
         top_k=RANDOM_SI_TOP_K if run.method == "random" else config.top_k_groups,
         head_shortcut=config.head_shortcut,
         weights=w,
+        pool_of=pool_of,
     )
-    return pools.query, np.take_along_axis(members, out["positions"], axis=1), out
+    return rows, members[pool_of[:, None], out["positions"]], out
 
 
 def targets_table(train: pd.DataFrame, rows, source, shortcut, si, n_groups) -> pd.DataFrame:
@@ -357,8 +421,11 @@ def sample(
     """(targets table, stats) for one run. ``pools``/``group_ids``/``weights`` as read_groups
     gives; ``provenance``: what made the groups (read_groups_provenance), recorded for the pool
     methods."""
-    if run.method not in METHODS:
-        raise InputError(f"unknown method {run.method!r} (one of {', '.join(METHODS)})")
+    if run.method not in TRAINED_METHODS:
+        raise InputError(
+            f"method {run.method!r} has no targets (methods with targets: "
+            f"{', '.join(TRAINED_METHODS)})"
+        )
     if run.m < 1 or not run.tau > 0:
         raise InputError(f"m must be >= 1 and tau > 0 (got m={run.m}, tau={run.tau})")
     check_settings(run.method, config)
@@ -372,7 +439,7 @@ def sample(
             raise InputError(f"method {run.method} needs a groups table")
         if config.group_size == "distinct":
             weights = distinct_response_weights(pools, group_ids, train["response"], weights)
-        rows, source, out = pool_targets(run, config, pools, group_ids, weights)
+        rows, source, out = pool_targets(run, config, pools, group_ids, weights, len(train))
         shortcut = out["head_shortcut"]
         extra = {k: out[k] for k in extra}
     else:
@@ -442,7 +509,7 @@ def main(argv: Sequence[str] | None = None) -> None:
         type=optional(str),
         help="groups/{assessor}.json: what made the groups (methods with a pool)",
     )
-    add_run_arguments(parser)
+    add_run_arguments(parser, TRAINED_METHODS)
     add_config_argument(parser, SampleConfig)
     parser.add_argument(
         "--out", required=True, help="targets/{method}/tau{tau}-m{m}-seed{seed}.parquet"
