@@ -347,7 +347,7 @@ def test_every_job_rule_logs_benchmarks_and_runs_the_module_of_its_name():
         assert modules == {module_of.get(name, name)}, (name, modules)
         assert (SRC / f"{module_of.get(name, name)}.py").is_file(), name
         # a wildcard or nothing to configure
-        settings_free = {"ngrams", "generator_base", "judge", "constant"}
+        settings_free = {"ngrams", "generator_base", "judge", "constant", "judge_probe"}
         assert "--config {params.config:q}" in block or name in settings_free, name
     assert job_rules >= 18
 
