@@ -7,12 +7,8 @@ rule summary:
         scores=[res("scores", f"{run}.json") for run in sweep_runs()],
         per_prompt=[res("scores", f"{run}.parquet") for run in sweep_runs()],
         targets=[res("targets", f"{run}.json") for run in sweep_runs()],
-        judge=res("judge", config["judge"]["features"]),
-        second_judge=(
-            res("judge", config["judge"]["second"])
-            if config["judge"]["second"]
-            else []
-        ),
+        judge=judge_folder("train", config["judge"]["features"]),
+        second_judge=second_judge(),
     output:
         csv=report(
             res("summary.csv"),

@@ -1,15 +1,45 @@
 """Input functions of rules/evaluate.smk."""
 
+# Where each fit of the judge stage (isaac.judge --fit) keeps its folders under judge/.
+JUDGE_FOLDERS = {"train": (), "heldout": ("heldout",)}
 
-def judge_source(wildcards):
-    """judge.from: the other corpus's judge folder of these features (none: train here)."""
-    source = config["judge"]["from"]
-    return str(Path(source) / wildcards.features) if source else []
+
+def judge_folder(fit, features):
+    """results/{corpus}/judge/[heldout/]{features}: a judge fitted on train rows, or the
+    independent (held-out) one."""
+    return res("judge", *JUDGE_FOLDERS[fit], features)
+
+
+def judge_source(fit):
+    """An input function: with judge.from, the other corpus's judge folder of this fit and
+    these features (none: fit here)."""
+
+    def source(wildcards):
+        root = config["judge"]["from"]
+        return str(Path(root, *JUDGE_FOLDERS[fit], wildcards.features)) if root else []
+
+    return source
+
+
+def judge_config(wildcards):
+    """The judge section as the job of these features reads it."""
+    return stage_config("judge", wildcards.features)
+
+
+def judge_runtime(wildcards):
+    """Minutes: fine-tuning the cross-encoder takes far longer than a logistic regression."""
+    return 120 if wildcards.features == "cross-minilm" else 30
+
+
+def second_judge():
+    """The independent judge's folder where judge.second names its features (else none)."""
+    second = config["judge"]["second"]
+    return judge_folder("heldout", second) if second else []
 
 
 def score_judges(wildcards):
-    """The primary judge, and the second one where judge.second names it."""
-    judges = {"judge": res("judge", config["judge"]["features"])}
+    """The primary judge, and the independent one where judge.second names it."""
+    judges = {"judge": judge_folder("train", config["judge"]["features"])}
     if config["judge"]["second"]:
-        judges["second_judge"] = res("judge", config["judge"]["second"])
+        judges["second_judge"] = second_judge()
     return judges
