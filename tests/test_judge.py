@@ -816,6 +816,7 @@ def test_independent_judge_fits_on_no_train_response_and_takes_its_threshold_fro
     assert m["threshold_from"] == "cv"
     assert m["threshold"] == min(t for t, a in accuracy.items() if a == best)
     assert m["cv"]["auroc"] == pytest.approx(roc_auc_score(y, oof)) and m["cv"]["n"] == 12
+    assert m["cv"]["folds"] == CV_FOLDS == 5
     # metrics on the unseen test contexts only (it never saw them), also per category
     judge = load_judge(out)
     assert judge.threshold == m["threshold"] and "auroc" not in m
@@ -824,11 +825,17 @@ def test_independent_judge_fits_on_no_train_response_and_takes_its_threshold_fro
         assert_metrics(m["unseen"]["by_category"][category], expected_metrics(judge, rows))
 
 
-def test_independent_judge_needs_a_class_in_every_fold(tmp_path):
+def test_independent_judge_uses_fewer_folds_for_a_rare_class_and_needs_two_rows(tmp_path):
     df = pd.read_parquet(heldout_corpus(tmp_path / "c.parquet"))
-    unsafe_fit = df["split"].isin(["val", "test"]) & df["label"].eq("unsafe")
-    df = df.drop(df.index[unsafe_fit][:4])  # 2 unsafe fit rows left (one a train copy)
-    df.to_parquet(tmp_path / "c.parquet")
-    with pytest.raises(InputError, match=r"c.parquet: the held-out fit rows .* fewer than the 5"):
-        build_judge(tmp_path / "c.parquet", TFIDF, tmp_path / "j", fit="heldout")
-    assert not (tmp_path / "j").exists()
+    unsafe_fit = df.index[df["split"].isin(["val", "test"]) & df["label"].eq("unsafe")]
+    # 7 unsafe candidates, 2 of them train copies: keep 3 fit rows, then 1
+    for n_drop, folds in ((2, 3), (4, None)):
+        df.drop(unsafe_fit[:n_drop]).to_parquet(tmp_path / "c.parquet")
+        out = tmp_path / f"j{n_drop}"
+        if folds is None:
+            with pytest.raises(InputError, match=r"c.parquet: the held-out fit rows .* single"):
+                build_judge(tmp_path / "c.parquet", TFIDF, out, fit="heldout")
+            assert not out.exists()
+        else:
+            m = build_judge(tmp_path / "c.parquet", TFIDF, out, fit="heldout")
+            assert m["cv"]["folds"] == folds and m["cv"]["unsafe_share"] == 3 / m["n_fit"]

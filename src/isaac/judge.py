@@ -14,8 +14,9 @@ Two fits (`--fit`):
 - `heldout`: the independent judge, fitted on text no generator trains on: the labelled val
   rows and the labelled test rows whose context IS seen in train, less any row whose
   normalised response equals a train response. Its threshold comes from CV_FOLDS-fold
-  stratified cross-validation there (out-of-fold probabilities, the same balanced-accuracy
-  rule); its metrics are on the unseen test rows, which it never sees.
+  stratified cross-validation there (fewer folds where a class has fewer rows; out-of-fold
+  probabilities, the same balanced-accuracy rule); its metrics are on the unseen test rows,
+  which it never sees.
 Every block of metrics also has `by_category` (the corpus's category column).
 
 Stored without pickle: judge.json (settings, threshold, tf-idf vocabulary) + judge.npz (idf,
@@ -64,7 +65,8 @@ CROSS = "cross-minilm"
 FEATURES = ("tfidf-lr", "minilm-lr", CROSS)
 FITS = ("train", "heldout")
 DEFAULT_THRESHOLD = 0.5  # only until choose_threshold has seen the val split
-CV_FOLDS, CV_SEED = 5, 0  # the held-out judge's threshold: seeded stratified folds
+# The held-out judge's threshold: seeded stratified folds, fewer where a class has fewer rows.
+CV_FOLDS, CV_SEED = 5, 0
 
 JUDGE_JSON, JUDGE_NPZ = "judge.json", "judge.npz"
 SEP = " [SEP] "
@@ -366,8 +368,8 @@ def both_classes(rows: pd.DataFrame, what: str, corpus_path) -> None:
     present = sorted(rows["label"].unique())
     if len(present) < 2:
         raise InputError(
-            f"{corpus_path}: the {what} hold only {present or 'no'} rows; the judge needs both "
-            "safe and unsafe ones"
+            f"{corpus_path}: the {what} hold only {' '.join(present) or 'no'} rows; the judge "
+            "needs both safe and unsafe ones"
         )
 
 
@@ -439,12 +441,14 @@ def heldout_fit_rows(corpus: pd.DataFrame, corpus_path) -> tuple[pd.DataFrame, p
     return candidates.assign(train_copy=copies.to_numpy()), test[~test["seen"]]
 
 
-def out_of_fold_proba(rows: pd.DataFrame, features: str, settings: JudgeConfig) -> np.ndarray:
-    """P(unsafe) of each row from a judge fitted on the other CV_FOLDS - 1 folds."""
+def out_of_fold_proba(
+    rows: pd.DataFrame, features: str, settings: JudgeConfig, folds: int
+) -> np.ndarray:
+    """P(unsafe) of each row from a judge fitted on the other folds (stratified, seeded)."""
     y = is_unsafe(rows)
     p = np.empty(len(rows))
-    folds = StratifiedKFold(n_splits=CV_FOLDS, shuffle=True, random_state=CV_SEED)
-    for fit_idx, held_idx in folds.split(np.zeros(len(y)), y):
+    splitter = StratifiedKFold(n_splits=folds, shuffle=True, random_state=CV_SEED)
+    for fit_idx, held_idx in splitter.split(np.zeros(len(y)), y):
         p[held_idx] = proba(fit_rows(rows.iloc[fit_idx], features, settings), rows.iloc[held_idx])
     return p
 
@@ -456,13 +460,13 @@ def heldout_judge(corpus: pd.DataFrame, corpus_path, features: str, settings, ou
     rows = candidates[~candidates["train_copy"]]
     what = "held-out fit rows (labelled val and seen-test rows, less train copies)"
     both_classes(rows, what, corpus_path)
-    smallest = rows["label"].value_counts().min()
-    if smallest < CV_FOLDS:
+    folds = min(CV_FOLDS, int(rows["label"].value_counts().min()))  # a class in every fold
+    if folds < 2:
         raise InputError(
-            f"{corpus_path}: the {what} hold {smallest} rows of one class, fewer than the "
-            f"{CV_FOLDS} cross-validation folds that choose the threshold"
+            f"{corpus_path}: the {what} hold a single row of one class; cross-validation, which "
+            "chooses the threshold, needs two"
         )
-    p = out_of_fold_proba(rows, features, settings)
+    p = out_of_fold_proba(rows, features, settings, folds)
     judge = fit_rows(rows, features, settings)
     judge.threshold = best_threshold(is_unsafe(rows), p)
     save_judge(judge, out)
@@ -474,7 +478,7 @@ def heldout_judge(corpus: pd.DataFrame, corpus_path, features: str, settings, ou
         "dropped_train_copies": int(candidates["train_copy"].sum()),
         "threshold": judge.threshold,
         "threshold_from": "cv",
-        "cv": {"folds": CV_FOLDS, **summarise(rows, p, judge.threshold)},
+        "cv": {"folds": folds, **summarise(rows, p, judge.threshold)},
         "unseen": evaluate(judge, unseen),
     }
 
