@@ -322,6 +322,15 @@ def test_the_independent_judge_has_its_own_folder_and_only_cross_encoders_read_i
     assert set(same) == {primary, "results/tiny/judge/heldout/tfidf-lr"}
 
 
+def test_judge_from_copies_the_independent_judge_from_its_heldout_folder(tmp_path):
+    source = tmp_path / "other" / "judge"
+    for folder in ("tfidf-lr", "heldout/minilm-lr"):
+        (source / folder).mkdir(parents=True)
+    commands = judge_commands(tmp_path, f"judge: {{second: minilm-lr, from: {source}}}")
+    assert f"--from={source}/tfidf-lr " in commands["results/tiny/judge/tfidf-lr"]
+    assert f"--from={source}/heldout/minilm-lr " in commands["results/tiny/judge/heldout/minilm-lr"]
+
+
 def dry_run_with(workdir: Path, override: str) -> dict[str, int]:
     """Planned jobs after layering a YAML override on the tiny config."""
     extra = workdir / "override.yaml"
