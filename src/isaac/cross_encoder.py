@@ -4,8 +4,9 @@ attention runs across both texts.
 
 Fine-tuned with `transformers.Trainer` (report_to none, no checkpoints, logging only to the job's
 log), seeded with `seed` for the classifier head's initialisation, dropout and the batch order
-(`data_seed`); batches are grouped by length, so they carry little padding. On a CPU the same
-corpus and settings give byte-identical weights. Trainer places the model on CUDA when there
+(`data_seed`); batches are grouped by length, so they carry little padding. Trainer rather than
+a loop of our own: seeded so, it already gives byte-identical weights on a CPU for the same
+corpus and settings (tests/test_judge.py checks it), and it places the model on CUDA when there
 is a GPU. Saved as `save_pretrained` safetensors + config.json + the tokenizer files; loading
 refuses remote code and checkpoints that do not fit the architecture.
 """
