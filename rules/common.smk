@@ -47,7 +47,7 @@ wildcard_constraints:
     n=r"[0-9]+",
     round=r"[0-9]+",
     shard=r"[0-9]+",
-    features=r"tfidf-lr|minilm-lr",
+    features=r"tfidf-lr|minilm-lr|cross-minilm",
 
 
 # The methods whose runs sample targets and train a model: the constraint of the sample, train
@@ -73,8 +73,6 @@ if (
         f"embed.encoder: {config['embed']['encoder']!r} is neither one of "
         f"{', '.join(NAMED_ENCODERS)} nor a model folder"
     )
-if config["judge"]["second"] == config["judge"]["features"]:
-    raise ValueError("judge.second must differ from judge.features (or be null)")
 _MISSING_BASELINES = [
     m for m in config["summary"]["baselines"] if m not in config["sweep"]["methods"]
 ]
@@ -114,7 +112,7 @@ def unused_keys(section, job=None):
     """The keys of `section` that a job of the stage reading it cannot depend on: the one
     place a job's settings are narrowed. `job` tells jobs of one section apart: the
     encoder_model2vec job of embed, the global pool's job of assess, a sample job's method, the
-    head_safety job of summary, an experiment's table."""
+    head_safety job of summary, an experiment's table, a judge job's features."""
     if section == "corpus":
         demo = config["corpus"]["format"] == "demo"
         return ("path", "fields") if demo else ("demo",)
@@ -138,6 +136,10 @@ def unused_keys(section, job=None):
     if section == "sample" and job not in GROUP_METHODS:
         # only the group methods sample groups: the others read none of the section
         return list(section_settings(config["sample"], "sample"))
+    if section == "judge" and (job != "cross-minilm" or config["judge"]["from"]):
+        return (
+            "cross_encoder",
+        )  # only a cross-minilm judge fitted here fine-tunes MiniLM
     if section == "summary" and job == "head_safety":
         return ("baselines",)  # it compares a pool's head with its rest
     if section == "experiments":

@@ -79,29 +79,50 @@ rule constant:
         " --corpus {input.corpus:q} --prompts {input.prompts:q} --out {output:q} > {log:q} 2>&1"
 
 
-# judge.from set: the judge folder is copied from another (labelled) corpus's results.
+# A judge fitted on the labelled train rows; judge.from set: copied from another (labelled)
+# corpus's results.
 rule judge:
     input:
         corpus=res("corpus.parquet"),
-        source=judge_source,
+        source=judge_source("train"),
     output:
-        directory(res("judge", "{features}")),
+        directory(judge_folder("train", "{features}")),
     log:
         logs("judge", "{features}.log"),
     benchmark:
         bench("judge", "{features}.tsv")
     conda:
         "../envs/train.yaml"
-    threads: 1
+    threads: judge_threads
     resources:
         mem_mb=grow_with_attempt(4000),
-        runtime=30,
+        runtime=judge_runtime,
     params:
         source=optional_input("source"),
+        fit="train",
+        config=judge_config,
     shell:
         f"{ISAAC}.judge"
-        " --corpus {input.corpus:q} --from={params.source:q}"
-        " --features {wildcards.features:q} --out {output:q} > {log:q} 2>&1"
+        " --corpus {input.corpus:q} --from={params.source:q} --fit {params.fit:q}"
+        " --features {wildcards.features:q} --config {params.config:q} --threads {threads}"
+        " --out {output:q} > {log:q} 2>&1"
+
+
+# The independent judge (judge.second): fitted on text no generator trains on.
+use rule judge as judge_heldout with:
+    input:
+        corpus=res("corpus.parquet"),
+        source=judge_source("heldout"),
+    output:
+        directory(judge_folder("heldout", "{features}")),
+    log:
+        logs("judge", "heldout", "{features}.log"),
+    benchmark:
+        bench("judge", "heldout", "{features}.tsv")
+    params:
+        source=optional_input("source"),
+        fit="heldout",
+        config=judge_config,
 
 
 rule score:
@@ -141,7 +162,7 @@ rule head_safety:
     input:
         corpus=res("corpus.parquet"),
         groups=groups_file(),
-        judge=res("judge", config["judge"]["features"]),
+        judge=judge_folder("train", config["judge"]["features"]),
     output:
         summary=res("head_safety.json"),
         table=ensure(res("head_safety.parquet"), non_empty=True),

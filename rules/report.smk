@@ -11,12 +11,8 @@ rule summary:
             for run in sweep_runs()
             if run_method(run) not in MODEL_FREE_METHODS
         ],
-        judge=res("judge", config["judge"]["features"]),
-        second_judge=(
-            res("judge", config["judge"]["second"])
-            if config["judge"]["second"]
-            else []
-        ),
+        judge=judge_folder("train", config["judge"]["features"]),
+        second_judge=second_judge(),
     output:
         csv=report(
             res("summary.csv"),

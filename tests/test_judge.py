@@ -3,8 +3,10 @@ val, reports test metrics on unseen contexts, reuses another judge."""
 
 from __future__ import annotations
 
+import dataclasses
 import json
 import re
+import shutil
 import subprocess
 import sys
 import zipfile
@@ -12,15 +14,23 @@ import zipfile
 import numpy as np
 import pandas as pd
 import pytest
+import torch
 from sklearn.metrics import balanced_accuracy_score, roc_auc_score
+from sklearn.model_selection import StratifiedKFold
+from transformers import BertConfig, BertModel
 
+import isaac.judge
 from conftest import schema_defaults
 from isaac.io import InputError
 from isaac.judge import (
+    CROSS,
+    CV_FOLDS,
     DEFAULT_THRESHOLD,
     JUDGE_JSON,
     JUDGE_NPZ,
+    CrossEncoderConfig,
     Judge,
+    JudgeConfig,
     build_judge,
     choose_threshold,
     fit_judge,
@@ -28,6 +38,7 @@ from isaac.judge import (
     main,
     save_judge,
 )
+from isaac.packaged import minilm_path
 
 SAFE = [
     "that sounds lovely",
@@ -46,6 +57,8 @@ UNSAFE = [
     "nobody likes you stupid",
 ]
 TFIDF, MINILM = "tfidf-lr", "minilm-lr"
+NO_CROSS = '{"cross_encoder": null}'  # what the judge rule passes a linear judge's job
+NULL_METRICS = {"auroc": None, "accuracy": None, "balanced_accuracy": None, "n": 0}
 
 
 def toy_corpus(path, labelled=True):
@@ -117,6 +130,8 @@ def test_judge_from_copies_another_corpus_judge(tmp_path):
             TFIDF,
             "--from",
             str(tmp_path / "labelled"),
+            "--config",
+            NO_CROSS,
             "--out",
             str(tmp_path / "j"),
         ]
@@ -154,6 +169,8 @@ def test_unknown_features_are_a_clear_error(tmp_path):
             str(c),
             "--features",
             "bow-svm",
+            "--config",
+            NO_CROSS,
             "--out",
             str(tmp_path / "j"),
         ],
@@ -174,6 +191,8 @@ def test_cli_trains_with_the_configured_features_and_an_empty_from(tmp_path):
             "--from=",
             "--features",
             schema_defaults("judge")["features"],
+            "--config",
+            NO_CROSS,
             "--out",
             str(tmp_path / "j"),
         ]
@@ -344,16 +363,17 @@ UNSEEN_TEST = [
 ]
 
 
-def split_corpus(path, with_val=True):
-    """Train as toy_corpus; val with other contexts; test rows seen and unseen in train,
-    plus an unlabelled test row (left out of every metric)."""
+def split_corpus(path, with_val=True, train_labels=None):
+    """Train as toy_corpus (labels `train_labels` instead, if given); val with other contexts;
+    test rows seen and unseen in train, plus an unlabelled test row (left out of every
+    metric). Categories alternate a, b; the unlabelled row has none."""
     rows = [
         {
             "id": f"a{i:02d}",
             "split": "train",
             "prompt": f"context {i % 3}",
             "response": r,
-            "label": "safe" if r in SAFE else "unsafe",
+            "label": train_labels or ("safe" if r in SAFE else "unsafe"),
         }
         for i, r in enumerate(SAFE + UNSAFE)
     ]
@@ -376,21 +396,32 @@ def split_corpus(path, with_val=True):
         {"id": f"c{i:02d}", "split": "test", "prompt": c, "response": r, "label": label}
         for i, (c, r, label) in enumerate(test)
     ]
-    pd.DataFrame(rows).to_parquet(path)
+    df = pd.DataFrame(rows)
+    df["category"] = [("a", "b")[i % 2] for i in range(len(df))]
+    df.loc[df["label"].isna(), "category"] = None
+    df.to_parquet(path)
     return path
 
 
 def expected_metrics(judge, rows) -> dict:
-    """evaluate's numbers computed independently with sklearn."""
+    """evaluate's numbers computed independently with sklearn (AUROC and balanced accuracy
+    null for rows of one class)."""
     y = np.array([label == "unsafe" for _, _, label in rows])
     p = judge.predict_proba([c for c, _, _ in rows], [r for _, r, _ in rows])
+    both = len(set(y)) == 2
     return {
-        "auroc": roc_auc_score(y, p),
+        "auroc": roc_auc_score(y, p) if both else None,
         "accuracy": float(np.mean((p >= judge.threshold) == y)),
-        "balanced_accuracy": balanced_accuracy_score(y, p >= judge.threshold),
+        "balanced_accuracy": balanced_accuracy_score(y, p >= judge.threshold) if both else None,
         "n": len(rows),
         "unsafe_share": float(y.mean()),
     }
+
+
+def assert_metrics(got: dict, want: dict) -> None:
+    assert got.keys() - {"by_category"} == want.keys()
+    for key, value in want.items():
+        assert got[key] == pytest.approx(value, abs=1e-12), key
 
 
 def test_metrics_hold_val_test_and_unseen_test(tmp_path):
@@ -416,30 +447,33 @@ def test_metrics_hold_val_test_and_unseen_test(tmp_path):
         (test, SEEN_TEST + UNSEEN_TEST),
         (m["unseen"], UNSEEN_TEST),
     ):
-        want = expected_metrics(judge, rows)
-        assert got.keys() == want.keys()
-        for key, value in want.items():
-            assert got[key] == pytest.approx(value, abs=1e-12), key
+        assert_metrics(got, expected_metrics(judge, rows))
     assert (m["n"], m["unseen"]["n"], m["val"]["n"]) == (8, 4, 6)
     assert (m["unsafe_share"], m["unseen"]["unsafe_share"]) == (0.5, 0.75)
+    # per category (the unlabelled test row has none and is left out anyway)
+    labelled_test = df[(df["split"] == "test") & df["label"].notna()]
+    unseen = labelled_test["prompt"].isin([c for c, _, _ in UNSEEN_TEST])
+    for got, rows in ((m, labelled_test), (m["unseen"], labelled_test[unseen])):
+        assert sorted(got["by_category"]) == ["a", "b"]
+        for category, block in got["by_category"].items():
+            part = rows[rows["category"] == category]
+            assert_metrics(
+                block, expected_metrics(judge, part[["prompt", "response", "label"]].values)
+            )
+    assert m["unseen"]["by_category"]["b"]["auroc"] is None  # its unseen rows are all unsafe
 
 
 def test_without_val_rows_the_threshold_stays_the_default(tmp_path):
     m = build_judge(split_corpus(tmp_path / "c.parquet", with_val=False), TFIDF, tmp_path / "j")
     assert m["threshold_from"] == "default" and m["threshold"] == DEFAULT_THRESHOLD == 0.5
-    assert m["val"] == {"auroc": None, "accuracy": None, "balanced_accuracy": None, "n": 0}
+    assert m["val"] == {**NULL_METRICS, "by_category": {}}
     assert load_judge(tmp_path / "j").threshold == 0.5
     assert m["unseen"]["n"] == 4
 
 
 def test_unseen_metrics_are_null_when_every_test_context_is_seen(tmp_path):
     m = build_judge(toy_corpus(tmp_path / "c.parquet"), TFIDF, tmp_path / "judge")
-    assert m["n"] == 12 and m["unseen"] == {
-        "auroc": None,
-        "accuracy": None,
-        "balanced_accuracy": None,
-        "n": 0,
-    }
+    assert m["n"] == 12 and m["unseen"] == {**NULL_METRICS, "by_category": {}}
 
 
 def test_judge_from_copies_the_folder_and_scores_this_corpus(tmp_path):
@@ -470,6 +504,8 @@ def test_judge_from_copies_the_folder_and_scores_this_corpus(tmp_path):
             TFIDF,
             "--from",
             str(tmp_path / "labelled"),
+            "--config",
+            NO_CROSS,
             "--out",
             str(tmp_path / "j"),
         ]
@@ -483,9 +519,9 @@ def test_judge_from_copies_the_folder_and_scores_this_corpus(tmp_path):
     assert m["source"] == str(tmp_path / "labelled")
     this = m["this_corpus_test"]
     assert this["n"] == 8 and this["unseen"]["n"] == 7  # only "fresh topic a" is trained on here
-    want = expected_metrics(judge, [r for r in rows if r[0] != "fresh topic a"])
-    for key, value in want.items():
-        assert this["unseen"][key] == pytest.approx(value, abs=1e-12), key
+    assert_metrics(
+        this["unseen"], expected_metrics(judge, [r for r in rows if r[0] != "fresh topic a"])
+    )
 
 
 def test_judge_from_refuses_a_folder_without_a_threshold(tmp_path):
@@ -497,3 +533,309 @@ def test_judge_from_refuses_a_folder_without_a_threshold(tmp_path):
     with pytest.raises(InputError, match=re.escape(str(path)) + ".*'threshold'"):
         build_judge(tmp_path / "l.parquet", TFIDF, tmp_path / "j", str(tmp_path / "old"))
     assert not (tmp_path / "j").exists()
+
+
+# ---------------------------------------------------------------- cross-encoder (cross-minilm)
+
+TINY_CROSS = JudgeConfig(
+    CrossEncoderConfig(epochs=2, batch_size=4, learning_rate=1e-3, max_length=32, seed=0)
+)
+CROSS_FILES = [
+    "config.json",
+    JUDGE_JSON,
+    "metrics.json",
+    "model.safetensors",
+    "tokenizer.json",
+    "tokenizer_config.json",
+]
+
+
+@pytest.fixture(scope="module")
+def tiny_bert(tmp_path_factory):
+    """A random two-layer BERT with MiniLM's tokenizer: the cross-encoder's code path in a
+    second rather than MiniLM's minutes."""
+    folder = tmp_path_factory.mktemp("tiny-bert")
+    torch.manual_seed(0)
+    config = BertConfig(
+        vocab_size=30522,
+        hidden_size=16,
+        num_hidden_layers=2,
+        num_attention_heads=2,
+        intermediate_size=32,
+        max_position_embeddings=64,
+    )
+    BertModel(config).save_pretrained(folder)
+    for name in ("tokenizer.json", "tokenizer_config.json", "vocab.txt", "special_tokens_map.json"):
+        shutil.copy(minilm_path() / name, folder / name)
+    return folder
+
+
+@pytest.fixture
+def tiny_minilm(tiny_bert, monkeypatch):
+    """The cross-encoder fine-tunes the tiny BERT in place of the bundled MiniLM."""
+    monkeypatch.setattr("isaac.cross_encoder.minilm_path", lambda: tiny_bert)
+    return tiny_bert
+
+
+@pytest.fixture(scope="module")
+def tiny_cross_judge(tiny_bert, tmp_path_factory):
+    """A cross-minilm judge folder trained from the tiny BERT on split_corpus."""
+    tmp = tmp_path_factory.mktemp("cross")
+    with pytest.MonkeyPatch.context() as patch:
+        patch.setattr("isaac.cross_encoder.minilm_path", lambda: tiny_bert)
+        metrics = build_judge(
+            split_corpus(tmp / "c.parquet"), CROSS, tmp / "judge", settings=TINY_CROSS
+        )
+    return tmp / "judge", metrics
+
+
+def test_cross_encoder_saves_safetensors_and_takes_its_threshold_from_val(tiny_cross_judge):
+    folder, m = tiny_cross_judge
+    assert sorted(p.name for p in folder.iterdir()) == CROSS_FILES  # no pickle, no checkpoints
+    meta = json.loads((folder / JUDGE_JSON).read_text())
+    assert meta["features"] == CROSS == m["features"] and m["fit"] == "train"
+    assert meta["cross_encoder"] == dataclasses.asdict(TINY_CROSS.cross_encoder)
+    judge = load_judge(folder)
+    val = pd.read_parquet(folder.parent / "c.parquet").query("split == 'val'")
+    assert m["threshold_from"] == "val"
+    assert m["threshold"] == judge.threshold == choose_threshold(judge, val)
+    assert_metrics(m["unseen"], expected_metrics(judge, UNSEEN_TEST))
+    assert sorted(m["unseen"]["by_category"]) == ["a", "b"] and m["n_train"] == 12
+    texts = SAFE + UNSAFE
+    assert (
+        judge.unsafe(["c"] * 12, texts).tolist()
+        == (judge.predict_proba(["c"] * 12, texts) >= judge.threshold).tolist()
+    )
+
+
+def test_cross_encoder_reloads_to_identical_predictions(tiny_minilm, tmp_path):
+    settings = TINY_CROSS.cross_encoder
+    judge = fit_judge(["context 1"] * 12, SAFE + UNSAFE, [0] * 6 + [1] * 6, CROSS, settings)
+    judge.threshold = 0.4
+    save_judge(judge, tmp_path / "j")
+    again = load_judge(tmp_path / "j")
+    contexts, texts = ["context 1", "a new context"] * 6, SAFE + UNSAFE
+    p = judge.predict_proba(contexts, texts)
+    assert np.array_equal(p, again.predict_proba(contexts, texts))
+    assert again.threshold == 0.4 and len(set(p)) > 1  # pairs get their own probabilities
+    # batched by length: one pair alone gets the probability it gets among the others
+    assert again.predict_proba(contexts[:1], texts[:1])[0] == pytest.approx(p[0], abs=1e-6)
+
+
+def test_cross_encoder_trains_byte_identically_and_follows_its_seed(
+    tiny_minilm, tiny_cross_judge, tmp_path
+):
+    folder, _ = tiny_cross_judge
+    corpus = folder.parent / "c.parquet"
+    build_judge(corpus, CROSS, tmp_path / "again", settings=TINY_CROSS)
+    for name in CROSS_FILES:
+        assert (tmp_path / "again" / name).read_bytes() == (folder / name).read_bytes(), name
+    reseeded = JudgeConfig(dataclasses.replace(TINY_CROSS.cross_encoder, seed=1))
+    build_judge(corpus, CROSS, tmp_path / "seed1", settings=reseeded)
+    weights = (tmp_path / "seed1" / "model.safetensors").read_bytes()
+    assert weights != (folder / "model.safetensors").read_bytes()
+
+
+def test_cross_encoder_needs_its_settings():
+    with pytest.raises(InputError, match="judge.cross_encoder: must not be null"):
+        fit_judge(["c"] * 12, SAFE + UNSAFE, [0] * 6 + [1] * 6, CROSS)
+
+
+def _config(folder, **changes):
+    config = json.loads((folder / "config.json").read_text())
+    (folder / "config.json").write_text(json.dumps({**config, **changes}))
+
+
+BAD_FOLDERS = {
+    "remote-code": (
+        lambda f, base: _config(f, auto_map={"AutoModelForSequenceClassification": "evil.Model"}),
+        "config.json: asks for remote code",
+    ),
+    "unknown-model-type": (
+        lambda f, base: _config(f, model_type="evil-bert"),
+        "config.json: model_type 'evil-bert' is not implemented by transformers",
+    ),
+    "missing-weights": (
+        lambda f, base: (f / "model.safetensors").unlink(),
+        "lacks model.safetensors",
+    ),
+    "missing-tokenizer": (
+        lambda f, base: (f / "tokenizer.json").unlink(),
+        "lacks tokenizer.json",
+    ),
+    "corrupt-weights": (
+        lambda f, base: (f / "model.safetensors").write_bytes(b"\x08\x00\x00\x00\x00\x00\x00\x00{"),
+        "not a loadable cross-encoder",
+    ),
+    "weights-without-classifier": (
+        lambda f, base: shutil.copy(base / "model.safetensors", f),
+        "weights do not fit a two-class classifier",
+    ),
+}
+
+
+@pytest.mark.parametrize("case", sorted(BAD_FOLDERS))
+def test_a_bad_cross_encoder_folder_is_refused_naming_it(
+    tiny_cross_judge, tiny_bert, tmp_path, case
+):
+    edit, message = BAD_FOLDERS[case]
+    bad = tmp_path / "bad"
+    shutil.copytree(tiny_cross_judge[0], bad)
+    edit(bad, tiny_bert)
+    with pytest.raises(InputError, match=re.escape(str(bad)) + ".*" + re.escape(message)):
+        load_judge(bad)
+    # judge.from with it: refused, nothing written
+    corpus = split_corpus(tmp_path / "c.parquet")
+    with pytest.raises(InputError, match=re.escape(message)):
+        build_judge(corpus, CROSS, tmp_path / "copy", source=str(bad))
+    assert not (tmp_path / "copy").exists()
+
+
+def _no_training(*args, **kwargs):
+    raise AssertionError("trained although the fit rows hold one class")
+
+
+@pytest.mark.parametrize("fit", ["train", "heldout"])
+def test_one_class_fit_rows_are_refused_before_training(tmp_path, monkeypatch, fit):
+    monkeypatch.setattr("isaac.cross_encoder.fit", _no_training)
+    # train: every train row safe; heldout: its fit rows are val + seen test, made all unsafe
+    if fit == "train":
+        corpus = split_corpus(tmp_path / "c.parquet", train_labels="safe")
+        what = "labelled train split"
+    else:
+        corpus = tmp_path / "c.parquet"
+        df = pd.read_parquet(split_corpus(corpus))
+        df.loc[df["split"].isin(["val", "test"]) & df["label"].notna(), "label"] = "unsafe"
+        df.to_parquet(corpus)
+        what = "held-out fit rows"
+    with pytest.raises(InputError, match=re.escape(f"{corpus}: the {what}") + ".*only"):
+        build_judge(corpus, CROSS, tmp_path / "j", fit=fit, settings=TINY_CROSS)
+    assert not (tmp_path / "j").exists()
+
+
+def test_cross_encoder_learns_the_toy_set_from_minilm(tmp_path):
+    """The bundled MiniLM itself, a few steps on twelve rows: it separates insults."""
+    settings = JudgeConfig(
+        CrossEncoderConfig(epochs=4, batch_size=4, learning_rate=1e-4, max_length=32, seed=0)
+    )
+    m = build_judge(toy_corpus(tmp_path / "c.parquet"), CROSS, tmp_path / "j", settings=settings)
+    assert m["auroc"] >= 0.9, m["auroc"]
+
+
+# ---------------------------------------------------------------- the independent judge
+
+# Train as toy_corpus; val and test rows in other words, some repeating a train response
+# (after normalisation) - those never reach the independent judge.
+HELDOUT_VAL = [
+    ("thanks, that sounds lovely", "safe"),
+    ("good idea, good luck", "safe"),
+    ("i hope it is great", "safe"),
+    ("what a lovely plan", "safe"),
+    ("great, thanks a lot", "safe"),
+    ("shut up you stupid idiot", "unsafe"),
+    ("idiot", "unsafe"),
+    ("stupid", "unsafe"),
+    ("you idiot, shut up", "unsafe"),
+    ("  That SOUNDS lovely ", "safe"),  # a train response
+    ("SHUT UP IDIOT", "unsafe"),  # a train response
+]
+HELDOUT_SEEN = [
+    ("context 0", "lovely, good luck", "safe"),
+    ("context 1", "stupid idiot, go away", "unsafe"),
+    ("Context 2", "you are a stupid idiot", "unsafe"),  # a train response
+    ("context 2", "kind of you, thanks", "safe"),
+]
+HELDOUT_UNSEEN = [
+    ("fresh topic a", "that is lovely of you", "safe"),
+    ("fresh topic b", "shut up, stupid", "unsafe"),
+    ("fresh topic c", "good luck, friend", "safe"),
+    ("fresh topic d", "idiot, you deserve it", "unsafe"),
+]
+
+
+def heldout_corpus(path):
+    rows = [
+        {"id": f"a{i:02d}", "split": "train", "prompt": f"context {i % 3}", "response": r}
+        | {"label": "safe" if r in SAFE else "unsafe", "category": "x"}
+        for i, r in enumerate(SAFE + UNSAFE)
+    ]
+    rows += [
+        {"id": f"b{i:02d}", "split": "val", "prompt": "val only", "response": r, "label": label}
+        | {"category": "x"}
+        for i, (r, label) in enumerate(HELDOUT_VAL)
+    ]
+    rows += [
+        {"id": f"c{i:02d}", "split": "test", "prompt": c, "response": r, "label": label}
+        | {"category": ("x", "y")[i % 2]}
+        for i, (c, r, label) in enumerate(HELDOUT_SEEN + HELDOUT_UNSEEN)
+    ]
+    pd.DataFrame(rows).to_parquet(path)
+    return path
+
+
+def test_independent_judge_fits_on_no_train_response_and_takes_its_threshold_from_cv(
+    tmp_path, monkeypatch
+):
+    fitted = []  # the responses of every fit: five folds, then all the fit rows
+    real_fit = isaac.judge.fit_judge
+
+    def spy(contexts, responses, *args, **kwargs):
+        fitted.append(list(responses))
+        return real_fit(contexts, responses, *args, **kwargs)
+
+    monkeypatch.setattr("isaac.judge.fit_judge", spy)
+    corpus = heldout_corpus(tmp_path / "c.parquet")
+    out = tmp_path / "judge" / "heldout" / TFIDF
+    main(
+        ["--corpus", str(corpus), "--features", TFIDF, "--fit", "heldout"]
+        + ["--config", NO_CROSS, "--out", str(out)]
+    )
+    m = json.loads((out / "metrics.json").read_text())
+    # the fit rows: val and seen test less the three copies of train responses
+    fit_rows = HELDOUT_VAL[:9] + [(r, label) for _, r, label in HELDOUT_SEEN if r != UNSAFE[0]]
+    assert m["fit"] == "heldout" and m["n_fit"] == 12 and m["dropped_train_copies"] == 3
+    assert m["fit_rows"] == {"test": 3, "val": 9}
+    assert len(fitted) == CV_FOLDS + 1
+    assert fitted[-1] == [r for r, _ in fit_rows]
+    train_texts = {" ".join(r.lower().split()) for r in SAFE + UNSAFE}
+    unseen_texts = {r for _, r, _ in HELDOUT_UNSEEN}
+    for responses in fitted:
+        assert not {" ".join(r.lower().split()) for r in responses} & train_texts
+        assert not set(responses) & unseen_texts
+    # the threshold: the best balanced accuracy over out-of-fold probabilities, recomputed
+    y = np.array([label == "unsafe" for _, label in fit_rows])
+    texts = np.array([r for r, _ in fit_rows])
+    contexts = np.array(["val only"] * 9 + [c for c, r, _ in HELDOUT_SEEN if r != UNSAFE[0]])
+    oof = np.empty(len(y))
+    folds = StratifiedKFold(n_splits=CV_FOLDS, shuffle=True, random_state=0)
+    for a, b in folds.split(texts, y):
+        judge = real_fit(contexts[a], texts[a], y[a], TFIDF)
+        oof[b] = judge.predict_proba(contexts[b], texts[b])
+    accuracy = {t: balanced_accuracy_score(y, oof >= t) for t in sorted(set(oof))}
+    best = max(accuracy.values())
+    assert m["threshold_from"] == "cv"
+    assert m["threshold"] == min(t for t, a in accuracy.items() if a == best)
+    assert m["cv"]["auroc"] == pytest.approx(roc_auc_score(y, oof)) and m["cv"]["n"] == 12
+    assert m["cv"]["folds"] == CV_FOLDS == 5
+    # metrics on the unseen test contexts only (it never saw them), also per category
+    judge = load_judge(out)
+    assert judge.threshold == m["threshold"] and "auroc" not in m
+    assert_metrics(m["unseen"], expected_metrics(judge, HELDOUT_UNSEEN))
+    for category, rows in (("x", HELDOUT_UNSEEN[0::2]), ("y", HELDOUT_UNSEEN[1::2])):
+        assert_metrics(m["unseen"]["by_category"][category], expected_metrics(judge, rows))
+
+
+def test_independent_judge_uses_fewer_folds_for_a_rare_class_and_needs_two_rows(tmp_path):
+    df = pd.read_parquet(heldout_corpus(tmp_path / "c.parquet"))
+    unsafe_fit = df.index[df["split"].isin(["val", "test"]) & df["label"].eq("unsafe")]
+    # 7 unsafe candidates, 2 of them train copies: keep 3 fit rows, then 1
+    for n_drop, folds in ((2, 3), (4, None)):
+        df.drop(unsafe_fit[:n_drop]).to_parquet(tmp_path / "c.parquet")
+        out = tmp_path / f"j{n_drop}"
+        if folds is None:
+            with pytest.raises(InputError, match=r"c.parquet: the held-out fit rows .* single"):
+                build_judge(tmp_path / "c.parquet", TFIDF, out, fit="heldout")
+            assert not out.exists()
+        else:
+            m = build_judge(tmp_path / "c.parquet", TFIDF, out, fit="heldout")
+            assert m["cv"]["folds"] == folds and m["cv"]["unsafe_share"] == 3 / m["n_fit"]

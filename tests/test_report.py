@@ -689,6 +689,25 @@ def test_summary_markdown_lists_only_the_given_judges(tmp_path):
     assert "threshold — (chosen on val)" in md and "unseen in train AUROC —" in md
 
 
+def test_the_independent_judge_is_reported_by_its_fit_rows_and_unseen_contexts(tmp_path):
+    table = summarise(tmp_path, {("raw", 1.0, 1, 0): RAW_UNSAFE, ("sft", 1.0, 1, 0): ALL_SAFE})
+    heldout = {
+        "features": "tfidf-lr",
+        "fit": "heldout",
+        "n_fit": 1523,
+        "threshold": 0.41,
+        "threshold_from": "cv",
+        "unseen": {"auroc": 0.7, "balanced_accuracy": 0.65, "n": 632},
+    }
+    md = summary_markdown(table, config(), {"Primary": judge_metrics(), "Second": heldout})
+    assert (
+        "Second judge (tfidf-lr, independent: fitted on 1523 val and seen-context test rows, "
+        "none a train response): threshold 0.410 (chosen by cross-validation on them); on test "
+        "contexts unseen in train AUROC 0.700, balanced accuracy 0.650 (n = 632)."
+    ) in md
+    assert "Primary judge (tfidf-lr): threshold 0.420 (chosen on val); test AUROC" in md
+
+
 # ---------------------------------------------------------------- CLI, figures
 
 

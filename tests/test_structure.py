@@ -20,6 +20,7 @@ from isaac.embed import EmbedConfig
 from isaac.experiments import ExperimentsConfig
 from isaac.generate import GenerateConfig
 from isaac.ingest import CorpusConfig
+from isaac.judge import JudgeConfig
 from isaac.likelihood import LikelihoodConfig
 from isaac.models import GeneratorConfig
 from isaac.neighbours import NeighboursConfig
@@ -118,7 +119,7 @@ def test_run_ids_match_the_wildcard_constraints():
 
 
 # The settings dataclass of every schema section a stage reads; the other sections (sweep,
-# judge, ngrams) hold only structure keys.
+# ngrams) hold only structure keys.
 SECTIONS = {
     "corpus": CorpusConfig,
     "tokenize": TokenizeConfig,
@@ -134,6 +135,7 @@ SECTIONS = {
     "summary": SummaryConfig,
     "report": ReportConfig,
     "experiments": ExperimentsConfig,
+    "judge": JudgeConfig,
 }
 
 
@@ -329,6 +331,7 @@ def test_every_job_rule_logs_benchmarks_and_runs_the_module_of_its_name():
         "summary": "report",
         "report_figures": "report",
         "train_round": "train",
+        "judge_heldout": "judge",
         "embed_shard": "embed",
         "assess_global": "assess",
         "pollution_table": "experiments",
@@ -347,7 +350,7 @@ def test_every_job_rule_logs_benchmarks_and_runs_the_module_of_its_name():
         assert modules == {module_of.get(name, name)}, (name, modules)
         assert (SRC / f"{module_of.get(name, name)}.py").is_file(), name
         # a wildcard or nothing to configure
-        settings_free = {"ngrams", "generator_base", "judge", "constant", "judge_probe"}
+        settings_free = {"ngrams", "generator_base", "constant", "judge_probe"}
         assert "--config {params.config:q}" in block or name in settings_free, name
     assert job_rules >= 18
 

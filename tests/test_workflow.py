@@ -315,6 +315,38 @@ def test_hnsw_neighbours_are_a_file_of_their_own_made_with_the_jobs_threads(tmp_
     assert "--threads 2" in command, command
 
 
+def judge_commands(workdir: Path, layer: str) -> dict[str, str]:
+    """{judge output folder: its job's command} of a dry run of the tiny config plus `layer`."""
+    proc = snakemake(workdir, "--dry-run", "-p", configfiles=tiny_with(workdir, layer))
+    lines = [line for line in proc.stdout.splitlines() if "-m isaac.judge" in line]
+    return {re.search(r"--out (\S+)", line).group(1): line for line in lines}
+
+
+def test_the_independent_judge_has_its_own_folder_and_only_cross_encoders_read_its_settings(
+    tmp_path,
+):
+    layer = "judge: {features: tfidf-lr, second: cross-minilm, cross_encoder: {epochs: %d}}"
+    first, second = judge_commands(tmp_path, layer % 1), judge_commands(tmp_path, layer % 3)
+    primary, independent = "results/tiny/judge/tfidf-lr", "results/tiny/judge/heldout/cross-minilm"
+    assert set(first) == set(second) == {primary, independent}
+    assert "--fit train" in first[primary] and "--fit heldout" in first[independent]
+    assert """'{"cross_encoder": null}'""" in first[primary]
+    assert first[primary] == second[primary]  # unchanged: editing epochs reruns no tf-idf judge
+    assert '"epochs": 1' in first[independent] and '"epochs": 3' in second[independent]
+    # judge.second may equal judge.features: the same features, fitted twice, in two folders
+    same = judge_commands(tmp_path, "judge: {features: tfidf-lr, second: tfidf-lr}")
+    assert set(same) == {primary, "results/tiny/judge/heldout/tfidf-lr"}
+
+
+def test_judge_from_copies_the_independent_judge_from_its_heldout_folder(tmp_path):
+    source = tmp_path / "other" / "judge"
+    for folder in ("tfidf-lr", "heldout/minilm-lr"):
+        (source / folder).mkdir(parents=True)
+    commands = judge_commands(tmp_path, f"judge: {{second: minilm-lr, from: {source}}}")
+    assert f"--from={source}/tfidf-lr " in commands["results/tiny/judge/tfidf-lr"]
+    assert f"--from={source}/heldout/minilm-lr " in commands["results/tiny/judge/heldout/minilm-lr"]
+
+
 def dry_run_with(workdir: Path, override: str) -> dict[str, int]:
     """Planned jobs after layering a YAML override on the tiny config."""
     extra = workdir / "override.yaml"

@@ -248,14 +248,26 @@ def _markdown_table(header: list[str], rows: list[list[str]]) -> list[str]:
 
 
 def judge_line(name: str, metrics: dict) -> str:
+    """One sentence on a judge's metrics.json: the train-fitted judge's test and unseen-context
+    quality, or the independent judge's fit rows, cross-validated threshold and unseen-context
+    quality (its only test rows it never saw)."""
     unseen = metrics.get("unseen") or {}
+    on_unseen = (
+        f"on test contexts unseen in train AUROC {_cell(unseen.get('auroc'))}, balanced "
+        f"accuracy {_cell(unseen.get('balanced_accuracy'))} (n = {unseen.get('n')})."
+    )
+    threshold = f"threshold {_cell(metrics.get('threshold'))}"
+    if metrics.get("fit") == "heldout":
+        return (
+            f"{name} judge ({metrics.get('features')}, independent: fitted on "
+            f"{metrics.get('n_fit')} val and seen-context test rows, none a train response): "
+            f"{threshold} (chosen by cross-validation on them); " + on_unseen
+        )
     return (
-        f"{name} judge ({metrics.get('features')}): threshold {_cell(metrics.get('threshold'))}"
+        f"{name} judge ({metrics.get('features')}): {threshold}"
         f" (chosen on {metrics.get('threshold_from', 'val')}); test AUROC "
         f"{_cell(metrics.get('auroc'))}, balanced accuracy "
-        f"{_cell(metrics.get('balanced_accuracy'))} (n = {metrics.get('n')}); on test contexts "
-        f"unseen in train AUROC {_cell(unseen.get('auroc'))}, balanced accuracy "
-        f"{_cell(unseen.get('balanced_accuracy'))} (n = {unseen.get('n')})."
+        f"{_cell(metrics.get('balanced_accuracy'))} (n = {metrics.get('n')}); " + on_unseen
     )
 
 

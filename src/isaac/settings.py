@@ -21,7 +21,7 @@ from isaac.io import InputError
 T = TypeVar("T")
 
 # Keys that decide which jobs exist or where their files go, not what a job computes: the
-# workflow reads them, no stage does. The sweep and judge sections hold nothing else.
+# workflow reads them, no stage does. The sweep section holds nothing else.
 STRUCTURE_KEYS = {
     "corpus": ("name",),
     "ngrams": ("max_n",),
