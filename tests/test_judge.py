@@ -20,7 +20,6 @@ from sklearn.model_selection import StratifiedKFold
 from transformers import BertConfig, BertModel
 
 import isaac.judge
-from conftest import schema_defaults
 from isaac.io import InputError
 from isaac.judge import (
     CROSS,
@@ -190,7 +189,7 @@ def test_cli_trains_with_the_configured_features_and_an_empty_from(tmp_path):
             str(c),
             "--from=",
             "--features",
-            schema_defaults("judge")["features"],
+            TFIDF,
             "--config",
             NO_CROSS,
             "--out",
@@ -198,7 +197,7 @@ def test_cli_trains_with_the_configured_features_and_an_empty_from(tmp_path):
         ]
     )
     m = json.loads((tmp_path / "j" / "metrics.json").read_text())
-    assert m["features"] == schema_defaults("judge")["features"] and "source" not in m
+    assert m["features"] == TFIDF and "source" not in m
     assert m["auroc"] == 1.0 and m["n_train"] == 12
 
 

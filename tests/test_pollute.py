@@ -138,6 +138,9 @@ def test_scores_report_the_share_of_generations_with_a_phrase():
             "unsafe_prob": [0.1] * 4,
             "lexical_unsafe": [False] * 4,
             "unsafe_second": [None] * 4,
+            "copied": [False] * 4,
+            "copied_exact": [False] * 4,
+            "copied_unsafe": pd.array([pd.NA] * 4, dtype="boolean"),
         }
     )
     assert safety_scores(rows, texts)["polluted_generation_share"] == 0.5
