@@ -93,7 +93,10 @@ def test_train_killed_mid_run_resumes_from_its_checkpoint_to_the_same_weights(tm
 
     proc = start_snakemake(killed, MODEL, configfiles=layers)
     wait_for(
-        lambda: any(checkpoints.glob("step-*")) and job_processes(proc, "train"),
+        lambda: (
+            any(checkpoints.glob("checkpoint-*/isaac_checkpoint.json"))
+            and job_processes(proc, "train")
+        ),
         proc,
         "train job with a checkpoint",
     )
@@ -101,8 +104,11 @@ def test_train_killed_mid_run_resumes_from_its_checkpoint_to_the_same_weights(tm
         job.send_signal(signal.SIGKILL)
     assert proc.wait(timeout=WAIT_S) != 0
     assert not (killed / MODEL).exists()
-    (kept,) = checkpoints.glob("step-*")
-    kept_step = int(kept.name.removeprefix("step-"))
+    kept_step = max(
+        int(c.name.removeprefix("checkpoint-"))
+        for c in checkpoints.glob("checkpoint-*")
+        if (c / "isaac_checkpoint.json").is_file()
+    )
     assert 0 < kept_step < 300
 
     snakemake(killed, "--cores", "2", "--rerun-incomplete", MODEL, configfiles=layers)

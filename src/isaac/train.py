@@ -1,18 +1,26 @@
-"""Fine-tune a generator on (prompt -> target) pairs with resumable checkpoints.
+"""Fine-tune a generator on (prompt -> target) pairs with transformers.Trainer (accelerate).
 
-Loss is the token cross-entropy over TARGET tokens only: prompt and padding positions carry label
--100. The m targets of a prompt train as one example (one batch slot, the mean loss over their
-tokens), so every method takes the same number of optimizer steps whatever m is
-(docs/training.md).
-Batches come from length buckets whose order is a pure function of (seed, epoch), so a run that
-resumes from a checkpoint at step s sees exactly the batches an uninterrupted run sees after s.
+What the Trainer does not know and this module adds:
 
-Checkpoints live in a folder beside the model output (not inside it), so they survive Snakemake's
-removal of an incomplete output: re-running after a kill resumes from the last checkpoint.
-SIGTERM (what SLURM sends at a job's time limit, before SIGKILL) finishes the current step,
-saves a checkpoint there and exits with status 143, so the time a killed job trained is kept.
-They hold tensors only (safetensors for weights, ``torch.save`` of plain state dicts loaded with
-``weights_only=True``) plus JSON metadata; no pickled objects.
+- Loss on TARGET tokens only: prompt and padding positions carry label -100, and the loss of an
+  optimizer step is the mean over every target token of its global batch (all processes and
+  accumulation steps: the Trainer's token count, `compute_loss_func`).
+- The m targets of a prompt train as one example (one batch slot), so every method takes the
+  same number of optimizer steps whatever m is (docs/training.md).
+- Batches come from length buckets whose order is a pure function of (seed, epoch)
+  (`BucketBatches`); each batch of `batch_size` prompts is cut into `gradient_accumulation`
+  micro-batches, and each of those is split across the processes, so the global batch of a step
+  is the same whatever the process count.
+- Checkpoints carry a fingerprint of the settings and data (a checkpoint made with other ones is
+  never resumed), the Trainer's pickled training arguments are dropped from them, and SIGTERM
+  (what SLURM sends at a job's time limit) finishes the step, saves a checkpoint there and exits
+  with status 143.
+
+Several processes (`train.processes`): the CLI relaunches itself under torch's elastic launcher
+(torchrun) with one process per GPU, or per CPU core group with gloo where there is no GPU;
+every process runs the same Trainer, which accelerate turns into DDP (or FSDP with
+`train.fsdp`). A process that dies ends the whole job: the launcher stops the others and exits
+non-zero.
 """
 
 from __future__ import annotations
@@ -22,34 +30,34 @@ import hashlib
 import json
 import logging
 import math
+import os
 import shutil
 import signal
 import sys
 from collections.abc import Sequence
-from contextlib import contextmanager
 from dataclasses import asdict, dataclass
 from pathlib import Path
 
 import numpy as np
 import torch
-from safetensors.torch import load_file, save_file
-from tqdm import tqdm
 
 from isaac.cli import optional, run
 from isaac.io import InputError, atomic_dir, read_table
-from isaac.lm import Example, build_examples, collate, token_nll
+from isaac.lm import Example, build_examples, collate, label_nll
 from isaac.models import (
     Generator,
     GeneratorConfig,
     build_generator,
     continue_generator,
-    device,
     save_generator,
 )
 from isaac.settings import add_config_argument, parse
 
 log = logging.getLogger("isaac.train")
 LOG_FILE = "train_log.jsonl"
+MARKER = "isaac_checkpoint.json"  # written last into a checkpoint: its fingerprint and step
+CHECKPOINT_PREFIX = "checkpoint-"  # the Trainer's checkpoint folder names
+PICKLED = ("training_args.bin",)  # what the Trainer pickles into a checkpoint; never kept
 BUCKET_BATCHES = 50  # batches sorted by length together before the batch order is shuffled
 TERMINATED_EXIT = 128 + signal.SIGTERM  # the status a shell reports for a process ended by SIGTERM
 
@@ -73,19 +81,31 @@ class TrainConfig:
     warmup_ratio: float
     grad_clip: float
     checkpoint_every: int
+    processes: int
+    gradient_accumulation: int
+    gradient_checkpointing: bool
+    precision: str
+    fsdp: bool
+
+
+def total_steps(config: TrainConfig, n_examples: int) -> int:
+    return config.max_steps or config.epochs * math.ceil(n_examples / config.batch_size)
 
 
 def bucket_order(
     lengths, batch_size: int, seed: int, epoch: int, bucket_batches: int = BUCKET_BATCHES
 ):
-    """Batches of similar length (less padding) in an order fixed by (seed, epoch).
+    """Batches of `batch_size` examples of similar length (less padding), in an order fixed by
+    (seed, epoch).
 
-    Shuffle, sort by length within chunks of `bucket_batches` batches, cut into batches, then
-    shuffle the batches.
+    Shuffle; complete the last batch with the epoch's first examples (as a distributed sampler
+    does), so every batch is full and splits evenly across processes; sort by length within
+    chunks of `bucket_batches` batches; cut into batches; shuffle the batches.
     """
     rng = np.random.default_rng([seed, epoch])
     lengths = np.asarray(lengths)
     order = rng.permutation(len(lengths))
+    order = np.resize(order, math.ceil(len(order) / batch_size) * batch_size)
     chunk = batch_size * bucket_batches
     batches = []
     for start in range(0, len(order), chunk):
@@ -95,78 +115,29 @@ def bucket_order(
     return [batches[i] for i in rng.permutation(len(batches))]
 
 
-def linear_schedule(optimizer, warmup: int, total: int):
-    def factor(step: int) -> float:
-        if step < warmup:
-            return (step + 1) / max(1, warmup)
-        return max(0.0, (total - step) / max(1, total - warmup))
+class BucketBatches(torch.utils.data.Sampler):
+    """The Trainer's batch sampler: every bucket_order batch as `micro_batches` consecutive
+    micro-batches (gradient accumulation); accelerate splits each micro-batch across the
+    processes. The Trainer calls set_epoch, also when it resumes mid-epoch."""
 
-    return torch.optim.lr_scheduler.LambdaLR(optimizer, factor)
+    def __init__(self, lengths, batch_size: int, micro_batches: int, seed: int):
+        self.lengths, self.steps_batch, self.micro_batches = lengths, batch_size, micro_batches
+        self.batch_size = batch_size // micro_batches  # what one iteration yields
+        self.seed, self.epoch = seed, 0
+
+    def set_epoch(self, epoch: int) -> None:
+        self.epoch = epoch
+
+    def __len__(self) -> int:
+        return math.ceil(len(self.lengths) / self.steps_batch) * self.micro_batches
+
+    def __iter__(self):
+        for batch in bucket_order(self.lengths, self.steps_batch, self.seed, self.epoch):
+            for part in np.split(batch, self.micro_batches):
+                yield part.tolist()
 
 
 # ---------------------------------------------------------------- checkpoints
-
-
-def _trainable(model) -> dict[str, torch.Tensor]:
-    return {n: p for n, p in model.named_parameters() if p.requires_grad}
-
-
-def save_checkpoint(
-    folder: Path, step: int, epoch: int, model, optimizer, scheduler, fingerprint: str
-) -> Path:
-    """Write step-{step}/ atomically, then drop older checkpoints."""
-    final = folder / f"step-{step:08d}"
-    with atomic_dir(final) as tmp:
-        save_file(
-            {n: p.detach().cpu().contiguous() for n, p in _trainable(model).items()},
-            str(tmp / "model.safetensors"),
-        )
-        state = {
-            "optimizer": optimizer.state_dict(),
-            "scheduler": scheduler.state_dict(),
-            "torch_rng": torch.get_rng_state(),
-        }
-        if torch.cuda.is_available():
-            state["cuda_rng"] = torch.cuda.get_rng_state_all()
-        torch.save(state, tmp / "state.pt")
-        (tmp / "meta.json").write_text(
-            json.dumps({"step": step, "epoch": epoch, "fingerprint": fingerprint}, sort_keys=True)
-            + "\n"
-        )
-    for old in folder.glob("step-*"):
-        if old != final:
-            shutil.rmtree(old)
-    return final
-
-
-def latest_checkpoint(folder: Path, fingerprint: str) -> Path | None:
-    """The newest complete checkpoint made with the same settings and data, if any."""
-    if not folder.is_dir():
-        return None
-    for ckpt in sorted(folder.glob("step-*"), reverse=True):
-        meta = ckpt / "meta.json"
-        if meta.is_file() and (ckpt / "state.pt").is_file():
-            if json.loads(meta.read_text()).get("fingerprint") == fingerprint:
-                return ckpt
-            log.warning("ignoring %s: made with other settings or data", ckpt)
-    return None
-
-
-def load_checkpoint(ckpt: Path, model, optimizer, scheduler) -> int:
-    weights = load_file(str(ckpt / "model.safetensors"))
-    params = _trainable(model)
-    if set(weights) != set(params):
-        raise InputError(f"{ckpt}: checkpoint parameters do not match the model")
-    with torch.no_grad():
-        for name, value in weights.items():
-            params[name].copy_(value)
-    state = torch.load(ckpt / "state.pt", weights_only=True, map_location="cpu")
-    optimizer.load_state_dict(state["optimizer"])
-    scheduler.load_state_dict(state["scheduler"])
-    torch.set_rng_state(state["torch_rng"])
-    if "cuda_rng" in state and torch.cuda.is_available():
-        torch.cuda.set_rng_state_all(state["cuda_rng"])
-    return int(json.loads((ckpt / "meta.json").read_text())["step"])
 
 
 def fingerprint(*parts) -> str:
@@ -176,43 +147,135 @@ def fingerprint(*parts) -> str:
     return h.hexdigest()[:16]
 
 
-# ---------------------------------------------------------------- training loop
+def checkpoint_step(folder: Path) -> int:
+    return int(folder.name.removeprefix(CHECKPOINT_PREFIX))
 
 
-@contextmanager
-def sigterm_flag():
-    """A dict whose "set" turns True on SIGTERM while the block runs (the previous handler is
-    restored after), so the loop can stop between steps instead of dying mid-step."""
-    flag = {"set": False}
+def latest_checkpoint(folder: Path, fingerprint_: str) -> Path | None:
+    """The newest complete checkpoint made with the same settings and data, if any."""
+    if not folder.is_dir():
+        return None
+    found = [
+        c
+        for c in folder.glob(f"{CHECKPOINT_PREFIX}*")
+        if c.name.removeprefix(CHECKPOINT_PREFIX).isdigit()
+    ]
+    for ckpt in sorted(found, key=checkpoint_step, reverse=True):
+        marker = ckpt / MARKER
+        if marker.is_file():
+            if json.loads(marker.read_text()).get("fingerprint") == fingerprint_:
+                return ckpt
+            log.warning("ignoring %s: made with other settings or data", ckpt)
+    return None
 
-    def handler(signum, frame):
-        flag["set"] = True
 
-    previous = signal.signal(signal.SIGTERM, handler)
-    try:
-        yield flag
-    finally:
-        signal.signal(signal.SIGTERM, previous)
+def clear_other_checkpoints(folder: Path, keep: Path | None) -> None:
+    """Remove every checkpoint but the one resumed from: the Trainer keeps the newest by step
+    number, so a stale folder with a higher step would otherwise push out the new ones."""
+    for ckpt in folder.glob(f"{CHECKPOINT_PREFIX}*"):
+        if ckpt != keep:
+            shutil.rmtree(ckpt, ignore_errors=True)
 
 
-def resume(
-    checkpoint_dir: Path, fingerprint_: str, model, optimizer, scheduler
-) -> tuple[int, list]:
-    """(step, log records up to it) from the newest matching checkpoint, or (0, []); the log
-    file is rewritten to hold exactly those records."""
-    step, history = 0, []
-    log_path = checkpoint_dir / LOG_FILE
-    ckpt = latest_checkpoint(checkpoint_dir, fingerprint_)
-    if ckpt is not None:
-        step = load_checkpoint(ckpt, model, optimizer, scheduler)
-        log.info("resuming from %s (step %d)", ckpt, step)
-    if step and log_path.is_file():
-        history = [
-            r for r in map(json.loads, log_path.read_text().splitlines()) if r["step"] <= step
-        ]
-    checkpoint_dir.mkdir(parents=True, exist_ok=True)
-    log_path.write_text("".join(json.dumps(r, sort_keys=True) + "\n" for r in history))
-    return step, history
+# ---------------------------------------------------------------- the Trainer
+
+
+def _callbacks(fingerprint_: str, on_step, total: int):
+    """Trainer callbacks: the checkpoint marker, SIGTERM, and the per-step hook."""
+    from transformers import TrainerCallback
+
+    class Checkpoints(TrainerCallback):
+        """Marks a saved checkpoint complete (the marker is written last, so a checkpoint cut
+        by a kill is never resumed) and drops the Trainer's pickled arguments."""
+
+        def on_save(self, args, state, control, **kwargs):
+            if state.is_world_process_zero:
+                ckpt = Path(args.output_dir) / f"{CHECKPOINT_PREFIX}{state.global_step}"
+                for name in PICKLED:
+                    (ckpt / name).unlink(missing_ok=True)
+                marker = {"fingerprint": fingerprint_, "step": state.global_step}
+                tmp = ckpt / f".{MARKER}.tmp"
+                tmp.write_text(json.dumps(marker, sort_keys=True) + "\n")
+                tmp.rename(ckpt / MARKER)
+
+    class StopOnSigterm(TrainerCallback):
+        """On SIGTERM the step in progress finishes, then a checkpoint is saved and training
+        stops. The request is shared across processes (a max over ranks) so that every rank
+        stops at the same step."""
+
+        def __init__(self):
+            self.requested, self.stopped_at, self.previous = False, None, None
+
+        def _handler(self, signum, frame):
+            self.requested = True
+
+        def on_train_begin(self, args, state, control, **kwargs):
+            self.previous = signal.signal(signal.SIGTERM, self._handler)
+
+        def on_train_end(self, args, state, control, **kwargs):
+            signal.signal(signal.SIGTERM, self.previous)
+
+        def on_step_end(self, args, state, control, **kwargs):
+            if on_step is not None:
+                on_step(state.global_step)
+            stop = self.requested
+            if torch.distributed.is_available() and torch.distributed.is_initialized():
+                flag = torch.tensor([int(stop)], device=args.device)
+                torch.distributed.all_reduce(flag, op=torch.distributed.ReduceOp.MAX)
+                stop = bool(flag.item())
+            if stop and state.global_step < total:
+                control.should_save = control.should_training_stop = True
+                self.stopped_at = state.global_step
+
+    return Checkpoints(), StopOnSigterm()
+
+
+def training_arguments(config: TrainConfig, seed: int, output_dir: Path, total: int, model):
+    """The Trainer's arguments from the train section: one place for the mapping."""
+    from transformers import TrainingArguments
+
+    cuda = torch.cuda.is_available()
+    bf16 = config.precision == "bf16" or (
+        config.precision == "auto" and cuda and torch.cuda.is_bf16_supported()
+    )
+    fsdp = {}
+    if config.fsdp:
+        layers = sorted(getattr(model, "_no_split_modules", None) or [])
+        fsdp = {
+            "fsdp": "full_shard auto_wrap",
+            "fsdp_config": {"transformer_layer_cls_to_wrap": layers, "use_orig_params": True},
+        }
+    return TrainingArguments(
+        output_dir=str(output_dir),
+        seed=seed,
+        max_steps=total,
+        per_device_train_batch_size=config.batch_size
+        // (config.gradient_accumulation * config.processes),
+        gradient_accumulation_steps=config.gradient_accumulation,
+        activation_checkpointing=config.gradient_checkpointing,
+        activation_checkpointing_kwargs={"use_reentrant": False},
+        learning_rate=config.learning_rate,
+        weight_decay=0.0,
+        lr_scheduler_type="linear",
+        warmup_steps=int(round(config.warmup_ratio * total)),
+        max_grad_norm=config.grad_clip,
+        optim="adamw_torch",
+        bf16=bf16,
+        use_cpu=not cuda,
+        ddp_backend="gloo" if launched() and not cuda else None,
+        ddp_timeout=600,
+        accelerator_config={"split_batches": True},
+        remove_unused_columns=False,
+        dataloader_num_workers=0,
+        logging_steps=1,
+        logging_first_step=True,
+        save_strategy="steps",
+        save_steps=config.checkpoint_every,
+        save_total_limit=2,  # the previous checkpoint survives until the next one is complete
+        report_to="none",
+        disable_tqdm=False,
+        **fsdp,
+    )
 
 
 def train(
@@ -224,70 +287,141 @@ def train(
     fingerprint_: str = "",
     on_step=None,
 ) -> list[dict]:
-    """Train in place; resume from checkpoint_dir when it holds a matching checkpoint.
+    """Train in place with the Trainer; resume from checkpoint_dir when it holds a matching
+    checkpoint.
 
     `examples` holds one group per prompt (its m target sequences, isaac.lm.build_examples);
     a batch is `batch_size` groups and its loss the mean over all their target tokens.
     `seed` fixes the batch order (and any dropout). `on_step(step)` is called after every
     optimiser step (tests use it to interrupt a run). On SIGTERM the current step finishes, a
     checkpoint is saved at it and Terminated is raised. Returns the training log (one dict per
-    step, including steps from before a resume).
+    step: step, epoch, loss, lr; steps from before a resume included).
     """
+    from transformers import Trainer
+
     if not examples or not all(examples):
         raise InputError("no training examples (or a prompt without targets)")
     checkpoint_dir = Path(checkpoint_dir)
-    dev = device()
-    model = gen.model.to(dev)
-    model.train()
-    pad_id = gen.tokenizer.pad_token_id
-    per_epoch = math.ceil(len(examples) / cfg.batch_size)
-    total = cfg.max_steps or cfg.epochs * per_epoch
-    torch.manual_seed(seed)
-    np.random.seed(seed)
-    params = [p for p in model.parameters() if p.requires_grad]
-    optimizer = torch.optim.AdamW(params, lr=cfg.learning_rate, weight_decay=0.0)
-    scheduler = linear_schedule(optimizer, int(round(cfg.warmup_ratio * total)), total)
-    step, history = resume(checkpoint_dir, fingerprint_, model, optimizer, scheduler)
+    total = total_steps(cfg, len(examples))
+    ckpt = latest_checkpoint(checkpoint_dir, fingerprint_)
+    args = training_arguments(cfg, seed, checkpoint_dir, total, gen.model)
+    if args.process_index == 0:
+        checkpoint_dir.mkdir(parents=True, exist_ok=True)
+        clear_other_checkpoints(checkpoint_dir, ckpt)
+    if ckpt is not None:
+        log.info("resuming from %s (step %d)", ckpt, checkpoint_step(ckpt))
+    lengths = [max(len(e.input_ids) + len(e.labels) * e.decoder for e in g) for g in examples]
+    sampler = BucketBatches(lengths, cfg.batch_size, cfg.gradient_accumulation, seed)
+    pad_id, seq2seq = gen.tokenizer.pad_token_id, gen.fmt.seq2seq
+    decoder_inputs = getattr(gen.model, "prepare_decoder_input_ids_from_labels", None)
 
-    lengths = [
-        max(len(e.input_ids) + len(e.labels) * e.decoder for e in group) for group in examples
+    def collate_groups(groups):
+        batch = collate([e for g in groups for e in g], pad_id)
+        if seq2seq:  # the loss is computed outside the model, which then never sees labels
+            batch["decoder_input_ids"] = decoder_inputs(labels=batch["labels"])
+        return batch
+
+    def target_token_mean(outputs, labels, num_items_in_batch):
+        return label_nll(outputs.logits, labels, seq2seq)[0] / num_items_in_batch
+
+    class GroupTrainer(Trainer):
+        def get_train_dataloader(self):
+            loader = torch.utils.data.DataLoader(
+                examples, batch_sampler=sampler, collate_fn=collate_groups
+            )
+            return self.accelerator.prepare(loader)
+
+    checkpoints, sigterm = _callbacks(fingerprint_, on_step, total)
+    trainer = GroupTrainer(
+        model=gen.model,
+        args=args,
+        train_dataset=examples,
+        data_collator=collate_groups,
+        compute_loss_func=target_token_mean,
+        callbacks=[checkpoints, sigterm],
+    )
+    trainer.train(resume_from_checkpoint=str(ckpt) if ckpt else None)
+    if sigterm.stopped_at is not None:
+        raise Terminated(
+            sigterm.stopped_at, checkpoint_dir / f"{CHECKPOINT_PREFIX}{sigterm.stopped_at}"
+        )
+    gen.model = trainer.accelerator.unwrap_model(trainer.model_wrapped)
+    if cfg.fsdp:
+        gen.model.load_state_dict(trainer.accelerator.get_state_dict(trainer.model_wrapped))
+    gen.model.eval()
+    per_epoch = math.ceil(len(examples) / cfg.batch_size)
+    return [
+        {
+            "step": r["step"],
+            "epoch": (r["step"] - 1) // per_epoch,
+            "loss": r["loss"],
+            "lr": r["learning_rate"],
+        }
+        for r in trainer.state.log_history
+        if "loss" in r
     ]
-    bar = tqdm(total=total, initial=step, desc="train", mininterval=5)
-    with (checkpoint_dir / LOG_FILE).open("a") as log_file, sigterm_flag() as sigterm:
-        while step < total:
-            epoch = step // per_epoch
-            batches = bucket_order(lengths, cfg.batch_size, seed, epoch)
-            for idx in batches[step - epoch * per_epoch :]:
-                rows = [e for i in idx for e in examples[i]]
-                batch = {k: v.to(dev) for k, v in collate(rows, pad_id).items()}
-                nll, n = token_nll(model, batch, gen.fmt.seq2seq)
-                loss = nll / max(n, 1)
-                optimizer.zero_grad(set_to_none=True)
-                loss.backward()
-                torch.nn.utils.clip_grad_norm_(params, cfg.grad_clip)
-                lr = scheduler.get_last_lr()[0]
-                optimizer.step()
-                scheduler.step()
-                step += 1
-                record = {"step": step, "epoch": epoch, "loss": round(loss.item(), 6), "lr": lr}
-                history.append(record)
-                log_file.write(json.dumps(record, sort_keys=True) + "\n")
-                log_file.flush()
-                bar.update(1)
-                bar.set_postfix(loss=f"{record['loss']:.3f}")
-                if on_step is not None:
-                    on_step(step)
-                if step >= total:
-                    break
-                if sigterm["set"] or step % cfg.checkpoint_every == 0:
-                    ckpt = save_checkpoint(
-                        checkpoint_dir, step, epoch, model, optimizer, scheduler, fingerprint_
-                    )
-                    if sigterm["set"]:
-                        raise Terminated(step, ckpt)
-    bar.close()
-    model.eval()
-    return history
+
+
+# ---------------------------------------------------------------- processes
+
+
+def check_processes(config: TrainConfig, threads: int) -> None:
+    """Refuse, before anything trains, what would otherwise hang or fail inside the group."""
+    cuda = torch.cuda.is_available()
+    available = torch.cuda.device_count() if cuda else len(os.sched_getaffinity(0))
+    kind = "GPUs" if cuda else "CPU cores"
+    if config.processes > available:
+        raise InputError(
+            f"train.processes is {config.processes} but this machine has {available} {kind}"
+        )
+    if not cuda and config.processes > threads:
+        raise InputError(
+            f"train.processes is {config.processes} but the job has {threads} threads "
+            "(one CPU process needs at least one)"
+        )
+    per_step = config.gradient_accumulation * config.processes
+    if config.batch_size % per_step:
+        raise InputError(
+            f"train.batch_size ({config.batch_size}) must be a multiple of "
+            f"train.gradient_accumulation x train.processes ({per_step}): every process gets an "
+            "equal share of each micro-batch"
+        )
+    if config.fsdp and config.processes < 2:
+        raise InputError("train.fsdp shards the model across processes: it needs processes >= 2")
+    if config.precision == "bf16" and not (cuda and torch.cuda.is_bf16_supported()):
+        raise InputError(
+            "train.precision is bf16 but this machine has no CUDA device with bfloat16 "
+            "(use auto: bf16 where the GPU has it, else fp32)"
+        )
+
+
+def launched() -> bool:
+    """True inside a process started by torchrun (or srun + torchrun on several nodes)."""
+    return "LOCAL_RANK" in os.environ
+
+
+def relaunch(processes: int, argv: Sequence[str]) -> int:
+    """Run this CLI again as `processes` processes under torch's elastic launcher on this node;
+    return the launcher's exit status (143 when it was stopped by SIGTERM)."""
+    from torch.distributed.elastic.multiprocessing.api import SignalException
+    from torch.distributed.elastic.multiprocessing.errors import ChildFailedError
+    from torch.distributed.run import get_args_parser
+    from torch.distributed.run import run as torchrun
+
+    args = get_args_parser().parse_args(
+        ["--standalone", f"--nproc-per-node={processes}", "--module", "isaac.train", *argv]
+    )
+    try:
+        torchrun(args)
+    except SignalException as stop:
+        log.error("the launcher got signal %s; its processes were stopped", stop.sigval)
+        return 128 + int(stop.sigval)
+    except ChildFailedError as err:
+        failures = err.failures.values()
+        codes = {f.exitcode for f in failures}
+        log.error("a training process failed:\n%s", err.format_msg())
+        return TERMINATED_EXIT if codes == {TERMINATED_EXIT} else 1
+    return 0
 
 
 def read_targets(path: str | Path):
@@ -318,22 +452,26 @@ def main(argv: Sequence[str] | None = None) -> None:
         required=True,
         help="the generator section as a JSON object (isaac.models.GeneratorConfig)",
     )
-    p.add_argument("--threads", type=int, default=1)
+    p.add_argument("--threads", type=int, default=1, help="CPU threads of the whole job")
     p.add_argument("--checkpoints", required=True, help="checkpoint folder (kept on failure)")
     p.add_argument("--out", required=True, help="model output folder")
     p.add_argument("--keep-checkpoints", action="store_true")
     args = p.parse_args(argv)
     config = parse(TrainConfig, args.config)
     generator = parse(GeneratorConfig, args.generator, "--generator")
-    torch.set_num_threads(args.threads)
     prompts, targets = read_targets(args.targets)
+    if not launched():
+        check_processes(config, args.threads)
+        if config.processes > 1:
+            sys.exit(relaunch(config.processes, sys.argv[1:] if argv is None else argv))
+    torch.set_num_threads(max(1, args.threads // config.processes))
     if args.init:
         gen = continue_generator(generator, args.init)
     else:
         gen = build_generator(generator, args.tokenizer or None, args.seed, args.base or None)
     examples = build_examples(gen, prompts, targets, generator.max_length)
     n_params = sum(p.numel() for p in gen.model.parameters())
-    log.info("%d examples, %d parameters, device %s", len(examples), n_params, device())
+    log.info("%d examples, %d parameters", len(examples), n_params)
     init = (
         [p.read_bytes() for p in sorted(Path(args.init).glob("*.safetensors"))] if args.init else []
     )
@@ -342,13 +480,15 @@ def main(argv: Sequence[str] | None = None) -> None:
     )
     ckpt_dir = Path(args.checkpoints)
     try:
-        train(gen, examples, config, args.seed, ckpt_dir, fp)
+        history = train(gen, examples, config, args.seed, ckpt_dir, fp)
     except Terminated as stop:
         log.error("%s; the next run resumes from it", stop)
         sys.exit(TERMINATED_EXIT)
+    if int(os.environ.get("RANK", "0")) != 0:
+        return
     with atomic_dir(args.out) as tmp:
         save_generator(gen, tmp)
-        shutil.copyfile(ckpt_dir / LOG_FILE, tmp / LOG_FILE)
+        (tmp / LOG_FILE).write_text("".join(json.dumps(r, sort_keys=True) + "\n" for r in history))
     if not args.keep_checkpoints:
         shutil.rmtree(ckpt_dir)
 
