@@ -47,11 +47,15 @@ def train_config(**overrides) -> TrainConfig:
     return settings(TrainConfig, "train", **overrides)
 
 
+def save_tokenizer(folder):
+    """The tiny generator's tokenizer fitted on the test prompts and targets, saved to folder."""
+    train_tokenizer(PROMPTS + [t[0] for t in TARGETS], 300).save_pretrained(str(folder))
+    return folder
+
+
 @pytest.fixture
 def tok_dir(tmp_path):
-    tok = train_tokenizer(PROMPTS + [t[0] for t in TARGETS], 300)
-    tok.save_pretrained(str(tmp_path / "tok"))
-    return tmp_path / "tok"
+    return save_tokenizer(tmp_path / "tok")
 
 
 def _flat(groups):

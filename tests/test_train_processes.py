@@ -14,9 +14,14 @@ import pytest
 
 from isaac.cli import run
 from isaac.train import LOG_FILE, MARKER, main
-from test_train import TINY_SPEC, _job, _targets, tok_dir  # noqa: F401 (a fixture)
+from test_train import _job, _targets, save_tokenizer
 
 LOSS_TOLERANCE = 0.02  # final losses of 1 and 2 processes: dropout masks differ, nothing else
+
+
+@pytest.fixture
+def tok_dir(tmp_path):
+    return save_tokenizer(tmp_path / "tok")
 
 
 def _command(tmp_path, tok_dir, name, threads, **train):
