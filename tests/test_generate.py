@@ -5,12 +5,13 @@ from __future__ import annotations
 
 import dataclasses
 import json
+import sys
 
 import pandas as pd
 import pytest
 import torch
 
-from conftest import schema_defaults, settings
+from conftest import REPO, schema_defaults, settings
 from isaac.cli import run
 from isaac.generate import (
     GenerateConfig,
@@ -171,6 +172,28 @@ def test_bfloat16_only_on_a_cuda_gpu_that_supports_it(monkeypatch):
         monkeypatch.setattr(torch.cuda, "is_bf16_supported", lambda supported=supported: supported)
         assert generation_dtype(torch.device("cuda")) == dtype
         assert generation_dtype(torch.device("cpu")) == torch.float32
+
+
+def test_generation_benchmark_counts_tokens_to_the_first_end_and_padding(trained):
+    """bench/gpu_generate.py's counts, on the CPU (it times nothing that is asserted)."""
+    sys.path.insert(0, str(REPO / "bench"))
+    from gpu_generate import measure, new_tokens
+
+    ids = torch.tensor([[5, 6, 2, 0, 0], [5, 5, 5, 5, 5], [2, 2, 2, 2, 2]])
+    assert new_tokens(ids, 2) == 3 + 5 + 1  # pad == eos (the last row) still counts one end
+    gen, _ = trained
+    rows = [prompt_ids(gen, p) for p in MIXED]
+    order = length_order(rows)
+    masks = [
+        pad_batch(gen, [rows[j] for j in order[i : i + 4]])["attention_mask"] for i in (0, 4, 8)
+    ]
+    row = measure(gen, MIXED, generate_config(max_new_tokens=3, do_sample=False, batch_size=4), 0)
+    assert row["batch_size"] == 4 and row["batches"] == 3
+    assert row["new_tokens"] == 3 * len(MIXED)  # the pattern needs more than 3 tokens
+    assert row["prompt_padding_share"] == sum(int((m == 0).sum()) for m in masks) / sum(
+        m.numel() for m in masks
+    )
+    assert "generate" not in vars(gen.model)  # the spy is gone
 
 
 def sampling(**overrides) -> GenerateConfig:
