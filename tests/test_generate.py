@@ -1,17 +1,27 @@
-"""Generation: left padding, the prompt truncation rule, per-batch decoding seeds."""
+"""Generation: left padding, the prompt truncation rule, length-sorted batches written back in
+the input order, per-batch decoding seeds, the decoding dtype."""
 
 from __future__ import annotations
 
 import dataclasses
 import json
+import sys
 
 import pandas as pd
 import pytest
 import torch
 
-from conftest import schema_defaults, settings
+from conftest import REPO, schema_defaults, settings
 from isaac.cli import run
-from isaac.generate import GenerateConfig, batch_seed, encode_prompts, generate, main
+from isaac.generate import (
+    GenerateConfig,
+    batch_seed,
+    generate,
+    generation_dtype,
+    length_order,
+    main,
+    pad_batch,
+)
 from isaac.generator_tokenizer import train_tokenizer
 from isaac.lm import build_examples, prompt_ids
 from isaac.models import GeneratorConfig, build_generator, save_generator
@@ -51,10 +61,10 @@ def trained(tmp_path_factory):
 def test_prompts_are_left_padded(trained):
     gen, _ = trained
     prompts = ["hi", "what do you think about cats today ?"]
-    enc = encode_prompts(gen, prompts)
+    rows = [prompt_ids(gen, p) for p in prompts]
+    enc = pad_batch(gen, rows)
     assert enc["attention_mask"][0, 0] == 0 and enc["attention_mask"][0, -1] == 1
     assert enc["input_ids"][0, 0] == gen.tokenizer.pad_token_id
-    rows = [prompt_ids(gen, p) for p in prompts]
     for i, r in enumerate(rows):  # every row ends at the right edge, as training saw it
         assert enc["input_ids"][i, -len(r) :].tolist() == r
         assert int(enc["attention_mask"][i].sum()) == len(r)
@@ -67,21 +77,123 @@ def test_prompts_keep_their_last_tokens_as_in_training(trained):
     full = gen.tokenizer(gen.fmt.prompt_text(long), add_special_tokens=False)["input_ids"]
     budget = gen.fmt.max_prompt_tokens
     assert len(full) > budget
-    enc = encode_prompts(gen, [long, "hi"])
+    enc = pad_batch(gen, [prompt_ids(gen, p) for p in (long, "hi")])
     assert enc["input_ids"].shape[1] == budget
     assert enc["input_ids"][0].tolist() == full[-budget:]
     example = build_examples(gen, [long], [["i like it ."]], 4 * budget)[0][0]
     assert example.input_ids[:budget] == full[-budget:]
 
 
-def test_greedy_learns_the_pattern_and_batching_does_not_change_it(trained):
+# Prompts of very different token lengths (4 to 48), longest in the middle.
+MIXED = [
+    "what do you think about dogs today ?",
+    "hi",
+    " ".join(PROMPTS[:7]),
+    "what do you think about rain today ?",
+    "why ?",
+    "what do you think about cats today ? what do you think about rain today ?",
+    "what do you think about food today ?",
+    "cats",
+    "dogs today ?",
+]
+
+
+def test_length_order_is_a_stable_sort_on_token_length():
+    rows = [[1, 2], [1], [1, 2, 3], [4], [5, 6]]
+    assert length_order(rows) == [1, 3, 0, 4, 2]
+    assert length_order([]) == []
+
+
+def test_greedy_is_the_same_at_any_batch_size_and_keeps_the_input_order(trained):
+    """Length-sorted batches of 8 (mixed lengths, most rows padded in the unsorted order) give
+    what one prompt at a time gives, written back at each prompt's own row."""
     gen, _ = trained
-    prompts = ["what do you think about dogs today ?", "hi", "what do you think about rain today ?"]
     greedy = generate_config(max_new_tokens=10, do_sample=False)
-    batched = generate(gen, prompts, dataclasses.replace(greedy, batch_size=3), 0)
-    single = [generate(gen, [p], greedy, 0)[0] for p in prompts]
+    single = generate(gen, MIXED, dataclasses.replace(greedy, batch_size=1), 0)
+    batched = generate(gen, MIXED, dataclasses.replace(greedy, batch_size=8), 0)
     assert batched == single
-    assert batched[0] == "i like dogs a lot ." and batched[2] == "i like rain a lot ."
+    assert batched[0] == "i like dogs a lot ."
+    assert batched[3] == "i like rain a lot ."
+    assert batched[6] == "i like food a lot ."
+    assert batched[::-1] == generate(gen, MIXED[::-1], dataclasses.replace(greedy, batch_size=8), 0)
+
+
+def test_batches_hold_similar_lengths(trained, monkeypatch):
+    """generate hands the model the length-sorted batches, which pad less than the table's order."""
+    gen, _ = trained
+    rows = [prompt_ids(gen, p) for p in MIXED]
+    masks = []
+    original = gen.model.generate
+
+    def spy(*args, **kwargs):
+        masks.append(kwargs["attention_mask"].cpu())
+        return original(*args, **kwargs)
+
+    monkeypatch.setattr(gen.model, "generate", spy)
+    generate(gen, MIXED, generate_config(max_new_tokens=2, do_sample=False, batch_size=3), 0)
+    lengths = sorted(len(r) for r in rows)
+    assert [m.sum(1).tolist() for m in masks] == [lengths[i : i + 3] for i in range(0, 9, 3)]
+
+    def padding(batches):
+        return sum(int((pad_batch(gen, b)["attention_mask"] == 0).sum()) for b in batches)
+
+    order = length_order(rows)
+    unsorted = padding([rows[i : i + 3] for i in range(0, 9, 3)])
+    ordered = padding([[rows[j] for j in order[i : i + 3]] for i in range(0, 9, 3)])
+    assert ordered == sum(int((m == 0).sum()) for m in masks)
+    assert ordered < unsorted
+
+
+def test_sampling_mixed_lengths_is_reproducible(trained):
+    gen, _ = trained
+    cfg = sampling(batch_size=3)
+    a = generate(gen, MIXED, cfg, 4)
+    assert a == generate(gen, MIXED, cfg, 4)
+    assert a != generate(gen, MIXED, cfg, 5)
+
+
+def test_decoding_keeps_the_cache_in_float32_on_the_cpu(trained, monkeypatch):
+    gen, _ = trained
+    seen = []
+    original = gen.model.generate
+
+    def spy(*args, **kwargs):
+        seen.append((kwargs["use_cache"], next(gen.model.parameters()).dtype))
+        return original(*args, **kwargs)
+
+    monkeypatch.setattr(gen.model, "generate", spy)
+    generate(gen, MIXED[:2], generate_config(max_new_tokens=2), 0)
+    assert seen == [(True, torch.float32)]
+
+
+def test_bfloat16_only_on_a_cuda_gpu_that_supports_it(monkeypatch):
+    assert generation_dtype(torch.device("cpu")) == torch.float32
+    for supported, dtype in ((True, torch.bfloat16), (False, torch.float32)):
+        monkeypatch.setattr(torch.cuda, "is_bf16_supported", lambda supported=supported: supported)
+        assert generation_dtype(torch.device("cuda")) == dtype
+        assert generation_dtype(torch.device("cpu")) == torch.float32
+
+
+def test_generation_benchmark_counts_tokens_to_the_first_end_and_padding(trained):
+    """bench/gpu_generate.py's counts, on the CPU (it times nothing that is asserted)."""
+    sys.path.insert(0, str(REPO / "bench"))
+    from gpu_generate import measure, new_tokens
+
+    ids = torch.tensor([[5, 6, 2, 0, 0], [5, 5, 5, 5, 5], [2, 2, 2, 2, 2]])
+    assert new_tokens(ids, 2) == 3 + 5 + 1  # pad == eos (the last row) still counts one end
+    gen, _ = trained
+    rows = [prompt_ids(gen, p) for p in MIXED]
+    order = length_order(rows)
+    masks = [
+        pad_batch(gen, [rows[j] for j in order[i : i + 4]])["attention_mask"] for i in (0, 4, 8)
+    ]
+    row = measure(gen, MIXED, generate_config(max_new_tokens=3, do_sample=False, batch_size=4), 0)
+    assert row["batch_size"] == 4 and row["batches"] == 3
+    assert row["new_tokens"] == 3 * len(MIXED)  # the pattern needs more than 3 tokens
+    assert row["prompt_padding_share"] == sum(int((m == 0).sum()) for m in masks) / sum(
+        m.numel() for m in masks
+    )
+    assert "generate" not in vars(gen.model)  # the spy is gone
 
 
 def sampling(**overrides) -> GenerateConfig:
@@ -138,11 +250,12 @@ def test_every_batch_starts_from_its_own_seed(trained, monkeypatch):
 
 
 def test_a_prompt_draws_the_same_whatever_earlier_batches_generated(trained, monkeypatch):
-    """Paired decoding: rows 4..7 generate the same text when rows 0..3 hold other prompts (so
-    the earlier batch draws other tokens, possibly for a different number of steps)."""
+    """Paired decoding: rows 4..7 generate the same text when rows 0..3 hold other (shorter, so
+    still first in the length order) prompts: the earlier batch draws other tokens, possibly for
+    a different number of steps."""
     gen, _ = trained
     cfg = sampling(max_new_tokens=12, temperature=1.5)
-    others = ["hi", "no", "a longer opening line than the others here", "why ?"]
+    others = ["hi", "no", "dogs today ?", "why ?"]
     a = generate(gen, PROMPTS[:8], cfg, 3)
     b = generate(gen, others + PROMPTS[4:8], cfg, 3)
     assert a[:4] != b[:4]
