@@ -62,11 +62,11 @@ rule train_round:
         method=TRAINED,
     conda:
         "../envs/train.yaml"
-    threads: by_generator(1, 4)
+    threads: by_generator(1, 4) * PROCESSES
     resources:
-        mem_mb=grow_with_attempt(by_generator(4000, 16000)),
+        mem_mb=grow_with_attempt(by_generator(4000, 16000) * PROCESSES),
         runtime=by_generator(30, 240),
-        gpu=by_generator(0, 1),
+        gpu=PROCESSES,
     params:
         config=stage_config("train"),
         generator=stage_config("generator"),

@@ -325,3 +325,88 @@ def test_generator_base_dequantises_smollm2_once_for_every_train_job(tmp_path):
     assert "quantization_config" not in json.loads((tmp_path / "base" / "config.json").read_text())
     save_generator(from_base, tmp_path / "model")
     assert load_generator(tmp_path / "model").fmt == from_base.fmt
+
+
+def _local_llama(folder, tok_dir):
+    """A tiny random Llama-architecture checkpoint (grouped-query attention, SwiGLU, RoPE):
+    what `generator.model: /path/to/checkpoint` points at for a Llama-family model."""
+    from transformers import AutoTokenizer, LlamaConfig, LlamaForCausalLM
+
+    tok = AutoTokenizer.from_pretrained(str(tok_dir))
+    cfg = LlamaConfig(
+        vocab_size=len(tok),
+        hidden_size=32,
+        intermediate_size=64,
+        num_hidden_layers=2,
+        num_attention_heads=4,
+        num_key_value_heads=2,
+        max_position_embeddings=128,
+        bos_token_id=tok.bos_token_id,
+        eos_token_id=tok.eos_token_id,
+        pad_token_id=tok.pad_token_id,
+    )
+    torch.manual_seed(0)
+    LlamaForCausalLM(cfg).save_pretrained(str(folder))
+    tok.save_pretrained(str(folder))
+    return folder
+
+
+@pytest.mark.parametrize("lora", [False, True])
+def test_a_local_llama_checkpoint_trains_through_the_train_command(tmp_path, tok_dir, lora):
+    """The train stage's CLI, as the workflow calls it, on a Llama checkpoint: in full and with
+    LoRA; the saved folder loads as a plain Llama and answers prompts."""
+    import pandas as pd
+
+    from isaac.generate import GenerateConfig, generate
+    from isaac.train import LOG_FILE, main
+
+    path = _local_llama(tmp_path / "llama", tok_dir)
+    prompts = TEXTS * 4
+    pd.DataFrame(
+        {
+            "id": [f"t{i}" for i in range(len(prompts))],
+            "prompt": prompts,
+            "targets": [["ok ."]] * len(prompts),
+        }
+    ).to_parquet(tmp_path / "targets.parquet")
+    spec = {**schema_defaults("generator"), "model": str(path), "lora": lora, "lora_r": 8}
+    train_spec = {k: v for k, v in schema_defaults("train").items() if k != "rounds"}
+    train_spec.update(max_steps=40, batch_size=4, learning_rate=2e-2)
+    out = tmp_path / "model"
+    run(
+        main,
+        [
+            "--targets",
+            str(tmp_path / "targets.parquet"),
+            "--seed",
+            "0",
+            "--config",
+            json.dumps(train_spec),
+            "--generator",
+            json.dumps(spec),
+            "--checkpoints",
+            str(tmp_path / "ck"),
+            "--out",
+            str(out),
+        ],
+    )
+    log = [json.loads(line) for line in (out / LOG_FILE).read_text().splitlines()]
+    assert [r["step"] for r in log] == list(range(1, 41))
+    # rank-8 adapters on a random 32-wide model (its output layer frozen) learn far less
+    assert log[-1]["loss"] < (0.9 if lora else 0.5) * log[0]["loss"]
+    gen = load_generator(out)
+    assert type(gen.model).__name__ == "LlamaForCausalLM" and not hasattr(gen.model, "peft_config")
+    base = load_generator_weights(path)
+    trained = gen.model.state_dict()
+    changed = {n for n, w in base.items() if not torch.equal(w, trained[n])}
+    # LoRA merges its adapters into the linear layers only; full training moves the embeddings too
+    assert changed and ("model.embed_tokens.weight" in changed) == (not lora)
+    greedy = settings(GenerateConfig, "generate", max_new_tokens=4, do_sample=False)
+    answers = generate(gen, TEXTS[:2], greedy, seed=0)
+    assert len(answers) == 2 and (lora or answers == ["ok ."] * 2)
+
+
+def load_generator_weights(folder):
+    from safetensors.torch import load_file
+
+    return load_file(str(folder / "model.safetensors"))

@@ -29,6 +29,10 @@ PROFILE = REPO / "profiles" / "slurm"
 TINY = "results/tiny"
 GPU_RULES = ("train", "generate")
 RUN = "isaac/tau1.0-m1-seed0"
+# The cluster run trains with two data-parallel processes (CPU processes with gloo, on the
+# node's two fake GPUs): the train job asks for one GPU per process.
+TRAIN_PROCESSES = 2
+GPUS = {"train": TRAIN_PROCESSES, "generate": 1}
 
 # The sampling stage for every method of the tiny sweep, plus one train + generate, which
 # proves the GPU request without paying for the whole sweep's training.
@@ -63,7 +67,7 @@ def _node() -> dict[str, str]:
 
 @pytest.fixture(scope="session")
 def slurm_cluster():
-    """A SLURM cluster with one idle node "localhost" (CPUs, RealMemory) and one GPU."""
+    """A SLURM cluster with one idle node "localhost" (CPUs, RealMemory) and two GPUs."""
     if os.name != "posix":
         _unavailable("SLURM needs a POSIX system")
     try:
@@ -82,7 +86,7 @@ def slurm_cluster():
         pytest.fail(f"start_cluster.sh exited {proc.returncode}:\n{proc.stderr[-4000:]}")
     try:
         node = _node()
-        assert node.get("Gres", "").startswith("gpu:1"), node
+        assert node.get("Gres", "").startswith(f"gpu:{TRAIN_PROCESSES}"), node
         yield node
     finally:
         subprocess.run(["bash", str(SLURM_DIR / "stop_cluster.sh")], timeout=120)
@@ -93,14 +97,17 @@ def capped_overrides(profile: dict, cpus: int, mem_mb: int, jobs: int) -> list[s
 
     Every resource the profile sets is passed on (a command-line option replaces the
     profile's whole key); memory is capped with min() around the profile's own expression
-    and CPU counts at the node's, so the GPU requests stay exactly as the profile has them.
+    and CPU counts at the node's (per GPU: the node's CPUs shared by the train job's GPUs), so
+    the GPU requests stay exactly as the profile and the rules have them.
     """
     mem_cap = max(256, mem_mb // jobs)
 
     def fit(name, value):
         if name == "mem_mb":
             return f"min({value}, {mem_cap})"
-        if name in ("cpus_per_gpu", "cpus_per_task"):
+        if name == "cpus_per_gpu":
+            return str(max(1, min(int(value), cpus // TRAIN_PROCESSES)))
+        if name == "cpus_per_task":
             return str(min(int(value), cpus))
         return str(value)
 
@@ -119,13 +126,16 @@ def capped_overrides(profile: dict, cpus: int, mem_mb: int, jobs: int) -> list[s
     return args
 
 
-def test_profile_asks_a_gpu_for_the_gpu_rules():
+def test_profile_asks_a_gpu_for_generate_and_one_node_for_train():
+    """generate's GPU comes from the profile; train asks one per process itself (the rule's
+    gpu resource), all on one node."""
     profile = yaml.safe_load((PROFILE / "config.yaml").read_text())
     assert profile["executor"] == "slurm"
-    for rule in GPU_RULES:
-        resources = profile["set-resources"][rule]
-        assert resources.get("gpu") == 1 or "gpu" in str(resources.get("gres", "")), rule
-        assert isinstance(resources["runtime"], str), rule
+    generate, train = profile["set-resources"]["generate"], profile["set-resources"]["train"]
+    assert generate.get("gpu") == 1 or "gpu" in str(generate.get("gres", ""))
+    assert "gpu" not in train and "gres" not in train and train["nodes"] == 1
+    for resources in (generate, train):
+        assert isinstance(resources["runtime"], str)
 
 
 def test_capped_overrides_keep_the_gpu_request_and_cap_memory():
@@ -136,7 +146,7 @@ def test_capped_overrides_keep_the_gpu_request_and_cap_memory():
     }
     args = capped_overrides(profile, cpus=2, mem_mb=6000, jobs=2)
     assert args[:3] == ["--default-resources", "mem_mb=min(attempt * 2000, 3000)", "runtime=30m"]
-    assert "train:gpu=1" in args and "train:cpus_per_gpu=2" in args
+    assert "train:gpu=1" in args and "train:cpus_per_gpu=1" in args
     assert "train:mem_mb=min(16000, 3000)" in args
     assert args[args.index("--set-threads") + 1] == "train=2"
 
@@ -204,7 +214,10 @@ def slurm_run(slurm_cluster, tmp_path_factory):
     local = tmp_path_factory.mktemp("local")
     snakemake(local, "--cores", "2", *TARGETS)
     cluster = tmp_path_factory.mktemp("cluster")
-    proc = _run_via_slurm(cluster, slurm_cluster, jobs=2)
+    (cluster / "processes.yaml").write_text(f"train:\n  processes: {TRAIN_PROCESSES}\n")
+    proc = _run_via_slurm(
+        cluster, slurm_cluster, jobs=2, configfiles=(TINY_CONFIG, cluster / "processes.yaml")
+    )
     log = proc.stdout + proc.stderr
     _failure(proc, cluster, log)
     return local, cluster, log
@@ -264,10 +277,19 @@ def test_gpu_rules_asked_for_a_gpu_and_the_others_did_not(slurm_run):
             job.get("TresPerNode"),
         )
         if asks_gpu:
-            # SLURM allocated the node's (fake) GPU to the job.
-            assert job.get("JOB_GRES", "").startswith("gpu:1"), (rule, job.get("JOB_GRES"))
+            # SLURM allocated the node's (fake) GPUs to the job: one per train process.
+            gres = job.get("JOB_GRES", "")
+            assert gres.startswith(f"gpu:{GPUS[rule]}"), (rule, gres)
             seen.add(rule)
     assert seen == set(GPU_RULES), seen
+
+
+def test_the_train_job_ran_two_processes_through_sbatch(slurm_run):
+    _, cluster, _ = slurm_run
+    log = (cluster / "logs" / "tiny" / "train" / f"{RUN}.log").read_text()
+    for rank in range(TRAIN_PROCESSES):
+        assert f"process {rank} of {TRAIN_PROCESSES}" in log, log[-3000:]
+    assert (cluster / TINY / "models" / RUN / "model.safetensors").is_file()
 
 
 def test_cluster_outputs_equal_a_local_run_byte_for_byte(slurm_run):

@@ -1,6 +1,9 @@
 """Input functions of rules/train.smk."""
 
 ROUNDS = config["train"]["rounds"]
+# One process per GPU (train.processes): a train job asks for that many GPUs, and threads and
+# memory per process (data-parallel processes each hold a copy of the model).
+PROCESSES = config["train"]["processes"]
 
 
 def round_targets(round_):

@@ -308,6 +308,7 @@ def train(
     if args.process_index == 0:
         checkpoint_dir.mkdir(parents=True, exist_ok=True)
         clear_other_checkpoints(checkpoint_dir, ckpt)
+    log.info("process %d of %d", args.process_index, args.world_size)
     if ckpt is not None:
         log.info("resuming from %s (step %d)", ckpt, checkpoint_step(ckpt))
     lengths = [max(len(e.input_ids) + len(e.labels) * e.decoder for e in g) for g in examples]

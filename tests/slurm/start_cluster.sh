@@ -54,7 +54,7 @@ if [[ "$hardware" != *CPUs=* || "$hardware" != *RealMemory=* ]]; then
     mem_mb=$(( $(awk '/^MemTotal:/ {print $2}' /proc/meminfo) / 1024 ))
     hardware="CPUs=$(nproc) RealMemory=${mem_mb}"
 fi
-log "node localhost: ${hardware}Gres=gpu:1 (fake)"
+log "node localhost: ${hardware}Gres=gpu:2 (fake)"
 
 # Never overwrite a configuration that this script did not write (a real installation).
 MARK="written by tests/slurm/start_cluster.sh"
