@@ -12,8 +12,10 @@ import time
 import psutil
 import pytest
 
+from conftest import settings
 from isaac.cli import run
-from isaac.train import LOG_FILE, MARKER, main
+from isaac.io import InputError
+from isaac.train import LOG_FILE, MARKER, TrainConfig, check_processes, main
 from test_train import _job, _targets, save_tokenizer
 
 LOSS_TOLERANCE = 0.02  # final losses of 1 and 2 processes: dropout masks differ, nothing else
@@ -131,3 +133,10 @@ def test_process_settings_the_machine_cannot_run_are_refused_before_training(
     assert exit_.value.code == 2
     assert problem in capsys.readouterr().err
     assert not (tmp_path / "checkpoints").exists() and not (tmp_path / "models").exists()
+
+
+def test_fsdp_is_for_full_fine_tuning():
+    config = settings(TrainConfig, "train", processes=2, fsdp=True)
+    with pytest.raises(InputError, match="train.fsdp is for full fine-tuning"):
+        check_processes(config, threads=2, lora=True)
+    check_processes(config, threads=2, lora=False)

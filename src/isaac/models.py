@@ -84,6 +84,12 @@ class Generator:
     model: torch.nn.Module
     tokenizer: object
     fmt: PromptFormat
+    weights: dict | None = None  # full weights gathered from FSDP shards, saved instead
+
+
+def uses_lora(config: GeneratorConfig) -> bool:
+    """SmolLM2 always trains LoRA adapters; a local checkpoint when generator.lora says so."""
+    return config.model == "smollm2" or (config.model != "tiny-gpt2" and config.lora)
 
 
 def ensure_pad_token(tokenizer):
@@ -217,7 +223,7 @@ def save_generator(gen: Generator, folder: str | Path) -> None:
     model = gen.model
     if hasattr(model, "merge_and_unload"):
         model = model.merge_and_unload()
-    model.save_pretrained(str(folder), safe_serialization=True)
+    model.save_pretrained(str(folder), safe_serialization=True, state_dict=gen.weights)
     gen.tokenizer.save_pretrained(str(folder))
     (folder / FORMAT_FILE).write_text(json.dumps(asdict(gen.fmt), indent=2, sort_keys=True) + "\n")
 
@@ -244,7 +250,7 @@ def continue_generator(config: GeneratorConfig, folder: str | Path) -> Generator
     """A saved model to train further (tempering): its weights, tokenizer and prompt format,
     with fresh LoRA adapters where the config trains with LoRA (saved models are merged)."""
     gen = load_generator(folder)
-    if config.model == "smollm2" or (config.model != "tiny-gpt2" and config.lora):
+    if uses_lora(config):
         gen.model = add_lora(gen.model, config.lora_r, config.lora_alpha, gen.fmt.seq2seq)
     return gen
 

@@ -50,6 +50,7 @@ from isaac.models import (
     build_generator,
     continue_generator,
     save_generator,
+    uses_lora,
 )
 from isaac.settings import add_config_argument, parse
 
@@ -239,11 +240,17 @@ def training_arguments(config: TrainConfig, seed: int, output_dir: Path, total: 
         config.precision == "auto" and cuda and torch.cuda.is_bf16_supported()
     )
     fsdp = {}
-    if config.fsdp:
+    if config.fsdp and not cuda:
+        log.warning("train.fsdp shards across GPUs and this machine has none: plain DDP instead")
+    elif config.fsdp:
         layers = sorted(getattr(model, "_no_split_modules", None) or [])
+        if not layers:
+            raise InputError(
+                f"train.fsdp: {type(model).__name__} names no transformer block to shard by"
+            )
         fsdp = {
-            "fsdp": "full_shard auto_wrap",
-            "fsdp_config": {"transformer_layer_cls_to_wrap": layers, "use_orig_params": True},
+            "fsdp": True,
+            "fsdp_config": {"transformer_layer_cls_to_wrap": layers, "reshard_after_forward": True},
         }
     return TrainingArguments(
         output_dir=str(output_dir),
@@ -346,9 +353,9 @@ def train(
         raise Terminated(
             sigterm.stopped_at, checkpoint_dir / f"{CHECKPOINT_PREFIX}{sigterm.stopped_at}"
         )
+    if trainer.is_fsdp_enabled:  # every rank takes part; rank 0 gets the full weights
+        gen.weights = trainer.accelerator.get_state_dict(trainer.model_wrapped)
     gen.model = trainer.accelerator.unwrap_model(trainer.model_wrapped)
-    if cfg.fsdp:
-        gen.model.load_state_dict(trainer.accelerator.get_state_dict(trainer.model_wrapped))
     gen.model.eval()
     per_epoch = math.ceil(len(examples) / cfg.batch_size)
     return [
@@ -366,7 +373,7 @@ def train(
 # ---------------------------------------------------------------- processes
 
 
-def check_processes(config: TrainConfig, threads: int) -> None:
+def check_processes(config: TrainConfig, threads: int, lora: bool) -> None:
     """Refuse, before anything trains, what would otherwise hang or fail inside the group."""
     cuda = torch.cuda.is_available()
     available = torch.cuda.device_count() if cuda else len(os.sched_getaffinity(0))
@@ -389,6 +396,11 @@ def check_processes(config: TrainConfig, threads: int) -> None:
         )
     if config.fsdp and config.processes < 2:
         raise InputError("train.fsdp shards the model across processes: it needs processes >= 2")
+    if config.fsdp and lora:
+        raise InputError(
+            "train.fsdp is for full fine-tuning; LoRA adapters (generator.lora, or smollm2) are "
+            "small enough for plain data parallelism: set train.fsdp false"
+        )
     if config.precision == "bf16" and not (cuda and torch.cuda.is_bf16_supported()):
         raise InputError(
             "train.precision is bf16 but this machine has no CUDA device with bfloat16 "
@@ -462,7 +474,7 @@ def main(argv: Sequence[str] | None = None) -> None:
     generator = parse(GeneratorConfig, args.generator, "--generator")
     prompts, targets = read_targets(args.targets)
     if not launched():
-        check_processes(config, args.threads)
+        check_processes(config, args.threads, uses_lora(generator))
         if config.processes > 1:
             sys.exit(relaunch(config.processes, sys.argv[1:] if argv is None else argv))
     torch.set_num_threads(max(1, args.threads // config.processes))
