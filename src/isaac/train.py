@@ -275,6 +275,7 @@ def training_arguments(config: TrainConfig, seed: int, output_dir: Path, total: 
         remove_unused_columns=False,
         dataloader_num_workers=0,
         logging_steps=1,
+        include_num_input_tokens_seen="non_padding",
         logging_first_step=True,
         save_strategy="steps",
         save_steps=config.checkpoint_every,
@@ -302,7 +303,8 @@ def train(
     `seed` fixes the batch order (and any dropout). `on_step(step)` is called after every
     optimiser step (tests use it to interrupt a run). On SIGTERM the current step finishes, a
     checkpoint is saved at it and Terminated is raised. Returns the training log (one dict per
-    step: step, epoch, loss, lr; steps from before a resume included).
+    step: step, epoch, loss, lr, and tokens: the non-padding tokens trained on so far, over all
+    processes; steps from before a resume included).
     """
     from transformers import Trainer
 
@@ -364,6 +366,7 @@ def train(
             "epoch": (r["step"] - 1) // per_epoch,
             "loss": r["loss"],
             "lr": r["learning_rate"],
+            "tokens": r["num_input_tokens_seen"],
         }
         for r in trainer.state.log_history
         if "loss" in r
