@@ -256,8 +256,9 @@ def training_arguments(config: TrainConfig, seed: int, output_dir: Path, total: 
         output_dir=str(output_dir),
         seed=seed,
         max_steps=total,
-        per_device_train_batch_size=config.batch_size
-        // (config.gradient_accumulation * config.processes),
+        per_device_train_batch_size=max(
+            1, config.batch_size // (config.gradient_accumulation * world_size())
+        ),
         gradient_accumulation_steps=config.gradient_accumulation,
         activation_checkpointing=config.gradient_checkpointing,
         activation_checkpointing_kwargs={"use_reentrant": False},
@@ -314,10 +315,16 @@ def train(
     total = total_steps(cfg, len(examples))
     ckpt = latest_checkpoint(checkpoint_dir, fingerprint_)
     args = training_arguments(cfg, seed, checkpoint_dir, total, gen.model)
+    log.info("process %d of %d", args.process_index, args.world_size)
+    share = cfg.gradient_accumulation * args.world_size
+    if cfg.batch_size % share:
+        raise InputError(
+            f"train.batch_size ({cfg.batch_size}) must be a multiple of "
+            f"train.gradient_accumulation x the {args.world_size} processes ({share})"
+        )
     if args.process_index == 0:
         checkpoint_dir.mkdir(parents=True, exist_ok=True)
         clear_other_checkpoints(checkpoint_dir, ckpt)
-    log.info("process %d of %d", args.process_index, args.world_size)
     if ckpt is not None:
         log.info("resuming from %s (step %d)", ckpt, checkpoint_step(ckpt))
     lengths = [max(len(e.input_ids) + len(e.labels) * e.decoder for e in g) for g in examples]
@@ -409,6 +416,11 @@ def check_processes(config: TrainConfig, threads: int, lora: bool) -> None:
             "train.precision is bf16 but this machine has no CUDA device with bfloat16 "
             "(use auto: bf16 where the GPU has it, else fp32)"
         )
+
+
+def world_size() -> int:
+    """Processes of the whole job: all nodes' (torchrun sets WORLD_SIZE), else 1."""
+    return int(os.environ.get("WORLD_SIZE", "1"))
 
 
 def launched() -> bool:
