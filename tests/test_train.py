@@ -649,3 +649,21 @@ def test_cli_config_must_have_exactly_its_keys(tmp_path, tok_dir, capsys, config
     assert exit_.value.code == 2
     assert problem in capsys.readouterr().err
     assert not out.exists() and not ck.exists()
+
+
+@pytest.mark.parametrize("memory", [{"gradient_accumulation": 4}, {"gradient_checkpointing": True}])
+def test_accumulation_and_checkpointing_change_memory_not_the_steps(tmp_path, tok_dir, memory):
+    """A step of 8 prompts as 4 micro-batches of 2, or with activations recomputed, takes the
+    same steps to the same losses and weights (no dropout: nothing random is left)."""
+    runs = {}
+    for name, extra in [("plain", {}), ("memory", memory)]:
+        gen, ex = _fresh(tok_dir)
+        _no_dropout(gen)
+        cfg = train_config(max_steps=6, batch_size=8, learning_rate=5e-3, **extra)
+        runs[name] = (train(gen, ex, cfg, 0, tmp_path / name), gen.model.state_dict())
+    (plain, weights), (other, other_weights) = runs["plain"], runs["memory"]
+    assert [r["step"] for r in other] == [r["step"] for r in plain] == list(range(1, 7))
+    assert [r["tokens"] for r in other] == [r["tokens"] for r in plain]
+    assert [r["loss"] for r in other] == pytest.approx([r["loss"] for r in plain], abs=1e-4)
+    for name, value in weights.items():
+        assert torch.allclose(other_weights[name], value, atol=1e-4), name
