@@ -114,6 +114,32 @@ def test_a_rank_that_dies_ends_the_job_and_the_rerun_resumes(tmp_path, tok_dir):
     assert [r["step"] for r in _log(tmp_path, "run")] == list(range(1, 401))
 
 
+def test_sigterm_to_the_launcher_stops_both_ranks_at_one_checkpoint(tmp_path, tok_dir):
+    """SLURM's time-limit SIGTERM reaches the launcher, which passes it on: both processes
+    finish the step, save one checkpoint there, and the job exits 143."""
+    cmd = _command(
+        tmp_path, tok_dir, "run", 2, processes=2, max_steps=10**5, batch_size=8, checkpoint_every=50
+    )
+    checkpoints = tmp_path / "checkpoints" / "run"
+    log = tmp_path / "stopped.log"
+    with log.open("w") as sink:
+        launcher = subprocess.Popen(cmd, env=_env(), stdout=sink, stderr=subprocess.STDOUT)
+    try:
+        while launcher.poll() is None and not list(checkpoints.glob(f"checkpoint-*/{MARKER}")):
+            time.sleep(0.05)
+        launcher.send_signal(signal.SIGTERM)
+        launcher.wait(timeout=300)
+    finally:
+        launcher.kill()
+    output = log.read_text()
+    assert launcher.returncode == 143, output
+    steps = [json.loads(m.read_text())["step"] for m in checkpoints.glob(f"checkpoint-*/{MARKER}")]
+    newest = max(steps)
+    assert newest > 50 and newest % 50 != 0, output  # saved where SIGTERM arrived
+    assert output.count(f"stopped by SIGTERM at step {newest}") == 2, output  # by both ranks
+    assert not (tmp_path / "models" / "run").exists()
+
+
 @pytest.mark.parametrize(
     "train, threads, problem",
     [
