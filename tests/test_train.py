@@ -300,8 +300,10 @@ def test_interrupted_run_resumes_to_identical_weights(tmp_path, tok_dir):
         if step == 5:
             raise Interrupt
 
+    before = signal.getsignal(signal.SIGTERM)
     with pytest.raises(Interrupt):
         train(gen, ex, cfg, 0, tmp_path / "b", "fp", on_step=boom)
+    assert signal.getsignal(signal.SIGTERM) == before  # restored after a failure too
     assert sorted(p.name for p in (tmp_path / "b").glob("checkpoint-*")) == [
         "checkpoint-2",
         "checkpoint-4",

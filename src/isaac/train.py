@@ -35,6 +35,7 @@ import shutil
 import signal
 import sys
 from collections.abc import Sequence
+from contextlib import contextmanager
 from dataclasses import asdict, dataclass
 from pathlib import Path
 
@@ -205,16 +206,21 @@ def _callbacks(fingerprint_: str, on_step, total: int):
         stops at the same step."""
 
         def __init__(self):
-            self.requested, self.stopped_at, self.previous = False, None, None
+            self.requested, self.stopped_at = False, None
 
-        def _handler(self, signum, frame):
-            self.requested = True
+        @contextmanager
+        def armed(self):
+            """SIGTERM sets the request while the block runs; the caller's handler is back
+            after it, also when training fails."""
 
-        def on_train_begin(self, args, state, control, **kwargs):
-            self.previous = signal.signal(signal.SIGTERM, self._handler)
+            def handler(signum, frame):
+                self.requested = True
 
-        def on_train_end(self, args, state, control, **kwargs):
-            signal.signal(signal.SIGTERM, self.previous)
+            previous = signal.signal(signal.SIGTERM, handler)
+            try:
+                yield
+            finally:
+                signal.signal(signal.SIGTERM, previous)
 
         def on_step_end(self, args, state, control, **kwargs):
             if on_step is not None:
@@ -357,7 +363,8 @@ def train(
         compute_loss_func=target_token_mean,
         callbacks=[checkpoints, sigterm],
     )
-    trainer.train(resume_from_checkpoint=str(ckpt) if ckpt else None)
+    with sigterm.armed():
+        trainer.train(resume_from_checkpoint=str(ckpt) if ckpt else None)
     if sigterm.stopped_at is not None:
         raise Terminated(
             sigterm.stopped_at, checkpoint_dir / f"{CHECKPOINT_PREFIX}{sigterm.stopped_at}"
