@@ -347,12 +347,9 @@ def test_sigterm_saves_a_checkpoint_at_the_current_step_and_resumes_from_it(tmp_
         assert torch.equal(v, ref[k]), k
 
 
-def test_cli_on_sigterm_saves_a_checkpoint_and_exits_non_zero(tmp_path, tok_dir):
-    """The train command as a SLURM job runs it: SIGTERM mid-run leaves a checkpoint newer
-    than the last periodic one, no model, and exit status 143."""
-    out, ck = tmp_path / "models" / "run", tmp_path / "checkpoints" / "run"
-    config = _job(max_steps=10**6, batch_size=8, checkpoint_every=1000)
-    cmd = [
+def train_command(tmp_path, tok_dir, name="run", threads=1, **train) -> list[str]:
+    """The train command as a train job runs it, on the test targets."""
+    return [
         sys.executable,
         "-m",
         "isaac.train",
@@ -362,23 +359,43 @@ def test_cli_on_sigterm_saves_a_checkpoint_and_exits_non_zero(tmp_path, tok_dir)
         str(tok_dir),
         "--seed",
         "0",
-        *config,
+        *_job(**train),
+        "--threads",
+        str(threads),
         "--checkpoints",
-        str(ck),
+        str(tmp_path / "checkpoints" / name),
         "--out",
-        str(out),
+        str(tmp_path / "models" / name),
     ]
-    env = {**os.environ, "PYTHONPATH": os.pathsep.join(sys.path)}
-    log = tmp_path / "train.log"
+
+
+def command_env() -> dict:
+    return {**os.environ, "PYTHONPATH": os.pathsep.join(sys.path)}
+
+
+def interrupt_after_a_checkpoint(cmd, checkpoints, log, interrupt) -> subprocess.Popen:
+    """Start `cmd`, call interrupt(process) once a complete checkpoint exists, wait for it."""
     with log.open("w") as sink:
-        proc = subprocess.Popen(cmd, env=env, stdout=sink, stderr=subprocess.STDOUT)
+        proc = subprocess.Popen(cmd, env=command_env(), stdout=sink, stderr=subprocess.STDOUT)
     try:
-        while proc.poll() is None and not list(ck.glob(f"checkpoint-*/{MARKER}")):
-            time.sleep(0.05)  # wait for the first periodic checkpoint (step 1000)
-        proc.send_signal(signal.SIGTERM)
+        while proc.poll() is None and not list(checkpoints.glob(f"checkpoint-*/{MARKER}")):
+            time.sleep(0.05)
+        interrupt(proc)
         proc.wait(timeout=300)
     finally:
         proc.kill()
+    return proc
+
+
+def test_cli_on_sigterm_saves_a_checkpoint_and_exits_non_zero(tmp_path, tok_dir):
+    """The train command as a SLURM job runs it: SIGTERM mid-run leaves a checkpoint newer
+    than the last periodic one, no model, and exit status 143."""
+    out, ck = tmp_path / "models" / "run", tmp_path / "checkpoints" / "run"
+    cmd = train_command(tmp_path, tok_dir, max_steps=10**6, batch_size=8, checkpoint_every=1000)
+    log = tmp_path / "train.log"
+    proc = interrupt_after_a_checkpoint(
+        cmd, ck, log, lambda p: p.send_signal(signal.SIGTERM)
+    )  # after the first periodic checkpoint (step 1000)
     output = log.read_text()
     assert proc.returncode == TERMINATED_EXIT, output
     ckpt = max(ck.glob("checkpoint-*"), key=lambda c: int(c.name.split("-")[1]))
@@ -464,7 +481,13 @@ def test_cli_writes_model_and_log_and_drops_checkpoints(tmp_path, tok_dir):
     )
     assert (out / "model.safetensors").is_file() and (out / "tokenizer.json").is_file()
     log = [json.loads(x) for x in (out / LOG_FILE).read_text().splitlines()]
-    assert [r["step"] for r in log] == [1, 2, 3] and set(log[0]) == {"step", "epoch", "loss", "lr"}
+    assert [r["step"] for r in log] == [1, 2, 3] and set(log[0]) == {
+        "step",
+        "epoch",
+        "loss",
+        "lr",
+        "tokens",
+    }
     assert not ck.exists()
     assert not any(p.suffix == ".pkl" for p in out.iterdir())
 

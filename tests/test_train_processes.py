@@ -3,11 +3,8 @@
 from __future__ import annotations
 
 import json
-import os
 import signal
 import subprocess
-import sys
-import time
 
 import psutil
 import pytest
@@ -16,7 +13,7 @@ from conftest import settings
 from isaac.cli import run
 from isaac.io import InputError
 from isaac.train import LOG_FILE, MARKER, TrainConfig, check_processes, main
-from test_train import _job, _targets, save_tokenizer
+from test_train import command_env, interrupt_after_a_checkpoint, save_tokenizer, train_command
 
 LOSS_TOLERANCE = 0.02  # final losses of 1 and 2 processes: dropout masks differ, nothing else
 
@@ -24,31 +21,6 @@ LOSS_TOLERANCE = 0.02  # final losses of 1 and 2 processes: dropout masks differ
 @pytest.fixture
 def tok_dir(tmp_path):
     return save_tokenizer(tmp_path / "tok")
-
-
-def _command(tmp_path, tok_dir, name, threads, **train):
-    return [
-        sys.executable,
-        "-m",
-        "isaac.train",
-        "--targets",
-        str(_targets(tmp_path)),
-        "--tokenizer",
-        str(tok_dir),
-        "--seed",
-        "0",
-        *_job(**train),
-        "--threads",
-        str(threads),
-        "--checkpoints",
-        str(tmp_path / "checkpoints" / name),
-        "--out",
-        str(tmp_path / "models" / name),
-    ]
-
-
-def _env():
-    return {**os.environ, "PYTHONPATH": os.pathsep.join(sys.path)}
 
 
 def _log(tmp_path, name):
@@ -61,8 +33,8 @@ def test_two_processes_take_the_steps_of_one_and_reach_the_same_loss(tmp_path, t
     steps, the same learning rates, and final losses within LOSS_TOLERANCE."""
     train = dict(max_steps=30, batch_size=8, learning_rate=5e-3, checkpoint_every=1000)
     for name, processes in [("one", 1), ("two", 2)]:
-        cmd = _command(tmp_path, tok_dir, name, 2, processes=processes, **train)
-        done = subprocess.run(cmd, env=_env(), capture_output=True, text=True, timeout=600)
+        cmd = train_command(tmp_path, tok_dir, name, 2, processes=processes, **train)
+        done = subprocess.run(cmd, env=command_env(), capture_output=True, text=True, timeout=600)
         assert done.returncode == 0, done.stdout + done.stderr
     one, two = _log(tmp_path, "one"), _log(tmp_path, "two")
     assert [r["step"] for r in one] == [r["step"] for r in two] == list(range(1, 31))
@@ -85,22 +57,18 @@ def _ranks(launcher: subprocess.Popen) -> list[psutil.Process]:
 def test_a_rank_that_dies_ends_the_job_and_the_rerun_resumes(tmp_path, tok_dir):
     """SIGKILL one of two ranks after the first checkpoint: the launcher stops the other, exits
     non-zero and writes no model; the same command then resumes from the checkpoint."""
-    cmd = _command(
+    cmd = train_command(
         tmp_path, tok_dir, "run", 2, processes=2, max_steps=400, batch_size=8, checkpoint_every=5
     )
     checkpoints = tmp_path / "checkpoints" / "run"
     log = tmp_path / "killed.log"
-    with log.open("w") as sink:
-        launcher = subprocess.Popen(cmd, env=_env(), stdout=sink, stderr=subprocess.STDOUT)
-    try:
-        while launcher.poll() is None and not list(checkpoints.glob(f"checkpoint-*/{MARKER}")):
-            time.sleep(0.05)
+
+    def kill_one_rank(launcher):
         ranks = _ranks(launcher)
         assert len(ranks) == 2, log.read_text()
         ranks[1].send_signal(signal.SIGKILL)
-        launcher.wait(timeout=300)
-    finally:
-        launcher.kill()
+
+    launcher = interrupt_after_a_checkpoint(cmd, checkpoints, log, kill_one_rank)
     output = log.read_text()
     assert launcher.returncode not in (0, None), output
     assert "a training process failed" in output and "Signal 9" in output, output
@@ -108,7 +76,7 @@ def test_a_rank_that_dies_ends_the_job_and_the_rerun_resumes(tmp_path, tok_dir):
     kept = [json.loads(m.read_text())["step"] for m in checkpoints.glob(f"checkpoint-*/{MARKER}")]
     assert kept and max(kept) < 400, output
 
-    done = subprocess.run(cmd, env=_env(), capture_output=True, text=True, timeout=600)
+    done = subprocess.run(cmd, env=command_env(), capture_output=True, text=True, timeout=600)
     assert done.returncode == 0, done.stdout + done.stderr
     assert f"(step {max(kept)})" in done.stdout + done.stderr
     assert [r["step"] for r in _log(tmp_path, "run")] == list(range(1, 401))
@@ -117,20 +85,14 @@ def test_a_rank_that_dies_ends_the_job_and_the_rerun_resumes(tmp_path, tok_dir):
 def test_sigterm_to_the_launcher_stops_both_ranks_at_one_checkpoint(tmp_path, tok_dir):
     """SLURM's time-limit SIGTERM reaches the launcher, which passes it on: both processes
     finish the step, save one checkpoint there, and the job exits 143."""
-    cmd = _command(
+    cmd = train_command(
         tmp_path, tok_dir, "run", 2, processes=2, max_steps=10**5, batch_size=8, checkpoint_every=50
     )
     checkpoints = tmp_path / "checkpoints" / "run"
     log = tmp_path / "stopped.log"
-    with log.open("w") as sink:
-        launcher = subprocess.Popen(cmd, env=_env(), stdout=sink, stderr=subprocess.STDOUT)
-    try:
-        while launcher.poll() is None and not list(checkpoints.glob(f"checkpoint-*/{MARKER}")):
-            time.sleep(0.05)
-        launcher.send_signal(signal.SIGTERM)
-        launcher.wait(timeout=300)
-    finally:
-        launcher.kill()
+    launcher = interrupt_after_a_checkpoint(
+        cmd, checkpoints, log, lambda p: p.send_signal(signal.SIGTERM)
+    )
     output = log.read_text()
     assert launcher.returncode == 143, output
     steps = [json.loads(m.read_text())["step"] for m in checkpoints.glob(f"checkpoint-*/{MARKER}")]
@@ -153,7 +115,7 @@ def test_sigterm_to_the_launcher_stops_both_ranks_at_one_checkpoint(tmp_path, to
 def test_process_settings_the_machine_cannot_run_are_refused_before_training(
     tmp_path, tok_dir, capsys, train, threads, problem
 ):
-    cmd = _command(tmp_path, tok_dir, "run", threads, max_steps=2, **train)
+    cmd = train_command(tmp_path, tok_dir, "run", threads, max_steps=2, **train)
     with pytest.raises(SystemExit) as exit_:
         run(main, cmd[3:])
     assert exit_.value.code == 2
