@@ -41,6 +41,7 @@ from pathlib import Path
 
 import numpy as np
 import torch
+from transformers import Trainer, TrainerCallback, TrainingArguments
 
 from isaac.cli import optional, run
 from isaac.io import InputError, atomic_dir, read_table
@@ -182,65 +183,77 @@ def clear_other_checkpoints(folder: Path, keep: Path | None) -> None:
 # ---------------------------------------------------------------- the Trainer
 
 
-def _callbacks(fingerprint_: str, on_step, total: int):
-    """Trainer callbacks: the checkpoint marker, SIGTERM, and the per-step hook."""
-    from transformers import TrainerCallback
+class CheckpointMarker(TrainerCallback):
+    """Marks a saved checkpoint complete (the marker is written last, so a checkpoint cut by a
+    kill is never resumed) and drops the Trainer's pickled arguments."""
 
-    class Checkpoints(TrainerCallback):
-        """Marks a saved checkpoint complete (the marker is written last, so a checkpoint cut
-        by a kill is never resumed) and drops the Trainer's pickled arguments."""
+    def __init__(self, fingerprint_: str):
+        self.fingerprint = fingerprint_
 
-        def on_save(self, args, state, control, **kwargs):
-            if state.is_world_process_zero:
-                ckpt = Path(args.output_dir) / f"{CHECKPOINT_PREFIX}{state.global_step}"
-                for name in PICKLED:
-                    (ckpt / name).unlink(missing_ok=True)
-                marker = {"fingerprint": fingerprint_, "step": state.global_step}
-                tmp = ckpt / f".{MARKER}.tmp"
-                tmp.write_text(json.dumps(marker, sort_keys=True) + "\n")
-                tmp.rename(ckpt / MARKER)
+    def on_save(self, args, state, control, **kwargs):
+        if state.is_world_process_zero:
+            ckpt = Path(args.output_dir) / f"{CHECKPOINT_PREFIX}{state.global_step}"
+            for name in PICKLED:
+                (ckpt / name).unlink(missing_ok=True)
+            marker = {"fingerprint": self.fingerprint, "step": state.global_step}
+            tmp = ckpt / f".{MARKER}.tmp"
+            tmp.write_text(json.dumps(marker, sort_keys=True) + "\n")
+            tmp.rename(ckpt / MARKER)
 
-    class StopOnSigterm(TrainerCallback):
-        """On SIGTERM the step in progress finishes, then a checkpoint is saved and training
-        stops. The request is shared across processes (a max over ranks) so that every rank
-        stops at the same step."""
 
-        def __init__(self):
-            self.requested, self.stopped_at = False, None
+class StopOnSigterm(TrainerCallback):
+    """On SIGTERM the step in progress finishes, then a checkpoint is saved and training stops.
+    The request is shared across processes (a max over ranks), so every rank stops at the same
+    step. Also calls `on_step(step)` after every optimizer step (tests interrupt runs with it)."""
 
-        @contextmanager
-        def armed(self):
-            """SIGTERM sets the request while the block runs; the caller's handler is back
-            after it, also when training fails."""
+    def __init__(self, total: int, on_step=None):
+        self.total, self.on_step = total, on_step
+        self.requested, self.stopped_at = False, None
 
-            def handler(signum, frame):
-                self.requested = True
+    @contextmanager
+    def armed(self):
+        """SIGTERM sets the request while the block runs; the caller's handler is back after
+        it, also when training fails."""
 
-            previous = signal.signal(signal.SIGTERM, handler)
-            try:
-                yield
-            finally:
-                signal.signal(signal.SIGTERM, previous)
+        def handler(signum, frame):
+            self.requested = True
 
-        def on_step_end(self, args, state, control, **kwargs):
-            if on_step is not None:
-                on_step(state.global_step)
-            stop = self.requested
-            if torch.distributed.is_available() and torch.distributed.is_initialized():
-                flag = torch.tensor([int(stop)], device=args.device)
-                torch.distributed.all_reduce(flag, op=torch.distributed.ReduceOp.MAX)
-                stop = bool(flag.item())
-            if stop and state.global_step < total:
-                control.should_save = control.should_training_stop = True
-                self.stopped_at = state.global_step
+        previous = signal.signal(signal.SIGTERM, handler)
+        try:
+            yield
+        finally:
+            signal.signal(signal.SIGTERM, previous)
 
-    return Checkpoints(), StopOnSigterm()
+    def on_step_end(self, args, state, control, **kwargs):
+        if self.on_step is not None:
+            self.on_step(state.global_step)
+        stop = self.requested
+        if torch.distributed.is_available() and torch.distributed.is_initialized():
+            flag = torch.tensor([int(stop)], device=args.device)
+            torch.distributed.all_reduce(flag, op=torch.distributed.ReduceOp.MAX)
+            stop = bool(flag.item())
+        if stop and state.global_step < self.total:
+            control.should_save = control.should_training_stop = True
+            self.stopped_at = state.global_step
+
+
+class GroupTrainer(Trainer):
+    """A Trainer whose batches come from a batch sampler of prompt groups (BucketBatches);
+    accelerate shards them across the processes."""
+
+    def __init__(self, *args, batch_sampler, **kwargs):
+        super().__init__(*args, **kwargs)
+        self.batch_sampler = batch_sampler
+
+    def get_train_dataloader(self):
+        loader = torch.utils.data.DataLoader(
+            self.train_dataset, batch_sampler=self.batch_sampler, collate_fn=self.data_collator
+        )
+        return self.accelerator.prepare(loader)
 
 
 def training_arguments(config: TrainConfig, seed: int, output_dir: Path, total: int, model):
     """The Trainer's arguments from the train section: one place for the mapping."""
-    from transformers import TrainingArguments
-
     cuda = torch.cuda.is_available()
     bf16 = config.precision == "bf16" or (
         config.precision == "auto" and cuda and torch.cuda.is_bf16_supported()
@@ -313,8 +326,6 @@ def train(
     step: step, epoch, loss, lr, and tokens: the non-padding tokens trained on so far, over all
     processes; steps from before a resume included).
     """
-    from transformers import Trainer
-
     if not examples or not all(examples):
         raise InputError("no training examples (or a prompt without targets)")
     checkpoint_dir = Path(checkpoint_dir)
@@ -347,21 +358,15 @@ def train(
     def target_token_mean(outputs, labels, num_items_in_batch):
         return label_nll(outputs.logits, labels, seq2seq)[0] / num_items_in_batch
 
-    class GroupTrainer(Trainer):
-        def get_train_dataloader(self):
-            loader = torch.utils.data.DataLoader(
-                examples, batch_sampler=sampler, collate_fn=collate_groups
-            )
-            return self.accelerator.prepare(loader)
-
-    checkpoints, sigterm = _callbacks(fingerprint_, on_step, total)
+    sigterm = StopOnSigterm(total, on_step)
     trainer = GroupTrainer(
+        batch_sampler=sampler,
         model=gen.model,
         args=args,
         train_dataset=examples,
         data_collator=collate_groups,
         compute_loss_func=target_token_mean,
-        callbacks=[checkpoints, sigterm],
+        callbacks=[CheckpointMarker(fingerprint_), sigterm],
     )
     with sigterm.armed():
         trainer.train(resume_from_checkpoint=str(ckpt) if ckpt else None)
