@@ -212,25 +212,37 @@ def test_path_model_missing_config_is_a_clear_error(tmp_path):
         build_generator(generator(model=str(tmp_path)), None, seed=0)
 
 
+def _local_checkpoint(folder, tok_dir, model_class, config_class, **sizes):
+    """A tiny randomly initialised checkpoint with the corpus tokenizer, saved to folder."""
+    from transformers import AutoTokenizer
+
+    tok = AutoTokenizer.from_pretrained(str(tok_dir))
+    cfg = config_class(
+        vocab_size=len(tok),
+        bos_token_id=tok.bos_token_id,
+        eos_token_id=tok.eos_token_id,
+        pad_token_id=tok.pad_token_id,
+        **sizes,
+    )
+    torch.manual_seed(0)
+    model_class(cfg).save_pretrained(str(folder))
+    tok.save_pretrained(str(folder))
+    return folder
+
+
 def _local_t5(tmp_path, tok_dir):
     from transformers import AutoTokenizer, T5Config, T5ForConditionalGeneration
 
-    tok = AutoTokenizer.from_pretrained(str(tok_dir))
-    cfg = T5Config(
-        vocab_size=len(tok),
-        d_model=32,
-        d_kv=8,
-        d_ff=64,
-        num_layers=1,
-        num_heads=2,
-        pad_token_id=tok.pad_token_id,
-        eos_token_id=tok.eos_token_id,
-        decoder_start_token_id=tok.pad_token_id,
+    pad = AutoTokenizer.from_pretrained(str(tok_dir)).pad_token_id
+    sizes = dict(d_model=32, d_kv=8, d_ff=64, num_layers=1, num_heads=2)
+    return _local_checkpoint(
+        tmp_path / "t5",
+        tok_dir,
+        T5ForConditionalGeneration,
+        T5Config,
+        decoder_start_token_id=pad,
+        **sizes,
     )
-    torch.manual_seed(0)
-    T5ForConditionalGeneration(cfg).save_pretrained(str(tmp_path / "t5"))
-    tok.save_pretrained(str(tmp_path / "t5"))
-    return tmp_path / "t5"
 
 
 @pytest.mark.parametrize("lora", [False, True])
@@ -330,25 +342,19 @@ def test_generator_base_dequantises_smollm2_once_for_every_train_job(tmp_path):
 def _local_llama(folder, tok_dir):
     """A tiny random Llama-architecture checkpoint (grouped-query attention, SwiGLU, RoPE):
     what `generator.model: /path/to/checkpoint` points at for a Llama-family model."""
-    from transformers import AutoTokenizer, LlamaConfig, LlamaForCausalLM
+    from transformers import LlamaConfig, LlamaForCausalLM
 
-    tok = AutoTokenizer.from_pretrained(str(tok_dir))
-    cfg = LlamaConfig(
-        vocab_size=len(tok),
-        hidden_size=32,
-        intermediate_size=64,
-        num_hidden_layers=2,
+    sizes = dict(hidden_size=32, intermediate_size=64, num_hidden_layers=2)
+    return _local_checkpoint(
+        folder,
+        tok_dir,
+        LlamaForCausalLM,
+        LlamaConfig,
         num_attention_heads=4,
         num_key_value_heads=2,
         max_position_embeddings=128,
-        bos_token_id=tok.bos_token_id,
-        eos_token_id=tok.eos_token_id,
-        pad_token_id=tok.pad_token_id,
+        **sizes,
     )
-    torch.manual_seed(0)
-    LlamaForCausalLM(cfg).save_pretrained(str(folder))
-    tok.save_pretrained(str(folder))
-    return folder
 
 
 @pytest.mark.parametrize("lora", [False, True])
