@@ -87,26 +87,25 @@ def token_nll(
     model, batch: dict[str, torch.Tensor], seq2seq: bool = False
 ) -> tuple[torch.Tensor, int]:
     """Summed negative log-likelihood of the labelled tokens, and how many there are."""
+    labels = batch["labels"]
     if seq2seq:
         logits = model(
-            input_ids=batch["input_ids"],
-            attention_mask=batch["attention_mask"],
-            labels=batch["labels"],
+            input_ids=batch["input_ids"], attention_mask=batch["attention_mask"], labels=labels
         ).logits
     else:
         logits = model(input_ids=batch["input_ids"], attention_mask=batch["attention_mask"]).logits
-    return label_nll(logits, batch["labels"], seq2seq)
+        labels = labels[:, 1:]
+    return label_nll(logits, batch["labels"], seq2seq), int((labels != IGNORE).sum())
 
 
-def label_nll(logits, labels, seq2seq: bool = False) -> tuple[torch.Tensor, int]:
-    """Summed negative log-likelihood of the labelled tokens under `logits`, and their count
-    (a causal LM's logits at position t predict the token at t + 1)."""
+def label_nll(logits, labels, seq2seq: bool = False) -> torch.Tensor:
+    """Summed negative log-likelihood of the labelled tokens under `logits` (a causal LM's
+    logits at position t predict the token at t + 1); no host sync, so training can use it."""
     if not seq2seq:
         logits, labels = logits[:, :-1], labels[:, 1:]
-    nll = torch.nn.functional.cross_entropy(
+    return torch.nn.functional.cross_entropy(
         logits.reshape(-1, logits.size(-1)).float(),
         labels.reshape(-1),
         ignore_index=IGNORE,
         reduction="sum",
     )
-    return nll, int((labels != IGNORE).sum())

@@ -356,7 +356,7 @@ def train(
         return batch
 
     def target_token_mean(outputs, labels, num_items_in_batch):
-        return label_nll(outputs.logits, labels, seq2seq)[0] / num_items_in_batch
+        return label_nll(outputs.logits, labels, seq2seq) / num_items_in_batch
 
     sigterm = StopOnSigterm(total, on_step)
     trainer = GroupTrainer(
