@@ -136,3 +136,29 @@ rule encoders_table:
         " encoders --groups {input.groups:q} --targets {input.targets:q}"
         " --config {params.config:q} --report {params.report:q} --figure {output.figure:q}"
         " --csv {output.csv:q} --md {output.md:q} > {log:q} 2>&1"
+
+
+# The encoder as a reported axis: this corpus's summary (its own encoder, every method) beside
+# the trained methods of one point per other encoder.
+rule trained_encoders_table:
+    input:
+        unpack(trained_encoders_inputs),
+    output:
+        csv=res("experiments", "trained_encoders.csv"),
+        md=res("experiments", "trained_encoders.md"),
+    log:
+        logs("experiments", "trained_encoders.log"),
+    benchmark:
+        bench("experiments", "trained_encoders.tsv")
+    conda:
+        "../envs/report.yaml"
+    threads: 1
+    resources:
+        mem_mb=grow_with_attempt(1000),
+        runtime=10,
+    params:
+        config=stage_config("experiments", "trained_encoders"),
+    shell:
+        f"{ISAAC}.experiments"
+        " trained_encoders --summaries {input.summaries:q} --groups {input.groups:q}"
+        " --config {params.config:q} --csv {output.csv:q} --md {output.md:q} > {log:q} 2>&1"

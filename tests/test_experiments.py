@@ -425,3 +425,59 @@ experiments:
         point = json.loads((tmp_path / f"results/{corpus}/head_safety.json").read_text())
         assert point["n_pools"] == n_pools == 20
     assert "| model_a | " in (tmp_path / "results/gen/experiments/head_safety.md").read_text()
+
+
+def test_trained_encoder_points_train_raw_and_the_methods_judged_by_the_corpus():
+    config = with_axes(trained_encoders={"encoders": ["minilm", "tfidf"], "methods": ["isaac"]})
+    points = ex.experiment_points(config)["trained_encoders"]
+    assert [p.name for p in points] == ["c-encoder-minilm", "c-encoder-tfidf"]
+    point = ex.point_config(config, points[1])
+    assert point["embed"]["encoder"] == "tfidf" and point["sweep"]["methods"] == ["raw", "isaac"]
+    assert point["judge"]["from"] == "results/c/judge"  # the same judges for every encoder
+    assert point["summary"]["baselines"] == ["raw"]
+    assert point["assess"] == config["assess"]  # the eps rule and quantile unchanged
+
+
+def test_trained_encoders_table_puts_each_points_methods_beside_the_corpus_rows():
+    main = summary_csv(0.911, 0.984).assign(
+        safety_score_second=0.6,
+        safety_second_lo=0.5,
+        safety_second_hi=0.7,
+        relevance=0.78,
+        relevance_lo=0.74,
+        relevance_hi=0.81,
+        delta_relevance_raw=[0.0, 0.01],
+        delta_relevance_raw_lo=[0.0, -0.02],
+        delta_relevance_raw_hi=[0.0, 0.04],
+        copy_share=[0.6, float("nan")],
+        oracle_safe_rate=0.8,
+    )
+    point = main.assign(safety_score=[0.9, 0.95])
+    groups = {"encoder": "model2vec", "eps": 0.661}
+    folders = [(groups, main), ({"encoder": "tfidf", "eps": 0.7}, point)]
+    df = ex.trained_encoders_table(folders, ["isaac"])
+    assert list(zip(df["encoder"], df["method"])) == [
+        ("model2vec", "raw"),
+        ("model2vec", "isaac"),
+        ("tfidf", "isaac"),  # the point's raw is only its pairing partner
+    ]
+    assert df["safety_score"].tolist() == [0.911, 0.984, 0.95]
+    assert df["eps"].tolist() == [0.661, 0.661, 0.7]
+    md = ex.markdown(df, ex.TRAINED_ENCODERS_COLUMNS).splitlines()
+    assert md[4].startswith("| tfidf | 0.700 | isaac | 0.950 [")
+    assert md[3].split(" | ")[-3] == "—"  # a missing copy share is a dash, not nan
+    with pytest.raises(ex.InputError, match="tfidf point's summary has no rows for \\['max'\\]"):
+        ex.trained_encoders_table(folders, ["isaac", "max"])
+
+
+@pytest.mark.workflow
+def test_the_trained_encoders_table_trains_each_encoders_point(tmp_path):
+    axis = tmp_path / "axis.yaml"
+    axis.write_text("experiments: {trained_encoders: {encoders: [minilm], methods: [isaac]}}\n")
+    proc = snakemake(
+        tmp_path, "--dry-run", "trained_encoders_table", configfiles=(TINY_CONFIG, axis)
+    )
+    jobs = planned_jobs(proc.stdout)
+    assert jobs["trained_encoders_table"] == 1 and jobs["summary"] == 1, jobs
+    assert jobs["tiny_encoder_minilm_train"] == 2, jobs  # raw and isaac
+    assert "results/tiny-encoder-minilm/embeddings/minilm.npz" in proc.stdout

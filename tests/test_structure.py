@@ -338,6 +338,7 @@ def test_every_job_rule_logs_benchmarks_and_runs_the_module_of_its_name():
         "tempering_table": "experiments",
         "head_safety_table": "experiments",
         "encoders_table": "experiments",
+        "trained_encoders_table": "experiments",
     }
     job_rules = 0
     for name, block in rule_blocks():

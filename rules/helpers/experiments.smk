@@ -43,3 +43,15 @@ def encoders_inputs(wildcards):
             for method in study["methods"]
         ],
     }
+
+
+def trained_encoders_inputs(wildcards):
+    """This corpus's summary and groups' statistics (its own encoder), then each point's."""
+    folders = [res()] + [
+        point_res(p) for p in points_of("trained_encoders", "encoders")
+    ]
+    assessor = config["assess"]["assessor"]
+    return {
+        "summaries": [str(Path(f, "summary.csv")) for f in folders],
+        "groups": [str(Path(f, "groups", f"{assessor}.json")) for f in folders],
+    }

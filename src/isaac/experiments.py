@@ -16,6 +16,7 @@ import argparse
 import copy
 import logging
 import re
+import string
 from collections.abc import Sequence
 from dataclasses import dataclass
 from pathlib import Path
@@ -136,6 +137,23 @@ def experiment_points(config: dict) -> dict[str, list[Point]]:
             Point(f"{corpus}-{s.label}", s.overrides)
             for s in encoder_settings(encoders_study(config))
         ],
+        "trained_encoders": [
+            Point(f"{corpus}-encoder-{encoder}", trained_encoder_overrides(config, encoder))
+            for encoder in experiments["trained_encoders"]["encoders"]
+        ],
+    }
+
+
+def trained_encoder_overrides(config: dict, encoder: str) -> dict:
+    """A trained-encoder point: the encoder replaced, `raw` and the study's methods trained and
+    compared with `raw` only, judged by this corpus's judges (copied, not refitted: they do not
+    depend on the encoder)."""
+    methods = config["experiments"]["trained_encoders"]["methods"]
+    return {
+        "embed": {"encoder": encoder},
+        "sweep": {"methods": ["raw", *methods]},
+        "summary": {"baselines": ["raw"]},
+        "judge": {"from": str(Path("results", config["corpus"]["name"], "judge"))},
     }
 
 
@@ -180,11 +198,19 @@ HEAD_SAFETY_COLUMNS = {
 
 
 def markdown(df: pd.DataFrame, columns: dict[str, str]) -> str:
-    """A Markdown table: one column per key of `columns`, cells formatted from each row."""
+    """A Markdown table: one column per key of `columns`, cells formatted from each row; a
+    cell whose values are missing (a method without that measure) is a dash."""
     lines = ["| " + " | ".join(columns) + " |", "|" + "---|" * len(columns)]
     for _, row in df.iterrows():
-        lines.append("| " + " | ".join(cell.format(**row) for cell in columns.values()) + " |")
+        lines.append("| " + " | ".join(cell(row, template) for template in columns.values()) + " |")
     return "\n".join(lines) + "\n"
+
+
+def cell(row: pd.Series, template: str) -> str:
+    fields = [name for _, name, _, _ in string.Formatter().parse(template) if name]
+    if any(pd.isna(row[name]) for name in fields):
+        return "—"
+    return template.format(**row)
 
 
 def pollution_table(runs: dict[float, pd.DataFrame]) -> pd.DataFrame:
@@ -316,6 +342,46 @@ def eps_sensitivity_figure(df: pd.DataFrame, out, dpi: int) -> None:
     save_png(fig, out, dpi)
 
 
+TRAINED_ENCODERS_COLUMNS = {
+    "encoder": "{encoder}",
+    "eps": "{eps:.3f}",
+    "method": "{method}",
+    "safety [95% CI]": "{safety_score:.3f} [{safety_lo:.3f}, {safety_hi:.3f}]",
+    "Δ raw [95% CI]": "{delta_raw:+.3f} [{delta_raw_lo:+.3f}, {delta_raw_hi:+.3f}]",
+    "second judge [95% CI]": (
+        "{safety_score_second:.3f} [{safety_second_lo:.3f}, {safety_second_hi:.3f}]"
+    ),
+    "relevance [95% CI]": "{relevance:.3f} [{relevance_lo:.3f}, {relevance_hi:.3f}]",
+    "Δ raw relevance [95% CI]": (
+        "{delta_relevance_raw:+.3f} [{delta_relevance_raw_lo:+.3f}, {delta_relevance_raw_hi:+.3f}]"
+    ),
+    "copies": "{copy_share:.3f}",
+    "distinct-2": "{distinct_2:.3f}",
+    "oracle": "{oracle_safe_rate:.3f}",
+}
+
+
+def trained_encoders_table(
+    folders: Sequence[tuple[dict, pd.DataFrame]], methods: Sequence[str]
+) -> pd.DataFrame:
+    """(groups' statistics, summary) of this corpus, then of each point: every method of the
+    first (its own encoder), `methods` of the others. A row's differences are paired against
+    the `raw` of its own folder; `encoder` and `eps` come from its folder's groups."""
+    rows = []
+    for i, (groups, summary) in enumerate(folders):
+        if i:
+            missing = sorted(set(methods) - set(summary["method"]))
+            if missing:
+                raise InputError(
+                    f"the {groups['encoder']} point's summary has no rows for {missing}"
+                )
+            summary = summary[summary["method"].isin(methods)]
+        eps = float("nan") if groups.get("eps") is None else groups["eps"]
+        rows.append(summary.assign(encoder=groups["encoder"], eps=eps))
+    table = pd.concat(rows, ignore_index=True)
+    return table[["encoder", "eps", *[c for c in table.columns if c not in ("encoder", "eps")]]]
+
+
 def write_table(df: pd.DataFrame, md: str, csv_path, md_path) -> None:
     """The table as CSV (every column, 6 significant digits) and its Markdown text."""
     with atomic_path(csv_path) as tmp:
@@ -340,6 +406,12 @@ class HeadVsRestConfig:
 
 
 @dataclass(frozen=True)
+class TrainedEncodersConfig:
+    encoders: tuple[str, ...]
+    methods: tuple[str, ...]
+
+
+@dataclass(frozen=True)
 class ExperimentsConfig:
     """The experiments section; a table's job receives the other experiments as null."""
 
@@ -347,6 +419,7 @@ class ExperimentsConfig:
     tempering: TemperingConfig | None
     head_safety: HeadVsRestConfig | None
     encoders: EncodersConfig | None
+    trained_encoders: TrainedEncodersConfig | None
 
 
 def same_length(what: str, files: Sequence[str], values: Sequence) -> None:
@@ -376,7 +449,14 @@ def main(argv: Sequence[str] | None = None) -> None:
         "--report", required=True, help="the report section as a JSON object (the figure's dpi)"
     )
     encoders.add_argument("--figure", required=True, help="eps_sensitivity.png")
-    for parser in (pollution, tempering, head, encoders):
+    trained = sub.add_parser("trained_encoders", help="trained methods over encoders")
+    trained.add_argument(
+        "--summaries", nargs="+", required=True, help="summary.csv of this corpus, then per point"
+    )
+    trained.add_argument(
+        "--groups", nargs="+", required=True, help="groups statistics, in the same order"
+    )
+    for parser in (pollution, tempering, head, encoders, trained):
         add_config_argument(parser, ExperimentsConfig)
         parser.add_argument("--csv", required=True)
         parser.add_argument("--md", required=True)
@@ -405,6 +485,16 @@ def main(argv: Sequence[str] | None = None) -> None:
             }
         )
         md = markdown(df, HEAD_SAFETY_COLUMNS)
+    elif args.experiment == "trained_encoders":
+        study = config.trained_encoders
+        folders = ["this corpus", *study.encoders]
+        same_length("--summaries", args.summaries, folders)
+        same_length("--groups", args.groups, folders)
+        df = trained_encoders_table(
+            [(read_json(g), pd.read_csv(f)) for g, f in zip(args.groups, args.summaries)],
+            study.methods,
+        )
+        md = markdown(df, TRAINED_ENCODERS_COLUMNS)
     else:
         study = config.encoders
         settings, n = encoder_settings(study), len(study.methods)
