@@ -256,6 +256,7 @@ def test_cli_refuses_a_file_count_other_than_the_points(tmp_path, capsys):
             "tempering": None,
             "head_safety": None,
             "encoders": None,
+            "trained_encoders": None,
         }
         run(
             ex.main,
