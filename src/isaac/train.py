@@ -91,8 +91,13 @@ class TrainConfig:
     fsdp: bool
 
 
+def steps_per_epoch(n_examples: int, batch_size: int) -> int:
+    """Optimizer steps of one pass: the last batch is completed, never dropped."""
+    return math.ceil(n_examples / batch_size)
+
+
 def total_steps(config: TrainConfig, n_examples: int) -> int:
-    return config.max_steps or config.epochs * math.ceil(n_examples / config.batch_size)
+    return config.max_steps or config.epochs * steps_per_epoch(n_examples, config.batch_size)
 
 
 def bucket_order(
@@ -108,7 +113,7 @@ def bucket_order(
     rng = np.random.default_rng([seed, epoch])
     lengths = np.asarray(lengths)
     order = rng.permutation(len(lengths))
-    order = np.resize(order, math.ceil(len(order) / batch_size) * batch_size)
+    order = np.resize(order, steps_per_epoch(len(order), batch_size) * batch_size)
     chunk = batch_size * bucket_batches
     batches = []
     for start in range(0, len(order), chunk):
@@ -132,7 +137,7 @@ class BucketBatches(torch.utils.data.Sampler):
         self.epoch = epoch
 
     def __len__(self) -> int:
-        return math.ceil(len(self.lengths) / self.steps_batch) * self.micro_batches
+        return steps_per_epoch(len(self.lengths), self.steps_batch) * self.micro_batches
 
     def __iter__(self):
         for batch in bucket_order(self.lengths, self.steps_batch, self.seed, self.epoch):
@@ -333,12 +338,7 @@ def train(
     ckpt = latest_checkpoint(checkpoint_dir, fingerprint_)
     args = training_arguments(cfg, seed, checkpoint_dir, total, gen.model)
     log.info("process %d of %d", args.process_index, args.world_size)
-    share = cfg.gradient_accumulation * args.world_size
-    if cfg.batch_size % share:
-        raise InputError(
-            f"train.batch_size ({cfg.batch_size}) must be a multiple of "
-            f"train.gradient_accumulation x the {args.world_size} processes ({share})"
-        )
+    check_batch_split(cfg, args.world_size)
     if args.process_index == 0:
         checkpoint_dir.mkdir(parents=True, exist_ok=True)
         clear_other_checkpoints(checkpoint_dir, ckpt)
@@ -378,7 +378,7 @@ def train(
         gen.weights = trainer.accelerator.get_state_dict(trainer.model_wrapped)
     gen.model = trainer.accelerator.unwrap_model(trainer.model_wrapped)
     gen.model.eval()
-    per_epoch = math.ceil(len(examples) / cfg.batch_size)
+    per_epoch = steps_per_epoch(len(examples), cfg.batch_size)
     return [
         {
             "step": r["step"],
@@ -395,6 +395,17 @@ def train(
 # ---------------------------------------------------------------- processes
 
 
+def check_batch_split(config: TrainConfig, processes: int) -> None:
+    """Every process gets an equal share of each micro-batch: before the launch (this node's
+    processes) and in every process (the whole job's, several nodes included)."""
+    share = config.gradient_accumulation * processes
+    if config.batch_size % share:
+        raise InputError(
+            f"train.batch_size ({config.batch_size}) must be a multiple of "
+            f"train.gradient_accumulation x the {processes} processes ({share})"
+        )
+
+
 def check_processes(config: TrainConfig, threads: int, lora: bool) -> None:
     """Refuse, before anything trains, what would otherwise hang or fail inside the group."""
     cuda = torch.cuda.is_available()
@@ -409,13 +420,7 @@ def check_processes(config: TrainConfig, threads: int, lora: bool) -> None:
             f"train.processes is {config.processes} but the job has {threads} threads "
             "(one CPU process needs at least one)"
         )
-    per_step = config.gradient_accumulation * config.processes
-    if config.batch_size % per_step:
-        raise InputError(
-            f"train.batch_size ({config.batch_size}) must be a multiple of "
-            f"train.gradient_accumulation x train.processes ({per_step}): every process gets an "
-            "equal share of each micro-batch"
-        )
+    check_batch_split(config, config.processes)
     if config.fsdp and config.processes < 2:
         raise InputError("train.fsdp shards the model across processes: it needs processes >= 2")
     if config.fsdp and lora:
