@@ -55,3 +55,36 @@ def test_every_quoted_table_in_the_docs_matches_its_file():
         blocks += text.count("<!-- table from ")
         assert refresh(text, REPO, str(doc.relative_to(REPO)))[1] == []
     assert blocks >= 2  # the README's demo tables at least
+
+
+def test_a_csv_or_json_source_is_rendered_cell_for_cell_and_can_be_narrowed(tmp_path):
+    (tmp_path / "t.csv").write_text(
+        "encoder,method,safety\nminilm,isaac,0.540\ntfidf,isaac,0.560\n"
+    )
+    (tmp_path / "t.json").write_text('{"a": {"rows": [{"x": 1, "y": "0.50"}, {"x": 2, "y": "n"}]}}')
+    doc = (
+        "<!-- table from t.csv columns method,safety where encoder=tfidf -->\n<!-- end table -->\n"
+        "<!-- table from t.json a.rows -->\n<!-- end table -->\n"
+    )
+    new, stale = refresh(doc, tmp_path, "doc.md")
+    assert len(stale) == 2
+    assert new == (
+        "<!-- table from t.csv columns method,safety where encoder=tfidf -->\n"
+        "| method | safety |\n|---|---|\n| isaac | 0.560 |\n<!-- end table -->\n"
+        "<!-- table from t.json a.rows -->\n| x | y |\n|---|---|\n| 1 | 0.50 |\n| 2 | n |\n"
+        "<!-- end table -->\n"
+    )
+
+
+def test_a_bad_csv_or_json_source_is_named(tmp_path):
+    (tmp_path / "t.csv").write_text("a,b\n1,2\n")
+    (tmp_path / "t.json").write_text('{"a": 1}')
+    for source, message in [
+        ("t.csv columns a,c", "no column"),
+        ("t.csv where c=1", "no column 'c' to select rows by"),
+        ("t.csv #1", "#N names a table of a Markdown file"),
+        ("t.json b", "has no key 'b'"),
+        ("t.json a", "not a list of records"),
+    ]:
+        with pytest.raises(InputError, match=message):
+            refresh(f"<!-- table from {source} -->\n<!-- end table -->\n", tmp_path, "doc.md")
