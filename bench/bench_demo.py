@@ -4,7 +4,10 @@ Runs the workflow on the demo (config/demo.yaml) in a fresh temporary folder,
 so nothing cached is reused, and prints a Markdown table: total wall time, peak resident memory
 of any single job, and the summed job time per rule from Snakemake's benchmark files.
 
-    .venv/bin/python bench/bench_demo.py --cores 2
+    .venv/bin/python bench/bench_demo.py --cores 2 --record
+
+`--record` merges the key `demo_wall_s` (with the per-rule rows) into docs/benchmarks.json and
+rewrites docs/benchmarks/demo_rules.csv from it (bench/tables.py).
 """
 
 from __future__ import annotations
@@ -22,6 +25,9 @@ from pathlib import Path
 import pandas as pd
 
 REPO = Path(__file__).resolve().parents[1]
+sys.path.insert(0, str(REPO / "bench"))
+from record import record  # noqa: E402
+from tables import write_tables  # noqa: E402
 
 
 def run_demo(workdir: Path, cores: int) -> float:
@@ -67,7 +73,9 @@ def rule_times(workdir: Path) -> pd.DataFrame:
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--cores", type=int, default=2)
+    parser.add_argument("--record", action="store_true", help="merge into docs/benchmarks.json")
     args = parser.parse_args()
+    load = os.getloadavg()
     with tempfile.TemporaryDirectory(prefix="isaac-demo-") as tmp:
         workdir = Path(tmp)
         wall = run_demo(workdir, args.cores)
@@ -86,6 +94,18 @@ def main() -> None:
     print(per_rule.to_markdown(index=False, floatfmt=".1f"))
     print("\nsummary.md of that run:\n")
     print(summary)
+    if args.record:
+        record(
+            "demo_wall_s",
+            round(wall, 1),
+            "s (snakemake --cores N on config/demo.yaml from scratch)",
+            f"python bench/bench_demo.py --cores {args.cores} --record",
+            peak_rss_mb=round(peak_child_mb, 1),
+            benchmarked_jobs=int(per_rule["jobs"].sum()),
+            rules=per_rule.to_dict("records"),
+            load_average_before=[round(x, 2) for x in load],
+        )
+        write_tables()
 
 
 if __name__ == "__main__":

@@ -11,7 +11,9 @@ head shortcut, soften the sizes and draw. The vectorised path is isaac.assess.db
 With --embed, the embeddings are (re)computed first and timed (--encoder, all train texts).
 Settings not given take config/schema.yaml's defaults (eps: the assess stage's label-free
 eps_quantile rule on these pools).
-Prints a Markdown table and, with --json, writes the numbers.
+Prints a Markdown table and, with --json, writes the numbers; `--record` merges the key
+`sampling_in_process` (the speed-up of assess + sample, with every step's seconds) into
+docs/benchmarks.json and rewrites docs/benchmarks/sampling_steps.csv from it (bench/tables.py).
 """
 
 from __future__ import annotations
@@ -21,6 +23,7 @@ import dataclasses
 import json
 import os
 import platform
+import sys
 import time
 from collections import Counter
 from pathlib import Path
@@ -37,7 +40,11 @@ from isaac.pools import pools_from_lists
 from isaac.runs import Run
 from isaac.sample import SampleConfig
 
-SCHEMA = Path(__file__).resolve().parents[1] / "config" / "schema.yaml"
+REPO = Path(__file__).resolve().parents[1]
+SCHEMA = REPO / "config" / "schema.yaml"
+sys.path.insert(0, str(REPO / "bench"))
+from record import record  # noqa: E402
+from tables import write_tables  # noqa: E402
 
 
 def schema_default(section: str, key: str):
@@ -160,9 +167,11 @@ def main() -> None:
         help="also tabulate these eps: singleton share, shortcut share, safe rates",
     )
     parser.add_argument("--json", help="write the numbers here")
+    parser.add_argument("--record", action="store_true", help="merge into docs/benchmarks.json")
     args = parser.parse_args()
     config = SampleConfig(top_k_groups=args.top_k, head_shortcut="strict", group_size="members")
 
+    load = os.getloadavg()
     train = train_rows(args.corpus)
     ids = train["id"].to_numpy()
     times = {}
@@ -227,6 +236,16 @@ def main() -> None:
         result["eps_sweep"] = eps_sweep(train, responses, pools, args.eps_sweep, config)
     if args.json:
         Path(args.json).write_text(json.dumps(result, indent=2) + "\n")
+    if args.record:
+        record(
+            "sampling_in_process",
+            result["speedup_assess_sample"],
+            "x (per-query loop s / vectorised assess + sample s, in one process)",
+            "python " + " ".join(sys.argv),
+            load_average_before=[round(x, 2) for x in load],
+            **{key: result[key] for key in result if key not in ("machine", "eps_sweep")},
+        )
+        write_tables()
 
 
 if __name__ == "__main__":

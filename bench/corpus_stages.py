@@ -13,7 +13,7 @@ much of a second core the machine gives. Runs alternate and the medians are kept
 
 (`snakemake --cores 2 results/diasafety/corpus.parquet --configfile config/diasafety.yaml`
 writes the corpus.) Writes keys ngrams_vs_counter, tokenize_1_process and tokenize_2_processes
-to docs/benchmarks.json.
+to docs/benchmarks.json, and the table docs/benchmarks/corpus_stages.csv (bench/tables.py).
 """
 
 from __future__ import annotations
@@ -39,6 +39,7 @@ from isaac.tokenize import TokenizeConfig, tokenize_corpus, tokenize_distinct
 
 sys.path.insert(0, str(Path(__file__).resolve().parent))
 from record import record  # noqa: E402
+from tables import write_tables  # noqa: E402
 
 SCHEMA = Path(__file__).resolve().parents[1] / "config" / "schema.yaml"
 
@@ -177,6 +178,7 @@ def main() -> None:
         two_busy_processes_ratio=statistics.median(capacity),
         **extra,
     )
+    write_tables()
 
 
 if __name__ == "__main__":

@@ -7,9 +7,9 @@
 #
 # Makes the de-quantised base, one isaac targets file and its model of the SmolLM2 experiment
 # (bench/gpu_experiment.sh's config files) if they are missing, then runs bench/gpu_train.py,
-# which writes docs/results/gpu-train.json, and bench/gpu_generate.py, which writes
-# docs/results/gpu-generate.json (with the generator kind of the model folder it found); both
-# merge their keys into docs/benchmarks.json.
+# which writes docs/results/gpu-train.json (and its table, docs/benchmarks/gpu_train.csv), and
+# bench/gpu_generate.py, which writes docs/results/gpu-generate.json (with the generator kind of
+# the model folder it found); both merge their keys into docs/benchmarks.json.
 set -euo pipefail
 cd "$(dirname "$0")/.."
 

@@ -14,6 +14,9 @@ the hand-written fp32 loop this engine replaced: 2,720.7 tokens/s on one H200.
         --targets results/diasafety/targets/isaac/tau1.0-m1-seed0.parquet \
         --configfile config/diasafety.yaml config/diasafety-minilm.yaml \
             config/diasafety-smollm2.yaml
+
+Writes docs/results/gpu-train.json, the keys `gpu_train_*` of docs/benchmarks.json and the table
+docs/benchmarks/gpu_train.csv (bench/tables.py).
 """
 
 from __future__ import annotations
@@ -39,6 +42,7 @@ from isaac.models import GeneratorConfig, build_generator, device  # noqa: E402
 from isaac.settings import from_dict, section_settings  # noqa: E402
 from isaac.train import TrainConfig, read_targets, train  # noqa: E402
 from record import BENCHMARKS_JSON, record  # noqa: E402
+from tables import write_tables  # noqa: E402
 
 # The hand-written fp32 training loop before the Trainer engine, batch 8, one H200 (tokens/s).
 HAND_WRITTEN_LOOP_TOKENS_PER_S = 2720.683142217737
@@ -177,6 +181,7 @@ def main() -> None:
             mfu_bf16=row["mfu_bf16"],
             **context,
         )
+    write_tables()
 
 
 if __name__ == "__main__":

@@ -16,7 +16,7 @@
         --baseline-src /tmp/before/src
 
 Writes keys workflow_dry_run_<case>, workflow_noop_rerun_<case> and stage_imports to
-docs/benchmarks.json.
+docs/benchmarks.json, and the table docs/benchmarks/workflow_overhead.csv (bench/tables.py).
 """
 
 from __future__ import annotations
@@ -35,6 +35,7 @@ from pathlib import Path
 REPO = Path(__file__).resolve().parents[1]
 sys.path.insert(0, str(REPO / "bench"))
 from record import record  # noqa: E402
+from tables import write_tables  # noqa: E402
 
 SNAKEMAKE = Path(sys.executable).with_name("snakemake")
 CONFIGS = [REPO / "config" / "diasafety.yaml", REPO / "config" / "diasafety-seeds.yaml"]
@@ -222,6 +223,8 @@ def main() -> None:
         if args.baseline_src:
             command += f" --baseline-src {args.baseline_src}"
         stage_imports(args.repeats, args.baseline_src, command, not args.no_record)
+    if not args.no_record:
+        write_tables()
 
 
 if __name__ == "__main__":

@@ -8,6 +8,8 @@ Both run side by side, alternating, several times; the key ``sampling_vs_loop`` 
 of the per-repetition ratios (loop seconds / stages seconds). Each repetition also runs the
 three stages' ``main`` in this process (modules imported beforehand): the stages' own work
 without interpreter start-ups and imports, recorded beside the key (``in_process_s``).
+``--record`` also rewrites the per-repetition table docs/benchmarks/sampling_vs_loop.csv
+(bench/tables.py).
 
     .venv/bin/python bench/sampling_vs_loop.py --corpus results/diasafety/corpus.parquet \
         --embeddings results/diasafety/embeddings/minilm.npz --repeats 5 --record
@@ -34,6 +36,7 @@ REPO = Path(__file__).resolve().parents[1]
 sys.path.insert(0, str(REPO / "bench"))
 from bench_sample import pool_targets  # noqa: E402
 from record import record  # noqa: E402
+from tables import write_tables  # noqa: E402
 
 
 def stage_commands(
@@ -240,6 +243,7 @@ def main() -> None:
             median_in_process_ratio=round(loop / float(np.median(result["in_process_s"])), 2),
             stage_commands=result["commands"],
         )
+        write_tables()
 
 
 if __name__ == "__main__":

@@ -11,6 +11,9 @@ out. With `--baseline-src`, the same is measured for the train command of anothe
 
     python bench/train_throughput.py [--baseline-src ../old/src]
 
+Writes docs/results/train-cpu.json, the keys `train_cpu_*` of docs/benchmarks.json and the
+table docs/benchmarks/train_cpu.csv (bench/tables.py).
+
 Needs results/demo (`snakemake --cores 2`) and, for SmolLM2, the DiaSafety isaac targets and the
 de-quantised base (`snakemake --cores 2 results/diasafety/generator_base
 results/diasafety/targets/isaac/tau1.0-m1-seed0.parquet --configfile config/diasafety.yaml
@@ -35,6 +38,7 @@ sys.path.insert(0, str(ROOT / "src"))
 from gpu_train import merged_config  # noqa: E402
 from isaac.settings import section_settings  # noqa: E402
 from record import BENCHMARKS_JSON, record  # noqa: E402
+from tables import write_tables  # noqa: E402
 
 NEW_KEYS = ("processes", "gradient_accumulation", "gradient_checkpointing", "precision", "fsdp")
 SETUPS = {
@@ -154,6 +158,7 @@ def main() -> None:
                 baseline=rows["baseline_1proc"]["seconds_per_step"],
                 **context,
             )
+    write_tables()
 
 
 if __name__ == "__main__":
