@@ -35,6 +35,7 @@ test: install
 # Copy every table the docs quote from a results file (between marker comments) from that
 # file again; the test suite fails while one is stale.
 tables: install
+	$(BIN)/python bench/tables.py
 	$(BIN)/python -m isaac.doctables README.md docs/*.md
 
 clean:
