@@ -21,6 +21,7 @@ rule summary:
         ),
         md=res("summary.md"),
         runs=res("runs.csv"),
+        provenance=res("provenance.json"),
     log:
         logs("summary.log"),
     benchmark:
@@ -34,11 +35,13 @@ rule summary:
     params:
         config=stage_config("summary"),
         second_judge=optional_input("second_judge"),
+        config_layers=workflow.configfiles,
     shell:
         f"{ISAAC}.report"
         " summary --scores {input.scores:q} --per-prompt {input.per_prompt:q}"
         " --targets {input.targets:q} --judge {input.judge:q}"
         " --second-judge={params.second_judge:q} --config {params.config:q}"
+        " --config-layers {params.config_layers:q} --provenance {output.provenance:q}"
         " --runs {output.runs:q} --csv {output.csv:q} --md {output.md:q} > {log:q} 2>&1"
 
 

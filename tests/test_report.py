@@ -248,6 +248,18 @@ def test_method_safe_where_raw_is_unsafe_has_the_exact_delta_and_an_interval_abo
     assert raw["safety_lo"] < 0.6 < raw["safety_hi"]
 
 
+def test_the_sft_gap_closed_is_a_methods_gain_over_raw_as_a_share_of_sfts(tmp_path):
+    runs = {
+        ("raw", 1.0, 1, 0): RAW_UNSAFE,
+        ("sft", 1.0, 1, 0): ALL_SAFE,
+        ("isaac", 1.0, 1, 0): [1] * 4 + [0] * 16,  # 16 of 20 safe where raw has 12
+    }
+    table = summarise(tmp_path, runs)
+    assert row(table, "isaac")["sft_gap_closed"] == pytest.approx((16 - 12) / (20 - 12))
+    assert row(table, "sft")["sft_gap_closed"] == 1.0
+    assert row(table, "raw")["sft_gap_closed"] == 0.0
+
+
 def test_seen_prompts_do_not_enter_the_comparison(tmp_path):
     """isaac is unsafe on both seen prompts, raw on neither: the deltas do not move."""
     tables = {
@@ -734,6 +746,8 @@ def summary_argv(s, p, t, j, out, cfg: str | None = None, second=True):
         str(out / "summary.csv"),
         "--md",
         str(out / "summary.md"),
+        "--provenance",
+        str(out / "provenance.json"),
     ]
 
 

@@ -22,6 +22,7 @@ from conftest import (
     snakemake,
 )
 from isaac.plots import FIGURES, REDRAW_RULES
+from isaac.provenance import code_version
 from isaac.runs import METHODS, MODEL_FREE_METHODS
 from isaac.text import normalise
 
@@ -250,6 +251,14 @@ def test_tiny_run_covers_every_method_in_the_summary(tiny_run):
         assert (tiny_run / TINY / "figures" / f"{name}.png").stat().st_size > 0, name
     model = tiny_run / TINY / "models/isaac/tau1.0-m1-seed0"
     assert list(model.glob("*.safetensors")), sorted(p.name for p in model.iterdir())
+
+
+def test_every_run_records_its_code_and_the_summary_its_config_layers(tiny_run):
+    runs = pd.read_csv(tiny_run / TINY / "runs.csv", dtype={"code": str})
+    assert set(runs["code"]) == {code_version()}
+    provenance = json.loads((tiny_run / TINY / "provenance.json").read_text())
+    assert provenance["commits"] == [code_version()] == [provenance["summary_code"]]
+    assert [Path(layer["path"]).name for layer in provenance["config_layers"]] == [TINY_CONFIG.name]
 
 
 def test_summary_compares_every_method_with_raw_and_sft_on_unseen_prompts(tiny_run):

@@ -32,6 +32,7 @@ from isaac.bootstrap import SummaryConfig, bootstrap_interval, resample_indices
 from isaac.cli import optional, run
 from isaac.io import JUDGE_METRICS, InputError, atomic_path, read_json, read_table
 from isaac.plots import ReportConfig, plt, save_png
+from isaac.provenance import CODE_KEY, run_code, write_provenance
 from isaac.runs import METHODS, MODEL_FREE_METHODS
 from isaac.settings import add_config_argument, parse, require
 from isaac.text import NEAR_COPY_RATIO
@@ -131,6 +132,7 @@ def runs_table(scores: list[str], targets: list[str]) -> pd.DataFrame:
                 **{k: s[k] for k in KEYS},
                 **{k: s.get(k) for k in SCORES},
                 **{k: t.get(k) for k in TARGET_STATS},
+                CODE_KEY: run_code([t.get(CODE_KEY), s.get("model_code"), s.get(CODE_KEY)]),
             }
         )
     df = pd.DataFrame(rows)
@@ -217,7 +219,17 @@ def comparison_table(
             row.update(measure_columns(measure, values, baselines, seed_idx, prompt_idx))
         row.update({k: g[k].astype(float).mean() for k in MEAN_COLUMNS})  # NaN: not measured
         rows.append(row)
-    return pd.DataFrame(rows)
+    return with_sft_gap_closed(pd.DataFrame(rows))
+
+
+def with_sft_gap_closed(table: pd.DataFrame) -> pd.DataFrame:
+    """`sft_gap_closed`: the share of the supervised method's primary-safety gain over `raw`
+    that a method's own gain covers (1: as safe as `sft`; NaN without both baselines), a
+    point estimate beside the two differences' intervals."""
+    if "delta_raw" not in table:
+        return table.assign(sft_gap_closed=np.nan)
+    sft_gain = table[(table["method"] == "sft") & (table["tau"] == 1.0)].set_index("m")["delta_raw"]
+    return table.assign(sft_gap_closed=table["delta_raw"] / table["m"].map(sft_gain))
 
 
 def _cell(value, digits: int = 3) -> str:
@@ -483,6 +495,10 @@ def main(argv: Sequence[str] | None = None) -> None:
     s.add_argument("--runs", required=True, help="runs.csv")
     s.add_argument("--csv", required=True, help="summary.csv")
     s.add_argument("--md", required=True, help="summary.md")
+    s.add_argument(
+        "--config-layers", nargs="*", default=[], help="the invocation's config files, in order"
+    )
+    s.add_argument("--provenance", required=True, help="provenance.json")
     f = sub.add_parser(
         "figures", help="safety_vs_distinct2, oracle_vs_model_safety, safety_vs_relevance"
     )
@@ -502,6 +518,9 @@ def main(argv: Sequence[str] | None = None) -> None:
             judges["Second"] = Path(args.second_judge) / JUDGE_METRICS
         df = write_summary(
             args.scores, args.per_prompt, args.targets, judges, config, args.runs, args.csv, args.md
+        )
+        write_provenance(
+            pd.read_csv(args.runs, dtype={CODE_KEY: str}), args.config_layers, args.provenance
         )
         log.info("%d rows -> %s, %s", len(df), args.csv, args.md)
     else:

@@ -47,6 +47,7 @@ from isaac.pools import (
     read_groups,
     read_groups_provenance,
 )
+from isaac.provenance import stamp
 from isaac.runs import (
     GLOBAL_POOL_METHODS,
     GROUP_METHODS,
@@ -528,7 +529,7 @@ def main(argv: Sequence[str] | None = None) -> None:
         provenance = read_groups_provenance(args.groups_stats)
     table, stats = sample(run_, train, config, pools, group_ids, weights, provenance)
     write_parquet(table, args.out)
-    write_json(stats, args.stats)
+    write_json({**stats, **stamp()}, args.stats)
     log.info(
         "%s: n=%d oracle safe %s (original %s), shortcut %.3f",
         args.out,

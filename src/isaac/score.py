@@ -52,6 +52,7 @@ from isaac.lm import collate, encode_pair, token_nll
 from isaac.models import Generator, GeneratorConfig, device, load_generator
 from isaac.pollute import contains_pollutant
 from isaac.prompts import held_out_rows
+from isaac.provenance import CODE_KEY, code_version, model_code
 from isaac.runs import Run, add_run_arguments
 from isaac.settings import add_config_argument, parse
 from isaac.text import NEAR_COPY_RATIO, normalise, words
@@ -303,7 +304,8 @@ def main(argv: Sequence[str] | None = None) -> None:
     gen = load_generator(args.model) if args.model else None
     scores.update(reference_perplexities(gen, references, config.max_length))
     write_parquet(per_prompt_table, args.per_prompt)
-    write_json({**asdict(Run.from_args(args)), **scores}, args.out)
+    code = {CODE_KEY: code_version(), "model_code": model_code(args.model)}
+    write_json({**asdict(Run.from_args(args)), **scores, **code}, args.out)
     log.info(
         "%s: safety %.3f over %d unseen prompts, distinct-2 %.3f",
         args.out,

@@ -44,7 +44,7 @@ import torch
 from transformers import Trainer, TrainerCallback, TrainingArguments
 
 from isaac.cli import optional, run
-from isaac.io import InputError, atomic_dir, read_table
+from isaac.io import InputError, atomic_dir, read_table, write_json
 from isaac.lm import Example, build_examples, collate, label_nll
 from isaac.models import (
     Generator,
@@ -54,6 +54,8 @@ from isaac.models import (
     save_generator,
     uses_lora,
 )
+from isaac.provenance import FILE as PROVENANCE_FILE
+from isaac.provenance import stamp
 from isaac.settings import add_config_argument, parse
 
 log = logging.getLogger("isaac.train")
@@ -534,6 +536,7 @@ def main(argv: Sequence[str] | None = None) -> None:
     with atomic_dir(args.out) as tmp:
         save_generator(gen, tmp)
         (tmp / LOG_FILE).write_text("".join(json.dumps(r, sort_keys=True) + "\n" for r in history))
+        write_json(stamp(), tmp / PROVENANCE_FILE)
     if not args.keep_checkpoints:
         shutil.rmtree(ckpt_dir)
 
