@@ -12,6 +12,7 @@ import pytest
 from conftest import SCHEMA_DEFAULTS, TINY_CONFIG, planned_jobs, snakemake
 from isaac import experiments as ex
 from isaac.cli import run
+from isaac.doctables import markdown_tables
 from isaac.head_targets import most_picked
 
 BASE = json.loads(json.dumps(SCHEMA_DEFAULTS))
@@ -233,13 +234,24 @@ def test_encoders_table_has_a_row_per_setting_and_method_with_per_category_rates
 
 
 def test_encoders_markdown_shows_the_main_quantile_and_the_fixed_assessors():
-    lines = ex.encoders_markdown(encoder_rows(), main_quantile=0.5).splitlines()
+    lines = markdown_tables(ex.encoders_markdown(encoder_rows(), main_quantile=0.5))[0].splitlines()
     assert lines[0] == (
         "| encoder | assessor | eps | groups/pool | method | oracle safe | distinct share | A | B |"
     )
     assert len(lines) == 2 + 4  # q 0.5 and fuzzy, raw and isaac each; q 0.1 left out
     assert lines[3] == "| tfidf | dbscan | 0.950 | 93.0 | isaac | 0.600 | 0.300 | 0.500 | 0.750 |"
     assert lines[5] == "| (minilm pools) | fuzzy | — | 120.0 | isaac | 0.620 | 0.310 | — | — |"
+
+
+def test_encoders_markdown_then_tabulates_each_group_method_against_the_eps_quantile():
+    page = ex.encoders_markdown(encoder_rows(), main_quantile=0.5)
+    assert markdown_tables(page)[1].splitlines() == [
+        "| q | tfidf oracle safe | tfidf distinct share |",
+        "|---|---|---|",
+        "| 0.10 | 0.700 | 0.350 |",
+        "| 0.50 | 0.600 | 0.300 |",
+    ]
+    assert len(markdown_tables(page)) == 2  # raw is no group method
 
 
 def test_eps_sensitivity_figure_is_written(tmp_path):
