@@ -13,6 +13,7 @@ from conftest import SCHEMA_DEFAULTS, TINY_CONFIG, planned_jobs, snakemake
 from isaac import experiments as ex
 from isaac.cli import run
 from isaac.doctables import markdown_tables
+from isaac.head_targets import main as head_targets_main
 from isaac.head_targets import most_picked
 
 BASE = json.loads(json.dumps(SCHEMA_DEFAULTS))
@@ -288,25 +289,43 @@ def test_cli_refuses_a_file_count_other_than_the_points(tmp_path, capsys):
     assert "--runs: 1 files for 2 points" in capsys.readouterr().err
 
 
+HEAD_CORPUS = pd.DataFrame(
+    {
+        "id": ["q1", "q2", "q3", "t1", "t2", "x"],
+        "split": ["train"] * 5 + ["test"],
+        "category": ["A", "A", "B", "B", "A", "A"],
+        "label": ["safe"] * 4 + ["unsafe", "safe"],
+        "response": ["r1", "r2", "r3", "head", "tail", "x"],
+    }
+)
+HEAD_TARGETS = pd.DataFrame(
+    {"id": ["q1", "q2", "q3"], "target_ids": [["t1", "t2"], ["t1"], ["t2", "t2"]]}
+)
+
+
 def test_most_picked_counts_picks_per_category_of_the_query():
-    corpus = pd.DataFrame(
-        {
-            "id": ["q1", "q2", "q3", "t1", "t2", "x"],
-            "split": ["train"] * 5 + ["test"],
-            "category": ["A", "A", "B", "B", "A", "A"],
-            "label": ["safe"] * 4 + ["unsafe", "safe"],
-            "response": ["r1", "r2", "r3", "head", "tail", "x"],
-        }
-    )
-    targets = pd.DataFrame(
-        {"id": ["q1", "q2", "q3"], "target_ids": [["t1", "t2"], ["t1"], ["t2", "t2"]]}
-    )
-    top = most_picked(corpus, targets, top=1)
+    top = most_picked(HEAD_CORPUS, HEAD_TARGETS, top=1)
     assert top[["category", "target_ids", "picks", "label"]].values.tolist() == [
         ["A", "t1", 2, "safe"],
         ["B", "t2", 2, "unsafe"],
     ]
     assert list(top["response"]) == ["head", "tail"]
+
+
+def test_head_targets_writes_its_table_to_a_csv(tmp_path):
+    HEAD_CORPUS.to_parquet(tmp_path / "corpus.parquet")
+    (tmp_path / "targets" / "max").mkdir(parents=True)
+    HEAD_TARGETS.to_parquet(tmp_path / "targets" / "max" / "tau1.0-m1-seed0.parquet")
+    out = tmp_path / "head_targets.csv"
+    head_targets_main(
+        [str(tmp_path), "--run", "max/tau1.0-m1-seed0", "--top", "2", "--csv", str(out)]
+    )
+    table = pd.read_csv(out)
+    assert table[["category", "target_ids", "picks"]].values.tolist() == [
+        ["A", "t1", 2],
+        ["A", "t2", 1],
+        ["B", "t2", 2],
+    ]
 
 
 # --- the experiments as targets, at CI size ---------------------------------------------------
