@@ -14,6 +14,12 @@ eps_quantile rule on these pools).
 Prints a Markdown table and, with --json, writes the numbers; `--record` merges the key
 `sampling_in_process` (the speed-up of assess + sample, with every step's seconds) into
 docs/benchmarks.json and rewrites docs/benchmarks/sampling_steps.csv from it (bench/tables.py).
+With --eps-sweep, also the oracle safe rates of `isaac` and `max` at each of those eps (written
+as a table by --eps-csv):
+
+    .venv/bin/python bench/bench_sample.py --corpus results/diasafety/corpus.parquet \
+        --embeddings results/diasafety/embeddings/minilm.npz --k 150 --eps 0.75 \
+        --eps-sweep 0.4 0.6 0.7 0.75 0.8 0.85 0.9 1.0 --eps-csv eps_sweep.csv
 """
 
 from __future__ import annotations
@@ -29,6 +35,7 @@ from collections import Counter
 from pathlib import Path
 
 import numpy as np
+import pandas as pd
 import yaml
 from scipy.special import softmax
 from sklearn.cluster import DBSCAN
@@ -93,11 +100,6 @@ def reference_loop(vectors, pools, eps, train_ids, tau, m, top_k, seed):
 def eps_sweep(train, responses, pools, eps_values, config: SampleConfig):
     """Per eps: how many pools have no head, shortcut shares, oracle safe rates (tau 1, m 1)."""
     rows = []
-    print(
-        "\n| eps | pools all singletons | mean groups | N_1 median | shortcut strict |"
-        " shortcut reference | isaac oracle safe (strict) | isaac (reference) | max |"
-    )
-    print("|---|---|---|---|---|---|---|---|---|")
     for eps in eps_values:
         labels = assess.dbscan_groups(responses, pools, eps)
         n_groups = np.maximum.reduceat(labels, pools.offsets[:-1]) + 1
@@ -116,13 +118,31 @@ def eps_sweep(train, responses, pools, eps_values, config: SampleConfig):
         _, st = sample.sample(Run("max", 1.0, 1, 0), train, at_eps, pools, labels)
         row["max_strict"] = st["oracle_safe_rate"]
         rows.append(row)
-        print(
-            f"| {eps} | {row['all_singletons']:.1%} | {row['mean_groups']:.1f} |"
-            f" {row['head_median']:g} | {row['shortcut_strict']:.1%} |"
-            f" {row['shortcut_reference']:.1%} | {row['isaac_strict']:.4f} |"
-            f" {row['isaac_reference']:.4f} | {row['max_strict']:.4f} |"
-        )
     return rows
+
+
+# The eps sweep's table: header -> (key of an eps_sweep row, cell format).
+EPS_SWEEP_COLUMNS = {
+    "eps": ("eps", "{:g}"),
+    "pools all singletons": ("all_singletons", "{:.3f}"),
+    "mean groups per pool": ("mean_groups", "{:.1f}"),
+    "median N_1": ("head_median", "{:g}"),
+    "shortcut strict": ("shortcut_strict", "{:.3f}"),
+    "shortcut reference": ("shortcut_reference", "{:.3f}"),
+    "isaac oracle safe (strict)": ("isaac_strict", "{:.3f}"),
+    "isaac oracle safe (reference)": ("isaac_reference", "{:.3f}"),
+    "max oracle safe (strict)": ("max_strict", "{:.3f}"),
+}
+
+
+def eps_sweep_table(rows) -> pd.DataFrame:
+    """The eps sweep's rows with the cells the docs show (shares and safe rates to 3 decimals)."""
+    return pd.DataFrame(
+        [
+            {header: fmt.format(row[key]) for header, (key, fmt) in EPS_SWEEP_COLUMNS.items()}
+            for row in rows
+        ]
+    )
 
 
 def timed(fn, *args, **kwargs):
@@ -166,6 +186,7 @@ def main() -> None:
         default=[],
         help="also tabulate these eps: singleton share, shortcut share, safe rates",
     )
+    parser.add_argument("--eps-csv", help="write the eps sweep's table here")
     parser.add_argument("--json", help="write the numbers here")
     parser.add_argument("--record", action="store_true", help="merge into docs/benchmarks.json")
     args = parser.parse_args()
@@ -234,6 +255,10 @@ def main() -> None:
     )
     if args.eps_sweep:
         result["eps_sweep"] = eps_sweep(train, responses, pools, args.eps_sweep, config)
+        table = eps_sweep_table(result["eps_sweep"])
+        print("\n" + table.to_string(index=False))
+        if args.eps_csv:
+            table.to_csv(args.eps_csv, index=False)
     if args.json:
         Path(args.json).write_text(json.dumps(result, indent=2) + "\n")
     if args.record:

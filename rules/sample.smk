@@ -196,7 +196,11 @@ rule sample:
 rule sample_all:
     default_target: False
     input:
-        [res("targets", f"{run}.parquet") for run in sweep_runs()],
+        [
+            res("targets", f"{run}.parquet")
+            for run in sweep_runs()
+            if run_method(run) not in MODEL_FREE_METHODS
+        ],
         tau_figure_stats(),
 
 

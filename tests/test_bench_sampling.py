@@ -12,10 +12,15 @@ import pandas as pd
 REPO = Path(__file__).resolve().parents[1]
 sys.path.insert(0, str(REPO / "bench"))
 
+import bench_sample  # noqa: E402
 import hnsw_quality  # noqa: E402
 import sampling_vs_loop  # noqa: E402
 import scale  # noqa: E402
-from isaac.embed import save_embeddings  # noqa: E402
+from isaac.embed import load_embeddings, save_embeddings  # noqa: E402
+from isaac.io import train_rows  # noqa: E402
+from isaac.neighbours import top_k_neighbours  # noqa: E402
+from isaac.pools import pools_from_lists  # noqa: E402
+from isaac.sample import SampleConfig  # noqa: E402
 
 
 def tiny_inputs(tmp_path, n=60):
@@ -91,3 +96,17 @@ def test_recall_at_k_leaves_the_query_out():
     exact = np.array([[0, 1, 2], [1, 0, 2]])
     assert hnsw_quality.recall_at_k(exact, exact) == 1.0
     assert hnsw_quality.recall_at_k(np.array([[0, 1, 3], [1, 3, 4]]), exact) == 0.25
+
+
+def test_eps_sweep_table_has_a_row_per_eps_with_the_cells_the_docs_show(tmp_path):
+    corpus, embeddings, _ = tiny_inputs(tmp_path)
+    train = train_rows(corpus)
+    _, prompts, responses = load_embeddings(embeddings)
+    pools = pools_from_lists(list(top_k_neighbours(prompts, 10)[0]))
+    config = SampleConfig(top_k_groups=10, head_shortcut="strict", group_size="members")
+    rows = bench_sample.eps_sweep(train, responses, pools, [0.5, 2.0], config)
+    table = bench_sample.eps_sweep_table(rows)
+    assert list(table.columns) == list(bench_sample.EPS_SWEEP_COLUMNS)
+    assert list(table["eps"]) == ["0.5", "2"]
+    assert list(table["pools all singletons"]) == [f"{rows[0]['all_singletons']:.3f}", "0.000"]
+    assert table.loc[1, "mean groups per pool"] == "1.0"  # eps 2 joins every unit vector

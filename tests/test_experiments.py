@@ -12,6 +12,8 @@ import pytest
 from conftest import SCHEMA_DEFAULTS, TINY_CONFIG, planned_jobs, snakemake
 from isaac import experiments as ex
 from isaac.cli import run
+from isaac.doctables import markdown_tables
+from isaac.head_targets import main as head_targets_main
 from isaac.head_targets import most_picked
 
 BASE = json.loads(json.dumps(SCHEMA_DEFAULTS))
@@ -233,13 +235,24 @@ def test_encoders_table_has_a_row_per_setting_and_method_with_per_category_rates
 
 
 def test_encoders_markdown_shows_the_main_quantile_and_the_fixed_assessors():
-    lines = ex.encoders_markdown(encoder_rows(), main_quantile=0.5).splitlines()
+    lines = markdown_tables(ex.encoders_markdown(encoder_rows(), main_quantile=0.5))[0].splitlines()
     assert lines[0] == (
         "| encoder | assessor | eps | groups/pool | method | oracle safe | distinct share | A | B |"
     )
     assert len(lines) == 2 + 4  # q 0.5 and fuzzy, raw and isaac each; q 0.1 left out
     assert lines[3] == "| tfidf | dbscan | 0.950 | 93.0 | isaac | 0.600 | 0.300 | 0.500 | 0.750 |"
     assert lines[5] == "| (minilm pools) | fuzzy | — | 120.0 | isaac | 0.620 | 0.310 | — | — |"
+
+
+def test_encoders_markdown_then_tabulates_each_group_method_against_the_eps_quantile():
+    page = ex.encoders_markdown(encoder_rows(), main_quantile=0.5)
+    assert markdown_tables(page)[1].splitlines() == [
+        "| q | tfidf oracle safe | tfidf distinct share |",
+        "|---|---|---|",
+        "| 0.10 | 0.700 | 0.350 |",
+        "| 0.50 | 0.600 | 0.300 |",
+    ]
+    assert len(markdown_tables(page)) == 2  # raw is no group method
 
 
 def test_eps_sensitivity_figure_is_written(tmp_path):
@@ -276,25 +289,43 @@ def test_cli_refuses_a_file_count_other_than_the_points(tmp_path, capsys):
     assert "--runs: 1 files for 2 points" in capsys.readouterr().err
 
 
+HEAD_CORPUS = pd.DataFrame(
+    {
+        "id": ["q1", "q2", "q3", "t1", "t2", "x"],
+        "split": ["train"] * 5 + ["test"],
+        "category": ["A", "A", "B", "B", "A", "A"],
+        "label": ["safe"] * 4 + ["unsafe", "safe"],
+        "response": ["r1", "r2", "r3", "head", "tail", "x"],
+    }
+)
+HEAD_TARGETS = pd.DataFrame(
+    {"id": ["q1", "q2", "q3"], "target_ids": [["t1", "t2"], ["t1"], ["t2", "t2"]]}
+)
+
+
 def test_most_picked_counts_picks_per_category_of_the_query():
-    corpus = pd.DataFrame(
-        {
-            "id": ["q1", "q2", "q3", "t1", "t2", "x"],
-            "split": ["train"] * 5 + ["test"],
-            "category": ["A", "A", "B", "B", "A", "A"],
-            "label": ["safe"] * 4 + ["unsafe", "safe"],
-            "response": ["r1", "r2", "r3", "head", "tail", "x"],
-        }
-    )
-    targets = pd.DataFrame(
-        {"id": ["q1", "q2", "q3"], "target_ids": [["t1", "t2"], ["t1"], ["t2", "t2"]]}
-    )
-    top = most_picked(corpus, targets, top=1)
+    top = most_picked(HEAD_CORPUS, HEAD_TARGETS, top=1)
     assert top[["category", "target_ids", "picks", "label"]].values.tolist() == [
         ["A", "t1", 2, "safe"],
         ["B", "t2", 2, "unsafe"],
     ]
     assert list(top["response"]) == ["head", "tail"]
+
+
+def test_head_targets_writes_its_table_to_a_csv(tmp_path):
+    HEAD_CORPUS.to_parquet(tmp_path / "corpus.parquet")
+    (tmp_path / "targets" / "max").mkdir(parents=True)
+    HEAD_TARGETS.to_parquet(tmp_path / "targets" / "max" / "tau1.0-m1-seed0.parquet")
+    out = tmp_path / "head_targets.csv"
+    head_targets_main(
+        [str(tmp_path), "--run", "max/tau1.0-m1-seed0", "--top", "2", "--csv", str(out)]
+    )
+    table = pd.read_csv(out)
+    assert table[["category", "target_ids", "picks"]].values.tolist() == [
+        ["A", "t1", 2],
+        ["A", "t2", 1],
+        ["B", "t2", 2],
+    ]
 
 
 # --- the experiments as targets, at CI size ---------------------------------------------------

@@ -68,6 +68,12 @@ def test_dry_run_of_the_demo_default(tmp_path):
     assert jobs["score"] == 9, jobs
 
 
+def test_sample_all_samples_the_methods_with_targets_only(tmp_path):
+    proc = snakemake(tmp_path, "--dry-run", "sample_all", configfiles=(DEMO_CONFIG,))
+    jobs = planned_jobs(proc.stdout)
+    assert jobs["sample"] >= 8 and "constant" not in jobs and "train" not in jobs, jobs
+
+
 def job_settings(dry_run_output: str, module: str) -> dict:
     """The --config of the first isaac.<module> command a dry run prints."""
     command = next(line for line in dry_run_output.splitlines() if f" -m isaac.{module} " in line)

@@ -26,7 +26,7 @@ import pandas as pd
 from isaac.cli import run
 from isaac.io import InputError, atomic_path, read_json
 from isaac.plots import ReportConfig, plt, save_png
-from isaac.runs import RUN, fmt_tau
+from isaac.runs import GROUP_METHODS, RUN, fmt_tau
 from isaac.settings import add_config_argument, from_dict, parse, require
 
 log = logging.getLogger("isaac.experiments")
@@ -292,6 +292,36 @@ def encoders_table(stats: list[tuple[EncoderSetting, dict, dict[str, dict]]]) ->
 
 
 def encoders_markdown(df: pd.DataFrame, main_quantile: float) -> str:
+    """The settings at `main_quantile` per method and category, then, per group method, its
+    targets against the eps quantile for each encoder (the rule's sensitivity)."""
+    pages = [encoders_main_markdown(df, main_quantile)]
+    for method in [m for m in df["method"].unique() if m in GROUP_METHODS]:
+        pages.append(
+            f"`{method}` targets against the eps quantile q (DBSCAN): oracle safe rate and"
+            f" distinct share per encoder.\n\n" + quantile_markdown(df, method)
+        )
+    return "\n".join(pages)
+
+
+def quantile_markdown(df: pd.DataFrame, method: str) -> str:
+    """One row per eps quantile, the oracle safe rate and distinct share of `method`'s targets
+    under each encoder's DBSCAN groups."""
+    rows = df[(df["assessor"] == "dbscan") & (df["method"] == method)]
+    encoders = list(rows["encoder"].unique())
+    header = ["q", *[f"{e} {what}" for e in encoders for what in ("oracle safe", "distinct share")]]
+    lines = ["| " + " | ".join(header) + " |", "|" + "---|" * len(header)]
+    for q, at_q in rows.groupby("eps_quantile", sort=True):
+        by_encoder = at_q.set_index("encoder")
+        cells = [f"{q:.2f}"] + [
+            f"{by_encoder.at[encoder, column]:.3f}"
+            for encoder in encoders
+            for column in ("oracle_safe_rate", "distinct_target_share")
+        ]
+        lines.append("| " + " | ".join(cells) + " |")
+    return "\n".join(lines) + "\n"
+
+
+def encoders_main_markdown(df: pd.DataFrame, main_quantile: float) -> str:
     """The rows of the fixed assessors and of DBSCAN at `main_quantile`, per category."""
     main = df[df["eps_quantile"].isna() | (df["eps_quantile"] == main_quantile)]
     categories = [c for c in df.columns if c.startswith("oracle_") and c != "oracle_safe_rate"]

@@ -4,6 +4,8 @@ Shows which responses form the heads that sampling prefers (and whether a head i
 near-copies), with their labels, from one run's targets and the corpus:
 
     python -m isaac.head_targets results/diasafety --run isaac/tau1.0-m1-seed0 --top 3
+
+prints them, or writes them to `--csv`.
 """
 
 from __future__ import annotations
@@ -15,7 +17,7 @@ from pathlib import Path
 import pandas as pd
 
 from isaac.cli import run
-from isaac.io import read_table
+from isaac.io import atomic_path, read_table
 from isaac.runs import RUN, fmt_tau
 
 
@@ -41,13 +43,19 @@ def main(argv: Sequence[str] | None = None) -> None:
     parser.add_argument("results", type=Path, help="results/{corpus}")
     parser.add_argument("--run", default=RUN.format(method="isaac", tau=fmt_tau(1), m=1, seed=0))
     parser.add_argument("--top", type=int, default=3)
+    parser.add_argument("--csv", type=Path, help="write the table here instead of printing it")
     args = parser.parse_args(argv)
     corpus = read_table(
         args.results / "corpus.parquet", ["id", "split", "category", "label", "response"]
     )
     targets = read_table(args.results / "targets" / f"{args.run}.parquet", ["id", "target_ids"])
+    table = most_picked(corpus, targets, args.top)
+    if args.csv:
+        with atomic_path(args.csv) as tmp:
+            table.to_csv(tmp, index=False)
+        return
     with pd.option_context("display.max_colwidth", 90, "display.width", 200):
-        print(most_picked(corpus, targets, args.top).to_string(index=False))
+        print(table.to_string(index=False))
 
 
 if __name__ == "__main__":
