@@ -22,11 +22,10 @@ import tempfile
 import time
 from pathlib import Path
 
-import pandas as pd
-
 REPO = Path(__file__).resolve().parents[1]
 sys.path.insert(0, str(REPO / "bench"))
 from record import record  # noqa: E402
+from rule_times import rule_times  # noqa: E402
 from tables import write_tables  # noqa: E402
 
 
@@ -49,27 +48,6 @@ def run_demo(workdir: Path, cores: int) -> float:
     return time.perf_counter() - start
 
 
-def rule_times(workdir: Path) -> pd.DataFrame:
-    """Summed seconds and peak max_rss per rule from the benchmark: files of the run."""
-    rows = []
-    for tsv in sorted((workdir / "benchmarks").rglob("*.tsv")):
-        relative = tsv.relative_to(workdir / "benchmarks").parts
-        stats = pd.read_csv(tsv, sep="\t")
-        rows.append(
-            {
-                "rule": relative[1].removesuffix(".tsv"),
-                "s": stats["s"].sum(),
-                "max_rss_mb": stats["max_rss"].max(),
-            }
-        )
-    table = pd.DataFrame(rows)
-    return (
-        table.groupby("rule")
-        .agg(jobs=("s", "size"), seconds=("s", "sum"), peak_rss_mb=("max_rss_mb", "max"))
-        .reset_index()
-    )
-
-
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--cores", type=int, default=2)
@@ -79,7 +57,7 @@ def main() -> None:
     with tempfile.TemporaryDirectory(prefix="isaac-demo-") as tmp:
         workdir = Path(tmp)
         wall = run_demo(workdir, args.cores)
-        per_rule = rule_times(workdir)
+        per_rule = rule_times(workdir / "benchmarks" / "demo")
         summary = (workdir / "results" / "demo" / "summary.md").read_text()
     peak_child_mb = resource.getrusage(resource.RUSAGE_CHILDREN).ru_maxrss / 1024
     print(

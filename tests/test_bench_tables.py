@@ -12,7 +12,7 @@ from conftest import REPO
 
 sys.path.insert(0, str(REPO / "bench"))
 
-import bench_demo  # noqa: E402
+import rule_times  # noqa: E402
 import tables  # noqa: E402
 
 BENCHMARKS = {
@@ -134,8 +134,10 @@ def test_the_demo_rules_table_sums_the_benchmark_files_of_each_rule(tmp_path):
     ):
         path = tmp_path / "benchmarks" / relative
         path.parent.mkdir(parents=True, exist_ok=True)
-        pd.DataFrame({"s": [seconds], "max_rss": [rss]}).to_csv(path, sep="\t", index=False)
-    assert bench_demo.rule_times(tmp_path).to_dict("records") == [
-        {"rule": "ingest", "jobs": 1, "seconds": 0.7, "peak_rss_mb": 139.1},
-        {"rule": "train", "jobs": 2, "seconds": 22.5, "peak_rss_mb": 850.5},
+        pd.DataFrame({"s": [seconds], "cpu_time": [seconds / 2], "max_rss": [rss]}).to_csv(
+            path, sep="\t", index=False
+        )
+    assert rule_times.rule_times(tmp_path / "benchmarks" / "demo").to_dict("records") == [
+        {"rule": "ingest", "jobs": 1, "seconds": 0.7, "cpu_seconds": 0.35, "peak_rss_mb": 139.1},
+        {"rule": "train", "jobs": 2, "seconds": 22.5, "cpu_seconds": 11.25, "peak_rss_mb": 850.5},
     ]
