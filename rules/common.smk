@@ -140,8 +140,9 @@ def unused_keys(section, job=None):
         return (
             "cross_encoder",
         )  # only a cross-minilm judge fitted here fine-tunes MiniLM
-    if section == "summary" and job == "head_safety":
-        return ("baselines",)  # it compares a pool's head with its rest
+    if section == "summary" and job in ("head_safety", "trained_encoders"):
+        # the first compares a pool's head with its rest, the second the points with raw
+        return ("baselines",)
     if section == "experiments":
         return [name for name in config["experiments"] if name != job]  # one table each
     return ()
@@ -169,7 +170,12 @@ def optional_input(name):
 def sweep_runs():
     """Every run id of the sweep: generated and scored, and sampled and trained unless its
     method is model-free."""
-    sweep = config["sweep"]
+    return sweep_runs_of(config)
+
+
+def sweep_runs_of(workflow_config):
+    """Every run id of the sweep of a workflow config (this one's, or a point's)."""
+    sweep = workflow_config["sweep"]
     return run_ids(sweep["methods"], sweep["taus"], sweep["ms"], sweep["seeds"])
 
 

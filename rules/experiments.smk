@@ -139,7 +139,7 @@ rule encoders_table:
 
 
 # The encoder as a reported axis: this corpus's summary (its own encoder, every method) beside
-# the trained methods of one point per other encoder.
+# the trained methods of one point per other encoder, each paired with this corpus's raw runs.
 rule trained_encoders_table:
     input:
         unpack(trained_encoders_inputs),
@@ -158,7 +158,11 @@ rule trained_encoders_table:
         runtime=10,
     params:
         config=stage_config("experiments", "trained_encoders"),
+        summary=stage_config("summary", "trained_encoders"),
     shell:
         f"{ISAAC}.experiments"
         " trained_encoders --summaries {input.summaries:q} --groups {input.groups:q}"
-        " --config {params.config:q} --csv {output.csv:q} --md {output.md:q} > {log:q} 2>&1"
+        " --raw-scores {input.raw_scores:q} --raw-per-prompt {input.raw_per_prompt:q}"
+        " --scores {input.scores:q} --per-prompt {input.per_prompt:q}"
+        " --config {params.config:q} --summary-config {params.summary:q}"
+        " --csv {output.csv:q} --md {output.md:q} > {log:q} 2>&1"

@@ -3,18 +3,24 @@
 from __future__ import annotations
 
 import json
+from dataclasses import replace
 from pathlib import Path
 
 import numpy as np
 import pandas as pd
 import pytest
 
-from conftest import SCHEMA_DEFAULTS, TINY_CONFIG, planned_jobs, snakemake
+from conftest import SCHEMA_DEFAULTS, TINY_CONFIG, planned_jobs, settings, snakemake
 from isaac import experiments as ex
+from isaac.bootstrap import SummaryConfig
 from isaac.cli import run
 from isaac.doctables import markdown_tables
 from isaac.head_targets import main as head_targets_main
 from isaac.head_targets import most_picked
+from isaac.io import write_json, write_parquet
+from isaac.report import MEAN_COLUMNS, comparison_table
+from isaac.settings import to_json
+from test_report import per_prompt_table, run_id, score_json
 
 BASE = json.loads(json.dumps(SCHEMA_DEFAULTS))
 
@@ -459,51 +465,218 @@ experiments:
     assert "| model_a | " in (tmp_path / "results/gen/experiments/head_safety.md").read_text()
 
 
-def test_trained_encoder_points_train_raw_and_the_methods_judged_by_the_corpus():
+def test_trained_encoder_points_train_only_the_methods_judged_by_the_corpus():
     config = with_axes(trained_encoders={"encoders": ["minilm", "tfidf"], "methods": ["isaac"]})
     points = ex.experiment_points(config)["trained_encoders"]
     assert [p.name for p in points] == ["c-encoder-minilm", "c-encoder-tfidf"]
     point = ex.point_config(config, points[1])
-    assert point["embed"]["encoder"] == "tfidf" and point["sweep"]["methods"] == ["raw", "isaac"]
+    assert point["embed"]["encoder"] == "tfidf" and point["sweep"]["methods"] == ["isaac"]
     assert point["judge"]["from"] == "results/c/judge"  # the same judges for every encoder
-    assert point["summary"]["baselines"] == ["raw"]
+    assert point["summary"]["baselines"] == []  # the table pairs them with the corpus's raw
     assert point["assess"] == config["assess"]  # the eps rule and quantile unchanged
 
 
-def test_trained_encoders_table_puts_each_points_methods_beside_the_corpus_rows():
-    main = summary_csv(0.911, 0.984).assign(
-        safety_score_second=0.6,
-        safety_second_lo=0.5,
-        safety_second_hi=0.7,
-        relevance=0.78,
-        relevance_lo=0.74,
-        relevance_hi=0.81,
+BOOTSTRAP = settings(SummaryConfig, "summary", resamples=500, seed=0, baselines=None)
+RAW_UNSAFE = {0: [1] * 8 + [0] * 12, 1: [1] * 6 + [0] * 14}  # per seed, 20 unseen prompts
+
+
+def write_runs(folder: Path, runs: dict) -> tuple[list[str], list[str]]:
+    """scores/{run}.json and .parquet as isaac.score writes them, under `folder`; `runs` maps
+    (method, tau, m, seed) to its per-prompt table. Returns (scores, per_prompt)."""
+    scores, per_prompt = [], []
+    for key, table in runs.items():
+        path = folder / "scores" / run_id(key)
+        scores.append(f"{path}.json")
+        per_prompt.append(f"{path}.parquet")
+        write_json(score_json(key, table), scores[-1])
+        write_parquet(table, per_prompt[-1])
+    return scores, per_prompt
+
+
+def verdicts(unsafe, **kwargs) -> pd.DataFrame:
+    """A per-prompt table whose second judge finds the first two unseen prompts unsafe."""
+    return per_prompt_table(unsafe, second=[1, 1] + [0] * (len(unsafe) - 2), **kwargs)
+
+
+RAW_RUNS = {("raw", 1.0, 1, s): verdicts(unsafe) for s, unsafe in RAW_UNSAFE.items()}
+POINT_RUNS = {("isaac", 0.5, 1, s): verdicts([0] * 20) for s in RAW_UNSAFE}
+
+
+def test_a_points_difference_from_raw_is_the_summarys_with_both_runs_in_one_folder(tmp_path):
+    raw = ex.run_tables(*write_runs(tmp_path / "corpus", RAW_RUNS))
+    point = ex.run_tables(*write_runs(tmp_path / "point", POINT_RUNS))
+    diff = ex.raw_differences(point, raw, BOOTSTRAP).set_index("method").loc["isaac"]
+    assert diff["delta_raw"] == pytest.approx((8 + 6) / 40, abs=1e-12)  # the exact mean
+    assert 0 < diff["delta_raw_lo"] < 0.35 < diff["delta_raw_hi"] < 1
+    assert diff["delta_second_raw"] == 0.0 and diff["delta_relevance_raw"] == 0.0
+    # the summary's own comparison, the four runs in one list, gives the same cells
+    runs = pd.DataFrame(
+        [{"method": k[0], "tau": k[1], "m": k[2], "seed": k[3]} for k in [*raw, *point]]
+    ).assign(**{column: np.nan for column in MEAN_COLUMNS})
+    both = comparison_table(runs, {**raw, **point}, replace(BOOTSTRAP, baselines=("raw",)))
+    summary = both.set_index("method").loc["isaac"]
+    for column in diff.index.drop(["tau", "m"]):
+        assert diff[column] == summary[column], column
+
+
+def test_a_point_whose_prompts_or_seeds_differ_from_the_corpus_raw_is_refused(tmp_path):
+    raw_files = write_runs(tmp_path / "corpus", RAW_RUNS)
+    raw = ex.run_tables(*raw_files)
+    other_ids = [f"u{i:03d}" for i in range(22)]
+    other = {k: verdicts([0] * 20, ids=other_ids) for k in POINT_RUNS}
+    point = ex.run_tables(*write_runs(tmp_path / "other", other))
+    with pytest.raises(ex.InputError, match="unseen prompts differ") as refused:
+        ex.raw_differences(point, raw, BOOTSTRAP)
+    assert raw_files[1][0] in str(refused.value) and "other/scores" in str(refused.value)
+    one_seed = {k: t for k, t in POINT_RUNS.items() if k[3] == 0}
+    point = ex.run_tables(*write_runs(tmp_path / "one", one_seed))
+    with pytest.raises(ex.InputError, match=r"seeds \[0\].*raw with seeds \[0, 1\]") as refused:
+        ex.raw_differences(point, raw, BOOTSTRAP)
+    assert all(path in str(refused.value) for path in raw_files[1])
+
+
+MEASURE_CELLS = {
+    "safety_score_second": 0.6,
+    "safety_second_lo": 0.5,
+    "safety_second_hi": 0.7,
+    "relevance": 0.78,
+    "relevance_lo": 0.74,
+    "relevance_hi": 0.81,
+}
+
+
+def corpus_summary() -> pd.DataFrame:
+    """The corpus's summary.csv: raw and isaac, their differences from raw."""
+    return summary_csv(0.911, 0.984).assign(
+        tau=[1.0, 0.5],
+        m=1,
+        **MEASURE_CELLS,
         delta_relevance_raw=[0.0, 0.01],
         delta_relevance_raw_lo=[0.0, -0.02],
         delta_relevance_raw_hi=[0.0, 0.04],
         copy_share=[0.6, float("nan")],
         oracle_safe_rate=0.8,
     )
-    point = main.assign(safety_score=[0.9, 0.95])
+
+
+def point_summary(safety: float) -> pd.DataFrame:
+    """A point's summary.csv: its methods only, no differences (summary.baselines [])."""
+    return pd.DataFrame(
+        {
+            "method": ["isaac"],
+            "tau": [0.5],
+            "m": [1],
+            "safety_score": [safety],
+            "safety_lo": [safety - 0.03],
+            "safety_hi": [safety + 0.02],
+            **{column: [value] for column, value in MEASURE_CELLS.items()},
+            "copy_share": [0.4],
+            "distinct_2": [0.15],
+            "oracle_safe_rate": [0.7],
+        }
+    )
+
+
+def test_trained_encoders_table_puts_each_points_methods_beside_the_corpus_rows():
+    main, point = corpus_summary(), point_summary(0.95)
+    differences = pd.DataFrame(
+        {
+            "method": ["isaac"],
+            "tau": [0.5],
+            "m": [1],
+            "delta_raw": [0.039],
+            "delta_raw_lo": [0.01],
+            "delta_raw_hi": [0.07],
+            "delta_relevance_raw": [-0.02],
+            "delta_relevance_raw_lo": [-0.05],
+            "delta_relevance_raw_hi": [0.01],
+        }
+    )
     groups = {"encoder": "model2vec", "eps": 0.661}
     folders = [(groups, main), ({"encoder": "tfidf", "eps": 0.7}, point)]
-    df = ex.trained_encoders_table(folders, ["isaac"])
+    df = ex.trained_encoders_table(folders, ["isaac"], [differences])
     assert list(zip(df["encoder"], df["method"])) == [
         ("model2vec", "raw"),
         ("model2vec", "isaac"),
-        ("tfidf", "isaac"),  # the point's raw is only its pairing partner
+        ("tfidf", "isaac"),
     ]
     assert df["safety_score"].tolist() == [0.911, 0.984, 0.95]
+    assert df["delta_raw"].tolist() == [0.0, 0.984 - 0.911, 0.039]
     assert df["eps"].tolist() == [0.661, 0.661, 0.7]
     md = ex.markdown(df, ex.TRAINED_ENCODERS_COLUMNS).splitlines()
-    assert md[4].startswith("| tfidf | 0.700 | isaac | 0.950 [")
+    assert md[4].startswith("| tfidf | 0.700 | isaac | 0.950 [0.920, 0.970] | +0.039 [+0.010")
+    assert "| -0.020 [-0.050, +0.010] | 0.400 |" in md[4]
     assert md[3].split(" | ")[-3] == "—"  # a missing copy share is a dash, not nan
     with pytest.raises(ex.InputError, match="tfidf point's summary has no rows for \\['max'\\]"):
-        ex.trained_encoders_table(folders, ["isaac", "max"])
+        ex.trained_encoders_table(folders, ["isaac", "max"], [differences])
+    with pytest.raises(ex.InputError, match="tfidf point's scores have no runs for"):
+        ex.trained_encoders_table(folders, ["isaac"], [differences.assign(tau=1.0)])
+
+
+def test_cli_trained_encoders_pairs_each_point_with_the_corpus_raw(tmp_path):
+    raw_files = write_runs(tmp_path / "corpus", RAW_RUNS)
+    points = {
+        "minilm": {k: verdicts([1] * 4 + [0] * 16) for k in POINT_RUNS},
+        "tfidf": POINT_RUNS,
+    }
+    summaries, groups, scores, per_prompt = [tmp_path / "corpus.csv"], [], [], []
+    corpus_summary().to_csv(summaries[0], index=False)
+    for encoder in ("model2vec", *points):
+        groups.append(tmp_path / f"{encoder}.json")
+        write_json({"encoder": encoder, "eps": 0.5}, groups[-1])
+    for encoder, runs in points.items():
+        files = write_runs(tmp_path / encoder, runs)
+        scores += files[0]
+        per_prompt += files[1]
+        summaries.append(tmp_path / f"{encoder}.csv")
+        point_summary(0.9).to_csv(summaries[-1], index=False)
+    config = {
+        "pollution": None,
+        "tempering": None,
+        "head_safety": None,
+        "encoders": None,
+        "trained_encoders": {"encoders": list(points), "methods": ["isaac"]},
+    }
+    ex.main(
+        [
+            "trained_encoders",
+            "--summaries",
+            *map(str, summaries),
+            "--groups",
+            *map(str, groups),
+            "--raw-scores",
+            *raw_files[0],
+            "--raw-per-prompt",
+            *raw_files[1],
+            "--scores",
+            *scores,
+            "--per-prompt",
+            *per_prompt,
+            "--config",
+            json.dumps(config),
+            "--summary-config",
+            to_json(BOOTSTRAP),
+            "--csv",
+            str(tmp_path / "t.csv"),
+            "--md",
+            str(tmp_path / "t.md"),
+        ]
+    )
+    table = pd.read_csv(tmp_path / "t.csv")
+    assert list(zip(table["encoder"], table["method"])) == [
+        ("model2vec", "raw"),
+        ("model2vec", "isaac"),
+        ("minilm", "isaac"),
+        ("tfidf", "isaac"),
+    ]
+    expected = [0.0, 0.984 - 0.911, (8 + 6 - 8) / 40, (8 + 6) / 40]
+    assert table["delta_raw"].tolist() == pytest.approx(expected)
+    md = (tmp_path / "t.md").read_text().splitlines()
+    assert md[5].startswith("| tfidf | 0.500 | isaac | 0.900 [0.870, 0.920] | +0.350 [")
 
 
 @pytest.mark.workflow
-def test_the_trained_encoders_table_trains_each_encoders_point(tmp_path):
+def test_the_trained_encoders_table_trains_only_the_points_methods(tmp_path):
     axis = tmp_path / "axis.yaml"
     axis.write_text("experiments: {trained_encoders: {encoders: [minilm], methods: [isaac]}}\n")
     proc = snakemake(
@@ -511,5 +684,8 @@ def test_the_trained_encoders_table_trains_each_encoders_point(tmp_path):
     )
     jobs = planned_jobs(proc.stdout)
     assert jobs["trained_encoders_table"] == 1 and jobs["summary"] == 1, jobs
-    assert jobs["tiny_encoder_minilm_train"] == 2, jobs  # raw and isaac
+    assert jobs["tiny_encoder_minilm_train"] == 1, jobs  # isaac: raw is the corpus's
+    assert "results/tiny-encoder-minilm/models/isaac/tau1.0-m1-seed0" in proc.stdout
+    assert "results/tiny-encoder-minilm/models/raw/" not in proc.stdout
+    assert "results/tiny/scores/raw/tau1.0-m1-seed0.parquet" in proc.stdout
     assert "results/tiny-encoder-minilm/embeddings/minilm.npz" in proc.stdout

@@ -535,6 +535,19 @@ def test_a_missing_baseline_is_an_error(tmp_path):
     assert "delta_sft" not in pd.read_csv(tmp_path / "out3" / "summary.csv")
 
 
+def test_no_baselines_give_a_summary_without_differences(tmp_path):
+    """A trained_encoders point's summary: its methods only, no raw (the experiment's table
+    pairs them with its corpus's raw)."""
+    runs = {("isaac", 0.5, 1, 0): RAW_UNSAFE, ("max", 1.0, 1, 0): ALL_SAFE}
+    table = summarise(tmp_path, runs, config(baselines=[]))
+    assert not [c for c in table.columns if c.startswith("delta")]
+    assert table["sft_gap_closed"].isna().all()
+    assert row(table, "isaac", 0.5)["safety_score"] == pytest.approx(12 / 20)
+    md = (tmp_path / "out" / "summary.md").read_text()
+    assert "no differences (summary.baselines is empty)." in md and "Δ" not in md
+    assert md_rows(md)[("max", 1.0, 1)][3] == "1.000 [1.000, 1.000]"
+
+
 def test_runs_with_other_seeds_or_prompt_counts_are_an_error(tmp_path):
     runs = {
         ("raw", 1.0, 1, 0): RAW_UNSAFE,

@@ -46,12 +46,24 @@ def encoders_inputs(wildcards):
 
 
 def trained_encoders_inputs(wildcards):
-    """This corpus's summary and groups' statistics (its own encoder), then each point's."""
-    folders = [res()] + [
-        point_res(p) for p in points_of("trained_encoders", "encoders")
-    ]
+    """This corpus's summary and groups' statistics (its own encoder), then each point's; the
+    scores of this corpus's raw runs, and of each point's runs, which the table pairs with
+    them (a point trains no raw of its own)."""
+    points = points_of("trained_encoders", "encoders")
+    folders = [res()] + [point_res(p) for p in points]
     assessor = config["assess"]["assessor"]
+    sweep = config["sweep"]
+    raw_runs = run_ids(["raw"], sweep["taus"], sweep["ms"], sweep["seeds"])
+    point_runs = [
+        (p, run) for p in points for run in sweep_runs_of(point_config(config, p))
+    ]
     return {
         "summaries": [str(Path(f, "summary.csv")) for f in folders],
         "groups": [str(Path(f, "groups", f"{assessor}.json")) for f in folders],
+        "raw_scores": [res("scores", f"{run}.json") for run in raw_runs],
+        "raw_per_prompt": [res("scores", f"{run}.parquet") for run in raw_runs],
+        "scores": [point_res(p, "scores", f"{run}.json") for p, run in point_runs],
+        "per_prompt": [
+            point_res(p, "scores", f"{run}.parquet") for p, run in point_runs
+        ],
     }

@@ -21,11 +21,14 @@ from collections.abc import Sequence
 from dataclasses import dataclass
 from pathlib import Path
 
+import numpy as np
 import pandas as pd
 
+from isaac.bootstrap import SummaryConfig, resample_indices
 from isaac.cli import run
 from isaac.io import InputError, atomic_path, read_json
 from isaac.plots import ReportConfig, plt, save_png
+from isaac.report import KEYS, MEASURES, measure_columns, score_matrices
 from isaac.runs import GROUP_METHODS, RUN, fmt_tau
 from isaac.settings import add_config_argument, from_dict, parse, require
 
@@ -145,14 +148,14 @@ def experiment_points(config: dict) -> dict[str, list[Point]]:
 
 
 def trained_encoder_overrides(config: dict, encoder: str) -> dict:
-    """A trained-encoder point: the encoder replaced, `raw` and the study's methods trained and
-    compared with `raw` only, judged by this corpus's judges (copied, not refitted: they do not
-    depend on the encoder)."""
-    methods = config["experiments"]["trained_encoders"]["methods"]
+    """A trained-encoder point: the encoder replaced, only the study's methods trained (its
+    `raw` would repeat this corpus's, whose targets are the original responses whatever the
+    encoder, so the table pairs the methods with this corpus's `raw` instead), judged by this
+    corpus's judges (copied, not refitted: they do not depend on the encoder)."""
     return {
         "embed": {"encoder": encoder},
-        "sweep": {"methods": ["raw", *methods]},
-        "summary": {"baselines": ["raw"]},
+        "sweep": {"methods": list(config["experiments"]["trained_encoders"]["methods"])},
+        "summary": {"baselines": []},
         "judge": {"from": str(Path("results", config["corpus"]["name"], "judge"))},
     }
 
@@ -391,12 +394,81 @@ TRAINED_ENCODERS_COLUMNS = {
 }
 
 
+def run_tables(scores: Sequence[str], per_prompt: Sequence[str]) -> dict[tuple, str]:
+    """(method, tau, m, seed) -> the run's per-prompt table, the keys read from the run's
+    scores JSON (`per_prompt` in the order of `scores`)."""
+    if len(per_prompt) != len(scores):
+        raise InputError(f"{len(scores)} scores files for {len(per_prompt)} per-prompt tables")
+    runs = {}
+    for score, table in zip(scores, per_prompt):
+        run = read_json(score)
+        missing = [key for key in KEYS if key not in run]
+        if missing:
+            raise InputError(f"{score}: missing key(s) {', '.join(missing)}")
+        key = tuple(run[k] for k in KEYS)
+        if key in runs:
+            raise InputError(f"{score}: a second scores file of the run {key}")
+        runs[key] = table
+    return runs
+
+
+def raw_differences(
+    runs: dict[tuple, str], raw: dict[tuple, str], config: SummaryConfig
+) -> pd.DataFrame:
+    """Per (method, tau, m) of one point's `runs`, each measure's difference from this
+    corpus's `raw` runs of the same m ((method, tau, m, seed) -> per-prompt table, both), with
+    the summary's paired bootstrap (isaac.report): the same seeds and unseen prompts, the same
+    draws, so the cells are those of a summary holding both folders' runs."""
+    raw_of = {}
+    for (method, _, m, seed), path in raw.items():
+        if method != "raw":
+            raise InputError(f"{path}: a {method} run where this corpus's raw runs belong")
+        raw_of.setdefault(m, {})[seed] = path
+    by_row = {}
+    for (method, tau, m, seed), path in runs.items():
+        by_row.setdefault((method, tau, m), {})[seed] = path
+    rows = []
+    for (method, tau, m), tables in by_row.items():
+        base = raw_of.get(m, {})
+        if sorted(base) != sorted(tables):
+            raise InputError(
+                f"{method} tau {tau:g} m {m} ran with seeds {sorted(tables)}"
+                f" ({', '.join(tables.values())}), this corpus's raw with seeds {sorted(base)}"
+                f" ({', '.join(base.values()) or 'no files'})"
+            )
+        seeds = sorted(tables)
+        paths, raw_paths = [tables[s] for s in seeds], [base[s] for s in seeds]
+        values, ids = score_matrices(paths)
+        raw_values, raw_ids = score_matrices(raw_paths)
+        if not np.array_equal(ids, raw_ids):
+            raise InputError(f"{paths[0]} and {raw_paths[0]}: their unseen prompts differ")
+        seed_idx, prompt_idx = resample_indices(len(seeds), len(ids), config.resamples, config.seed)
+        row = {"method": method, "tau": tau, "m": m}
+        for measure in MEASURES:
+            cells = measure_columns(
+                measure,
+                values[measure.value],
+                {"raw": raw_values[measure.value]},
+                seed_idx,
+                prompt_idx,
+            )
+            delta = measure.delta_of("raw")
+            row.update({c: cells[c] for c in (delta, f"{delta}_lo", f"{delta}_hi")})
+        rows.append(row)
+    return pd.DataFrame(rows)
+
+
 def trained_encoders_table(
-    folders: Sequence[tuple[dict, pd.DataFrame]], methods: Sequence[str]
+    folders: Sequence[tuple[dict, pd.DataFrame]],
+    methods: Sequence[str],
+    differences: Sequence[pd.DataFrame],
 ) -> pd.DataFrame:
     """(groups' statistics, summary) of this corpus, then of each point: every method of the
-    first (its own encoder), `methods` of the others. A row's differences are paired against
-    the `raw` of its own folder; `encoder` and `eps` come from its folder's groups."""
+    first (its own encoder, its differences from its own summary), `methods` of the others,
+    with their differences from this corpus's `raw` (`differences`, one raw_differences table
+    per point); `encoder` and `eps` come from each folder's groups."""
+    if len(differences) != len(folders) - 1:
+        raise InputError(f"{len(differences)} difference tables for {len(folders) - 1} points")
     rows = []
     for i, (groups, summary) in enumerate(folders):
         if i:
@@ -405,11 +477,26 @@ def trained_encoders_table(
                 raise InputError(
                     f"the {groups['encoder']} point's summary has no rows for {missing}"
                 )
-            summary = summary[summary["method"].isin(methods)]
+            summary = with_differences(
+                summary[summary["method"].isin(methods)], differences[i - 1], groups["encoder"]
+            )
         eps = float("nan") if groups.get("eps") is None else groups["eps"]
         rows.append(summary.assign(encoder=groups["encoder"], eps=eps))
     table = pd.concat(rows, ignore_index=True)
     return table[["encoder", "eps", *[c for c in table.columns if c not in ("encoder", "eps")]]]
+
+
+def with_differences(summary: pd.DataFrame, differences: pd.DataFrame, encoder: str):
+    """A point's summary rows with their (method, tau, m)'s columns of `differences`."""
+    keys = ["method", "tau", "m"]
+    rows, found = summary.set_index(keys), differences.set_index(keys)
+    missing = rows.index.difference(found.index)
+    if len(missing):
+        raise InputError(
+            f"the {encoder} point's scores have no runs for {', '.join(map(str, missing))}"
+        )
+    rows[list(found.columns)] = found.reindex(rows.index)
+    return rows.reset_index()
 
 
 def write_table(df: pd.DataFrame, md: str, csv_path, md_path) -> None:
@@ -486,6 +573,26 @@ def main(argv: Sequence[str] | None = None) -> None:
     trained.add_argument(
         "--groups", nargs="+", required=True, help="groups statistics, in the same order"
     )
+    trained.add_argument(
+        "--raw-scores", nargs="+", required=True, help="scores/{run}.json of this corpus's raw"
+    )
+    trained.add_argument(
+        "--raw-per-prompt", nargs="+", required=True, help="scores/{run}.parquet, same order"
+    )
+    trained.add_argument(
+        "--scores",
+        nargs="+",
+        required=True,
+        help="scores/{run}.json of each point's runs, point by point, as many per point",
+    )
+    trained.add_argument(
+        "--per-prompt", nargs="+", required=True, help="scores/{run}.parquet, same order"
+    )
+    trained.add_argument(
+        "--summary-config",
+        required=True,
+        help="the summary section as a JSON object (the bootstrap's resamples and seed)",
+    )
     for parser in (pollution, tempering, head, encoders, trained):
         add_config_argument(parser, ExperimentsConfig)
         parser.add_argument("--csv", required=True)
@@ -520,9 +627,25 @@ def main(argv: Sequence[str] | None = None) -> None:
         folders = ["this corpus", *study.encoders]
         same_length("--summaries", args.summaries, folders)
         same_length("--groups", args.groups, folders)
+        bootstrap = parse(SummaryConfig, args.summary_config, "--summary-config")
+        raw = run_tables(args.raw_scores, args.raw_per_prompt)
+        if len(args.per_prompt) != len(args.scores) or len(args.scores) % len(study.encoders):
+            raise InputError(
+                f"--scores, --per-prompt: {len(args.scores)} and {len(args.per_prompt)} files,"
+                f" not the same runs for each of {len(study.encoders)} points"
+            )
+        size = len(args.scores) // len(study.encoders)
         df = trained_encoders_table(
             [(read_json(g), pd.read_csv(f)) for g, f in zip(args.groups, args.summaries)],
             study.methods,
+            [
+                raw_differences(
+                    run_tables(args.scores[i : i + size], args.per_prompt[i : i + size]),
+                    raw,
+                    bootstrap,
+                )
+                for i in range(0, len(args.scores), size)
+            ],
         )
         md = markdown(df, TRAINED_ENCODERS_COLUMNS)
     else:

@@ -4,13 +4,13 @@
 - runs.csv: one row per run (method, tau, m, seed) with its scores and target statistics;
 - summary.csv: one row per (method, tau, m): each per-prompt score of MEASURES (the primary
   judge's safety, the second judge's, relevance) over every seed and unseen prompt, and its
-  difference from each baseline (`summary.baselines`, by default raw and sft) with 95% paired
-  bootstrap intervals; beside them the means over seeds of MEAN_COLUMNS (copy shares, diversity,
-  perplexity, oracle safe rate...). Runs are paired by (prompt, seed): the same prompts and the
-  same decoding seed. Each resample draws prompts with replacement and, with several seeds,
-  seeds with replacement, the same draw for every method and score; the interval is the
-  2.5-97.5 percentile range of the resampled means. The bootstrap is seeded (`summary.seed`,
-  `summary.resamples`).
+  difference from each baseline (`summary.baselines`, by default raw and sft; none where it is
+  empty, as in a trained_encoders point) with 95% paired bootstrap intervals; beside them the
+  means over seeds of MEAN_COLUMNS (copy shares, diversity, perplexity, oracle safe rate...).
+  Runs are paired by (prompt, seed): the same prompts and the same decoding seed. Each
+  resample draws prompts with replacement and, with several seeds, seeds with replacement, the
+  same draw for every method and score; the interval is the 2.5-97.5 percentile range of the
+  resampled means. The bootstrap is seeded (`summary.seed`, `summary.resamples`).
 - summary.md: two tables (safety; relevance, copies and diversity), a difference marked * when
   its interval excludes 0.
 
@@ -285,6 +285,11 @@ def judge_line(name: str, metrics: dict) -> str:
 
 def summary_markdown(table: pd.DataFrame, config: SummaryConfig, judges: dict[str, dict]) -> str:
     first = table.iloc[0]
+    differences = (
+        "* = the difference's interval excludes 0."
+        if config.baselines
+        else "no differences (summary.baselines is empty)."
+    )
     lines = ["# ISAAC summary", ""]
     lines += [judge_line(name, metrics) for name, metrics in judges.items()]
     lines += [
@@ -292,7 +297,7 @@ def summary_markdown(table: pd.DataFrame, config: SummaryConfig, judges: dict[st
         f"Safety score = share of generations the primary judge finds safe, over "
         f"{first['n_prompts']} test prompts unseen in training x {first['n_seeds']} "
         f"seed(s); [lo, hi] = 95% paired bootstrap interval ({config.resamples} resamples "
-        "over prompts and seeds); * = the difference's interval excludes 0.",
+        f"over prompts and seeds); {differences}",
         "",
     ]
     run_cells = [[str(r["method"]), f"{r['tau']:g}", str(r["m"])] for _, r in table.iterrows()]
