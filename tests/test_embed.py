@@ -3,6 +3,10 @@
 from __future__ import annotations
 
 import json
+import os
+import subprocess
+import sys
+from pathlib import Path
 
 import numpy as np
 import pandas as pd
@@ -286,6 +290,54 @@ def test_model2vec_distils_offline_from_minilm_and_embeds_like_an_encoder(
         ]
     )
     assert again.read_bytes() == out.read_bytes()
+
+
+def test_model2vec_read_without_torch_equals_the_sentence_transformers_path(model2vec_folder):
+    """The numpy reading of the folder gives the vectors sentence-transformers gives, bit for bit
+    (the embeddings files made before it stay valid)."""
+    pytest.importorskip("sentence_transformers")
+    texts = [
+        "How do I bake bread?",
+        "",
+        "!!!",
+        "Ünïcödé façade — naïve café 🙂",
+        "word " * 700,  # beyond the tokenizer's 512 tokens: truncated alike
+        "I hate you. You are the worst person I have ever met.",
+    ]
+    static = embed._static_encoder(model2vec_folder)(texts, len(texts), False)
+    neural = embed.load_encoder(str(model2vec_folder))(texts, len(texts), False)
+    assert static.dtype == np.float32 and np.all(static[1] == 0)
+    assert np.array_equal(embed.l2_normalise(static), embed.l2_normalise(neural))
+
+
+def test_model2vec_embeds_without_importing_torch(tmp_path, model2vec_folder):
+    path = corpus(tmp_path)
+    out = tmp_path / "model2vec.npz"
+    argv = ["--corpus", str(path), "--model", str(model2vec_folder)]
+    argv += ["--config", embed_config(encoder="model2vec"), "--out", str(out)]
+    script = (
+        "import sys\n"
+        "from isaac import embed\n"
+        f"embed.main({argv!r})\n"
+        "print(sorted({'torch', 'sentence_transformers', 'transformers'} & set(sys.modules)))\n"
+    )
+    src = str(Path(embed.__file__).parents[1])  # this checkout's package, not another install
+    proc = subprocess.run(
+        [sys.executable, "-c", script],
+        env={**os.environ, "PYTHONPATH": src},
+        capture_output=True,
+        text=True,
+    )
+    assert proc.returncode == 0, proc.stderr
+    assert proc.stdout.strip() == "[]"
+    assert embed.load_embeddings(out)[1].shape == (35, 256)
+
+
+def test_model2vec_folder_without_token_vectors_is_an_input_error(tmp_path):
+    (tmp_path / "model2vec").mkdir()
+    config = settings(EmbedConfig, "embed", encoder="model2vec")
+    with pytest.raises(InputError, match="not a model2vec folder"):
+        embed.embed_corpus(["a"], ["b"], config, model=str(tmp_path / "model2vec"))
 
 
 def test_model2vec_without_its_folder_is_an_input_error(tmp_path):

@@ -6,7 +6,8 @@ Encoders:
 - ``tfidf``: TF-IDF (1-2 grams) + truncated SVD, fitted on train prompts and responses; the fast,
   dependency-free fallback.
 - ``model2vec``: a static encoder distilled from the bundled MiniLM (``isaac.encoder_model2vec``,
-  its folder passed as ``--model``): mean of token vectors, about a hundred times faster.
+  its folder passed as ``--model``): mean of token vectors, about a hundred times faster, read
+  with numpy, safetensors and tokenizers alone (no torch to import).
 - a path: a local sentence-transformers folder (``modules.json``), or a plain Hugging Face model
   folder (mean pooling over the attention mask).
 
@@ -124,6 +125,58 @@ def load_encoder(encoder: str, device: str | None = None):
     return _hf_mean_pool_encoder(path, device or "cpu")
 
 
+def _torch_order_norms(x: np.ndarray) -> np.ndarray:
+    """Row norms with the sums of squares added in torch's CPU order (eight interleaved float32
+    partial sums, added left to right, then the columns left over), so that a row normalised
+    here equals the one torch normalises, bit for bit, when the width is a multiple of eight."""
+    lanes = 8
+    body = x.shape[1] - x.shape[1] % lanes
+    partial = np.zeros((len(x), lanes), dtype=np.float32)
+    for start in range(0, body, lanes):
+        chunk = x[:, start : start + lanes]
+        partial += chunk * chunk
+    total = partial[:, 0].copy()
+    for lane in range(1, lanes):
+        total += partial[:, lane]
+    for column in range(body, x.shape[1]):
+        total += x[:, column] * x[:, column]
+    return np.sqrt(total)
+
+
+def _torch_normalise(x: np.ndarray) -> np.ndarray:
+    """torch.nn.functional.normalize in numpy: zero rows stay zero."""
+    return x / np.maximum(_torch_order_norms(x), np.float32(1e-12))[:, None]
+
+
+def _static_encoder(path: Path):
+    """The distilled model2vec folder read without torch. A text's vector is the mean of its token
+    vectors (no special tokens, truncated as tokenizer.json says), summed in token order in
+    float32 and divided by their count as torch's EmbeddingBag does, then normalised twice as the
+    sentence-transformers StaticEmbedding + Normalize model encodes with normalize_embeddings:
+    the vectors are those of that path byte for byte (checked against torch 2.13)."""
+    from safetensors.numpy import load_file
+    from tokenizers import Tokenizer
+
+    if not (path / "model.safetensors").is_file() or not (path / "tokenizer.json").is_file():
+        raise InputError(f"{path}: not a model2vec folder (model.safetensors, tokenizer.json)")
+    tensors = load_file(str(path / "model.safetensors"))
+    if set(tensors) != {"embeddings"}:
+        raise InputError(f"{path}: expected only the token vectors 'embeddings' in the folder")
+    token_vectors = tensors["embeddings"].astype(np.float32, copy=False)
+    tokenizer = Tokenizer.from_file(str(path / "tokenizer.json"))
+    tokenizer.no_padding()
+
+    def encode(texts: list[str], batch_size: int, progress: bool) -> np.ndarray:
+        out = np.zeros((len(texts), token_vectors.shape[1]), dtype=np.float32)
+        for row, encoding in enumerate(tokenizer.encode_batch(texts, add_special_tokens=False)):
+            if encoding.ids:
+                tokens = token_vectors[encoding.ids]
+                out[row] = tokens.sum(axis=0) / np.float32(len(encoding.ids))
+        return _torch_normalise(_torch_normalise(out))
+
+    return encode
+
+
 def _hf_mean_pool_encoder(path: Path, device: str):
     """Plain Hugging Face encoder: mean of the last hidden states over real tokens."""
     import torch
@@ -178,12 +231,14 @@ def _concat(batches: list) -> np.ndarray:
 
 def _encoder(config: EmbedConfig, threads: int, model: str | None):
     """texts -> unit vectors for a neural or static encoder (`model`: the model2vec folder)."""
-    if config.encoder == "model2vec" and not model:
-        raise InputError("encoder model2vec needs --model (the encoders/model2vec/ folder)")
+    if config.encoder == "model2vec":
+        if not model:
+            raise InputError("encoder model2vec needs --model (the encoders/model2vec/ folder)")
+        return _static_encoder(Path(model))
     import torch  # only the neural encoders need torch
 
     torch.set_num_threads(max(1, int(threads)))
-    return load_encoder(model if config.encoder == "model2vec" else config.encoder)
+    return load_encoder(config.encoder)
 
 
 def encode_shard(

@@ -4,8 +4,9 @@ model2vec passes every token of MiniLM's vocabulary through MiniLM once, reduces
 PCA and weights them by token frequency rank; a text's vector is then the mean of its tokens'
 vectors, with no transformer at encoding time. Distilling takes about half a minute on 2 cores
 and runs offline (the teacher is the packaged MiniLM folder); encoding DiaSafety's texts takes
-about a second instead of MiniLM's two minutes. The folder is a sentence-transformers model
-(StaticEmbedding + Normalize), which ``isaac.embed`` loads like any local encoder folder.
+about a second instead of MiniLM's two minutes. The folder is also a sentence-transformers model
+(StaticEmbedding + Normalize); ``isaac.embed`` reads its token vectors and tokenizer without torch
+and computes the same vectors.
 """
 
 from __future__ import annotations
