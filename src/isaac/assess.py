@@ -121,13 +121,12 @@ def _eps_pairs(vectors: np.ndarray, sq_norms: np.ndarray, eps2: float, chunk: in
     """
     n, dim = vectors.shape
     single = vectors.astype(np.float32)
-    single_norms = sq_norms.astype(np.float32)
+    norms, ones = sq_norms.astype(np.float32)[:, None], np.ones((n, 1), dtype=np.float32)
+    # [a, ||a||^2, 1] . [-2b, 1, ||b||^2] = ||a||^2 + ||b||^2 - 2ab: one product per block
+    left, right = np.hstack([single, norms, ones]), np.hstack([-2.0 * single, ones, norms])
     margin = _rounding_margin(dim, float(sq_norms.max(initial=0.0)), np.float32)
     for start in range(0, n, chunk):
-        d2 = single[start : start + chunk] @ single[start:].T  # in place: no temporaries
-        d2 *= -2.0
-        d2 += single_norms[start : start + chunk, None]
-        d2 += single_norms[None, start:]
+        d2 = left[start : start + chunk] @ right[start:].T
         r, c = np.nonzero(d2 <= eps2 + margin)
         keep = c > r  # each pair once, no self-pairs
         r, c = r[keep], c[keep] + start
