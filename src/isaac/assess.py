@@ -111,13 +111,13 @@ def _rounding_margin(dim: int, max_sq_norm: float, dtype) -> float:
 
 
 def _eps_pairs(vectors: np.ndarray, sq_norms: np.ndarray, eps2: float, chunk: int = 512):
-    """Blocks (rows, cols, d2) of the pairs that may lie within eps, lower row first, each pair
-    once, self-pairs left out, one block of rows at a time.
+    """Blocks ((rows, cols), (rows, cols, d2)) of the pairs that may lie within eps, lower row
+    first, each pair once, self-pairs left out, one block of rows at a time: the pairs surely
+    within eps, then the pairs whose float32 distance lies within its rounding bound of eps,
+    with d2 their float64 squared distance (rows and cols int32).
 
     Each pair is computed once (row blocks against the rows from the block on) with float32
-    products; a pair whose float32 distance lies within its rounding bound of eps gets d2, its
-    float64 squared distance, and a pair surely within eps d2 = -inf, so the callers decide in
-    float64 at half the work of a float64 Gram.
+    products, so the callers decide in float64 at half the work of a float64 Gram.
     """
     n, dim = vectors.shape
     single = vectors.astype(np.float32)
@@ -129,15 +129,13 @@ def _eps_pairs(vectors: np.ndarray, sq_norms: np.ndarray, eps2: float, chunk: in
         d2 = left[start : start + chunk] @ right[start:].T
         r, c = np.nonzero(d2 <= eps2 + margin)
         keep = c > r  # each pair once, no self-pairs
-        r, c = r[keep], c[keep] + start
-        exact = np.full(len(r), -np.inf)
-        unsure = np.flatnonzero(d2[r, c - start] > eps2 - margin)
-        if len(unsure):
-            ur, uc = r[unsure] + start, c[unsure]
-            exact[unsure] = (
-                sq_norms[ur] + sq_norms[uc] - 2.0 * np.einsum("ij,ij->i", vectors[ur], vectors[uc])
-            )
-        yield r + start, c, exact
+        r, c = r[keep].astype(np.int32), c[keep].astype(np.int32)
+        unsure = d2[r, c] > eps2 - margin
+        r += start
+        c += start
+        ur, uc = r[unsure], c[unsure]
+        exact = sq_norms[ur] + sq_norms[uc] - 2.0 * np.einsum("ij,ij->i", vectors[ur], vectors[uc])
+        yield (r[~unsure], c[~unsure]), (ur, uc, exact)
 
 
 def _eps_graph(
@@ -145,15 +143,15 @@ def _eps_graph(
 ):
     """(linked, ties, tie_d2) over all rows: the pairs surely within eps and the pairs whose
     float64 distance lies within its rounding bound of eps, each as (lower rows, higher rows)
-    int64 arrays, and the ties' float64 squared distances; None above max_pairs pairs."""
+    int32 arrays, and the ties' float64 squared distances; None above max_pairs pairs."""
     margin = _rounding_margin(vectors.shape[1], float(sq_norms.max(initial=0.0)), np.float64)
     linked, ties, total = [], [], 0
-    for r, c, d2 in _eps_pairs(vectors, sq_norms, eps2, chunk):
+    for (r, c), (ur, uc, d2) in _eps_pairs(vectors, sq_norms, eps2, chunk):
         sure = d2 <= eps2 - margin
         tie = ~sure & (d2 <= eps2 + margin)
-        linked.append((r[sure], c[sure]))
-        ties.append((r[tie], c[tie], d2[tie]))
-        total += len(r)
+        linked += [(r, c), (ur[sure], uc[sure])]
+        ties.append((ur[tie], uc[tie], d2[tie]))
+        total += len(r) + len(ur)
         if total > max_pairs:
             return None
     (lr, lc), (tr, tc, tie_d2) = (
@@ -227,6 +225,7 @@ GRAPH_PAIRS = 20_000_000  # pairs the eps-graph may hold (above: the per-batch p
 MAX_DENSE_NODES = 8192  # rows of the dense adjacency of high-degree nodes (64 MB)
 POSITION_CELLS = 8_000_000  # pools x rows of one batch's position table (32 MB of int32)
 LOOKUPS = 5_000_000  # look-ups per batch
+STEP = 1_000_000  # pairs per step through the eps-graph
 
 
 def _dense_degree(member_degree: np.ndarray, rows: np.ndarray, degree: np.ndarray, n_pools: int):
@@ -289,21 +288,28 @@ def _induced_components(graph, pools: Pools, n: int) -> tuple[np.ndarray, np.nda
     the ties, or a row twice, is returned to be decided by its own distances.
     """
     (lr, lc), (tr, tc) = graph
-    degree = np.bincount(lr, minlength=n) + np.bincount(lc, minlength=n)
+    steps = range(0, len(lr), STEP)  # steps of pairs: temporaries stay small, memory reused
+    degree = np.zeros(n, dtype=np.int64)
+    for lo in steps:
+        degree += np.bincount(lr[lo : lo + STEP], minlength=n)
+        degree += np.bincount(lc[lo : lo + STEP], minlength=n)
     rows = pools.rows()
     member_degree = degree[pools.index]
     dense = degree > _dense_degree(member_degree, rows, degree, len(pools))
     # neighbour lists of the low-degree nodes: their dense neighbours and, of two low-degree
     # nodes, the higher one
-    src, dst = np.concatenate([lr, lc]), np.concatenate([lc, lr])
-    keep = ~dense[src] & (dense[dst] | (dst > src))
-    list_ptr, list_idx = _csr(src[keep], dst[keep], n)
+    up, down = ~dense[lr], ~dense[lc] & dense[lr]  # lr < lc
+    list_ptr, list_idx = _csr(
+        np.concatenate([lr[up], lc[down]]), np.concatenate([lc[up], lr[down]]), n
+    )
     tie_ptr, tie_idx = _csr(np.concatenate([tr, tc]), np.concatenate([tc, tr]), n)
     dense_id = np.cumsum(dense) - 1
     adjacency = np.zeros((int(dense.sum()),) * 2, dtype=bool)
-    both = dense[lr] & dense[lc]
-    a, b = dense_id[lr[both]], dense_id[lc[both]]
-    adjacency[a, b] = adjacency[b, a] = True
+    for lo in steps:
+        r, c = lr[lo : lo + STEP], lc[lo : lo + STEP]
+        both = dense[r] & dense[c]
+        a, b = dense_id[r[both]], dense_id[c[both]]
+        adjacency[a, b] = adjacency[b, a] = True
 
     looked_up = np.diff(list_ptr) + np.diff(tie_ptr)
     n_dense_members = np.bincount(rows, weights=dense[pools.index], minlength=len(pools))
@@ -378,8 +384,8 @@ def dbscan_groups(
     if len(pools) == 1:  # one pool (the whole train split): its eps-graph's components
         members = pools.index
         pairs = (
-            (r[d2 <= eps2], c[d2 <= eps2])
-            for r, c, d2 in _eps_pairs(vectors[members], sq_norms[members], eps2)
+            (np.concatenate([r, ur[d2 <= eps2]]), np.concatenate([c, uc[d2 <= eps2]]))
+            for (r, c), (ur, uc, d2) in _eps_pairs(vectors[members], sq_norms[members], eps2)
         )
         return canonical_group_ids(_streamed_components(len(members), pairs), pools.rows(), 1)
     # the eps-graph costs n^2 / 2 pair products, the per-batch path sum(L^2) slower ones; on
