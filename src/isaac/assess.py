@@ -145,7 +145,8 @@ def _eps_graph(
     float64 distance lies within its rounding bound of eps, each as (lower rows, higher rows)
     int32 arrays, and the ties' float64 squared distances; None above max_pairs pairs."""
     margin = _rounding_margin(vectors.shape[1], float(sq_norms.max(initial=0.0)), np.float64)
-    linked, ties, total = [], [], 0
+    none = np.zeros(0, dtype=np.int32)
+    linked, ties, total = [(none, none)], [(none, none, np.zeros(0))], 0
     for (r, c), (ur, uc, d2) in _eps_pairs(vectors, sq_norms, eps2, chunk):
         sure = d2 <= eps2 - margin
         tie = ~sure & (d2 <= eps2 + margin)
