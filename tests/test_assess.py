@@ -425,13 +425,28 @@ def test_cli_dbscan_with_a_null_eps_exits_2_and_writes_nothing(tmp_path, capsys)
     assert [list(x) for x in pd.read_parquet(out)["group"]] == [[0, 0, 1], [0, 0, 1], [0, 1, 1]]
 
 
+def nearest_distinct_distances(vectors, pools, max_pools=assess.EPS_RULE_POOLS, seed=0):
+    """The eps rule's distances in float64 for every member, pool by pool: the oracle whose
+    quantile eps_from_quantile's float32 screening must give bit for bit."""
+    out = []
+    for q in assess.eps_rule_pools(len(pools), max_pools, seed):
+        members = vectors[pools.index[pools.offsets[q] : pools.offsets[q + 1]]].astype(np.float64)
+        sq = np.einsum("ij,ij->i", members, members)
+        d2 = np.maximum(sq[:, None] + sq[None, :] - 2.0 * members @ members.T, 0.0)
+        d2[d2 <= 1e-12] = np.inf  # itself and exact duplicates
+        nearest = d2.min(axis=1)
+        out.append(np.sqrt(nearest[np.isfinite(nearest)]))
+    return np.concatenate(out) if out else np.zeros(0)
+
+
 def test_eps_rule_is_the_quantile_of_nearest_distinct_distances():
     # pool 0: two duplicates at a, one point at distance 0.1, one at distance 1.0 from a
     a = np.array([1.0, 0.0])
     v = np.stack([a, a, a + [0, 0.1], a + [0, 1.0]])
     pools = pools_from_lists([[0, 1, 2, 3]])
-    distances = assess.nearest_distinct_distances(v, pools)
+    distances = nearest_distinct_distances(v, pools)
     np.testing.assert_allclose(np.sort(distances), [0.1, 0.1, 0.1, 0.9])  # duplicates skipped
+    assert assess.eps_from_quantile(v, pools, 0.5) == np.quantile(distances, 0.5)
     assert assess.eps_from_quantile(v, pools, 0.5) == pytest.approx(0.1)
     # scale-free: the same geometry at ten times the scale gives ten times the radius
     assert assess.eps_from_quantile(10 * v, pools, 0.5) == pytest.approx(1.0)
@@ -447,13 +462,137 @@ def test_eps_rule_is_the_quantile_of_nearest_distinct_distances():
 
 
 def test_eps_rule_reads_a_bounded_seeded_sample_of_pools():
-    rng = np.random.default_rng(0)
-    v = unit(rng.normal(size=(60, 4)))
-    pools = pools_from_lists([list(rng.choice(60, 8, replace=False)) for _ in range(50)])
-    few = assess.nearest_distinct_distances(v, pools, max_pools=10)
-    assert len(few) == 80
-    np.testing.assert_array_equal(few, assess.nearest_distinct_distances(v, pools, max_pools=10))
-    assert len(assess.nearest_distinct_distances(v, pools)) == 400  # all 50 pools
+    few = assess.eps_rule_pools(50, max_pools=10)
+    assert len(set(few)) == 10 and np.all(np.diff(few) > 0) and few.max() < 50
+    np.testing.assert_array_equal(few, assess.eps_rule_pools(50, max_pools=10))
+    np.testing.assert_array_equal(assess.eps_rule_pools(50), np.arange(50))  # all 50 pools
+
+
+def eps_rule_data(kind):
+    """Vectors and pools for the eps rule: clustered unit vectors with exact duplicates and
+    near duplicates on either side of the duplicate threshold (1e-12), the same at a large
+    scale, or lattice points, where many members share their nearest distance."""
+    rng = np.random.default_rng(11)
+    if kind == "lattice":
+        v = rng.integers(0, 6, size=(300, 3)).astype(np.float32) / 8
+    else:
+        centres = rng.normal(size=(5, 16))
+        v = unit(centres[rng.integers(0, 5, 300)] + 0.3 * rng.normal(size=(300, 16)))
+        v[200:260] = v[:60]  # exact duplicates
+        shift = rng.choice([1e-8, 1e-7, 1e-6, 1e-3], size=(40, 1)) * rng.normal(size=(40, 16))
+        v[260:300] = v[60:100] + shift
+        v = (v * (30.0 if kind == "large" else 1.0)).astype(np.float32)
+    return v, random_pools(rng, 300, 400, 60)
+
+
+@pytest.mark.parametrize("kind", ["unit", "large", "lattice"])
+def test_eps_rule_equals_the_float64_quantile_bit_for_bit(kind):
+    v, pools = eps_rule_data(kind)
+    for q in (0.1, 0.3, 0.5, 0.7, 0.9):
+        expected = float(np.quantile(nearest_distinct_distances(v, pools), q))
+        assert assess.eps_from_quantile(v, pools, q) == expected, q
+
+
+@pytest.mark.parametrize("threshold", [0, 3, 10**9])  # every member of high degree, some, none
+def test_eps_graph_leaves_pairs_at_the_radius_to_the_pools_own_distances(monkeypatch, threshold):
+    """The quantile rule's eps is a pair distance, so pairs sit at the radius: the graph path
+    must give the per-batch path's groups bit for bit, also for a pool holding a row twice and
+    in batches of a few pools."""
+    v, pools = eps_rule_data("unit")
+    pools = pools_from_lists(
+        [pools.index[pools.offsets[q] : pools.offsets[q + 1]] for q in range(len(pools))]
+        + [[5, 7, 5, 200, 9]]
+    )
+    eps = assess.eps_from_quantile(v, pools, 0.5)
+    x = v.astype(np.float64)
+    (linked, _), (ties, _), tie_d2 = assess._eps_graph(
+        x, np.einsum("ij,ij->i", x, x), eps**2, 10**9
+    )
+    assert len(ties) > 0 and 2 * (len(linked) + np.sum(tie_d2 <= eps**2)) <= len(pools.index)
+    expected = assess.dbscan_groups(v, pools, eps, batch_size=16, max_edges=0)
+    monkeypatch.setattr(assess, "_dense_degree", lambda *args: threshold)
+    monkeypatch.setattr(assess, "LOOKUPS", 2_000)
+    dense = assess.dbscan_groups(v, pools, eps, batch_size=16, max_edges=1)
+    assert np.array_equal(dense, expected)
+    sparse = assess.dbscan_groups(v, pools, eps, batch_size=16)
+    assert np.array_equal(sparse, pairwise_float64_groups(pairwise_float64(v, pools), pools, eps))
+    assert expected[-5:].tolist()[0] == expected[-5:].tolist()[2]  # the row twice links
+
+
+def test_eps_rule_decides_pairs_at_the_duplicate_threshold_by_the_pools_own_distances():
+    # two vectors about 1e-6 apart: their squared distance sits at the duplicate threshold
+    # (1e-12), where only float64 rounding tells a duplicate from a distinct neighbour
+    a = np.float32(2.0**-10)
+    step = np.spacing(a)
+    base = unit(np.random.default_rng(4).normal(size=(40, 4)))
+    pools = pools_from_lists([[40, 41], [41, 40, 3], [0, 1, 2, 3], [4, 5, 40, 41], [6, 7, 8, 9]])
+    near = int(1e-6 / step)
+    for k in range(near - 3, near + 4):
+        pair = np.zeros((2, 4), dtype=np.float32)
+        pair[:, 0] = a
+        pair[1, 0] += k * step
+        v = np.vstack([base, pair])
+        for q in (0.2, 0.5, 0.8):
+            expected = float(np.quantile(nearest_distinct_distances(v, pools), q))
+            assert assess.eps_from_quantile(v, pools, q) == expected, (k, q)
+
+
+def pairwise_float64(vectors, pools):
+    """Each pool's float64 squared distances pair by pair (einsum): the radius test of a sparse
+    eps-graph."""
+    x = np.asarray(vectors, dtype=np.float64)
+    sq = np.einsum("ij,ij->i", x, x)
+    out = []
+    for q in range(len(pools)):
+        m = pools.index[pools.offsets[q] : pools.offsets[q + 1]]
+        a, b = np.meshgrid(m, m, indexing="ij")
+        out.append(sq[a] + sq[b] - 2.0 * np.einsum("ijk,ijk->ij", x[a], x[b]))
+    return out
+
+
+def pairwise_float64_groups(distances, pools, eps):
+    """Each pool's components of "its pairwise_float64 squared distance <= eps^2"."""
+    ids = [connected_components(coo_matrix(d2 <= eps**2), directed=False)[1] for d2 in distances]
+    return assess.canonical_group_ids(np.concatenate(ids), pools.rows(), len(pools))
+
+
+def test_pairs_at_the_radius_follow_the_arithmetic_the_graph_size_picks():
+    """eps^2 set to the per-batch path's own squared distance of a pair (and to its float
+    neighbours), for pairs whose float64 estimates round differently: a sparse eps-graph links
+    them by the pair's own float64 distance, a dense one (max_edges below its links) exactly
+    as the per-batch path does."""
+    rng = np.random.default_rng(8)
+    v = unit(rng.normal(size=(120, 64)))
+    pools = random_pools(rng, 120, 600, 30)  # more members than twice the pairs: sparse
+    x = v.astype(np.float64)
+    sq = np.einsum("ij,ij->i", x, x)
+    members, valid = pools.padded(0, 16)
+    d2 = assess._pool_sq_distances(x, sq, members)
+    b, i, j = np.nonzero(valid[:, :, None] & valid[:, None, :] & (d2 > 0.5))
+    estimate = sq[members[b, i]] + sq[members[b, j]]
+    estimate -= 2.0 * np.einsum("ij,ij->i", x[members[b, i]], x[members[b, j]])
+    differ = np.flatnonzero(estimate != d2[b, i, j])
+    assert len(differ) >= 8
+    distances = pairwise_float64(v, pools)
+    for target in d2[b, i, j][rng.choice(differ, size=8, replace=False)]:
+        for eps2 in (np.nextafter(target, 0.0), target, np.nextafter(target, 4.0)):
+            eps = np.sqrt(eps2)
+            per_batch = assess.dbscan_groups(v, pools, eps, batch_size=16, max_edges=0)
+            dense = assess.dbscan_groups(v, pools, eps, batch_size=16, max_edges=1)
+            assert np.array_equal(dense, per_batch)
+            sparse = assess.dbscan_groups(v, pools, eps, batch_size=16)
+            assert np.array_equal(sparse, pairwise_float64_groups(distances, pools, eps))
+
+
+def test_dense_degree_is_a_power_of_two_less_one_within_the_dense_node_budget(monkeypatch):
+    rng = np.random.default_rng(2)
+    degree = rng.integers(0, 300, size=500)
+    pools = random_pools(rng, 500, 200, 60)
+    args = (degree[pools.index], pools.rows(), degree, len(pools))
+    threshold = assess._dense_degree(*args)
+    assert threshold + 1 in 2 ** np.arange(12)
+    monkeypatch.setattr(assess, "MAX_DENSE_NODES", 10)
+    assert (degree > assess._dense_degree(*args)).sum() <= 10
 
 
 def test_read_groups_checks_lengths(tmp_path):
