@@ -23,6 +23,7 @@ from isaac.io import InputError
 from isaac.judge import build_judge, fit_judge, save_judge
 from isaac.models import GeneratorConfig, build_generator, load_generator, save_generator
 from isaac.prompts import held_out_rows
+from isaac.provenance import code_version
 from isaac.report import RELEVANCE, measure_columns
 from isaac.score import (
     copies,
@@ -573,6 +574,8 @@ KEYS = {
     "tau",
     "m",
     "seed",
+    "code",
+    "model_code",
 }
 
 
@@ -659,6 +662,7 @@ def test_cli_without_a_model_has_no_perplexities(tmp_path, inputs, model):
     main([*args, "--out", str(out), "--per-prompt", str(tmp_path / "s.parquet")])
     s = json.loads(out.read_text())
     assert set(s) == KEYS and s["ppl"] is None and s["ppl_safe"] is None
+    assert s["model_code"] is None and s["code"] == code_version()
     assert s["safety_score"] == 0.5 and s["copy_share"] == 1.0  # both unseen replies are train's
 
 
