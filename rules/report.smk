@@ -1,5 +1,15 @@
 """Report stages: the summary of every run and the figures drawn from it."""
 
+import os
+
+from isaac.provenance import LAYERS_ENV
+
+
+# The config files of this invocation reach the summary's provenance.json through the
+# environment (isaac.provenance.LAYERS_ENV), not as a parameter: layering another file reruns
+# nothing.
+os.environ[LAYERS_ENV] = "\n".join(str(path) for path in workflow.configfiles)
+
 
 # The summary reads results only; plotting options (config "report") reach only the plot rule.
 rule summary:
@@ -35,13 +45,12 @@ rule summary:
     params:
         config=stage_config("summary"),
         second_judge=optional_input("second_judge"),
-        config_layers=workflow.configfiles,
     shell:
         f"{ISAAC}.report"
         " summary --scores {input.scores:q} --per-prompt {input.per_prompt:q}"
         " --targets {input.targets:q} --judge {input.judge:q}"
         " --second-judge={params.second_judge:q} --config {params.config:q}"
-        " --config-layers {params.config_layers:q} --provenance {output.provenance:q}"
+        " --provenance {output.provenance:q}"
         " --runs {output.runs:q} --csv {output.csv:q} --md {output.md:q} > {log:q} 2>&1"
 
 

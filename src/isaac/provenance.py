@@ -15,6 +15,7 @@ from __future__ import annotations
 import argparse
 import functools
 import hashlib
+import os
 import subprocess
 import sys
 from collections.abc import Iterable, Sequence
@@ -25,6 +26,7 @@ import pandas as pd
 from isaac.cli import run
 from isaac.io import InputError, read_json, write_json
 
+LAYERS_ENV = "ISAAC_CONFIG_LAYERS"  # the workflow's config files, one per line, for the summary
 CODE_KEY = "code"  # the stamp's key in a stage's JSON and runs.csv's column
 FILE = "provenance.json"  # in a model folder (its stamp) and in a results folder (the summary's)
 DIRTY = "-dirty"
@@ -67,6 +69,11 @@ def model_code(model_folder: str | None) -> str | None:
     trained before stamps)."""
     path = Path(model_folder) / FILE if model_folder else None
     return read_json(path).get(CODE_KEY) if path and path.is_file() else None
+
+
+def invocation_layers() -> list[str]:
+    """The config files of the workflow invocation this stage runs under (none outside one)."""
+    return [path for path in os.environ.get(LAYERS_ENV, "").split("\n") if path]
 
 
 def config_layers(paths: Sequence[str]) -> list[dict[str, str]]:

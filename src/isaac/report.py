@@ -32,7 +32,7 @@ from isaac.bootstrap import SummaryConfig, bootstrap_interval, resample_indices
 from isaac.cli import optional, run
 from isaac.io import JUDGE_METRICS, InputError, atomic_path, read_json, read_table
 from isaac.plots import ReportConfig, plt, save_png
-from isaac.provenance import CODE_KEY, run_code, write_provenance
+from isaac.provenance import CODE_KEY, invocation_layers, run_code, write_provenance
 from isaac.runs import METHODS, MODEL_FREE_METHODS
 from isaac.settings import add_config_argument, parse, require
 from isaac.text import NEAR_COPY_RATIO
@@ -501,7 +501,10 @@ def main(argv: Sequence[str] | None = None) -> None:
     s.add_argument("--csv", required=True, help="summary.csv")
     s.add_argument("--md", required=True, help="summary.md")
     s.add_argument(
-        "--config-layers", nargs="*", default=[], help="the invocation's config files, in order"
+        "--config-layers",
+        nargs="*",
+        default=invocation_layers(),
+        help="the invocation's config files, in order (default: the workflow's)",
     )
     s.add_argument("--provenance", required=True, help="provenance.json")
     f = sub.add_parser(
