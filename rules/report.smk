@@ -4,7 +4,6 @@ import os
 
 from isaac.provenance import LAYERS_ENV
 
-
 # The config files of this invocation reach the summary's provenance.json through the
 # environment (isaac.provenance.LAYERS_ENV), not as a parameter: layering another file reruns
 # nothing.
