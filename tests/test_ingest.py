@@ -242,7 +242,7 @@ def test_empty_prompt_or_response(tmp_path):
     )
     expect_error(tmp_path, corpus_config("jsonl", path), "e.jsonl", "line 2", "empty response")
     keep = ingest(corpus_config("jsonl", path, empty_responses="keep"))
-    assert keep["response"].tolist() == ["b", " \n"]
+    assert keep["response"].tolist() == ["b", ""]  # kept as "", as the schema says
     drop = ingest(corpus_config("jsonl", path, empty_responses="drop"))
     assert drop["response"].tolist() == ["b"]
 

@@ -373,6 +373,8 @@ def validate(df: pd.DataFrame, empty_responses: str) -> pd.DataFrame:
         log.warning("%d empty responses (%s)", int(empty_response.sum()), empty_responses)
         if empty_responses == "drop":
             df = df.loc[~empty_response].reset_index(drop=True)
+        else:
+            df = df.assign(response=df["response"].where(~empty_response, ""))
     dup = df["id"].duplicated(keep=False)
     if dup.any():
         first = df.loc[dup.idxmax()]
