@@ -143,6 +143,7 @@ def tiny_with(workdir: Path, layer: str) -> tuple[Path, Path]:
         ("corpus: {name: .}", "['corpus']['name']"),
         ("corpus: {name: .hidden}", "['corpus']['name']"),
         ("corpus: {pollute: {rate: 1.0}}", "['corpus']['pollute']['rate']"),
+        ("corpus: {fields: {label: ''}}", "['corpus']['fields']['label']"),
         ("summary: {baselines: [isaac]}", "['summary']['baselines']"),
     ],
 )
