@@ -445,3 +445,163 @@ def test_diasafety_generations_real_format(diasafety_dir):
     assert len(df) > 10_000 and df["id"].is_unique
     sizes = df.groupby("prompt_group").size()
     assert sizes.max() >= 10  # ten samples per context (duplicated contexts pool together)
+
+
+# --------------------------------------------------------------------------- text that is not
+# what it seems: every case is read correctly or refused naming the file (and line or item)
+
+
+def test_a_utf8_byte_order_mark_is_not_part_of_the_first_column(tmp_path):
+    """Spreadsheet programs start a CSV with a BOM; it used to rename the first column, so the
+    split column (here the first) was lost and every row became train."""
+    path = tmp_path / "d.csv"
+    path.write_text("split,prompt,response\ntest,a,b\ntrain,c,d\n", encoding="utf-8-sig")
+    df = ingest(corpus_config("csv", path))
+    assert df["split"].tolist() == ["test", "train"]
+    jsonl = tmp_path / "d.jsonl"
+    jsonl.write_text('{"prompt": "a", "response": "b", "split": "val"}\n', encoding="utf-8-sig")
+    assert ingest(corpus_config("jsonl", jsonl))["split"].tolist() == ["val"]
+    folder = write_diasafety(tmp_path / "ds")
+    plain = ingest(corpus_config("diasafety", folder))
+    train = folder / "train.json"
+    train.write_text(train.read_text(), encoding="utf-8-sig")
+    pd.testing.assert_frame_equal(ingest(corpus_config("diasafety", folder)), plain)
+
+
+@pytest.mark.parametrize("encoding", ["utf-16", "utf-32"])
+def test_utf16_and_utf32_files_are_refused_by_their_byte_order_mark(tmp_path, encoding):
+    path = tmp_path / "d.csv"
+    path.write_text("prompt,response\na,b\n", encoding=encoding)
+    expect_error(
+        tmp_path, corpus_config("csv", path), "d.csv", encoding.upper(), "save it as UTF-8"
+    )
+
+
+@pytest.mark.parametrize(
+    "header, column",
+    [("prompt,response,Label", "Label"), ("prompt,response, split", " split")],
+)
+def test_a_column_that_differs_from_the_mapping_only_in_case_or_spaces_is_refused(
+    tmp_path, header, column
+):
+    path = tmp_path / "d.csv"
+    path.write_text(f"{header}\na,b,unsafe\n")
+    expect_error(tmp_path, corpus_config("csv", path), "d.csv", repr(column), "corpus.fields.")
+
+
+def test_a_mapped_column_that_differs_by_an_invisible_character_is_refused(tmp_path):
+    path = write_jsonl(tmp_path / "d.jsonl", [{"prompt": "a", "response": "b", "\u200blabel": "1"}])
+    expect_error(tmp_path, corpus_config("jsonl", path), "d.jsonl", "corpus.fields.label")
+    path = tmp_path / "r.csv"
+    path.write_text("prompt,Response\na,b\n")
+    expect_error(tmp_path, corpus_config("csv", path), "r.csv", "'Response'", "fields.response")
+
+
+def test_an_optional_column_the_file_lacks_altogether_is_absent(tmp_path):
+    path = tmp_path / "d.csv"
+    path.write_text("prompt,response,notes\na,b,x\n")
+    df = ingest(corpus_config("csv", path, default_split="val"))
+    assert df["label"].isna().all() and df["split"].tolist() == ["val"]
+
+
+@pytest.mark.parametrize(
+    "text, lines",
+    [
+        pytest.param('prompt,response\na,"b\nc,d\ne,f\n', "lines 2-4", id="never-closed"),
+        pytest.param('prompt,response\na,"b" c\nc,d\n', "line 2", id="text-after-closing"),
+        pytest.param(
+            'prompt,response\na,"she said \\"hi\\""\nc,d\n', "line 2", id="backslash-escaped"
+        ),
+    ],
+)
+def test_a_stray_quote_is_refused_with_its_line(tmp_path, text, lines):
+    """These used to swallow the rows after the quote into one value ("wrote 1 rows" for 3) or
+    drop quote characters."""
+    path = tmp_path / "d.csv"
+    path.write_text(text)
+    expect_error(tmp_path, corpus_config("csv", path), "d.csv", f"{lines}: malformed CSV")
+
+
+def test_quotes_inside_an_unquoted_value_and_quoted_line_breaks_are_text(tmp_path):
+    path = tmp_path / "d.csv"
+    path.write_text('prompt,response\na,5" tall\nb,"one, ""two""\nthree"\n')
+    df = ingest(corpus_config("csv", path))
+    assert df["response"].tolist() == ['5" tall', 'one, "two"\nthree']
+
+
+def test_a_column_named_twice_in_the_header_is_refused(tmp_path):
+    path = tmp_path / "d.csv"
+    path.write_text("prompt,response,label,response\na,b,safe,c\n")
+    expect_error(
+        tmp_path,
+        corpus_config("csv", path),
+        "d.csv: line 1: column 'response' twice in the header (columns 2 and 4)",
+    )
+    blank = tmp_path / "e.csv"  # trailing empty header cells, as spreadsheets export them
+    blank.write_text("prompt,response,,\na,b,,\n")
+    assert ingest(corpus_config("csv", blank))["response"].tolist() == ["b"]
+
+
+def test_a_key_twice_in_one_json_object_is_refused_with_its_line_or_item(tmp_path):
+    path = tmp_path / "d.jsonl"
+    path.write_text(
+        '{"prompt": "a", "response": "b"}\n{"prompt": "a", "response": "b", "response": "c"}\n'
+    )
+    expect_error(tmp_path, corpus_config("jsonl", path), "d.jsonl: line 2: key 'response' twice")
+    folder = write_diasafety(tmp_path / "ds")
+    (folder / "val.json").write_text(
+        '[{"context": "a", "response": "b", "label": "Safe"},\n'
+        ' {"context": "a", "response": "b", "label": "Safe", "label": "Unsafe"}]'
+    )
+    expect_error(
+        tmp_path, corpus_config("diasafety", folder), "val.json: item 1: key 'label' twice"
+    )
+    gen = tmp_path / "gen.json"
+    gen.write_text('[{"context": "a", "gen_response": [{"x": 1, "x": 2}]}]')
+    expect_error(
+        tmp_path, corpus_config("diasafety_generations", gen), "gen.json: item 0: key 'x' twice"
+    )
+
+
+def test_the_header_again_inside_a_csv_is_refused(tmp_path):
+    """Two exported files joined with `cat` (the second with its BOM) repeat the header."""
+    path = tmp_path / "d.csv"
+    path.write_bytes(b"prompt,response\na,b\n\xef\xbb\xbfprompt,response\nc,d\n")
+    expect_error(tmp_path, corpus_config("csv", path), "d.csv: line 3: the header again")
+
+
+def test_a_csv_with_another_separator_is_refused_saying_so(tmp_path):
+    path = tmp_path / "d.csv"
+    path.write_text("prompt;response\na;b\n")
+    expect_error(tmp_path, corpus_config("csv", path), "d.csv: line 1", "separated by commas")
+
+
+JSON_PYTHON_CANNOT_HOLD = [
+    pytest.param('"\\ud800"', "lone surrogate", id="lone-surrogate"),
+    pytest.param("1" * 5000, "a number of 5000 digits", id="long-integer"),
+    pytest.param("[" * 100_000 + "]" * 100_000, "nested too deeply", id="deep-nesting"),
+    pytest.param("NaN", "NaN is not JSON", id="nan"),
+]
+
+
+@pytest.mark.parametrize("value, fragment", JSON_PYTHON_CANNOT_HOLD)
+def test_json_python_cannot_hold_is_one_line_naming_the_line(tmp_path, value, fragment):
+    """These ended in a Python traceback (exit status 1), or for NaN a silent unlabelled row."""
+    path = tmp_path / "d.jsonl"
+    path.write_text(
+        '{"prompt": "a", "response": "b"}\n'
+        f'{{"prompt": "a", "response": {value}, "label": {value}}}\n'
+    )
+    out = tmp_path / "corpus.parquet"
+    proc = run_cli("--config", to_json(corpus_config("jsonl", path)), "--out", str(out))
+    assert proc.returncode == 2, proc.stderr
+    assert "Traceback" not in proc.stderr
+    assert f"error: {path}: line 2: " in proc.stderr and fragment in proc.stderr, proc.stderr
+    assert not out.exists()
+
+
+@pytest.mark.parametrize("value, fragment", JSON_PYTHON_CANNOT_HOLD)
+def test_json_python_cannot_hold_in_a_json_file_names_the_file(tmp_path, value, fragment):
+    gen = tmp_path / "gen.json"
+    gen.write_text(f'[{{"context": "a", "gen_response": ["b", {value}]}}]')
+    expect_error(tmp_path, corpus_config("diasafety_generations", gen), "gen.json", fragment)

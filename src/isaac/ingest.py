@@ -8,12 +8,16 @@ with an InputError naming the file (and line or item) and nothing is written.
 from __future__ import annotations
 
 import argparse
+import codecs
 import csv
 import hashlib
 import io
 import json
 import logging
 import math
+import re
+import sys
+import unicodedata
 from collections.abc import Sequence
 from dataclasses import asdict, dataclass
 from pathlib import Path
@@ -22,7 +26,7 @@ import pandas as pd
 
 from isaac import demo
 from isaac.cli import run
-from isaac.io import InputError, read_json, write_parquet
+from isaac.io import InputError, write_parquet
 from isaac.pollute import PolluteConfig, pollute
 from isaac.settings import add_config_argument, parse
 
@@ -44,6 +48,18 @@ DEFAULT_FIELDS = {
     "split": "split",
     "prompt_group": None,
 }
+REQUIRED_FIELDS = ("prompt", "response", "id")
+OPTIONAL_FIELDS = ("label", "category", "split", "prompt_group")
+# Byte-order marks of encodings other than UTF-8 (UTF-32 LE starts like UTF-16 LE: test it first).
+FOREIGN_BOMS = (
+    (codecs.BOM_UTF32_LE, "UTF-32"),
+    (codecs.BOM_UTF32_BE, "UTF-32"),
+    (codecs.BOM_UTF16_LE, "UTF-16"),
+    (codecs.BOM_UTF16_BE, "UTF-16"),
+)
+# Half of a UTF-16 pair: JSON can spell one alone (\ud800), but it is no character and no
+# UTF-8 file can hold it.
+LONE_SURROGATE = re.compile("[\ud800-\udfff]")
 # Accepted spellings (after strip + lower-case). 1 = "is unsafe", the usual toxicity convention.
 LABEL_VALUES = {"safe": "safe", "unsafe": "unsafe", "0": "safe", "1": "unsafe"}
 SPLIT_VALUES = {
@@ -91,18 +107,28 @@ def parse_split(value, where: str, default: str) -> str:
     return SPLIT_VALUES[key]
 
 
+def _no_surrogate(text: str, field: str, where: str) -> str:
+    found = LONE_SURROGATE.search(text)
+    if found:
+        raise InputError(
+            f"{where}: field {field!r} holds a lone surrogate ({found.group()!r} at character "
+            f"{found.start()}), which is not a character"
+        )
+    return text
+
+
 def _text(value, field: str, where: str) -> str:
     if _is_null(value):
         raise InputError(f"{where}: missing field {field!r}")
     if not isinstance(value, str):
         raise InputError(f"{where}: field {field!r} is {type(value).__name__}, expected text")
-    return value
+    return _no_surrogate(value, field, where)
 
 
-def _optional_text(value) -> str | None:
+def _optional_text(value, field: str, where: str) -> str | None:
     if _is_null(value):
         return None
-    text = str(value)
+    text = _no_surrogate(str(value), field, where)
     return text if text.strip() else None
 
 
@@ -129,7 +155,7 @@ def _records_to_frame(
         if fields["id"] is None:
             row_id = f"{path.stem}-{i:06d}"
         else:
-            row_id = _optional_text(get("id"))
+            row_id = _optional_text(get("id"), fields["id"], loc)
             if row_id is None:
                 raise InputError(f"{loc}: empty id in field {fields['id']!r}")
         rows.append(
@@ -139,25 +165,52 @@ def _records_to_frame(
                 "prompt": _text(get("prompt"), fields["prompt"], loc),
                 "response": _text(get("response"), fields["response"], loc),
                 "label": parse_label(get("label"), loc),
-                "category": _optional_text(get("category")),
-                "prompt_group": _optional_text(get("prompt_group")),
+                "category": _optional_text(get("category"), fields["category"], loc),
+                "prompt_group": _optional_text(get("prompt_group"), fields["prompt_group"], loc),
                 "_where": loc,
             }
         )
     return pd.DataFrame(rows, columns=[*COLUMNS, "_where"])
 
 
+def _comparable(name: str) -> str:
+    """A column name without case, surrounding spaces or invisible characters (a byte-order
+    mark, a zero-width space): two names equal here look the same to a person."""
+    visible = "".join(
+        c for c in unicodedata.normalize("NFKC", name) if unicodedata.category(c) != "Cf"
+    )
+    return visible.strip().casefold()
+
+
 def _check_columns(available: set[str], fields: dict, path: Path) -> dict:
-    """Required columns must exist; optional mapped columns that are absent count as null."""
-    required = [fields["prompt"], fields["response"]] + ([fields["id"]] if fields["id"] else [])
-    missing = [c for c in required if c not in available]
+    """The mapping with absent optional columns set to None.
+
+    A file without a label, category, split or prompt_group column simply has no such data
+    (logged); but a mapped name that is absent while a column differs from it only in case,
+    spaces or invisible characters ("Label", " split") is refused: reading on would drop the
+    data the mapping asked for. prompt, response and a mapped id must be there.
+    """
+    # Sorted so that the message is the same on every run when several columns look alike.
+    lookalikes = {_comparable(name): name for name in sorted(available, reverse=True)}
+    missing = []
+    fields = dict(fields)
+    for key in (*REQUIRED_FIELDS, *OPTIONAL_FIELDS):
+        name = fields[key]
+        if name is None or name in available:
+            continue
+        lookalike = lookalikes.get(_comparable(name))
+        if lookalike is not None:
+            raise InputError(
+                f"{path}: no column {name!r} for corpus.fields.{key}, but a column {lookalike!r}; "
+                f"rename the column or set corpus.fields.{key} to it"
+            )
+        if key in REQUIRED_FIELDS:
+            missing.append(name)
+        else:
+            log.warning("%s: no column %r; %s treated as absent", path, name, key)
+            fields[key] = None
     if missing:
         raise InputError(f"{path}: missing field(s) {', '.join(map(repr, missing))}")
-    fields = dict(fields)
-    for key in ("label", "category", "split", "prompt_group"):
-        if fields[key] is not None and fields[key] not in available:
-            log.warning("%s: no column %r; %s treated as absent", path, fields[key], key)
-            fields[key] = None
     return fields
 
 
@@ -166,13 +219,101 @@ def _require_file(path: Path) -> None:
         raise InputError(f"{path}: file not found")
 
 
-def _decode(path: Path) -> str:
+def _utf8_bytes(path: Path) -> bytes:
+    """The file's bytes without a UTF-8 byte-order mark (spreadsheet programs write one, and
+    left in it would rename the first column); UTF-16 and UTF-32 files are refused by theirs."""
     data = path.read_bytes()
+    for bom, encoding in FOREIGN_BOMS:
+        if data.startswith(bom):
+            raise InputError(f"{path}: {encoding} text (by its byte-order mark); save it as UTF-8")
+    return data.removeprefix(codecs.BOM_UTF8)
+
+
+def _decode(path: Path) -> str:
+    data = _utf8_bytes(path)
     try:
         return data.decode("utf-8")
     except UnicodeDecodeError as err:
         line = data[: err.start].count(b"\n") + 1
         raise InputError(f"{path}: line {line}: not UTF-8 text ({err.reason})") from err
+
+
+class _Refused(ValueError):
+    """What a JSON parsing hook refuses; the reader adds the file and line."""
+
+
+class _KeysTwice(dict):
+    """A JSON object that names a key twice (json.loads would keep the last value silently)."""
+
+    key: str
+
+
+def _object(pairs: list[tuple]) -> dict:
+    obj = dict(pairs)
+    if len(obj) == len(pairs):
+        return obj
+    seen: set = set()
+    twice = _KeysTwice(obj)
+    twice.key = next(k for k, _ in pairs if k in seen or seen.add(k))
+    return twice
+
+
+def _constant(name: str):
+    raise _Refused(f"{name} is not JSON (a number must be finite)")
+
+
+def _integer(digits: str) -> int:
+    if len(digits.lstrip("-")) > sys.get_int_max_str_digits():
+        raise _Refused(f"a number of {len(digits.lstrip('-'))} digits")
+    return int(digits)
+
+
+def _key_twice(value) -> str | None:
+    """The first key named twice in an object anywhere inside `value` (iterative: deep JSON)."""
+    stack = [value]
+    while stack:
+        item = stack.pop()
+        if isinstance(item, _KeysTwice):
+            return item.key
+        if isinstance(item, dict):
+            stack.extend(item.values())
+        elif isinstance(item, list):
+            stack.extend(item)
+    return None
+
+
+def _parse_json(text: str, path: Path, line: int | None = None):
+    """json.loads of corpus text, refusing what JSON forbids or Python cannot hold: a key twice
+    in one object (named by the `line` of a JSONL file, or the item of a list), NaN and
+    Infinity, a number of more digits than Python reads, nesting deeper than its stack."""
+
+    def where(lineno: int | None) -> str:
+        lineno = line if line is not None else lineno
+        return f"{path}: line {lineno}" if lineno is not None else str(path)
+
+    try:
+        value = json.loads(
+            text, object_pairs_hook=_object, parse_constant=_constant, parse_int=_integer
+        )
+    except json.JSONDecodeError as err:
+        raise InputError(f"{where(err.lineno)}: malformed JSON ({err.msg})") from err
+    except _Refused as err:
+        raise InputError(f"{where(None)}: {err}") from None
+    except RecursionError:
+        raise InputError(f"{where(None)}: JSON nested too deeply to read") from None
+    items = value if line is None and isinstance(value, list) else [value]
+    for i, item in enumerate(items):
+        key = _key_twice(item)
+        if key is not None:
+            at = where(None) if item is value else f"{path}: item {i}"
+            raise InputError(f"{at}: key {key!r} twice in one object")
+    return value
+
+
+def _read_json_file(path: Path):
+    """A whole corpus JSON file (DiaSafety, generations): UTF-8 with or without a BOM."""
+    _require_file(path)
+    return _parse_json(_decode(path), path)
 
 
 def read_jsonl(path, fields: dict | None, default_split: str) -> pd.DataFrame:
@@ -181,65 +322,79 @@ def read_jsonl(path, fields: dict | None, default_split: str) -> pd.DataFrame:
     fields = {**DEFAULT_FIELDS, **(fields or {})}
     _require_file(path)
     records, wheres = [], []
-    for lineno, raw in enumerate(path.read_bytes().split(b"\n"), start=1):
+    for lineno, raw in enumerate(_utf8_bytes(path).split(b"\n"), start=1):
         try:
             line = raw.decode("utf-8")
         except UnicodeDecodeError as err:
             raise InputError(f"{path}: line {lineno}: not UTF-8 text ({err.reason})") from err
         if not line.strip():
             continue
-        try:
-            rec = json.loads(line)
-        except json.JSONDecodeError as err:
-            raise InputError(f"{path}: line {lineno}: malformed JSON ({err.msg})") from err
+        rec = _parse_json(line, path, lineno)
         if not isinstance(rec, dict):
             raise InputError(f"{path}: line {lineno}: expected a JSON object")
         records.append(rec)
         wheres.append(f"line {lineno}")
     if not records:
         raise InputError(f"{path}: no records")
-    available = set().union(*(r.keys() for r in records))
-    # A required field missing on one line is reported with that line below.
-    optional = _check_columns(
-        available
-        | {fields["prompt"], fields["response"]}
-        | ({fields["id"]} if fields["id"] else set()),
-        fields,
-        path,
-    )
-    return _records_to_frame(records, optional, path, default_split, wheres)
+    # A required field in some records but not all is reported with its line below.
+    fields = _check_columns(set().union(*(r.keys() for r in records)), fields, path)
+    return _records_to_frame(records, fields, path, default_split, wheres)
+
+
+def _csv_header(names: list[str], path: Path) -> set[str]:
+    """The header's column names; a name given twice is refused (the last column would win)."""
+    if len(names) == 1 and any(sep in names[0] for sep in ";\t|"):
+        raise InputError(
+            f"{path}: line 1: one column {names[0]!r}; the values must be separated by commas"
+        )
+    for j, name in enumerate(names):
+        if name.strip() and name in names[:j]:
+            raise InputError(
+                f"{path}: line 1: column {name!r} twice in the header "
+                f"(columns {names.index(name) + 1} and {j + 1})"
+            )
+    return set(names)
 
 
 def read_csv(path, fields: dict | None, default_split: str) -> pd.DataFrame:
-    """A CSV file with a header row; every value is text ("" counts as null for label etc.)."""
+    """A comma-separated file with a header row; every value is text ("" counts as null for
+    label etc.). Quotes are read strictly: a quote that is never closed, or text after a
+    closing quote, is refused rather than let it swallow the rows after it."""
     path = Path(path)
     fields = {**DEFAULT_FIELDS, **(fields or {})}
     _require_file(path)
     text = _decode(path)
     # No field is longer than the file: lift the csv module's 128 KiB default to that.
     csv.field_size_limit(max(csv.field_size_limit(), len(text)))
-    reader = csv.reader(io.StringIO(text, newline=""))
-    try:
-        header = next(reader)
-    except StopIteration:
-        raise InputError(f"{path}: empty file") from None
-    fields = _check_columns(set(header), fields, path)
-    records, wheres = [], []
-    start = reader.line_num + 1
+    reader = csv.reader(io.StringIO(text, newline=""), strict=True)
+    header, records, wheres, spanning = None, [], [], 0
+    start = 1
     try:
         for values in reader:
-            if values:
+            if header is None:
+                header = values
+                fields = _check_columns(_csv_header(header, path), fields, path)
+            elif values:
                 if len(values) != len(header):
                     raise InputError(
                         f"{path}: line {start}: {len(values)} values for {len(header)} columns"
                     )
+                # A second file's header (with its own BOM) after `cat a.csv b.csv`.
+                if [values[0].removeprefix("\ufeff"), *values[1:]] == header:
+                    raise InputError(f"{path}: line {start}: the header again (files joined?)")
                 records.append(dict(zip(header, values)))
                 wheres.append(f"line {start}")
+                spanning += reader.line_num > start
             start = reader.line_num + 1
     except csv.Error as err:
-        raise InputError(f"{path}: line {reader.line_num}: malformed CSV ({err})") from err
+        lines = f"line {start}" if reader.line_num <= start else f"lines {start}-{reader.line_num}"
+        raise InputError(f"{path}: {lines}: malformed CSV ({err}); a stray quote?") from err
+    if header is None:
+        raise InputError(f"{path}: empty file")
     if not records:
         raise InputError(f"{path}: no records")
+    if spanning:
+        log.info("%s: %d of %d records span several lines", path, spanning, len(records))
     return _records_to_frame(records, fields, path, default_split, wheres)
 
 
@@ -268,7 +423,7 @@ def read_diasafety(folder) -> pd.DataFrame:
     frames = []
     for split in DIASAFETY_SPLITS:
         path = folder / f"{split}.json"
-        items = read_json(path)
+        items = _read_json_file(path)
         if not isinstance(items, list):
             raise InputError(f"{path}: expected a JSON list of objects")
         records, wheres = [], []
@@ -314,7 +469,7 @@ def read_diasafety_generations(path, default_split: str) -> pd.DataFrame:
         raise InputError(f"{path}: file or folder not found")
     rows = []
     for file in files:
-        items = read_json(file)
+        items = _read_json_file(file)
         if not isinstance(items, list):
             raise InputError(f"{file}: expected a JSON list of objects")
         for i, item in enumerate(items):
