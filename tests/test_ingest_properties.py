@@ -6,6 +6,8 @@ from __future__ import annotations
 
 import csv
 import json
+import re
+import sys
 import tempfile
 from pathlib import Path
 
@@ -59,33 +61,27 @@ def usable(text) -> bool:
     return isinstance(text, str) and text.strip() != ""
 
 
-def ingest_or_refuse(fmt: str, path: Path, out: Path) -> pd.DataFrame | None:
-    """The corpus table, or None after an InputError naming `path` with no output written."""
+def ingest_or_refuse(fmt: str, path: Path, out: Path, **overrides) -> pd.DataFrame | str:
+    """The corpus table, or the message of an InputError naming `path` with no output written."""
+    config = corpus_config(fmt, path, **{"default_split": "train", **overrides})
     try:
-        main(
-            [
-                "--config",
-                to_json(corpus_config(fmt, path, default_split="train")),
-                "--out",
-                str(out),
-            ]
-        )
+        main(["--config", to_json(config), "--out", str(out)])
     except InputError as err:
         assert str(path) in str(err), str(err)
         assert not out.exists() and list(out.parent.glob(f".{out.name}*")) == []
-        return None
+        return str(err)
     return pd.read_parquet(out)
 
 
 def check(fmt: str, path: Path, out: Path, rows: list[tuple]) -> None:
     """Every row usable -> ingested with each text intact, in order; any unusable -> refused."""
     corpus = ingest_or_refuse(fmt, path, out)
-    event("refused" if corpus is None else "ingested")
+    event("refused" if isinstance(corpus, str) else "ingested")
     if rows and all(usable(p) and usable(r) for p, r in rows):
-        assert corpus is not None, rows
+        assert not isinstance(corpus, str), corpus
         assert list(zip(corpus["prompt"], corpus["response"])) == rows
     else:
-        assert corpus is None, rows
+        assert isinstance(corpus, str), rows
 
 
 @pytest.fixture
@@ -111,12 +107,12 @@ def test_jsonl(rows, spoil):
 
 
 @PROPERTY
-@given(rows=ROWS)
-def test_csv(rows):
+@given(rows=ROWS, line_end=st.sampled_from(["\r\n", "\n"]))
+def test_csv(rows, line_end):
     with tempfile.TemporaryDirectory() as name:
         path = Path(name) / "in.csv"
         with path.open("w", encoding="utf-8", newline="") as fh:
-            writer = csv.writer(fh)
+            writer = csv.writer(fh, lineterminator=line_end)
             writer.writerow(["prompt", "response"])
             writer.writerows(rows)
         check("csv", path, Path(name) / "out" / "corpus.parquet", rows)
@@ -155,12 +151,12 @@ def test_diasafety(rows, spoil):
             (data / f"{split}.json").write_text(json.dumps(items, ensure_ascii=False))
         out = Path(name) / "out" / "corpus.parquet"
         corpus = ingest_or_refuse("diasafety", data, out)
-        event("refused" if corpus is None else "ingested")
+        event("refused" if isinstance(corpus, str) else "ingested")
         if rows and all(usable(p) and usable(r) for p, r in rows):
-            assert corpus is not None
+            assert not isinstance(corpus, str), corpus
             assert list(zip(corpus["prompt"], corpus["response"])) == rows * 3
         else:
-            assert corpus is None
+            assert isinstance(corpus, str)
 
 
 @PROPERTY
@@ -198,4 +194,137 @@ def test_an_empty_input_is_refused_naming_it(folder, fmt, name):
             (path / f"{split}.json").write_bytes(b"")
     else:
         path.write_bytes(b"")
-    assert ingest_or_refuse(fmt, path, folder / "out" / "corpus.parquet") is None
+    assert isinstance(ingest_or_refuse(fmt, path, folder / "out" / "corpus.parquet"), str)
+
+
+# --------------------------------------------------------------------------- text that is not
+# what it seems
+
+USABLE = TEXT.filter(usable)
+SPLIT = st.sampled_from(["train", "val", "test"])
+# Every character str.strip() removes: a response of these alone is empty.
+WHITESPACE = [chr(c) for c in range(sys.maxunicode + 1) if chr(c).isspace()]
+
+
+def write_table(fmt: str, path: Path, header: list[str], rows: list[tuple], encoding: str) -> None:
+    """`rows` as CSV (a proper writer) or JSONL in `encoding`."""
+    with path.open("w", encoding=encoding, newline="") as fh:
+        if fmt == "csv":
+            writer = csv.writer(fh)
+            writer.writerow(header)
+            writer.writerows(rows)
+        else:
+            for row in rows:
+                fh.write(json.dumps(dict(zip(header, row)), ensure_ascii=False) + "\n")
+
+
+@PROPERTY
+@given(
+    fmt=st.sampled_from(["csv", "jsonl"]),
+    rows=st.lists(st.tuples(SPLIT, USABLE, USABLE), min_size=1, max_size=4),
+)
+def test_a_byte_order_mark_leaves_the_first_column_and_every_text_intact(fmt, rows):
+    """The split column comes first, where a BOM used to rename it and every row became train."""
+    with tempfile.TemporaryDirectory() as name:
+        path = Path(name) / f"in.{fmt}"
+        write_table(fmt, path, ["split", "prompt", "response"], rows, "utf-8-sig")
+        corpus = ingest_or_refuse(fmt, path, Path(name) / "out" / "corpus.parquet")
+        assert not isinstance(corpus, str), corpus
+        assert list(zip(corpus["split"], corpus["prompt"], corpus["response"])) == rows
+
+
+NO_QUOTING = st.text(st.characters(blacklist_characters='",\r\n'), min_size=1, max_size=20)
+
+
+@PROPERTY
+@given(
+    rows=st.lists(st.tuples(NO_QUOTING, NO_QUOTING), min_size=1, max_size=5),
+    stray=st.integers(0, 4),
+)
+def test_a_quote_never_closed_is_refused_at_its_line_not_read_as_one_value(rows, stray):
+    """One response starts with a quote that nothing closes: a lenient reader made it swallow
+    every row after it. Refused, naming the line where the quote opens."""
+    stray %= len(rows)
+    lines = ["prompt,response"] + [f"{p},{r}" for p, r in rows]
+    lines[stray + 1] = f'{rows[stray][0]},"{rows[stray][1]}'
+    with tempfile.TemporaryDirectory() as name:
+        path = Path(name) / "in.csv"
+        path.write_text("\n".join(lines) + "\n", encoding="utf-8")
+        message = ingest_or_refuse("csv", path, Path(name) / "out" / "corpus.parquet")
+        assert isinstance(message, str), rows
+        assert re.search(rf"\blines? {stray + 2}\b.*malformed CSV", message), message
+
+
+@PROPERTY
+@given(
+    fmt=st.sampled_from(["csv", "jsonl"]),
+    name=st.text(min_size=1, max_size=10).filter(str.strip),
+    rows=st.lists(st.tuples(USABLE, USABLE), min_size=1, max_size=3),
+)
+def test_a_column_or_key_named_twice_is_refused_naming_it(fmt, name, rows):
+    """The last value used to win silently."""
+    with tempfile.TemporaryDirectory() as folder:
+        path = Path(folder) / f"in.{fmt}"
+        if fmt == "csv":
+            write_table(
+                fmt, path, ["prompt", "response", name, name], [(*r, 1, 2) for r in rows], "utf-8"
+            )
+        else:
+            twice = f"{json.dumps(name)}: 1, {json.dumps(name)}: 2"
+            path.write_text(
+                "".join(
+                    f'{{"prompt": {json.dumps(p)}, "response": {json.dumps(r)}, {twice}}}\n'
+                    for p, r in rows
+                ),
+                encoding="utf-8",
+            )
+        message = ingest_or_refuse(fmt, path, Path(folder) / "out" / "corpus.parquet")
+        assert isinstance(message, str)
+        assert "line 1" in message and "twice" in message, message
+        assert repr(name) in message or name in {"prompt", "response"}, message
+
+
+@PROPERTY
+@given(
+    rows=st.lists(st.tuples(USABLE, USABLE), min_size=1, max_size=4),
+    where=st.tuples(st.integers(0, 3), st.integers(0, 1), st.integers(0, 40)),
+    surrogate=st.integers(0xD800, 0xDFFF).map(chr),
+)
+def test_a_lone_surrogate_is_refused_naming_its_line_and_field(rows, where, surrogate):
+    """JSON can spell half a UTF-16 pair (\\ud800); it used to end in a traceback when the
+    corpus was written."""
+    row, column, at = where
+    row %= len(rows)
+    spoilt = [list(r) for r in rows]
+    text = spoilt[row][column]
+    spoilt[row][column] = text[: at % (len(text) + 1)] + surrogate + text[at % (len(text) + 1) :]
+    with tempfile.TemporaryDirectory() as name:
+        path = Path(name) / "in.jsonl"
+        path.write_text(
+            "".join(json.dumps({"prompt": p, "response": r}) + "\n" for p, r in spoilt),
+            encoding="utf-8",
+        )
+        message = ingest_or_refuse("jsonl", path, Path(name) / "out" / "corpus.parquet")
+        assert isinstance(message, str)
+        field = ("prompt", "response")[column]
+        assert f"line {row + 1}: field '{field}' holds a lone surrogate" in message, message
+
+
+@PROPERTY
+@given(
+    fmt=st.sampled_from(["csv", "jsonl"]),
+    rows=st.lists(
+        st.tuples(USABLE, st.one_of(USABLE, st.text(st.sampled_from(WHITESPACE), max_size=5))),
+        min_size=1,
+        max_size=5,
+    ),
+)
+def test_keep_stores_a_whitespace_only_response_as_empty(fmt, rows):
+    with tempfile.TemporaryDirectory() as name:
+        path = Path(name) / f"in.{fmt}"
+        write_table(fmt, path, ["prompt", "response"], rows, "utf-8")
+        out = Path(name) / "out" / "corpus.parquet"
+        corpus = ingest_or_refuse(fmt, path, out, empty_responses="keep")
+        assert not isinstance(corpus, str), corpus
+        expected = [(p, r if usable(r) else "") for p, r in rows]
+        assert list(zip(corpus["prompt"], corpus["response"])) == expected
