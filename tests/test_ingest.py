@@ -605,3 +605,24 @@ def test_json_python_cannot_hold_in_a_json_file_names_the_file(tmp_path, value, 
     gen = tmp_path / "gen.json"
     gen.write_text(f'[{{"context": "a", "gen_response": ["b", {value}]}}]')
     expect_error(tmp_path, corpus_config("diasafety_generations", gen), "gen.json", fragment)
+
+
+@pytest.mark.parametrize("line", ["[1, 2]", '"a, b"', "null", "3"])
+def test_a_jsonl_line_that_is_not_an_object_is_refused_with_its_line(tmp_path, line):
+    path = tmp_path / "d.jsonl"
+    path.write_text(f'{{"prompt": "a", "response": "b"}}\n{line}\n')
+    expect_error(tmp_path, corpus_config("jsonl", path), "d.jsonl: line 2: expected a JSON object")
+
+
+@pytest.mark.parametrize("line_end", ["\n", "\r\n", "\r"])
+def test_csv_line_ends_lf_crlf_and_cr_are_read_alike(tmp_path, line_end):
+    path = tmp_path / "d.csv"
+    path.write_bytes(line_end.join(["prompt,response", "a,b", 'c,"d\ne"', ""]).encode())
+    df = ingest(corpus_config("csv", path))
+    assert df["response"].tolist() == ["b", "d\ne"]
+
+
+def test_jsonl_with_crlf_line_ends_is_read(tmp_path):
+    path = tmp_path / "d.jsonl"
+    path.write_bytes(b'{"prompt": "a", "response": "b"}\r\n{"prompt": "c", "response": "d"}\r\n')
+    assert ingest(corpus_config("jsonl", path))["response"].tolist() == ["b", "d"]
