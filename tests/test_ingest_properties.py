@@ -281,7 +281,7 @@ def test_a_column_or_key_named_twice_is_refused_naming_it(fmt, name, rows):
         message = ingest_or_refuse(fmt, path, Path(folder) / "out" / "corpus.parquet")
         assert isinstance(message, str)
         assert "line 1" in message and "twice" in message, message
-        assert repr(name) in message or name in {"prompt", "response"}, message
+        assert repr(name) in message, message
 
 
 @PROPERTY

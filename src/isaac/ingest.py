@@ -262,10 +262,11 @@ def _constant(name: str):
     raise _Refused(f"{name} is not JSON (a number must be finite)")
 
 
-def _integer(digits: str) -> int:
-    if len(digits.lstrip("-")) > sys.get_int_max_str_digits():
-        raise _Refused(f"a number of {len(digits.lstrip('-'))} digits")
-    return int(digits)
+def _integer(text: str) -> int:
+    digits, limit = len(text.lstrip("-")), sys.get_int_max_str_digits()  # 0: no limit
+    if limit and digits > limit:
+        raise _Refused(f"a number of {digits} digits (Python reads at most {limit})")
+    return int(text)
 
 
 def _key_twice(value) -> str | None:
