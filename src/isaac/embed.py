@@ -19,8 +19,8 @@ Shards (``embed.shards``, the neural and static encoders): the distinct texts ar
 fixed plan of batches, longest texts first; shard i of N encodes every N-th batch from the i-th
 (``--shard i --shards N``) and ``--gather`` assembles the shard files. Every batch is the same
 call whether sharded or not, so the gathered file equals the unsharded one byte for byte (a
-shard past the last batch encodes nothing and is gathered as such). TF-IDF
-is fitted on the whole corpus at once and is never sharded.
+shard past the last batch encodes nothing and is gathered as such). TF-IDF is fitted on the
+whole corpus at once and is never sharded.
 """
 
 from __future__ import annotations
