@@ -109,13 +109,12 @@ if not jsonschema.Draft202012Validator(_NAME_SCHEMA).is_valid(encoder_name()):
         f"the folder name {encoder_name()!r} names the embeddings file and is not a plain "
         "file name (letters, digits, _ . -, at most 100 characters); set embed.name",
     )
-if config["judge"]["from"] and (
-    Path(config["judge"]["from"]).resolve() == Path(RESULTS, "judge").resolve()
-):
+_JUDGE_FROM = Path(config["judge"]["from"] or "/").resolve()
+if Path(RESULTS).resolve() in (_JUDGE_FROM, *_JUDGE_FROM.parents):
     refuse(
         "judge.from",
-        f"{config['judge']['from']!r} is this corpus's own judge folder, where the judges "
-        "are copied to; name another corpus's results/{name}/judge",
+        f"{config['judge']['from']!r} lies in this corpus's own results ({RESULTS}), where "
+        "the judges are copied to; name another corpus's results/{name}/judge",
     )
 _MISSING_BASELINES = [
     m for m in config["summary"]["baselines"] if m not in config["sweep"]["methods"]

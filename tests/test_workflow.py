@@ -164,6 +164,7 @@ def tiny_with(workdir: Path, layer: str) -> tuple[Path, Path]:
         ("summary: {baselines: [isaac]}", "summary.baselines"),
         ("judge: {from: results/tiny/judge}", "judge.from"),
         ("judge: {from: ./results/tiny/judge/}", "judge.from"),
+        ("judge: {from: results/tiny/judge/heldout}", "judge.from"),
         ('judge: {from: "elsewhere/{corpus}/judge"}', "judge.from"),
     ],
 )
