@@ -1,11 +1,20 @@
 """ISAAC: sample training targets from the head of a corpus's long tail, train, evaluate."""
 
+import sys
 from pathlib import Path
 
+from snakemake.exceptions import WorkflowError
 from snakemake.utils import min_version, validate
 
 min_version("9.0")
 
+# The package's source folder, for the rules' helpers and the config checks below.
+sys.path.insert(0, str(Path(workflow.basedir) / "src"))
+from isaac.workflow_config import (  # noqa: E402
+    refuse_duplicate_keys,
+    refuse_non_finite,
+    refuse_schema_error,
+)
 
 # The defaults of config/schema.yaml are the base of every run. Without --configfile the demo
 # runs; config files given with --configfile are layered on the base alone.
@@ -14,7 +23,16 @@ if not workflow.overwrite_configfiles:
     configfile: Path(workflow.basedir) / "config" / "demo.yaml"
 
 
-validate(config, "config/schema.yaml")
+# A bad config stops here in one line naming the file or key (isaac.workflow_config); an
+# experiment's point checks only its config, which the main workflow derived from these files.
+if workflow.modifier.is_main_snakefile():
+    for path in workflow.configfiles:
+        refuse_duplicate_keys(path)
+refuse_non_finite(config)
+try:
+    validate(config, "config/schema.yaml")
+except WorkflowError as err:
+    refuse_schema_error(err)
 
 
 report: "config/report/workflow.rst"

@@ -5,10 +5,12 @@ import shlex
 import sys
 from pathlib import Path
 
+import jsonschema
+import yaml
 from snakemake.settings.types import DeploymentMethod
 
-# The run ids and method lists are declared once, in the package (src/isaac/runs.py).
-sys.path.insert(0, str(Path(workflow.basedir) / "src"))
+# The run ids and method lists are declared once, in the package (src/isaac/runs.py), on the
+# Snakefile's sys.path.
 from isaac.plots import FIGURES  # noqa: E402
 from isaac.runs import (  # noqa: E402
     GLOBAL_POOL_METHODS,
@@ -23,8 +25,10 @@ from isaac.runs import (  # noqa: E402
     run_ids,
     run_method,
     round_seed,
+    round_seed_clash,
 )
 from isaac.settings import section_settings  # noqa: E402
+from isaac.workflow_config import refuse  # noqa: E402
 
 CORPUS = config["corpus"]["name"]
 RESULTS = f"results/{CORPUS}"
@@ -57,30 +61,76 @@ TRAINED = method_pattern(TRAINED_METHODS)
 # Encoders known by name; any other embed.encoder is a local model folder.
 NAMED_ENCODERS = ("minilm", "tfidf", "model2vec")
 
-# Settings the schema cannot check (each other, the file system): refused before any job runs.
+
+def encoder_name():
+    """The encoder's name in file names: a named encoder, or a model folder's (or embed.name)."""
+    encoder = config["embed"]["encoder"]
+    if encoder in NAMED_ENCODERS:
+        return encoder
+    return config["embed"]["name"] or Path(encoder).name
+
+
+# Settings the schema cannot check (each other, the file system): refused before any job runs,
+# in one line naming the key (isaac.workflow_config.refuse).
 if config["corpus"]["format"] != "demo" and not (
     config["corpus"]["path"] and Path(config["corpus"]["path"]).exists()
 ):
-    raise ValueError(
-        f"corpus.path: {config['corpus']['path']!r} does not exist (relative paths are read "
-        f"from {Path.cwd()}); format {config['corpus']['format']} reads its data there"
+    refuse(
+        "corpus.path",
+        f"{config['corpus']['path']!r} does not exist (relative paths are read from "
+        f"{Path.cwd()}); format {config['corpus']['format']} reads its data there",
     )
+for _section, _key in ("corpus", "path"), ("embed", "encoder"), ("judge", "from"):
+    _value = config[_section][_key] or ""
+    if "{" in _value or "}" in _value:
+        refuse(
+            f"{_section}.{_key}",
+            f"{_value!r} holds a brace, which Snakemake reads as a wildcard in the "
+            "job's files and settings; rename the file or folder",
+        )
 if (
     config["embed"]["encoder"] not in NAMED_ENCODERS
     and not Path(config["embed"]["encoder"]).is_dir()
 ):
-    raise ValueError(
-        f"embed.encoder: {config['embed']['encoder']!r} is neither one of "
-        f"{', '.join(NAMED_ENCODERS)} nor a model folder"
+    refuse(
+        "embed.encoder",
+        f"{config['embed']['encoder']!r} is neither one of "
+        f"{', '.join(NAMED_ENCODERS)} nor a model folder",
+    )
+# A model folder's name names the embeddings file unless embed.name does: it must be a name
+# embed.name could hold (the schema's rule for it).
+_NAME_SCHEMA = yaml.safe_load(
+    Path(workflow.basedir, "config", "schema.yaml").read_text()
+)
+_NAME_SCHEMA = _NAME_SCHEMA["properties"]["embed"]["properties"]["name"]
+if not jsonschema.Draft202012Validator(_NAME_SCHEMA).is_valid(encoder_name()):
+    refuse(
+        "embed.encoder",
+        f"the folder name {encoder_name()!r} names the embeddings file and is not a plain "
+        "file name (letters, digits, _ . -, at most 100 characters); set embed.name",
+    )
+_JUDGE_FROM = Path(config["judge"]["from"] or "/").resolve()
+if Path(RESULTS).resolve() in (_JUDGE_FROM, *_JUDGE_FROM.parents):
+    refuse(
+        "judge.from",
+        f"{config['judge']['from']!r} lies in this corpus's own results ({RESULTS}), where "
+        "the judges are copied to; name another corpus's results/{name}/judge",
     )
 _MISSING_BASELINES = [
     m for m in config["summary"]["baselines"] if m not in config["sweep"]["methods"]
 ]
 if _MISSING_BASELINES:
-    raise ValueError(
-        f"summary.baselines: {', '.join(_MISSING_BASELINES)} not in sweep.methods; "
-        "every method is compared with these, so the sweep must run them"
+    refuse(
+        "summary.baselines",
+        f"{', '.join(_MISSING_BASELINES)} not in sweep.methods; "
+        "every method is compared with these, so the sweep must run them",
     )
+_ROUNDS = max(
+    [config["train"]["rounds"], *config["experiments"]["tempering"]["rounds"]]
+)
+_SEED_CLASH = round_seed_clash(config["sweep"]["seeds"], _ROUNDS)
+if _SEED_CLASH:
+    refuse("sweep.seeds", f"{_SEED_CLASH}, with {_ROUNDS} tempering rounds")
 
 
 def res(*parts):

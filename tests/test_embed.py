@@ -129,6 +129,19 @@ def test_three_gathered_shards_equal_the_unsharded_file_byte_for_byte(tmp_path):
     assert not (tmp_path / "bad.npz").exists()
 
 
+def test_more_shards_than_batches_gather_the_unsharded_file(tmp_path):
+    path = corpus(tmp_path)
+    config = embed_config(batch_size=64)
+    embed_cli(path, tmp_path / "whole.npz", config=config)
+    shards = [tmp_path / "shards" / f"{i}.npz" for i in range(4)]
+    for i, shard in enumerate(shards):
+        embed_cli(path, shard, "--shard", str(i), "--shards", "4", config=config)
+    empty = [shard for shard in shards if not len(embed.load_shard(shard)[0])]
+    assert len(empty) >= 2  # at most 70 distinct texts: 2 batches of 64
+    embed_cli(path, tmp_path / "gathered.npz", "--gather", *map(str, shards), config=config)
+    assert (tmp_path / "gathered.npz").read_bytes() == (tmp_path / "whole.npz").read_bytes()
+
+
 def test_tfidf_cannot_be_sharded(tmp_path):
     path = corpus(tmp_path)
     with pytest.raises(InputError, match="tfidf is fitted on the whole corpus"):

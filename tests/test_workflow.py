@@ -125,34 +125,101 @@ def tiny_with(workdir: Path, layer: str) -> tuple[Path, Path]:
 @pytest.mark.parametrize(
     "layer, key",
     [
-        ("sweep: {taus: [-1.0]}", "['sweep']['taus']"),
-        ("sweep: {taus: [0]}", "['sweep']['taus']"),
-        ("sweep: {ms: [0]}", "['sweep']['ms']"),
-        ("sweep: {seeds: []}", "['sweep']['seeds']"),
-        ("sweep: {taus: []}", "['sweep']['taus']"),
-        ("sweep: {ms: []}", "['sweep']['ms']"),
-        ("sweep: {methods: []}", "['sweep']['methods']"),
-        ("sweep: {methods: [isaac, best]}", "['sweep']['methods']"),
-        ("neighbours: {k: 0}", "['neighbours']['k']"),
-        ("neighbours: {index: annoy}", "['neighbours']['index']"),
-        ("assess: {assessor: kmeans}", "['assess']['assessor']"),
-        ("assess: {eps_quantile: 1.5}", "['assess']['eps_quantile']"),
+        ("sweep: {taus: [-1.0]}", "sweep.taus[0]"),
+        ("sweep: {taus: [0]}", "sweep.taus[0]"),
+        ("sweep: {taus: [1.0e+20]}", "sweep.taus[0]"),
+        ("sweep: {taus: [.inf]}", "sweep.taus[0]"),
+        ("sweep: {taus: [1.0, .nan]}", "sweep.taus[1]"),
+        ("sweep: {taus: [1, 1.0]}", "sweep.taus"),
+        ("sweep: {ms: [0]}", "sweep.ms[0]"),
+        ("sweep: {seeds: []}", "sweep.seeds"),
+        ("sweep: {seeds: [-1]}", "sweep.seeds[0]"),
+        ("sweep: {seeds: [4294967296]}", "sweep.seeds[0]"),
+        ("sweep: {seeds: [0, 1, 0]}", "sweep.seeds"),
+        ("sweep: {seeds: [0, 1000]}\ntrain: {rounds: 2}", "sweep.seeds: seeds 0 and 1000"),
+        ("sweep: {seeds: [4294967000]}\ntrain: {rounds: 2}", "sweep.seeds: seed 4294967000"),
+        (
+            "sweep: {seeds: [0, 2000]}\nexperiments: {tempering: {rounds: [3]}}",
+            "sweep.seeds: seeds 0 and 2000",
+        ),
+        ("sweep: {taus: []}", "sweep.taus"),
+        ("sweep: {ms: []}", "sweep.ms"),
+        ("sweep: {methods: []}", "sweep.methods"),
+        ("sweep: {methods: [isaac, best]}", "sweep.methods[1]"),
+        ("sweep: {methods: [raw, sft, raw]}", "sweep.methods"),
+        ("corpus: {demo: {seed: -1}}", "corpus.demo.seed"),
+        ("judge: {cross_encoder: {seed: 4294967296}}", "judge.cross_encoder.seed"),
+        ("neighbours: {k: 0}", "neighbours.k"),
+        ("neighbours: {index: annoy}", "neighbours.index"),
+        ("assess: {assessor: kmeans}", "assess.assessor"),
+        ("assess: {eps_quantile: 1.5}", "assess.eps_quantile"),
         ("embed: {encoder: no-such-encoder}", "embed.encoder"),
         ("corpus: {format: jsonl, path: no/such/file.jsonl}", "corpus.path"),
-        ("corpus: {name: ..}", "['corpus']['name']"),
-        ("corpus: {name: .}", "['corpus']['name']"),
-        ("corpus: {name: .hidden}", "['corpus']['name']"),
-        ("corpus: {pollute: {rate: 1.0}}", "['corpus']['pollute']['rate']"),
-        ("corpus: {fields: {label: ''}}", "['corpus']['fields']['label']"),
-        ("summary: {baselines: [isaac]}", "['summary']['baselines']"),
+        ("corpus: {name: ..}", "corpus.name"),
+        ("corpus: {name: .}", "corpus.name"),
+        ("corpus: {name: .hidden}", "corpus.name"),
+        ('corpus: {name: "tiny\\n"}', "corpus.name"),
+        (f"corpus: {{name: {'a' * 300}}}", "corpus.name"),
+        ("corpus: {pollute: {rate: 1.0}}", "corpus.pollute.rate"),
+        ("corpus: {fields: {label: ''}}", "corpus.fields.label"),
+        ("summary: {baselines: [isaac]}", "summary.baselines"),
+        ("judge: {from: results/tiny/judge}", "judge.from"),
+        ("judge: {from: ./results/tiny/judge/}", "judge.from"),
+        ("judge: {from: results/tiny/judge/heldout}", "judge.from"),
+        ('judge: {from: "elsewhere/{corpus}/judge"}', "judge.from"),
     ],
 )
 def test_bad_settings_are_refused_before_any_job_with_the_key(tmp_path, layer, key):
     proc = snakemake(tmp_path, "--dry-run", configfiles=tiny_with(tmp_path, layer), check=False)
     output = proc.stdout + proc.stderr
-    assert proc.returncode != 0, output
-    assert key in output, output
+    assert proc.returncode == 2, output
+    (line,) = [line for line in output.splitlines() if line.startswith("error: ")]
+    assert line.startswith(f"error: {key}"), output
+    assert "Traceback" not in output, output
     assert not (tmp_path / "results").exists()
+
+
+def test_an_encoder_folder_whose_name_cannot_name_a_file_is_refused(tmp_path):
+    braces, space = tmp_path / "models" / "mini{lm}", tmp_path / "models" / "mini lm"
+    for folder in braces, space:
+        folder.mkdir(parents=True)
+    layers = tiny_with(tmp_path, f"embed: {{encoder: {json.dumps(str(braces))}}}")
+    proc = snakemake(tmp_path, "--dry-run", configfiles=layers, check=False)
+    assert proc.returncode == 2
+    assert f"error: embed.encoder: '{braces}' holds a brace" in proc.stderr
+    layers = tiny_with(tmp_path, f"embed: {{encoder: {json.dumps(str(space))}}}")
+    proc = snakemake(tmp_path, "--dry-run", configfiles=layers, check=False)
+    assert proc.returncode == 2
+    assert "error: embed.encoder: the folder name 'mini lm' names the embeddings" in proc.stderr
+    # embed.name names the file instead: planned
+    layers = tiny_with(tmp_path, f"embed: {{encoder: {json.dumps(str(space))}, name: minilm2}}")
+    proc = snakemake(tmp_path, "--dry-run", configfiles=layers)
+    assert f"{TINY}/embeddings/minilm2.npz" in proc.stdout
+    assert not (tmp_path / "results").exists()
+
+
+def test_a_config_file_that_gives_a_key_twice_is_refused_naming_it(tmp_path):
+    layer = tmp_path / "layer.yaml"
+    layer.write_text("sweep: {seeds: [0]}\ntrain: {epochs: 1}\nsweep: {seeds: [1]}\n")
+    proc = snakemake(tmp_path, "--dry-run", configfiles=(TINY_CONFIG, layer), check=False)
+    assert proc.returncode == 2, proc.stdout + proc.stderr
+    message = f"error: {layer}: line 3: key 'sweep' given again (first on line 1)"
+    assert message in proc.stderr.splitlines()[-1], proc.stderr
+    assert not (tmp_path / "results").exists()
+
+
+@pytest.mark.parametrize("content", ["", "- a list\n", None], ids=["empty", "list", "missing"])
+def test_a_config_file_snakemake_cannot_read_stops_it_before_the_workflow(tmp_path, content):
+    """Snakemake reads --configfile before the Snakefile runs, so its own message stands."""
+    layer = tmp_path / "layer.yaml"
+    if content is not None:
+        layer.write_text(content)
+    proc = snakemake(tmp_path, "--dry-run", configfiles=(TINY_CONFIG, layer), check=False)
+    assert proc.returncode == 1
+    output = proc.stdout + proc.stderr
+    expected = "with keys at top level" if content is not None else f"'{layer}'"
+    assert expected in output, output
+    assert not (tmp_path / "results").exists() and not (tmp_path / ".snakemake").exists()
 
 
 def test_embed_shards_are_separate_jobs_gathered_into_the_embeddings_file(tmp_path):

@@ -1,14 +1,6 @@
 """Input functions of rules/sample.smk."""
 
 
-def encoder_name():
-    """The encoder's name in file names: a named encoder, or a model folder's (or embed.name)."""
-    encoder = config["embed"]["encoder"]
-    if encoder in NAMED_ENCODERS:
-        return encoder
-    return config["embed"]["name"] or Path(encoder).name
-
-
 def encoder_folder():
     """The distilled folder the embed job reads (encoder model2vec), else no input."""
     return (

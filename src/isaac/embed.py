@@ -18,8 +18,9 @@ term, e.g. an empty string) stays the zero vector: cosine 0 to everything, dista
 Shards (``embed.shards``, the neural and static encoders): the distinct texts are encoded in a
 fixed plan of batches, longest texts first; shard i of N encodes every N-th batch from the i-th
 (``--shard i --shards N``) and ``--gather`` assembles the shard files. Every batch is the same
-call whether sharded or not, so the gathered file equals the unsharded one byte for byte. TF-IDF
-is fitted on the whole corpus at once and is never sharded.
+call whether sharded or not, so the gathered file equals the unsharded one byte for byte (a
+shard past the last batch encodes nothing and is gathered as such). TF-IDF is fitted on the
+whole corpus at once and is never sharded.
 """
 
 from __future__ import annotations
@@ -286,7 +287,8 @@ def gather_shards(
                 f"{name}: not shard {shard} of {len(parts)} of this corpus's texts "
                 "(a stale shard: rerun its job)"
             )
-        out[index] = vectors
+        if len(index):  # a shard past the plan's last batch (shards > batches) holds none
+            out[index] = vectors
     return out
 
 

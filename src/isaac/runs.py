@@ -31,9 +31,32 @@ RUN = "{method}/tau{tau}-m{m}-seed{seed}"
 ROUND_SEED_STEP = 1000
 
 
+# The largest seed a run can use: training seeds numpy's legacy generator, which takes 32 bits.
+SEED_MAX = 2**32 - 1
+
+
 def round_seed(seed: int, round_: int) -> int:
     """The sampling seed of a run's round (round 1 = the run's own targets)."""
     return int(seed) + ROUND_SEED_STEP * (int(round_) - 1)
+
+
+def round_seed_clash(seeds, rounds: int) -> str | None:
+    """Why the sweep's seeds cannot each temper over `rounds` rounds on draws of their own (a
+    later round's seed is another run's seed, or above SEED_MAX), or None when they can."""
+    seeds = sorted(set(seeds))
+    for low in seeds:
+        for high in seeds:
+            step, rest = divmod(high - low, ROUND_SEED_STEP)
+            if high > low and rest == 0 and step < rounds:
+                return (
+                    f"seeds {low} and {high}: round {step + 1} of seed {low} would train on the "
+                    f"targets of seed {high} (round r samples with seed + "
+                    f"{ROUND_SEED_STEP} (r - 1))"
+                )
+    last = round_seed(seeds[-1], rounds)
+    if last > SEED_MAX:
+        return f"seed {seeds[-1]}: round {rounds} would sample with seed {last}, above {SEED_MAX}"
+    return None
 
 
 def method_pattern(methods) -> str:
