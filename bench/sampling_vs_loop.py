@@ -17,7 +17,7 @@ ratios (loop seconds / stages seconds), recorded with the config layers, encoder
 eps_quantile and k. Each repetition also runs the three stages' ``main`` in this process with
 the same arguments (modules imported beforehand): the stages' own work without interpreter
 start-ups and imports, recorded beside the key (``in_process_s``). ``--record`` also rewrites
-the key's per-repetition table docs/benchmarks/{key}.csv (bench/tables.py).
+the per-repetition tables docs/benchmarks/{key}.csv of the keys bench/tables.py lists.
 
     .venv/bin/python bench/sampling_vs_loop.py --configfile config/diasafety.yaml \
         --key sampling_vs_loop_default --repeats 5 --record
@@ -287,14 +287,21 @@ def loop_settings(jobs: list[StageJob], directory: Path) -> dict:
     }
 
 
-def recorded_groups(jobs: list[StageJob]) -> dict:
-    """The statistics the assess stage wrote (its --stats): encoder, k, the eps it used."""
-    return json.loads(Path(jobs[1].option("--stats")).read_text())
+def checked_groups(stats_path, loop_eps: float) -> dict:
+    """The statistics the assess stage wrote (encoder, k, the eps it used), once the loop's eps
+    is found equal to the stage's: otherwise the ratio would compare different work."""
+    groups = json.loads(Path(stats_path).read_text())
+    if not np.isclose(loop_eps, groups["eps"], rtol=EPS_RTOL, atol=0.0):
+        raise RuntimeError(
+            f"{stats_path}: the assess stage used eps {groups['eps']!r}, the loop {loop_eps!r}; "
+            "the ratio would compare different work"
+        )
+    return groups
 
 
 def side_by_side(jobs: list[StageJob], directory: Path, repeats: int) -> dict:
-    """Alternate stages and loop `repeats` times (the order flips every repetition). The loop's
-    eps must equal the eps the stages recorded, or the ratio compares different work."""
+    """Alternate stages and loop `repeats` times (the order flips every repetition), the loop's
+    eps checked against the stages' every time."""
     settings = loop_settings(jobs, directory)
     for job in jobs:
         importlib.import_module(job.module)
@@ -310,12 +317,7 @@ def side_by_side(jobs: list[StageJob], directory: Path, repeats: int) -> dict:
                 with threadpool_limits(1):
                     _, eps = per_query_loop(**settings)
                 loop_s.append(time.perf_counter() - start)
-        groups = recorded_groups(jobs)
-        if not np.isclose(eps, groups["eps"], rtol=EPS_RTOL, atol=0.0):
-            raise RuntimeError(
-                f"{jobs[1].option('--stats')}: the assess stage used eps {groups['eps']!r}, "
-                f"the loop {eps!r}; the ratio would compare different work"
-            )
+        groups = checked_groups(jobs[1].option("--stats"), eps)
     ratios = np.array(loop_s) / np.array(stages_s)
     return {
         "stages_s": [round(s, 3) for s in stages_s],

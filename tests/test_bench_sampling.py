@@ -82,6 +82,14 @@ def test_per_query_loop_computes_the_eps_rule_as_the_assess_stage_does(tmp_path)
         assert eps == pytest.approx(eps_from_quantile(responses, pools, quantile), rel=1e-9)
 
 
+def test_a_loop_eps_other_than_the_recorded_one_stops_the_benchmark(tmp_path):
+    stats = tmp_path / "dbscan.json"
+    stats.write_text(json.dumps({"eps": 0.5, "encoder": "tfidf", "k": 20}))
+    assert sampling_vs_loop.checked_groups(stats, 0.5 * (1 + 1e-12))["encoder"] == "tfidf"
+    with pytest.raises(RuntimeError, match="used eps 0.5, the loop 0.50000"):
+        sampling_vs_loop.checked_groups(stats, 0.5 * (1 + 1e-7))
+
+
 def test_in_folder_moves_outputs_and_logs_in_every_command_that_names_them(tmp_path):
     first = sampling_vs_loop.StageJob(
         "neighbours",
