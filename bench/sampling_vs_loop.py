@@ -107,6 +107,7 @@ class StageJob:
         raise KeyError(f"{self.rule} command has no {name}")
 
     def config(self) -> dict:
+        """The stage's settings, as the rule passed them (its --config JSON)."""
         return json.loads(self.option("--config"))
 
 
