@@ -8,6 +8,7 @@ oracle safe rate of the isaac targets (labels used only to report), with the tim
 from __future__ import annotations
 
 import argparse
+import importlib
 import json
 import os
 import shlex
@@ -24,7 +25,62 @@ sys.path.insert(0, str(REPO / "src"))
 from isaac.embed import load_embeddings  # noqa: E402
 from isaac.neighbours import hnsw_neighbours, top_k_neighbours  # noqa: E402
 from record import record  # noqa: E402
-from sampling_vs_loop import run_stages, stage_commands  # noqa: E402
+
+
+def stage_commands(corpus, embeddings, workdir, k, eps, index, seed) -> list[list[str]]:
+    """The neighbours, assess and sample (method isaac, tau 1, m 1) stages' arguments at this k,
+    fixed eps and index, each stage's module first, with every output in `workdir`."""
+    work = Path(workdir)
+    neighbours, groups, stats = (
+        work / name for name in ("neighbours.parquet", "groups.parquet", "groups.json")
+    )
+    assess_config = {
+        "assessor": "dbscan",
+        "eps": eps,
+        "eps_quantile": None,
+        "fuzzy_threshold": None,
+        "pool": "neighbours",
+    }
+    sample_config = {"group_size": "members", "head_shortcut": "strict", "top_k_groups": 10}
+    return [
+        [
+            "isaac.neighbours",
+            f"--embeddings={embeddings}",
+            "--config",
+            json.dumps({"index": index, "k": k}),
+            "--threads=2",
+            f"--out={neighbours}",
+        ],
+        [
+            "isaac.assess",
+            f"--corpus={corpus}",
+            f"--neighbours={neighbours}",
+            f"--embeddings={embeddings}",
+            "--likelihood=",
+            "--config",
+            json.dumps(assess_config),
+            "--threads=2",
+            f"--out={groups}",
+            f"--stats={stats}",
+        ],
+        [
+            "isaac.sample",
+            f"--corpus={corpus}",
+            f"--groups={groups}",
+            f"--groups-stats={stats}",
+            *("--method", "isaac", "--tau", "1.0", "--m", "1", "--seed", str(seed)),
+            "--config",
+            json.dumps(sample_config),
+            f"--out={work / 'targets.parquet'}",
+            f"--stats={work / 'targets.json'}",
+        ],
+    ]
+
+
+def run_stages(commands: list[list[str]]) -> None:
+    """Call each stage's main here with its arguments, in turn."""
+    for module, *argv in commands:
+        importlib.import_module(module).main(argv)
 
 
 def recall_at_k(approx: np.ndarray, exact: np.ndarray) -> float:

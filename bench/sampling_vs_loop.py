@@ -1,250 +1,383 @@
-"""The sampling stages as the workflow runs them against a straightforward per-query loop.
+"""The sampling stages as a config's workflow runs them against a straightforward per-query loop.
 
-Stages: three processes, ``python -m isaac.neighbours``, ``isaac.assess`` and ``isaac.sample``
-(one method), with the commands and settings the rules pass, Parquet I/O included. Loop:
-in this process, for each train example one neighbour query (cosine against every prompt,
-top-k), one scikit-learn DBSCAN on the k responses, the K largest groups, a sharpened draw.
-Both run side by side, alternating, several times; the key ``sampling_vs_loop`` is the median
-of the per-repetition ratios (loop seconds / stages seconds). Each repetition also runs the
-three stages' ``main`` in this process (modules imported beforehand): the stages' own work
-without interpreter start-ups and imports, recorded beside the key (``in_process_s``).
-``--record`` also rewrites the per-repetition table docs/benchmarks/sampling_vs_loop.csv
-(bench/tables.py).
+The run's targets are first built with Snakemake (`snakemake --cores 2 results/{corpus}/targets/
+{method}/tau{tau}-m{m}-seed{seed}.parquet` with the given config layers); then the neighbours,
+assess and sample commands are taken from a dry run (`snakemake -n -p --forcerun neighbours
+assess sample`), each with its rule's threads, and run with their outputs and logs in a
+temporary folder, so the workflow's results are never touched.
 
-    .venv/bin/python bench/sampling_vs_loop.py --corpus results/diasafety/corpus.parquet \
-        --embeddings results/diasafety/embeddings/minilm.npz --repeats 5 --record
+Stages: those three commands, three processes with their Parquet I/O, in the working directory
+Snakemake ran in, with the thread variables Snakemake sets to each rule's threads. Loop: in this
+process, for each train example one neighbour query (cosine against every prompt, top-k), one
+scikit-learn DBSCAN on the k responses, the K largest groups, a sharpened draw; k, K, eps and
+the run from the parsed commands. Under the label-free eps rule (`assess.eps_quantile`) the loop
+computes eps itself, plainly, and checks it against the eps the assess stage recorded. Both run
+side by side, alternating, several times; the key (`--key`) is the median of the per-repetition
+ratios (loop seconds / stages seconds), recorded with the config layers, encoder, eps,
+eps_quantile and k. Each repetition also runs the three stages' ``main`` in this process with
+the same arguments (modules imported beforehand): the stages' own work without interpreter
+start-ups and imports, recorded beside the key (``in_process_s``). ``--record`` also rewrites
+the per-repetition tables docs/benchmarks/{key}.csv of the keys bench/tables.py lists.
+
+    .venv/bin/python bench/sampling_vs_loop.py --configfile config/diasafety.yaml \
+        --key sampling_vs_loop_default --repeats 5 --record
+    .venv/bin/python bench/sampling_vs_loop.py --configfile config/diasafety.yaml \
+        config/diasafety-minilm.yaml --key sampling_vs_loop_minilm --repeats 5 --record
 """
 
 from __future__ import annotations
 
 import argparse
+import contextlib
 import importlib
 import json
 import os
+import re
 import shlex
 import subprocess
 import sys
 import tempfile
 import time
+from collections.abc import Sequence
+from dataclasses import dataclass, replace
 from pathlib import Path
 
 import numpy as np
 import pandas as pd
+import yaml
 from threadpoolctl import threadpool_limits
 
 REPO = Path(__file__).resolve().parents[1]
 sys.path.insert(0, str(REPO / "bench"))
-from bench_sample import pool_targets  # noqa: E402
+sys.path.insert(0, str(REPO / "src"))
+from bench_sample import pool_targets, schema_default  # noqa: E402
+from isaac.assess import eps_rule_pools, nearest_distinct_sq  # noqa: E402
+from isaac.cli import run as run_cli  # noqa: E402
+from isaac.io import InputError  # noqa: E402
+from isaac.runs import GLOBAL_POOL_METHODS, GROUP_METHODS, RUN, Run, fmt_tau  # noqa: E402
 from record import record  # noqa: E402
 from tables import write_tables  # noqa: E402
 
+STAGES = ("neighbours", "assess", "sample")
+# Snakemake sets these to a job's threads
+THREAD_VARIABLES = ("OMP_NUM_THREADS", "OPENBLAS_NUM_THREADS", "MKL_NUM_THREADS")
+SNAKEMAKE = Path(sys.executable).with_name("snakemake")
+EPS_RTOL = 1e-9
+# the methods that draw from the groups of each example's neighbour pool
+POOL_GROUP_METHODS = [m for m in GROUP_METHODS if m not in GLOBAL_POOL_METHODS]
 
-def stage_commands(
-    corpus,
-    embeddings,
-    workdir,
-    k=150,
-    eps=0.75,
-    index="exact",
-    method="isaac",
-    tau=1.0,
-    m=1,
-    seed=0,
-    top_k=10,
-) -> list[list[str]]:
-    """The neighbours, assess and sample commands of rules/sample.smk for one run (the same
-    config slices as `snakemake -n -p --configfile config/diasafety.yaml` prints)."""
-    work = Path(workdir)
-    neighbours, groups = work / "neighbours.parquet", work / "groups.parquet"
-    python = [sys.executable, "-m"]
-    assess_config = {
-        "assessor": "dbscan",
-        "eps": eps,
-        "eps_quantile": None,
-        "fuzzy_threshold": None,
-        "pool": "neighbours",
-    }
-    sample_config = {"group_size": "members", "head_shortcut": "strict", "top_k_groups": top_k}
+
+@dataclass(frozen=True)
+class StageJob:
+    """One job of a dry run: its rule, shell command, output and log files, threads."""
+
+    rule: str
+    command: str
+    outputs: tuple[str, ...]
+    log: str
+    threads: int
+
+    def words(self) -> list[str]:
+        """The command's words without the environment assignments and the log redirect."""
+        words = shlex.split(self.command)
+        while re.fullmatch(r"[A-Za-z_][A-Za-z0-9_]*=.*", words[0]):
+            words.pop(0)
+        return words[: words.index(">")] if ">" in words else words
+
+    @property
+    def module(self) -> str:
+        """The stage's module (the command runs `python -m <module>`)."""
+        words = self.words()
+        return words[words.index("-m") + 1]
+
+    @property
+    def argv(self) -> list[str]:
+        """The arguments the command passes to the stage's main."""
+        words = self.words()
+        return words[words.index("-m") + 2 :]
+
+    def option(self, name: str) -> str:
+        """The value of `--name value` or `--name=value` in the stage's arguments."""
+        argv = self.argv
+        for i, word in enumerate(argv):
+            if word == name:
+                return argv[i + 1]
+            if word.startswith(name + "="):
+                return word.split("=", 1)[1]
+        raise KeyError(f"{self.rule} command has no {name}")
+
+    def config(self) -> dict:
+        """The stage's settings, as the rule passed them (its --config JSON)."""
+        return json.loads(self.option("--config"))
+
+
+def corpus_name(layers: Sequence[str]) -> str:
+    """corpus.name of the last layer that sets it, else the schema's default."""
+    name = schema_default("corpus", "name")
+    for layer in layers:
+        path = Path(layer)
+        if not path.is_file():
+            raise InputError(f"{layer}: no such config file")
+        name = (yaml.safe_load(path.read_text()) or {}).get("corpus", {}).get("name", name)
+    return name
+
+
+def target(layers: Sequence[str], run: Run) -> str:
+    """The run's targets file, spelled as the rules spell it."""
+    filed = RUN.format(method=run.method, tau=fmt_tau(run.tau), m=run.m, seed=run.seed)
+    return f"results/{corpus_name(layers)}/targets/{filed}.parquet"
+
+
+def snakemake(directory: Path, layers: Sequence[str], *args: str) -> str:
+    """Run this repository's workflow in `directory` with the config layers; its stdout."""
+    command = [
+        str(SNAKEMAKE),
+        "--snakefile",
+        str(REPO / "Snakefile"),
+        "--directory",
+        str(directory),
+        *args,
+        "--configfile",
+        *(str(Path(layer).resolve()) for layer in layers),
+    ]
+    env = {**os.environ, "SLURM_CONF": os.devnull}
+    proc = subprocess.run(command, cwd=directory, env=env, capture_output=True, text=True)
+    if proc.returncode != 0:
+        sys.stderr.write(proc.stdout[-4000:] + proc.stderr[-4000:])
+        raise InputError(f"snakemake {' '.join(args)}: exited {proc.returncode}")
+    return proc.stdout
+
+
+def dry_run_jobs(output: str) -> dict[str, StageJob]:
+    """The jobs of `snakemake -n -p` output by rule, from their `rule`, `output`, `log`,
+    `threads` (1 when not printed) and `Shell command` lines."""
+    jobs = {}
+    for block in re.split(r"^rule ", output, flags=re.M)[1:]:
+        rule = block.split(":", 1)[0]
+        fields = dict(re.findall(r"^    (output|log|threads): (.*)$", block, flags=re.M))
+        shell = re.search(r"^Shell command: (.*)$", block, flags=re.M)
+        if shell is None:
+            continue
+        jobs[rule] = StageJob(
+            rule,
+            shell.group(1),
+            tuple(fields.get("output", "").split(", ")),
+            fields.get("log", ""),
+            int(fields.get("threads", 1)),
+        )
+    return jobs
+
+
+def workflow_jobs(directory: Path, layers: Sequence[str], run: Run) -> list[StageJob]:
+    """Build the run's targets, then the neighbours, assess and sample jobs of a dry run that
+    forces them, in that order."""
+    path = target(layers, run)
+    snakemake(directory, layers, "--cores", "2", path)
+    dry_run = snakemake(directory, layers, path, "--cores", "2", "-n", "-p", "--forcerun", *STAGES)
+    jobs = dry_run_jobs(dry_run)
+    missing = [rule for rule in STAGES if rule not in jobs]
+    if missing:
+        raise InputError(f"assess.pool: the run has no {', '.join(missing)} job")
+    assessor = jobs["assess"].config()["assessor"]
+    if assessor != "dbscan":
+        raise InputError(f"assess.assessor: {assessor}; the loop compares with dbscan only")
+    return [jobs[rule] for rule in STAGES]
+
+
+def in_folder(jobs: list[StageJob], folder: Path) -> list[StageJob]:
+    """The jobs with every output and log file moved under `folder` (same relative paths), in
+    their own commands and in the commands that read them."""
+    moved = {path: str(folder / path) for job in jobs for path in (*job.outputs, job.log) if path}
+
+    def rewrite(command: str) -> str:
+        for old, new in moved.items():
+            pattern = r"(?<=[\s=])" + re.escape(shlex.quote(old)) + r"(?=\s|$)"
+            command = re.sub(pattern, lambda _, new=new: shlex.quote(new), command)
+        return command
+
+    for new in moved.values():
+        Path(new).parent.mkdir(parents=True, exist_ok=True)
     return [
-        [
-            *python,
-            "isaac.neighbours",
-            "--embeddings",
-            str(embeddings),
-            "--config",
-            json.dumps({"index": index, "k": k}),
-            "--threads",
-            str(STAGE_THREADS[0]),
-            "--out",
-            str(neighbours),
-        ],
-        [
-            *python,
-            "isaac.assess",
-            "--corpus",
-            str(corpus),
-            f"--neighbours={neighbours}",
-            f"--embeddings={embeddings}",
-            "--likelihood=",
-            "--config",
-            json.dumps(assess_config),
-            "--threads",
-            str(STAGE_THREADS[1]),
-            "--out",
-            str(groups),
-            "--stats",
-            str(work / "groups.json"),
-        ],
-        [
-            *python,
-            "isaac.sample",
-            "--corpus",
-            str(corpus),
-            f"--groups={groups}",
-            f"--groups-stats={work / 'groups.json'}",
-            "--method",
-            method,
-            "--tau",
-            str(tau),
-            "--m",
-            str(m),
-            "--seed",
-            str(seed),
-            "--config",
-            json.dumps(sample_config),
-            "--out",
-            str(work / "targets.parquet"),
-            "--stats",
-            str(work / "targets.json"),
-        ],
+        replace(
+            job,
+            command=rewrite(job.command),
+            outputs=tuple(moved[path] for path in job.outputs),
+            log=moved.get(job.log, ""),
+        )
+        for job in jobs
     ]
 
 
-# threads of the neighbours, assess and sample rules: Snakemake sets these variables to them
-STAGE_THREADS = (2, 2, 1)
-THREAD_VARIABLES = ("OMP_NUM_THREADS", "OPENBLAS_NUM_THREADS", "MKL_NUM_THREADS")
-
-
-def run_stages(commands: list[list[str]]) -> list[float]:
-    """Seconds of each stage process, run one after the other as Snakemake runs them."""
+def run_stages(jobs: list[StageJob], directory: Path) -> list[float]:
+    """Seconds of each stage's shell command, run one after the other as Snakemake runs them."""
     seconds = []
-    for command, threads in zip(commands, STAGE_THREADS):
-        env = {
-            **os.environ,
-            "PYTHONPATH": str(REPO / "src"),
-            **{name: str(threads) for name in THREAD_VARIABLES},
-        }
+    for job in jobs:
+        env = {**os.environ, **{name: str(job.threads) for name in THREAD_VARIABLES}}
         start = time.perf_counter()
-        subprocess.run(
-            command, check=True, env=env, stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL
-        )
+        subprocess.run(["bash", "-c", job.command], check=True, cwd=directory, env=env)
         seconds.append(time.perf_counter() - start)
     return seconds
 
 
-def run_in_process(commands: list[list[str]]) -> float:
-    """Seconds of the three stages' main functions called here, with each rule's threads."""
+def run_in_process(jobs: list[StageJob], directory: Path) -> float:
+    """Seconds of the three stages' main functions called here with the commands' arguments,
+    each with its rule's threads."""
     start = time.perf_counter()
-    for command, threads in zip(commands, STAGE_THREADS):
-        module = importlib.import_module(command[2])
-        with threadpool_limits(threads):
-            module.main(command[3:])
+    with contextlib.chdir(directory):
+        for job in jobs:
+            module = importlib.import_module(job.module)
+            with threadpool_limits(job.threads):
+                module.main(job.argv)
     return time.perf_counter() - start
 
 
-def per_query_loop(corpus, embeddings, k=150, eps=0.75, tau=1.0, top_k=10, seed=0) -> list[str]:
-    """The baseline, written plainly: per train example a neighbour query, sklearn DBSCAN on
-    the pool's responses, Counter for the K largest groups, the isaac sharpened softmax and a
-    draw. Returns one target id per example."""
+def eps_rule(responses: np.ndarray, pools: list[np.ndarray], quantile: float) -> float:
+    """The label-free eps, plainly: per pool the eps rule reads, each member's distance to its
+    nearest distinct member, then their quantile."""
+    nearest = np.concatenate(
+        [
+            nearest_distinct_sq(responses[pools[q]].astype(np.float64))
+            for q in eps_rule_pools(len(pools))
+        ]
+    )
+    return float(np.quantile(np.sqrt(nearest[np.isfinite(nearest)]), quantile))
+
+
+def per_query_loop(
+    corpus, embeddings, k, eps=None, eps_quantile=None, tau=1.0, m=1, top_k=10, seed=0
+) -> tuple[list[str], float]:
+    """The baseline, written plainly: per train example a neighbour query (descending cosine,
+    ties by row, the query first), then eps (`eps`, or the eps rule on these pools), then per
+    example sklearn DBSCAN on the pool's responses, Counter for the K largest groups, the isaac
+    sharpened softmax and a draw. Returns the targets (m per example) and the eps."""
     table = pd.read_parquet(corpus)
     train_ids = table.loc[table["split"] == "train", "id"].astype(str).to_numpy()
     with np.load(embeddings, allow_pickle=False) as data:
         prompts, responses = data["prompts"], data["responses"]
-    rng = np.random.default_rng(seed)
-    targets = []
-    for q in range(len(prompts)):
+    n = len(prompts)
+    k = min(k, n)
+    pools = []
+    for q in range(n):
         sims = prompts @ prompts[q]
         sims[q] = np.inf  # the query first
-        top = np.argpartition(-sims, min(k, len(sims)) - 1)[:k]
-        pool = top[np.argsort(-sims[top], kind="stable")]
-        targets += pool_targets(responses, pool, eps, train_ids, tau, 1, top_k, rng)
-    return targets
+        candidates = np.flatnonzero(sims >= np.partition(sims, n - k)[n - k])
+        pools.append(candidates[np.lexsort((candidates, -sims[candidates]))][:k])
+    if eps is None:
+        eps = eps_rule(responses, pools, eps_quantile)
+    rng = np.random.default_rng(seed)
+    targets = []
+    for pool in pools:
+        targets += pool_targets(responses, pool, eps, train_ids, tau, m, top_k, rng)
+    return targets, eps
 
 
-def side_by_side(corpus, embeddings, repeats: int, **settings) -> dict:
-    """Alternate stages and loop `repeats` times (the order flips every repetition)."""
-    loop_settings = {
-        key: settings[key] for key in ("k", "eps", "tau", "top_k", "seed") if key in settings
+def loop_settings(jobs: list[StageJob], directory: Path) -> dict:
+    """per_query_loop's arguments, from the parsed neighbours, assess and sample commands."""
+    neighbours, assess, sample = jobs
+    assess_config = assess.config()
+    return {
+        "corpus": directory / assess.option("--corpus"),
+        "embeddings": directory / assess.option("--embeddings"),
+        "k": neighbours.config()["k"],
+        "eps": assess_config["eps"],
+        "eps_quantile": assess_config["eps_quantile"],
+        "tau": float(sample.option("--tau")),
+        "m": int(sample.option("--m")),
+        "top_k": sample.config()["top_k_groups"],
+        "seed": int(sample.option("--seed")),
     }
+
+
+def checked_groups(stats_path, loop_eps: float) -> dict:
+    """The statistics the assess stage wrote (encoder, k, the eps it used), once the loop's eps
+    is found equal to the stage's: otherwise the ratio would compare different work."""
+    groups = json.loads(Path(stats_path).read_text())
+    if not np.isclose(loop_eps, groups["eps"], rtol=EPS_RTOL, atol=0.0):
+        raise RuntimeError(
+            f"{stats_path}: the assess stage used eps {groups['eps']!r}, the loop {loop_eps!r}; "
+            "the ratio would compare different work"
+        )
+    return groups
+
+
+def side_by_side(jobs: list[StageJob], directory: Path, repeats: int) -> dict:
+    """Alternate stages and loop `repeats` times (the order flips every repetition), the loop's
+    eps checked against the stages' every time."""
+    settings = loop_settings(jobs, directory)
+    for job in jobs:
+        importlib.import_module(job.module)
     stages_s, loop_s, per_stage, in_process_s = [], [], [], []
-    with tempfile.TemporaryDirectory() as workdir:
-        commands = stage_commands(corpus, embeddings, workdir, **settings)
-        sys.path.insert(0, str(REPO / "src"))
-        for command in commands:
-            importlib.import_module(command[2])
-        for rep in range(repeats):
-            in_process_s.append(run_in_process(commands))
-            for which in ("stages", "loop") if rep % 2 == 0 else ("loop", "stages"):
-                if which == "stages":
-                    per_stage.append(run_stages(commands))
-                    stages_s.append(sum(per_stage[-1]))
-                else:
-                    start = time.perf_counter()
-                    with threadpool_limits(1):
-                        per_query_loop(corpus, embeddings, **loop_settings)
-                    loop_s.append(time.perf_counter() - start)
+    for rep in range(repeats):
+        in_process_s.append(run_in_process(jobs, directory))
+        for which in ("stages", "loop") if rep % 2 == 0 else ("loop", "stages"):
+            if which == "stages":
+                per_stage.append(run_stages(jobs, directory))
+                stages_s.append(sum(per_stage[-1]))
+            else:
+                start = time.perf_counter()
+                with threadpool_limits(1):
+                    _, eps = per_query_loop(**settings)
+                loop_s.append(time.perf_counter() - start)
+        groups = checked_groups(jobs[1].option("--stats"), eps)
     ratios = np.array(loop_s) / np.array(stages_s)
     return {
         "stages_s": [round(s, 3) for s in stages_s],
         "per_stage_s": {
-            name: [round(p[i], 3) for p in per_stage]
-            for i, name in enumerate(("neighbours", "assess", "sample"))
+            job.rule: [round(p[i], 3) for p in per_stage] for i, job in enumerate(jobs)
         },
         "loop_s": [round(s, 3) for s in loop_s],
         "ratios": [round(r, 2) for r in ratios],
         "in_process_s": [round(s, 3) for s in in_process_s],
         "median_ratio": float(np.median(ratios)),
-        "commands": [shlex.join(c) for c in commands],
+        "encoder": groups["encoder"],
+        "eps": groups["eps"],
+        "eps_quantile": settings["eps_quantile"],
+        "k": settings["k"],
+        "top_k_groups": settings["top_k"],
     }
 
 
-def main() -> None:
+def main(argv: Sequence[str] | None = None) -> None:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
-    parser.add_argument("--corpus", required=True, help="corpus.parquet")
-    parser.add_argument("--embeddings", required=True, help="embeddings/{encoder}.npz")
-    parser.add_argument("--k", type=int, default=150)
-    parser.add_argument("--eps", type=float, default=0.75)
-    parser.add_argument("--index", default="exact", choices=["exact", "hnsw"])
+    parser.add_argument(
+        "--configfile", nargs="+", required=True, help="config layers, as given to snakemake"
+    )
+    parser.add_argument("--method", default="isaac", choices=POOL_GROUP_METHODS)
+    parser.add_argument("--tau", type=float, default=1.0)
+    parser.add_argument("--m", type=int, default=1)
+    parser.add_argument("--seed", type=int, default=0)
+    parser.add_argument(
+        "--directory", type=Path, default=REPO, help="where Snakemake runs (default: the repo)"
+    )
     parser.add_argument("--key", default="sampling_vs_loop", help="the key in benchmarks.json")
     parser.add_argument("--repeats", type=int, default=3)
     parser.add_argument("--record", action="store_true", help="merge into docs/benchmarks.json")
-    args = parser.parse_args()
-    load = os.getloadavg()
-    result = side_by_side(
-        args.corpus, args.embeddings, args.repeats, k=args.k, eps=args.eps, index=args.index
-    )
-    result["load_average"] = [round(x, 2) for x in load]
+    args = parser.parse_args(argv)
+    directory = args.directory.resolve()
+    jobs = workflow_jobs(directory, args.configfile, Run(args.method, args.tau, args.m, args.seed))
+    load_before = os.getloadavg()
+    with tempfile.TemporaryDirectory() as folder:
+        result = side_by_side(in_folder(jobs, Path(folder)), directory, args.repeats)
+    result["load_average_before"] = [round(x, 2) for x in load_before]
+    result["load_average_after"] = [round(x, 2) for x in os.getloadavg()]
+    result["configfiles"] = list(args.configfile)
+    result["stage_commands"] = [job.command for job in jobs]
     print(json.dumps(result, indent=2))
     if args.record:
         stages, loop = float(np.median(result["stages_s"])), float(np.median(result["loop_s"]))
         record(
             args.key,
-            round(result["median_ratio"], 2),
+            round(result.pop("median_ratio"), 2),
             "x (loop s / stages s)",
             "python " + shlex.join(sys.argv),
             baseline=None,
-            stages_s=result["stages_s"],
-            loop_s=result["loop_s"],
             median_stages_s=stages,
             median_loop_s=loop,
-            per_stage_s=result["per_stage_s"],
-            load_average_before=result["load_average"],
-            in_process_s=result["in_process_s"],
             median_in_process_ratio=round(loop / float(np.median(result["in_process_s"])), 2),
-            stage_commands=result["commands"],
+            **result,
         )
         write_tables()
 
 
 if __name__ == "__main__":
-    main()
+    run_cli(main)
