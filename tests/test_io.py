@@ -1,12 +1,15 @@
-"""Reads that name the rule behind a corrupt intermediate; writes that leave nothing when full."""
+"""Reads that name the rule behind a corrupt intermediate; writes that leave nothing when full
+and give their outputs the modes the umask asks for."""
 
 from __future__ import annotations
 
 import errno
 import json
+import os
 import re
 import resource
 import signal
+import stat
 import subprocess
 import sys
 
@@ -195,3 +198,48 @@ def test_train_rows_keep_the_train_split_in_order_with_text_ids_and_no_missing_t
     write_parquet(corpus.assign(split="test"), tmp_path / "none.parquet")
     with pytest.raises(InputError, match="no rows with split 'train'"):
         train_rows(tmp_path / "none.parquet")
+
+
+@pytest.fixture(params=[0o022, 0o077, 0o002], ids=["umask022", "umask077", "umask002"])
+def umask(request):
+    """The process's umask set to the parameter for the test, then restored."""
+    previous = os.umask(request.param)
+    yield request.param
+    os.umask(previous)
+
+
+def mode(path) -> int:
+    return stat.S_IMODE(os.stat(path).st_mode)
+
+
+@pytest.mark.parametrize(
+    "write",
+    [
+        lambda path: write_parquet(pd.DataFrame({"a": [1]}), path),
+        lambda path: write_json({"a": 1}, path),
+        lambda path: write_npz({"a": np.zeros(3)}, path, compress=False),
+    ],
+    ids=["parquet", "json", "npz"],
+)
+def test_a_written_file_has_the_mode_of_a_plain_open_under_the_umask(tmp_path, umask, write):
+    out = tmp_path / "table"
+    write(out)
+    plain = tmp_path / "plain"
+    plain.write_text("x")
+    assert mode(out) == mode(plain) == 0o666 & ~umask
+
+
+def test_a_written_folder_and_everything_in_it_have_the_modes_of_mkdir_and_open(tmp_path, umask):
+    out = tmp_path / "models" / "run"
+    with io.atomic_dir(out) as tmp:
+        (tmp / "sub").mkdir()
+        (tmp / "sub" / "weights").write_bytes(b"w")
+        with io.atomic_path(tmp / "config.json") as inner:  # a 0600 temporary file inside
+            inner.write_text("{}")
+        os.chmod(tmp / "sub", 0o700)
+    assert mode(out) == mode(out / "sub") == 0o777 & ~umask
+    assert mode(out / "config.json") == mode(out / "sub" / "weights") == 0o666 & ~umask
+
+
+def test_the_umask_read_from_proc_is_the_one_set(umask):
+    assert io.current_umask() == umask

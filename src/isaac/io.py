@@ -107,6 +107,37 @@ def named_when_full(path: Path, folder: Path):
         raise
 
 
+def current_umask() -> int:
+    """The process's umask, read from /proc where Linux shows it (setting it to read it, the
+    only portable way, would briefly change it for every thread)."""
+    try:
+        with open("/proc/self/status", encoding="ascii") as status:
+            for line in status:
+                if line.startswith("Umask:"):
+                    return int(line.split()[1], 8)
+    except OSError:
+        pass
+    mask = os.umask(0o022)
+    os.umask(mask)
+    return mask
+
+
+def give_default_modes(path: Path) -> None:
+    """Give `path` (and, for a folder, everything in it) the mode open() and mkdir() would
+    under the umask: mkstemp and mkdtemp create 0600 and 0700, which would keep results from
+    a cluster group that reads them."""
+    mask = current_umask()
+    file_mode, dir_mode = 0o666 & ~mask, 0o777 & ~mask
+    if path.is_dir():
+        for root, dirs, files in os.walk(path):
+            for names, mode in ((dirs, dir_mode), (files, file_mode)):
+                for name in names:
+                    inside = os.path.join(root, name)
+                    if not os.path.islink(inside):  # a link's target is not ours to change
+                        os.chmod(inside, mode)
+    os.chmod(path, dir_mode if path.is_dir() else file_mode)
+
+
 @contextmanager
 def atomic_path(path: str | os.PathLike):
     """Yield a temporary path beside `path`; move it into place only if the block succeeds."""
@@ -117,6 +148,7 @@ def atomic_path(path: str | os.PathLike):
     try:
         with named_when_full(path, path.parent):
             yield Path(tmp)
+        give_default_modes(Path(tmp))
         os.replace(tmp, path)
     finally:
         if os.path.exists(tmp):
@@ -133,6 +165,7 @@ def atomic_dir(path: str | os.PathLike):
     try:
         with named_when_full(path, path.parent):
             yield tmp
+        give_default_modes(tmp)
         if path.exists():
             shutil.rmtree(path)
         tmp.rename(path)
