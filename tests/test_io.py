@@ -8,6 +8,7 @@ import json
 import os
 import re
 import resource
+import shutil
 import signal
 import stat
 import subprocess
@@ -16,6 +17,7 @@ import sys
 import numpy as np
 import pandas as pd
 import pytest
+import torch
 
 from conftest import schema_defaults
 from isaac import io
@@ -31,6 +33,7 @@ from isaac.io import (
     write_npz,
     write_parquet,
 )
+from isaac.packaged import minilm_path
 
 
 @pytest.mark.parametrize(
@@ -243,3 +246,50 @@ def test_a_written_folder_and_everything_in_it_have_the_modes_of_mkdir_and_open(
 
 def test_the_umask_read_from_proc_is_the_one_set(umask):
     assert io.current_umask() == umask
+
+
+def model_folder(tmp_path):
+    """The bundled MiniLM's files but its weights: a sentence-transformers folder to spoil."""
+    folder = tmp_path / "model"
+    shutil.copytree(minilm_path(), folder, ignore=shutil.ignore_patterns("model.safetensors"))
+    return folder
+
+
+def test_a_safetensors_model_folder_passes_the_check(tmp_path):
+    io.check_model_folder(minilm_path())
+    folder = model_folder(tmp_path)
+    (folder / "openvino").mkdir()
+    (folder / "openvino" / "openvino_model.bin").write_bytes(b"\x00\x01raw weights")
+    (folder / ".git").mkdir()
+    torch.save({"w": torch.zeros(1)}, folder / ".git" / "stale.bin")  # no loader reads it
+    io.check_model_folder(folder)
+
+
+@pytest.mark.parametrize(
+    "name, save",
+    [
+        ("pytorch_model.bin", lambda path: torch.save({"w": torch.zeros(1)}, path)),
+        (
+            "1_Pooling/legacy.pt",
+            lambda path: torch.save(
+                {"w": torch.zeros(1)}, path, _use_new_zipfile_serialization=False
+            ),
+        ),
+        ("training_state.pkl", lambda path: path.write_bytes(b"(lp0\n.")),  # protocol 0
+    ],
+    ids=["torch-zip", "torch-legacy", "pkl-name"],
+)
+def test_a_model_folder_holding_a_pickle_is_refused_naming_the_file(tmp_path, name, save):
+    folder = model_folder(tmp_path)
+    save(folder / name)
+    with pytest.raises(InputError, match=re.escape(f"{folder / name}: a pickle file")):
+        io.check_model_folder(folder)
+
+
+@pytest.mark.parametrize("name", ["config.json", "tokenizer_config.json"])
+def test_a_model_folder_asking_for_its_own_code_is_refused_naming_the_file(tmp_path, name):
+    folder = model_folder(tmp_path)
+    config = json.loads((folder / name).read_text())
+    (folder / name).write_text(json.dumps({**config, "auto_map": {"AutoModel": "custom.Model"}}))
+    with pytest.raises(InputError, match=re.escape(f"{folder / name}: auto_map asks for")):
+        io.check_model_folder(folder)

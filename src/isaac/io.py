@@ -283,3 +283,77 @@ def read_npz(path: str | os.PathLike, names: tuple[str, ...]) -> dict[str, np.nd
     if missing:
         raise unreadable(path, f"missing array(s) {', '.join(missing)}")
     return arrays
+
+
+# The names of a model folder's files that Hugging Face and sentence-transformers read their
+# code choices from: `auto_map` names Python files of the folder to run.
+CODE_CONFIGS = ("config.json", "tokenizer_config.json")
+PICKLE_SUFFIXES = (".pkl", ".pickle", ".joblib")
+
+
+def model_files(folder: Path) -> list[Path]:
+    """The files of a model folder, in name order, less hidden ones (.git, .cache): the loaders
+    read none of those."""
+    return sorted(
+        path
+        for path in folder.rglob("*")
+        if path.is_file()
+        and not any(part.startswith(".") for part in path.relative_to(folder).parts)
+    )
+
+
+def _is_pickle(path: Path) -> bool:
+    """A pickle by name or by its bytes: pickle protocol 2 and above start with 0x80, and
+    torch.save's zip archives hold a data.pkl (pytorch_model.bin, *.pt, *.ckpt)."""
+    if path.name.endswith(PICKLE_SUFFIXES):
+        return True
+    with path.open("rb") as fh:
+        head = fh.read(4)
+    if head[:1] == b"\x80":
+        return True
+    if head == b"PK\x03\x04":
+        try:
+            with zipfile.ZipFile(path) as archive:
+                return any(name.endswith(".pkl") for name in archive.namelist())
+        except zipfile.BadZipFile:
+            return False
+    return False
+
+
+def check_model_folder(folder: str | os.PathLike) -> None:
+    """Refuse a local model folder that holds a pickle (loading one can run any code) or asks
+    for its own Python code (auto_map, a custom sentence-transformers module): isaac loads
+    safetensors weights with trust_remote_code off, and such a folder would otherwise stop
+    in a traceback or load as another model than its author's."""
+    folder = Path(folder)
+    for path in model_files(folder):
+        if _is_pickle(path):
+            raise InputError(
+                f"{path}: a pickle file, and loading one can run any code; keep the weights "
+                "as safetensors and remove it from the model folder"
+            )
+        if path.name in CODE_CONFIGS and "auto_map" in _json_object(path):
+            raise InputError(
+                f"{path}: auto_map asks for the model folder's own Python code, which isaac "
+                "never runs (trust_remote_code stays off)"
+            )
+        if path.name == "modules.json" and path.parent == folder:
+            custom = [t for t in _module_types(path) if not t.startswith("sentence_transformers.")]
+            if custom:
+                raise InputError(
+                    f"{path}: module {custom[0]} is the model folder's own Python code, which "
+                    "isaac never runs (trust_remote_code stays off)"
+                )
+
+
+def _json_object(path: Path) -> dict:
+    obj = read_json(path)
+    return obj if isinstance(obj, dict) else {}
+
+
+def _module_types(path: Path) -> list[str]:
+    """The classes a sentence-transformers modules.json names, one per module."""
+    modules = read_json(path)
+    if not isinstance(modules, list) or not all(isinstance(m, dict) for m in modules):
+        raise InputError(f"{path}: not a list of modules")
+    return [str(module.get("type", "")) for module in modules]
