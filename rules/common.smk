@@ -1,5 +1,6 @@
 """Paths, run ids and stage settings shared by the rule files."""
 
+import functools
 import json
 import shlex
 import sys
@@ -9,7 +10,9 @@ from snakemake.settings.types import DeploymentMethod
 
 # The run ids and method lists are declared once, in the package (src/isaac/runs.py).
 sys.path.insert(0, str(Path(workflow.basedir) / "src"))
+from isaac.io import InputError, check_model_folder  # noqa: E402
 from isaac.plots import FIGURES  # noqa: E402
+from isaac.provenance import content_fingerprint  # noqa: E402
 from isaac.runs import (  # noqa: E402
     GLOBAL_POOL_METHODS,
     GROUP_METHODS,
@@ -54,8 +57,19 @@ wildcard_constraints:
 # and generate rules (a model-free method's replies come from a rule of its own).
 TRAINED = method_pattern(TRAINED_METHODS)
 
-# Encoders known by name; any other embed.encoder is a local model folder.
+# Encoders and generators known by name; any other embed.encoder or generator.model is a
+# local model folder.
 NAMED_ENCODERS = ("minilm", "tfidf", "model2vec")
+NAMED_GENERATORS = ("tiny-gpt2", "smollm2")
+MODEL_NAMES = {"embed.encoder": NAMED_ENCODERS, "generator.model": NAMED_GENERATORS}
+
+
+def local_model_folder(key):
+    """The local model folder that key embed.encoder or generator.model names, else None."""
+    section, name = key.split(".")
+    value = config[section][name]
+    return None if value in MODEL_NAMES[key] else value
+
 
 # Settings the schema cannot check (each other, the file system): refused before any job runs.
 if config["corpus"]["format"] != "demo" and not (
@@ -65,14 +79,17 @@ if config["corpus"]["format"] != "demo" and not (
         f"corpus.path: {config['corpus']['path']!r} does not exist (relative paths are read "
         f"from {Path.cwd()}); format {config['corpus']['format']} reads its data there"
     )
-if (
-    config["embed"]["encoder"] not in NAMED_ENCODERS
-    and not Path(config["embed"]["encoder"]).is_dir()
-):
-    raise ValueError(
-        f"embed.encoder: {config['embed']['encoder']!r} is neither one of "
-        f"{', '.join(NAMED_ENCODERS)} nor a model folder"
-    )
+for key, named in MODEL_NAMES.items():
+    folder = local_model_folder(key)
+    if folder and not Path(folder).is_dir():
+        raise ValueError(
+            f"{key}: {folder!r} is neither one of {', '.join(named)} nor a model folder"
+        )
+    if folder:
+        try:
+            check_model_folder(folder)
+        except InputError as err:
+            raise ValueError(f"{key}: {err}") from None
 _MISSING_BASELINES = [
     m for m in config["summary"]["baselines"] if m not in config["sweep"]["methods"]
 ]
@@ -160,6 +177,23 @@ def by_generator(tiny, pretrained):
 def grow_with_attempt(mem_mb):
     """Memory that grows with each retry, so a job killed for memory is resubmitted with more."""
     return lambda wildcards, attempt: mem_mb * attempt
+
+
+def fingerprint(name, files):
+    """Params {name: the content fingerprint of `files`}, none without files. Snakemake reruns
+    a job whose params change, so the job reruns when a file it reads changes, even one that
+    kept its old modification time (cp -p, rsync -a, tar x, a restored backup). `files`: paths,
+    or an input function giving them per job."""
+    if not files:
+        return {}
+    of_job = files if callable(files) else lambda wildcards: files
+    return {name: lambda wildcards: invocation_fingerprint(tuple(of_job(wildcards)))}
+
+
+@functools.cache
+def invocation_fingerprint(paths):
+    """content_fingerprint, read once per invocation: every job of a rule asks for it."""
+    return content_fingerprint(paths)
 
 
 def optional_input(name):
