@@ -81,15 +81,16 @@ if config["corpus"]["format"] != "demo" and not (
     )
 for key, named in MODEL_NAMES.items():
     folder = local_model_folder(key)
-    if folder and not Path(folder).is_dir():
+    if not folder:
+        continue
+    if not Path(folder).is_dir():
         raise ValueError(
             f"{key}: {folder!r} is neither one of {', '.join(named)} nor a model folder"
         )
-    if folder:
-        try:
-            check_model_folder(folder)
-        except InputError as err:
-            raise ValueError(f"{key}: {err}") from None
+    try:
+        check_model_folder(folder)
+    except InputError as err:
+        raise ValueError(f"{key}: {err}") from None
 _MISSING_BASELINES = [
     m for m in config["summary"]["baselines"] if m not in config["sweep"]["methods"]
 ]

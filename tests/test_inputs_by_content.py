@@ -131,7 +131,7 @@ def test_new_weights_in_a_local_model_folder_rerun_the_jobs_that_read_it_whateve
     configs = layer(
         tmp_path,
         f"corpus: {{name: bycontent, format: jsonl, path: {data}}}\n"
-        f"embed: {{encoder: {encoder}, batch_size: 8}}\n"
+        f"embed: {{encoder: {encoder}, batch_size: 8, shards: 2}}\n"
         f"generator: {{model: {generator}}}\n",
     )
     targets = ["results/bycontent/embeddings/encoder.npz", f"results/bycontent/models/{RUN}"]
@@ -143,7 +143,8 @@ def test_new_weights_in_a_local_model_folder_rerun_the_jobs_that_read_it_whateve
         weights,
         tiny_encoder(tmp_path / "other-encoder", seed=1).joinpath(weights.name).read_bytes(),
     )
-    assert planned(tmp_path, targets, configs) == {"embed": 1}
+    # the shards read the folder; the gathering embed job reruns on their new files
+    assert planned(tmp_path, targets, configs) == {"embed": 1, "embed_shard": 2}
     rewrite_keeping_times(weights, trained_on)
     (encoder / ".git").mkdir()
     (encoder / ".git" / "HEAD").write_text("ref: refs/heads/main\n")  # no loader reads it
