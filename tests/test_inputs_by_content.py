@@ -1,4 +1,4 @@
-"""What a job reads from outside the pipeline (the corpus, a local encoder folder) reruns it
+"""What a job reads from outside the pipeline (the corpus, a local encoder or generator folder)
 when its content changes, even with its old modification time; and a local model folder that
 holds a pickle or asks for its own code is refused before any job."""
 

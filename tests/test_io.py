@@ -259,7 +259,7 @@ def test_a_safetensors_model_folder_passes_the_check(tmp_path):
     io.check_model_folder(minilm_path())
     folder = model_folder(tmp_path)
     (folder / "openvino").mkdir()
-    (folder / "openvino" / "openvino_model.bin").write_bytes(b"\x00\x01raw weights")
+    (folder / "openvino" / "openvino_model.bin").write_bytes(b"\x80\x3f\x00\x00" * 4)  # raw floats
     (folder / ".git").mkdir()
     torch.save({"w": torch.zeros(1)}, folder / ".git" / "stale.bin")  # no loader reads it
     io.check_model_folder(folder)

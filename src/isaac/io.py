@@ -303,13 +303,14 @@ def model_files(folder: Path) -> list[Path]:
 
 
 def _is_pickle(path: Path) -> bool:
-    """A pickle by name or by its bytes: pickle protocol 2 and above start with 0x80, and
-    torch.save's zip archives hold a data.pkl (pytorch_model.bin, *.pt, *.ckpt)."""
+    """A pickle by name or by its bytes: pickle protocols 2 to 5 start with 0x80 and the
+    protocol's number, and torch.save's zip archives hold a data.pkl (pytorch_model.bin,
+    *.pt, *.ckpt)."""
     if path.name.endswith(PICKLE_SUFFIXES):
         return True
     with path.open("rb") as fh:
         head = fh.read(4)
-    if head[:1] == b"\x80":
+    if head[:1] == b"\x80" and head[1:2] in (b"\x02", b"\x03", b"\x04", b"\x05"):
         return True
     if head == b"PK\x03\x04":
         try:
