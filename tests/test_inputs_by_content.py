@@ -1,6 +1,6 @@
-"""What a job reads from outside the pipeline (the corpus, a local encoder or generator folder)
-when its content changes, even with its old modification time; and a local model folder that
-holds a pickle or asks for its own code is refused before any job."""
+"""What a job reads from outside the pipeline (the corpus, a local encoder or generator
+folder) reruns it when its content changes, even with its old modification time; and a local
+model folder that holds a pickle or asks for its own code is refused before any job."""
 
 from __future__ import annotations
 
