@@ -1,5 +1,6 @@
 """Paths, run ids and stage settings shared by the rule files."""
 
+import functools
 import json
 import shlex
 import sys
@@ -11,7 +12,9 @@ from snakemake.settings.types import DeploymentMethod
 
 # The run ids and method lists are declared once, in the package (src/isaac/runs.py), on the
 # Snakefile's sys.path.
+from isaac.io import InputError, check_model_folder  # noqa: E402
 from isaac.plots import FIGURES  # noqa: E402
+from isaac.provenance import content_fingerprint  # noqa: E402
 from isaac.runs import (  # noqa: E402
     GLOBAL_POOL_METHODS,
     GROUP_METHODS,
@@ -58,8 +61,18 @@ wildcard_constraints:
 # and generate rules (a model-free method's replies come from a rule of its own).
 TRAINED = method_pattern(TRAINED_METHODS)
 
-# Encoders known by name; any other embed.encoder is a local model folder.
+# Encoders and generators known by name; any other embed.encoder or generator.model is a
+# local model folder.
 NAMED_ENCODERS = ("minilm", "tfidf", "model2vec")
+NAMED_GENERATORS = ("tiny-gpt2", "smollm2")
+MODEL_NAMES = {"embed.encoder": NAMED_ENCODERS, "generator.model": NAMED_GENERATORS}
+
+
+def local_model_folder(key):
+    """The local model folder that key embed.encoder or generator.model names, else None."""
+    section, name = key.split(".")
+    value = config[section][name]
+    return None if value in MODEL_NAMES[key] else value
 
 
 def encoder_name():
@@ -88,15 +101,19 @@ for _section, _key in ("corpus", "path"), ("embed", "encoder"), ("judge", "from"
             f"{_value!r} holds a brace, which Snakemake reads as a wildcard in the "
             "job's files and settings; rename the file or folder",
         )
-if (
-    config["embed"]["encoder"] not in NAMED_ENCODERS
-    and not Path(config["embed"]["encoder"]).is_dir()
-):
-    refuse(
-        "embed.encoder",
-        f"{config['embed']['encoder']!r} is neither one of "
-        f"{', '.join(NAMED_ENCODERS)} nor a model folder",
-    )
+for _key, _named in MODEL_NAMES.items():
+    _folder = local_model_folder(_key)
+    if not _folder:
+        continue
+    if not Path(_folder).is_dir():
+        refuse(
+            _key,
+            f"{_folder!r} is neither one of {', '.join(_named)} nor a model folder",
+        )
+    try:
+        check_model_folder(_folder)
+    except InputError as err:
+        refuse(_key, str(err))
 # A model folder's name names the embeddings file unless embed.name does: it must be a name
 # embed.name could hold (the schema's rule for it).
 _NAME_SCHEMA = yaml.safe_load(
@@ -210,6 +227,23 @@ def by_generator(tiny, pretrained):
 def grow_with_attempt(mem_mb):
     """Memory that grows with each retry, so a job killed for memory is resubmitted with more."""
     return lambda wildcards, attempt: mem_mb * attempt
+
+
+def fingerprint(name, files):
+    """Params {name: the content fingerprint of `files`}, none without files. Snakemake reruns
+    a job whose params change, so the job reruns when a file it reads changes, even one that
+    kept its old modification time (cp -p, rsync -a, tar x, a restored backup). `files`: paths,
+    or an input function giving them per job."""
+    if not files:
+        return {}
+    of_job = files if callable(files) else lambda wildcards: files
+    return {name: lambda wildcards: invocation_fingerprint(tuple(of_job(wildcards)))}
+
+
+@functools.cache
+def invocation_fingerprint(paths):
+    """content_fingerprint, read once per invocation: every job of a rule asks for it."""
+    return content_fingerprint(paths)
 
 
 def optional_input(name):

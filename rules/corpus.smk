@@ -20,6 +20,7 @@ rule ingest:
         mem_mb=grow_with_attempt(4000),
         runtime=30,
     params:
+        **fingerprint("data", corpus_input_files()),
         config=stage_config("corpus"),
     shell:
         f"{ISAAC}.ingest"

@@ -43,6 +43,7 @@ rule embed_shard:
         mem_mb=grow_with_attempt(6000),
         runtime=60,
     params:
+        **fingerprint("encoder", encoder_files("embed_shard")),
         config=stage_config("embed"),
         model=optional_input("model"),
         shards=embed_shards(),
@@ -69,6 +70,7 @@ rule embed:
         mem_mb=grow_with_attempt(6000),
         runtime=60,
     params:
+        **fingerprint("encoder", encoder_files("embed")),
         config=stage_config("embed"),
         model=optional_input("model"),
         shards=lambda wildcards, input: input.get("shards", []),

@@ -68,6 +68,7 @@ rule train_round:
         runtime=by_generator(30, 240),
         gpu=PROCESSES,
     params:
+        **fingerprint("base_model", base_model(None)),
         config=stage_config("train"),
         generator=stage_config("generator"),
         checkpoints=res("checkpoints", "rounds", RUN, "round{round}"),
@@ -98,6 +99,7 @@ use rule train_round as train with:
     benchmark:
         bench("train", f"{RUN}.tsv")
     params:
+        **fingerprint("base_model", base_model(ROUNDS)),
         config=stage_config("train"),
         generator=stage_config("generator"),
         checkpoints=res("checkpoints", RUN),

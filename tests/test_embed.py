@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import json
 import os
+import shutil
 import subprocess
 import sys
 from pathlib import Path
@@ -356,3 +357,23 @@ def test_model2vec_folder_without_token_vectors_is_an_input_error(tmp_path):
 def test_model2vec_without_its_folder_is_an_input_error(tmp_path):
     with pytest.raises(InputError, match="encoder model2vec needs --model"):
         embed.embed_corpus(["a"], ["b"], settings(EmbedConfig, "embed", encoder="model2vec"))
+
+
+def test_cli_refuses_an_encoder_folder_holding_a_pickle_in_one_line(tmp_path, capsys):
+    """Loaded as before, the pickled weights went through torch.load without a word."""
+    import torch
+
+    folder = tmp_path / "encoder"
+    shutil.copytree(minilm_path(), folder, ignore=shutil.ignore_patterns("model.safetensors"))
+    torch.save({"w": torch.zeros(1)}, folder / "pytorch_model.bin")
+    out = tmp_path / "e.npz"
+    config = embed_config(encoder=str(folder))
+    with pytest.raises(SystemExit) as exit_info:
+        run(embed.main, ["--corpus", str(corpus(tmp_path)), "--config", config, "--out", str(out)])
+    assert exit_info.value.code == 2
+    err = capsys.readouterr().err
+    assert (
+        err.startswith(f"error: {folder / 'pytorch_model.bin'}: a pickle file")
+        and "\n" not in err.strip()
+    )
+    assert not out.exists()

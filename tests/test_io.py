@@ -1,18 +1,23 @@
-"""Reads that name the rule behind a corrupt intermediate; writes that leave nothing when full."""
+"""Reads that name the rule behind a corrupt intermediate; writes that leave nothing when full
+and give their outputs the modes the umask asks for."""
 
 from __future__ import annotations
 
 import errno
 import json
+import os
 import re
 import resource
+import shutil
 import signal
+import stat
 import subprocess
 import sys
 
 import numpy as np
 import pandas as pd
 import pytest
+import torch
 
 from conftest import schema_defaults
 from isaac import io
@@ -28,6 +33,7 @@ from isaac.io import (
     write_npz,
     write_parquet,
 )
+from isaac.packaged import minilm_path
 
 
 @pytest.mark.parametrize(
@@ -195,3 +201,95 @@ def test_train_rows_keep_the_train_split_in_order_with_text_ids_and_no_missing_t
     write_parquet(corpus.assign(split="test"), tmp_path / "none.parquet")
     with pytest.raises(InputError, match="no rows with split 'train'"):
         train_rows(tmp_path / "none.parquet")
+
+
+@pytest.fixture(params=[0o022, 0o077, 0o002], ids=["umask022", "umask077", "umask002"])
+def umask(request):
+    """The process's umask set to the parameter for the test, then restored."""
+    previous = os.umask(request.param)
+    yield request.param
+    os.umask(previous)
+
+
+def mode(path) -> int:
+    return stat.S_IMODE(os.stat(path).st_mode)
+
+
+@pytest.mark.parametrize(
+    "write",
+    [
+        lambda path: write_parquet(pd.DataFrame({"a": [1]}), path),
+        lambda path: write_json({"a": 1}, path),
+        lambda path: write_npz({"a": np.zeros(3)}, path, compress=False),
+    ],
+    ids=["parquet", "json", "npz"],
+)
+def test_a_written_file_has_the_mode_of_a_plain_open_under_the_umask(tmp_path, umask, write):
+    out = tmp_path / "table"
+    write(out)
+    plain = tmp_path / "plain"
+    plain.write_text("x")
+    assert mode(out) == mode(plain) == 0o666 & ~umask
+
+
+def test_a_written_folder_and_everything_in_it_have_the_modes_of_mkdir_and_open(tmp_path, umask):
+    out = tmp_path / "models" / "run"
+    with io.atomic_dir(out) as tmp:
+        (tmp / "sub").mkdir()
+        (tmp / "sub" / "weights").write_bytes(b"w")
+        with io.atomic_path(tmp / "config.json") as inner:  # a 0600 temporary file inside
+            inner.write_text("{}")
+        os.chmod(tmp / "sub", 0o700)
+    assert mode(out) == mode(out / "sub") == 0o777 & ~umask
+    assert mode(out / "config.json") == mode(out / "sub" / "weights") == 0o666 & ~umask
+
+
+def test_the_umask_read_from_proc_is_the_one_set(umask):
+    assert io.current_umask() == umask
+
+
+def model_folder(tmp_path):
+    """The bundled MiniLM's files but its weights: a sentence-transformers folder to spoil."""
+    folder = tmp_path / "model"
+    shutil.copytree(minilm_path(), folder, ignore=shutil.ignore_patterns("model.safetensors"))
+    return folder
+
+
+def test_a_safetensors_model_folder_passes_the_check(tmp_path):
+    io.check_model_folder(minilm_path())
+    folder = model_folder(tmp_path)
+    (folder / "openvino").mkdir()
+    (folder / "openvino" / "openvino_model.bin").write_bytes(b"\x80\x3f\x00\x00" * 4)  # raw floats
+    (folder / ".git").mkdir()
+    torch.save({"w": torch.zeros(1)}, folder / ".git" / "stale.bin")  # no loader reads it
+    io.check_model_folder(folder)
+
+
+@pytest.mark.parametrize(
+    "name, save",
+    [
+        ("pytorch_model.bin", lambda path: torch.save({"w": torch.zeros(1)}, path)),
+        (
+            "1_Pooling/legacy.pt",
+            lambda path: torch.save(
+                {"w": torch.zeros(1)}, path, _use_new_zipfile_serialization=False
+            ),
+        ),
+        ("training_state.pkl", lambda path: path.write_bytes(b"(lp0\n.")),  # protocol 0
+    ],
+    ids=["torch-zip", "torch-legacy", "pkl-name"],
+)
+def test_a_model_folder_holding_a_pickle_is_refused_naming_the_file(tmp_path, name, save):
+    folder = model_folder(tmp_path)
+    save(folder / name)
+    with pytest.raises(InputError, match=re.escape(f"{folder / name}: a pickle file")):
+        io.check_model_folder(folder)
+
+
+@pytest.mark.parametrize("name", ["config.json", "tokenizer_config.json"])
+def test_a_model_folder_asking_for_its_own_code_is_refused_naming_the_file(tmp_path, name):
+    folder = model_folder(tmp_path)
+    config = json.loads((folder / name).read_text())
+    (folder / name).write_text(json.dumps({**config, "auto_map": {"AutoModel": "custom.Model"}}))
+    with pytest.raises(InputError, match=re.escape(f"{folder / name}: auto_map asks for")):
+        io.check_model_folder(folder)

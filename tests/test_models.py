@@ -416,3 +416,12 @@ def load_generator_weights(folder):
     from safetensors.torch import load_file
 
     return load_file(str(folder / "model.safetensors"))
+
+
+def test_a_path_model_asking_for_its_own_code_is_refused_naming_its_config(tmp_path):
+    """Without the check, a known model_type loads as the stock class, its author's code
+    silently left out; an unknown one stops in a transformers traceback."""
+    config = {"model_type": "gpt2", "auto_map": {"AutoModelForCausalLM": "custom.Model"}}
+    (tmp_path / "config.json").write_text(json.dumps(config))
+    with pytest.raises(InputError, match=f"{tmp_path / 'config.json'}: auto_map asks for"):
+        build_generator(generator(model=str(tmp_path)), None, seed=0)

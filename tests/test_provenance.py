@@ -3,10 +3,14 @@
 from __future__ import annotations
 
 import json
+import os
 import subprocess
 
 import pandas as pd
 import pytest
+from hypothesis import HealthCheck, given
+from hypothesis import settings as hypothesis_settings
+from hypothesis import strategies as st
 
 from conftest import REPO
 from isaac.cli import run
@@ -15,6 +19,7 @@ from isaac.provenance import (
     code_version,
     commits,
     config_layers,
+    content_fingerprint,
     main,
     model_code,
     problems,
@@ -72,3 +77,58 @@ def test_check_passes_one_commit_and_refuses_mixed_dirty_unstamped_or_old_folder
     with pytest.raises(SystemExit) as exit_:
         run(main, ["check", str(good), str(mixed)])
     assert exit_.value.code == 1 and "runs from 2 commits" in capsys.readouterr().err
+
+
+# Few examples, the same ones on every run (as tests/test_ingest_properties.py).
+PROPERTY = hypothesis_settings(
+    max_examples=40,
+    derandomize=True,
+    deadline=None,
+    database=None,
+    suppress_health_check=[HealthCheck.function_scoped_fixture],
+)
+
+
+def rewrite_keeping_times(path, data: bytes) -> None:
+    """Replace the file's content and set its times back, as cp -p, rsync -a and tar x do."""
+    before = path.stat()
+    path.write_bytes(data)
+    os.utime(path, ns=(before.st_atime_ns, before.st_mtime_ns))
+
+
+@PROPERTY
+@given(old=st.text(), new=st.text())
+def test_the_fingerprint_follows_the_content_whatever_the_modification_time(tmp_path, old, new):
+    data = tmp_path / "data.jsonl"
+    data.write_text(old, encoding="utf-8")
+    before = content_fingerprint([data])
+    rewrite_keeping_times(data, new.encode("utf-8"))
+    assert (content_fingerprint([data]) == before) == (old == new)
+
+
+def test_a_folders_fingerprint_is_its_files_names_and_contents_less_hidden_ones(tmp_path):
+    folder = tmp_path / "encoder"
+    (folder / "1_Pooling").mkdir(parents=True)
+    (folder / "model.safetensors").write_bytes(b"weights")
+    (folder / "1_Pooling" / "config.json").write_text("{}")
+    (folder / ".git").mkdir()
+    (folder / ".git" / "index").write_bytes(b"a")
+    first = content_fingerprint([folder])
+
+    (folder / ".git" / "index").write_bytes(b"b")  # no loader reads it
+    (tmp_path / "notes.txt").write_text("beside the folder")
+    copy = tmp_path / "copy"
+    copy.mkdir()
+    for name in ("model.safetensors", "1_Pooling"):
+        os.rename(folder / name, copy / name)
+    assert content_fingerprint([copy]) == first  # the same files under another folder
+
+    rewrite_keeping_times(copy / "model.safetensors", b"other weights")
+    assert content_fingerprint([copy]) != first
+    rewrite_keeping_times(copy / "model.safetensors", b"weights")
+    (copy / "1_Pooling" / "config.json").rename(copy / "1_Pooling" / "other.json")
+    assert content_fingerprint([copy]) != first  # a file's name is part of what is read
+
+
+def test_a_missing_file_is_fingerprinted_as_missing_for_snakemake_to_report(tmp_path):
+    assert content_fingerprint([tmp_path / "gone.json"]) != content_fingerprint([])

@@ -2,7 +2,8 @@
 
 
 def corpus_input_files():
-    """The files ingest reads, so editing the data reruns it (none for the demo corpus)."""
+    """The files ingest reads (none for the demo corpus): its inputs, and their content
+    its fingerprint, so editing the data reruns it whatever their modification times."""
     corpus = config["corpus"]
     fmt, path = corpus["format"], corpus["path"]
     if fmt == "demo" or not path:

@@ -10,6 +10,15 @@ def encoder_folder():
     )
 
 
+def encoder_files(rule):
+    """The local encoder folder (embed.encoder a path) that a job of `rule` reads: every
+    embed_shard job, and embed unsharded (sharded, it only gathers); none for a named encoder.
+    """
+    folder = local_model_folder("embed.encoder")
+    reads = rule == "embed_shard" or embed_shards() == 1
+    return [folder] if folder and reads else []
+
+
 def embeddings_file():
     return res("embeddings", f"{encoder_name()}.npz")
 

@@ -39,3 +39,13 @@ def base_inputs():
             res("generator_base") if config["generator"]["model"] == "smollm2" else []
         ),
     }
+
+
+def base_model(round_):
+    """The local generator folder (generator.model a path) that a run's first round starts from
+    (later rounds start from the round before): an input function, or none for a named
+    generator."""
+    folder = local_model_folder("generator.model")
+    if not folder:
+        return []
+    return lambda wildcards: [folder] if int(round_ or wildcards.round) == 1 else []

@@ -9,7 +9,8 @@ Encoders:
   its folder passed as ``--model``): mean of token vectors, about a hundred times faster, read
   with numpy, safetensors and tokenizers alone (no torch to import).
 - a path: a local sentence-transformers folder (``modules.json``), or a plain Hugging Face model
-  folder (mean pooling over the attention mask).
+  folder (mean pooling over the attention mask); one holding a pickle or asking for its own code
+  is refused (``isaac.io.check_model_folder``).
 
 All vectors are float32 and L2-normalised, so an inner product is a cosine and the Euclidean
 distance is ``sqrt(2 - 2 cos)``. A text with no representation at all (a TF-IDF row with no known
@@ -36,7 +37,7 @@ import pandas as pd
 from tqdm import tqdm
 
 from isaac.cli import optional, run
-from isaac.io import InputError, read_npz, train_rows, unreadable, write_npz
+from isaac.io import InputError, check_model_folder, read_npz, train_rows, unreadable, write_npz
 from isaac.packaged import minilm_path
 from isaac.settings import add_config_argument, parse, require
 
@@ -106,6 +107,7 @@ def load_encoder(encoder: str, device: str | None = None):
         path = Path(encoder)
         if not path.is_dir():
             raise InputError(f"{path}: encoder folder not found (embed.encoder)")
+        check_model_folder(path)
     if (path / "modules.json").is_file():
         from sentence_transformers import SentenceTransformer
 

@@ -107,6 +107,37 @@ def named_when_full(path: Path, folder: Path):
         raise
 
 
+def current_umask() -> int:
+    """The process's umask, read from /proc where Linux shows it (setting it to read it, the
+    only portable way, would briefly change it for every thread)."""
+    try:
+        with open("/proc/self/status", encoding="ascii") as status:
+            for line in status:
+                if line.startswith("Umask:"):
+                    return int(line.split()[1], 8)
+    except OSError:
+        pass
+    mask = os.umask(0o022)
+    os.umask(mask)
+    return mask
+
+
+def give_default_modes(path: Path) -> None:
+    """Give `path` (and, for a folder, everything in it) the mode open() and mkdir() would
+    under the umask: mkstemp and mkdtemp create 0600 and 0700, which would keep results from
+    a cluster group that reads them."""
+    mask = current_umask()
+    file_mode, dir_mode = 0o666 & ~mask, 0o777 & ~mask
+    if path.is_dir():
+        for root, dirs, files in os.walk(path):
+            for names, mode in ((dirs, dir_mode), (files, file_mode)):
+                for name in names:
+                    inside = os.path.join(root, name)
+                    if not os.path.islink(inside):  # a link's target is not ours to change
+                        os.chmod(inside, mode)
+    os.chmod(path, dir_mode if path.is_dir() else file_mode)
+
+
 @contextmanager
 def atomic_path(path: str | os.PathLike):
     """Yield a temporary path beside `path`; move it into place only if the block succeeds."""
@@ -117,6 +148,7 @@ def atomic_path(path: str | os.PathLike):
     try:
         with named_when_full(path, path.parent):
             yield Path(tmp)
+        give_default_modes(Path(tmp))
         os.replace(tmp, path)
     finally:
         if os.path.exists(tmp):
@@ -133,6 +165,7 @@ def atomic_dir(path: str | os.PathLike):
     try:
         with named_when_full(path, path.parent):
             yield tmp
+        give_default_modes(tmp)
         if path.exists():
             shutil.rmtree(path)
         tmp.rename(path)
@@ -250,3 +283,78 @@ def read_npz(path: str | os.PathLike, names: tuple[str, ...]) -> dict[str, np.nd
     if missing:
         raise unreadable(path, f"missing array(s) {', '.join(missing)}")
     return arrays
+
+
+# The names of a model folder's files that Hugging Face and sentence-transformers read their
+# code choices from: `auto_map` names Python files of the folder to run.
+CODE_CONFIGS = ("config.json", "tokenizer_config.json")
+PICKLE_SUFFIXES = (".pkl", ".pickle", ".joblib")
+
+
+def model_files(folder: Path) -> list[Path]:
+    """The files of a model folder, in name order, less hidden ones (.git, .cache): the loaders
+    read none of those."""
+    return sorted(
+        path
+        for path in folder.rglob("*")
+        if path.is_file()
+        and not any(part.startswith(".") for part in path.relative_to(folder).parts)
+    )
+
+
+def _is_pickle(path: Path) -> bool:
+    """A pickle by name or by its bytes: pickle protocols 2 to 5 start with 0x80 and the
+    protocol's number, and torch.save's zip archives hold a data.pkl (pytorch_model.bin,
+    *.pt, *.ckpt)."""
+    if path.name.endswith(PICKLE_SUFFIXES):
+        return True
+    with path.open("rb") as fh:
+        head = fh.read(4)
+    if head[:1] == b"\x80" and head[1:2] in (b"\x02", b"\x03", b"\x04", b"\x05"):
+        return True
+    if head == b"PK\x03\x04":
+        try:
+            with zipfile.ZipFile(path) as archive:
+                return any(name.endswith(".pkl") for name in archive.namelist())
+        except zipfile.BadZipFile:
+            return False
+    return False
+
+
+def check_model_folder(folder: str | os.PathLike) -> None:
+    """Refuse a local model folder that holds a pickle (loading one can run any code) or asks
+    for its own Python code (auto_map, a custom sentence-transformers module): isaac loads
+    safetensors weights with trust_remote_code off, and such a folder would otherwise stop
+    in a traceback or load as another model than its author's."""
+    folder = Path(folder)
+    for path in model_files(folder):
+        if _is_pickle(path):
+            raise InputError(
+                f"{path}: a pickle file, and loading one can run any code; keep the weights "
+                "as safetensors and remove it from the model folder"
+            )
+        if path.name in CODE_CONFIGS and "auto_map" in _json_object(path):
+            raise InputError(
+                f"{path}: auto_map asks for the model folder's own Python code, which isaac "
+                "never runs (trust_remote_code stays off)"
+            )
+        if path.name == "modules.json" and path.parent == folder:
+            custom = [t for t in _module_types(path) if not t.startswith("sentence_transformers.")]
+            if custom:
+                raise InputError(
+                    f"{path}: module {custom[0]} is the model folder's own Python code, which "
+                    "isaac never runs (trust_remote_code stays off)"
+                )
+
+
+def _json_object(path: Path) -> dict:
+    obj = read_json(path)
+    return obj if isinstance(obj, dict) else {}
+
+
+def _module_types(path: Path) -> list[str]:
+    """The classes a sentence-transformers modules.json names, one per module."""
+    modules = read_json(path)
+    if not isinstance(modules, list) or not all(isinstance(m, dict) for m in modules):
+        raise InputError(f"{path}: not a list of modules")
+    return [str(module.get("type", "")) for module in modules]

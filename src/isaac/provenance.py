@@ -8,6 +8,11 @@ the summary gathers each run's stamps into runs.csv's `code` column and writes p
 (the commits, the config layers of the invocation with their SHA-256), and
 `python -m isaac.provenance check FOLDER...` fails on a folder whose runs name no commit, a
 checkout with uncommitted changes, or more than one commit.
+
+Snakemake also sees an input change only as a newer modification time, which a file copied
+with its times (cp -p, rsync -a, tar x, a restored backup) does not have; so the files a job
+reads from outside the pipeline (the corpus, a local encoder or generator folder) reach it as
+a parameter too, their `content_fingerprint`.
 """
 
 from __future__ import annotations
@@ -24,7 +29,7 @@ from pathlib import Path
 import pandas as pd
 
 from isaac.cli import run
-from isaac.io import InputError, read_json, write_json
+from isaac.io import InputError, model_files, read_json, write_json
 
 LAYERS_ENV = "ISAAC_CONFIG_LAYERS"  # the workflow's config files, one per line, for the summary
 CODE_KEY = "code"  # the stamp's key in a stage's JSON and runs.csv's column
@@ -84,6 +89,26 @@ def config_layers(paths: Sequence[str]) -> list[dict[str, str]]:
             raise InputError(f"{path}: config layer not found")
         layers.append({"path": path, "sha256": hashlib.sha256(Path(path).read_bytes()).hexdigest()})
     return layers
+
+
+def content_fingerprint(paths: Iterable[str | os.PathLike]) -> str:
+    """The SHA-256 of what `paths` hold: each file's name (relative to a folder given, whose
+    hidden files no loader reads are left out) and content, in order. A rule passes it as a
+    param, and Snakemake reruns a job whose params change: the job reruns when the content it
+    reads changes, whatever the modification times say, and an unrelated edit reruns nothing."""
+    digest = hashlib.sha256()
+    for path in map(Path, paths):
+        files = model_files(path) if path.is_dir() else [path]
+        for file in files:
+            # a missing input is Snakemake's to report, by its name
+            content = _file_sha256(file) if file.is_file() else "missing"
+            digest.update(f"{file.relative_to(path).as_posix()}\0{content}\n".encode())
+    return digest.hexdigest()
+
+
+def _file_sha256(path: Path) -> str:
+    with path.open("rb") as fh:
+        return hashlib.file_digest(fh, "sha256").hexdigest()
 
 
 def write_provenance(runs: pd.DataFrame, layers: Sequence[str], out) -> None:
