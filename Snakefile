@@ -14,6 +14,7 @@ from isaac.workflow_config import (  # noqa: E402
     refuse_duplicate_keys,
     refuse_non_finite,
     refuse_schema_error,
+    refuse_without_slurm_controller,
 )
 
 # The defaults of config/schema.yaml are the base of every run. Without --configfile the demo
@@ -33,6 +34,16 @@ try:
     validate(config, "config/schema.yaml")
 except WorkflowError as err:
     refuse_schema_error(err)
+
+
+# A run through the SLURM executor stops before its first submission when no SLURM controller
+# answers. Snakemake names the executor only when it runs the workflow, after reading this
+# file, so the check is a start hook: it runs once the jobs are known and before any is
+# submitted. A dry run is handed the dry-run executor and submits nothing, and the jobs on the
+# nodes run without hooks (and with the slurm-jobstep executor), so neither checks.
+onstart:
+    if workflow.executor_plugin.name == "slurm":
+        refuse_without_slurm_controller()
 
 
 report: "config/report/workflow.rst"

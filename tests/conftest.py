@@ -62,10 +62,14 @@ def diasafety_dir() -> Path:
 
 
 def snakemake(
-    workdir: Path, *args: str, configfiles: tuple[Path, ...] = (TINY_CONFIG,), check: bool = True
+    workdir: Path,
+    *args: str,
+    configfiles: tuple[Path, ...] = (TINY_CONFIG,),
+    check: bool = True,
+    env: dict[str, str] | None = None,
 ):
     """Run this repository's workflow in `workdir` and return the completed process (without
-    config files: the demo)."""
+    config files: the demo); `env` overrides variables of the local run's environment."""
     cmd = [
         str(SNAKEMAKE),
         "--snakefile",
@@ -75,12 +79,13 @@ def snakemake(
         *(["--configfile", *map(str, configfiles)] if configfiles else []),
         *args,
     ]
-    env = {
+    run_env = {
         **os.environ,
         "PATH": f"{SNAKEMAKE.parent}{os.pathsep}{os.environ.get('PATH', '')}",
         **LOCAL_RUN_ENV,
+        **(env or {}),
     }
-    proc = subprocess.run(cmd, cwd=workdir, env=env, capture_output=True, text=True)
+    proc = subprocess.run(cmd, cwd=workdir, env=run_env, capture_output=True, text=True)
     if check and proc.returncode != 0:
         raise AssertionError(
             f"snakemake {' '.join(args)} exited {proc.returncode}\n"

@@ -3,18 +3,26 @@
 The Snakefile runs these checks before it plans a job: config files that give a key twice (YAML
 and Snakemake keep the last one without a word), numbers that are not finite (NaN passes every
 bound of a JSON schema), and the schema's verdict, reworded as `error: <key>: <what is wrong>`.
+A run through the SLURM executor is refused in the same way, before its first submission, when
+no SLURM controller answers.
 """
 
 from __future__ import annotations
 
 import json
 import math
+import subprocess
 import sys
 from pathlib import Path
 
 import yaml
 
 from isaac.io import InputError
+
+# Seconds `scontrol ping` may take: a controller that runs answers at once.
+SLURM_PING_TIMEOUT_S = 5
+SLURM_PROFILE = "profiles/slurm"
+WITHOUT_SLURM = f"or run without --profile {SLURM_PROFILE}"
 
 
 def refuse(where: str, what: str):
@@ -90,3 +98,42 @@ def refuse_schema_error(error: Exception) -> None:
     if not hasattr(cause, "absolute_path"):
         raise error
     refuse(key_path(cause.absolute_path), cause.message)
+
+
+def refuse_without_slurm_controller(timeout_s: float = SLURM_PING_TIMEOUT_S) -> None:
+    """Refuse a run through the SLURM executor when `scontrol ping` finds no controller that
+    answers: its first sbatch would fail only after about 45 s, the cause deep in the output."""
+    try:
+        ping = subprocess.run(
+            ["scontrol", "ping"], capture_output=True, text=True, timeout=timeout_s
+        )
+    except OSError as err:
+        refuse(
+            SLURM_PROFILE,
+            f"SLURM's scontrol cannot run ({err.strerror}); install SLURM's client tools "
+            f"(scontrol, sbatch, squeue) on PATH {WITHOUT_SLURM}",
+        )
+    except subprocess.TimeoutExpired:
+        refuse(
+            SLURM_PROFILE,
+            f"no SLURM controller answers (scontrol ping: no reply within {timeout_s} s); "
+            f"start slurmctld {WITHOUT_SLURM}",
+        )
+    # A backup controller that is down makes the exit status 1 while the primary answers.
+    if ping.returncode == 0 or " is UP" in ping.stdout:
+        return
+    refuse(
+        SLURM_PROFILE,
+        f"no SLURM controller answers (scontrol ping: {ping_failure(ping)}); "
+        f"start slurmctld {WITHOUT_SLURM}",
+    )
+
+
+def ping_failure(ping: subprocess.CompletedProcess) -> str:
+    """What a failed `scontrol ping` said: its last error line (a configuration it cannot
+    read), else its first line (`Slurmctld(primary) at host is DOWN`)."""
+    errors = ping.stderr.strip().splitlines()
+    if errors:
+        return errors[-1].removeprefix("scontrol: ")
+    said = ping.stdout.strip().splitlines()
+    return said[0] if said else f"exit status {ping.returncode}"
