@@ -27,6 +27,14 @@ SNAKEMAKE = Path(sys.executable).with_name("snakemake")
 LOCAL_RUN_ENV = {"SLURM_CONF": os.devnull}
 
 
+def slurm_unavailable(reason: str):
+    """Skip a test that needs SLURM with the reason, except under CI (CI=true), where it fails:
+    CI must exercise the cluster path."""
+    if os.environ.get("CI") == "true":
+        pytest.fail(f"SLURM is required under CI but {reason}")
+    pytest.skip(reason)
+
+
 def _defaults(schema: dict):
     """The value an object schema fills in: its properties' defaults, nested objects filled."""
     out = {}

@@ -20,7 +20,7 @@ from pathlib import Path
 import pytest
 import yaml
 
-from conftest import REPO, SNAKEMAKE, TINY_CONFIG, snakemake
+from conftest import REPO, SNAKEMAKE, TINY_CONFIG, slurm_unavailable, snakemake
 
 pytestmark = [pytest.mark.workflow, pytest.mark.slurm]
 
@@ -52,12 +52,6 @@ START_TIMEOUT_S = 420  # apt-get update + install on a slow mirror included
 RUN_TIMEOUT_S = 480
 
 
-def _unavailable(reason: str):
-    if os.environ.get("CI") == "true":
-        pytest.fail(f"SLURM is required under CI but {reason}")
-    pytest.skip(reason)
-
-
 def _node() -> dict[str, str]:
     out = subprocess.run(
         ["scontrol", "show", "node", "localhost"], capture_output=True, text=True, check=True
@@ -69,7 +63,7 @@ def _node() -> dict[str, str]:
 def slurm_cluster():
     """A SLURM cluster with one idle node "localhost" (CPUs, RealMemory) and two GPUs."""
     if os.name != "posix":
-        _unavailable("SLURM needs a POSIX system")
+        slurm_unavailable("SLURM needs a POSIX system")
     try:
         proc = subprocess.run(
             ["bash", str(SLURM_DIR / "start_cluster.sh")],
@@ -81,7 +75,7 @@ def slurm_cluster():
         pytest.fail(f"start_cluster.sh did not finish within {START_TIMEOUT_S}s")
     if proc.returncode == 77:
         lines = proc.stderr.strip().splitlines()
-        _unavailable(lines[-1] if lines else "start_cluster.sh could not start SLURM")
+        slurm_unavailable(lines[-1] if lines else "start_cluster.sh could not start SLURM")
     if proc.returncode != 0:
         pytest.fail(f"start_cluster.sh exited {proc.returncode}:\n{proc.stderr[-4000:]}")
     try:
@@ -327,10 +321,10 @@ def test_two_embedding_shards_on_the_cluster_gather_into_the_unsharded_bytes(sha
 def test_missing_slurm_skips_with_the_reason_but_fails_under_ci(monkeypatch):
     monkeypatch.setenv("CI", "false")
     with pytest.raises(pytest.skip.Exception, match="no apt-get"):
-        _unavailable("no apt-get")
+        slurm_unavailable("no apt-get")
     monkeypatch.setenv("CI", "true")
     with pytest.raises(pytest.fail.Exception, match="required under CI but no apt-get"):
-        _unavailable("no apt-get")
+        slurm_unavailable("no apt-get")
 
 
 def test_every_memory_request_of_the_profile_grows_with_the_attempt():

@@ -2,8 +2,10 @@
 stops before its first submission in one line naming the cause, exit status 2 and no results.
 
 No daemon is started or stopped here (tests/test_slurm.py owns the test cluster): the missing
-controller is a slurm.conf whose controller port nothing listens on, the missing tools a PATH
-without them, and the answers of `scontrol ping` come from stand-in scripts."""
+controller is a slurm.conf whose controller port nothing listens on (read by the real scontrol,
+which the run without a controller needs: it skips with the reason where SLURM's tools are not
+installed, except under CI), the missing tools a PATH without them, and the answers of
+`scontrol ping` come from stand-in scripts."""
 
 from __future__ import annotations
 
@@ -16,7 +18,7 @@ from hypothesis import HealthCheck, given
 from hypothesis import settings as hypothesis_settings
 from hypothesis import strategies as st
 
-from conftest import REPO, SNAKEMAKE, snakemake
+from conftest import REPO, SNAKEMAKE, slurm_unavailable, snakemake
 from isaac.workflow_config import ping_failure, refuse_without_slurm_controller
 
 PROFILE = str(REPO / "profiles" / "slurm")
@@ -144,6 +146,10 @@ def path_without_slurm(folder) -> str:
 
 @pytest.mark.workflow
 def test_a_run_through_slurm_without_a_controller_stops_before_any_job(tmp_path):
+    if not shutil.which("scontrol"):
+        slurm_unavailable(
+            "SLURM's scontrol is not on PATH (tests/slurm/start_cluster.sh installs it)"
+        )
     env = {"SLURM_CONF": controller_that_does_not_answer(tmp_path)}
     proc = snakemake(tmp_path, "--profile", PROFILE, TARGET, check=False, env=env)
     output = proc.stdout + proc.stderr
