@@ -102,7 +102,7 @@ def refuse_schema_error(error: Exception) -> None:
 
 def refuse_without_slurm_controller(timeout_s: float = SLURM_PING_TIMEOUT_S) -> None:
     """Refuse a run through the SLURM executor when `scontrol ping` finds no controller that
-    answers: its first sbatch would fail only after about 45 s, the cause deep in the output."""
+    answers: its first sbatch would fail only after about 50 s, the cause deep in the output."""
     try:
         ping = subprocess.run(
             ["scontrol", "ping"], capture_output=True, text=True, timeout=timeout_s
@@ -114,18 +114,16 @@ def refuse_without_slurm_controller(timeout_s: float = SLURM_PING_TIMEOUT_S) -> 
             f"(scontrol, sbatch, squeue) on PATH {WITHOUT_SLURM}",
         )
     except subprocess.TimeoutExpired:
-        refuse(
-            SLURM_PROFILE,
-            f"no SLURM controller answers (scontrol ping: no reply within {timeout_s} s); "
-            f"start slurmctld {WITHOUT_SLURM}",
-        )
-    # A backup controller that is down makes the exit status 1 while the primary answers.
-    if ping.returncode == 0 or " is UP" in ping.stdout:
-        return
+        cause = f"no reply within {timeout_s} s"
+    else:
+        # A controller that says UP takes the jobs, whatever the exit status (a backup
+        # controller that is down can make it non-zero).
+        if ping.returncode == 0 or " is UP" in ping.stdout:
+            return
+        cause = ping_failure(ping)
     refuse(
         SLURM_PROFILE,
-        f"no SLURM controller answers (scontrol ping: {ping_failure(ping)}); "
-        f"start slurmctld {WITHOUT_SLURM}",
+        f"no SLURM controller answers (scontrol ping: {cause}); start slurmctld {WITHOUT_SLURM}",
     )
 
 
