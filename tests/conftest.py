@@ -12,6 +12,7 @@ from pathlib import Path
 
 import pytest
 import yaml
+from hypothesis import settings as hypothesis_settings
 
 from isaac.settings import from_dict
 
@@ -127,3 +128,15 @@ def rule_blocks():
             else:
                 blocks[re.match(r"\w+ (\w+):", block).group(1)] = block
     yield from blocks.items()
+
+
+def property_settings(*suppress, max_examples: int = 40):
+    """The suite's hypothesis settings: few examples (CI has two cores), the same ones on every
+    run (derandomized, no example database), no deadline; `suppress`: health checks to skip."""
+    return hypothesis_settings(
+        max_examples=max_examples,
+        derandomize=True,
+        deadline=None,
+        database=None,
+        suppress_health_check=list(suppress),
+    )

@@ -14,22 +14,15 @@ from pathlib import Path
 import pandas as pd
 import pytest
 from hypothesis import HealthCheck, event, given
-from hypothesis import settings as hypothesis_settings
 from hypothesis import strategies as st
 
+from conftest import property_settings
 from isaac.ingest import main
 from isaac.io import InputError
 from isaac.settings import to_json
 from test_ingest import corpus_config
 
-# Few examples (CI has two cores), the same ones on every run.
-PROPERTY = hypothesis_settings(
-    max_examples=40,
-    derandomize=True,
-    deadline=None,
-    database=None,
-    suppress_health_check=[HealthCheck.too_slow],
-)
+PROPERTY = property_settings(HealthCheck.too_slow)
 
 # Any Unicode text (control characters, combining marks, RTL, NUL included), some of it very
 # long (100 000 characters and more).

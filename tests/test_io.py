@@ -119,8 +119,8 @@ def test_a_corrupt_json_names_its_rule(results):
 
 # ------------------------------------------------------------------------- full disk
 
-
-@pytest.mark.parametrize(
+# The table, JSON and array writers, each through isaac.io.atomic_path.
+EVERY_WRITER = pytest.mark.parametrize(
     "write",
     [
         lambda path: write_parquet(pd.DataFrame({"a": [1]}), path),
@@ -129,6 +129,9 @@ def test_a_corrupt_json_names_its_rule(results):
     ],
     ids=["parquet", "json", "npz"],
 )
+
+
+@EVERY_WRITER
 def test_a_write_that_hits_a_full_disk_names_the_file_and_leaves_nothing(
     tmp_path, monkeypatch, write
 ):
@@ -215,15 +218,7 @@ def mode(path) -> int:
     return stat.S_IMODE(os.stat(path).st_mode)
 
 
-@pytest.mark.parametrize(
-    "write",
-    [
-        lambda path: write_parquet(pd.DataFrame({"a": [1]}), path),
-        lambda path: write_json({"a": 1}, path),
-        lambda path: write_npz({"a": np.zeros(3)}, path, compress=False),
-    ],
-    ids=["parquet", "json", "npz"],
-)
+@EVERY_WRITER
 def test_a_written_file_has_the_mode_of_a_plain_open_under_the_umask(tmp_path, umask, write):
     out = tmp_path / "table"
     write(out)

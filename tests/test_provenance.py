@@ -9,10 +9,9 @@ import subprocess
 import pandas as pd
 import pytest
 from hypothesis import HealthCheck, given
-from hypothesis import settings as hypothesis_settings
 from hypothesis import strategies as st
 
-from conftest import REPO
+from conftest import REPO, property_settings
 from isaac.cli import run
 from isaac.provenance import (
     UNKNOWN,
@@ -79,14 +78,7 @@ def test_check_passes_one_commit_and_refuses_mixed_dirty_unstamped_or_old_folder
     assert exit_.value.code == 1 and "runs from 2 commits" in capsys.readouterr().err
 
 
-# Few examples, the same ones on every run (as tests/test_ingest_properties.py).
-PROPERTY = hypothesis_settings(
-    max_examples=40,
-    derandomize=True,
-    deadline=None,
-    database=None,
-    suppress_health_check=[HealthCheck.function_scoped_fixture],
-)
+PROPERTY = property_settings(HealthCheck.function_scoped_fixture)
 
 
 def rewrite_keeping_times(path, data: bytes) -> None:

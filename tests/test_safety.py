@@ -9,9 +9,9 @@ import jsonschema
 import pytest
 import yaml
 from hypothesis import given
-from hypothesis import settings as hypothesis_settings
 from hypothesis import strategies as st
 
+from conftest import property_settings
 from isaac import runs
 from isaac.workflow_config import refuse_duplicate_keys, refuse_non_finite
 
@@ -84,7 +84,7 @@ def test_plain_corpus_names_pass(name):
 
 
 # The same examples on every run, few of them (CI has two cores).
-PROPERTY = hypothesis_settings(max_examples=200, derandomize=True, deadline=None, database=None)
+PROPERTY = property_settings(max_examples=200)
 TAU_SCHEMA = SCHEMA["properties"]["sweep"]["properties"]["taus"]["items"]
 
 

@@ -15,24 +15,16 @@ import subprocess
 
 import pytest
 from hypothesis import HealthCheck, given
-from hypothesis import settings as hypothesis_settings
 from hypothesis import strategies as st
 
-from conftest import REPO, SNAKEMAKE, slurm_unavailable, snakemake
+from conftest import REPO, SNAKEMAKE, property_settings, slurm_unavailable, snakemake
 from isaac.workflow_config import ping_failure, refuse_without_slurm_controller
 
 PROFILE = str(REPO / "profiles" / "slurm")
 HINT = "start slurmctld or run without --profile profiles/slurm"
 TARGET = "results/tiny/corpus.parquet"
 
-# Few examples, the same ones on every run (as tests/test_ingest_properties.py).
-PROPERTY = hypothesis_settings(
-    max_examples=40,
-    derandomize=True,
-    deadline=None,
-    database=None,
-    suppress_health_check=[HealthCheck.too_slow],
-)
+PROPERTY = property_settings(HealthCheck.too_slow)
 
 
 def stand_in_scontrol(folder, script: str) -> str:
