@@ -87,7 +87,7 @@ def config_layers(paths: Sequence[str]) -> list[dict[str, str]]:
     for path in paths:
         if not Path(path).is_file():
             raise InputError(f"{path}: config layer not found")
-        layers.append({"path": path, "sha256": hashlib.sha256(Path(path).read_bytes()).hexdigest()})
+        layers.append({"path": path, "sha256": _file_sha256(Path(path))})
     return layers
 
 
