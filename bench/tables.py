@@ -173,6 +173,18 @@ def workflow_overhead(benchmarks: dict) -> pd.DataFrame | None:
     return pd.DataFrame(rows)
 
 
+def slowest_tests(benchmarks: dict) -> pd.DataFrame | None:
+    """The ten slowest tests of bench/slowest_tests.py's run of `make test`."""
+    if "test_suite" not in benchmarks:
+        return None
+    return pd.DataFrame(
+        [
+            {"test": row["test"], "seconds": f"{row['seconds']:.1f}"}
+            for row in benchmarks["test_suite"]["slowest"]
+        ]
+    )
+
+
 TABLES: dict[str, tuple[str, Callable[[dict], pd.DataFrame | None]]] = {
     "demo_rules.csv": ("docs/benchmarks.json", demo_rules),
     "sampling_steps.csv": ("docs/benchmarks.json", sampling_steps),
@@ -184,6 +196,7 @@ TABLES: dict[str, tuple[str, Callable[[dict], pd.DataFrame | None]]] = {
     "gpu_train.csv": ("docs/results/gpu-train.json", gpu_train),
     "corpus_stages.csv": ("docs/benchmarks.json", corpus_stages),
     "workflow_overhead.csv": ("docs/benchmarks.json", workflow_overhead),
+    "slowest_tests.csv": ("docs/benchmarks.json", slowest_tests),
 }
 """Table file under docs/benchmarks/: (measurements file, its renderer; None: not recorded)."""
 

@@ -154,6 +154,9 @@ def test_the_benchmark_runs_the_workflows_commands_with_outputs_in_its_own_folde
     assert result["eps"] == recorded["eps"] and result["eps_quantile"] == 0.5
     assert (result["encoder"], result["k"]) == ("tfidf", 20)
     assert len(result["loop_s"]) == len(result["stages_s"]) == len(result["in_process_s"]) == 1
+    build = sampling_vs_loop.build_job_seconds(workdir, layers)
+    assert {"ingest", "embed", "neighbours", "assess", "sample"} <= set(build), build
+    assert all(seconds > 0 for seconds in build.values()), build
 
 
 def test_a_missing_config_layer_is_one_error_line_and_exit_2(tmp_path):

@@ -13,6 +13,7 @@ from conftest import REPO
 sys.path.insert(0, str(REPO / "bench"))
 
 import rule_times  # noqa: E402
+import slowest_tests  # noqa: E402
 import tables  # noqa: E402
 
 SAMPLING_VS_LOOP = {
@@ -37,6 +38,7 @@ BENCHMARKS = {
     "workflow_noop_rerun_no_slurm": {"value": 1.25, "baseline": 1.3, "load_average": 0.25},
     "demo_wall_s": {"rules": [{"rule": "train", "jobs": 7, "seconds": 607.49, "peak_rss_mb": 869}]},
     "sampling_in_process": {"times_s": {"neighbours": 0.851, "assess (vectorised)": 0.449}},
+    "test_suite": {"slowest": [{"test": "tests/test_a.py::test_b", "seconds": 61.25}]},
 }
 TRAIN_CPU = {
     "rows": {
@@ -113,6 +115,9 @@ def test_every_table_is_written_with_the_rounding_the_page_shows(tmp_path):
     assert written(tmp_path, "demo_rules.csv") == [
         {"rule": "train", "jobs": "7", "seconds": "607.5", "peak_rss_mb": "869.0"}
     ]
+    assert written(tmp_path, "slowest_tests.csv") == [
+        {"test": "tests/test_a.py::test_b", "seconds": "61.2"}
+    ]
     assert written(tmp_path, "sampling_steps.csv")[1] == {
         "step": "assess (vectorised)",
         "seconds": "0.45",
@@ -148,4 +153,18 @@ def test_the_demo_rules_table_sums_the_benchmark_files_of_each_rule(tmp_path):
     assert rule_times.rule_times(tmp_path / "benchmarks" / "demo").to_dict("records") == [
         {"rule": "ingest", "jobs": 1, "seconds": 0.7, "cpu_seconds": 0.35, "peak_rss_mb": 139.1},
         {"rule": "train", "jobs": 2, "seconds": 22.5, "cpu_seconds": 11.25, "peak_rss_mb": 850.5},
+    ]
+
+
+def test_slowest_tests_reads_each_case_of_a_junit_report_slowest_first(tmp_path):
+    report = tmp_path / "junit.xml"
+    report.write_text(
+        '<testsuites><testsuite name="pytest">'
+        '<testcase classname="tests.test_a" name="test_fast" time="0.5"/>'
+        '<testcase classname="tests.test_b" name="test_slow[x-1]" time="12.25"/>'
+        "</testsuite></testsuites>"
+    )
+    assert slowest_tests.case_times(report) == [
+        ("tests/test_b.py::test_slow[x-1]", 12.25),
+        ("tests/test_a.py::test_fast", 0.5),
     ]

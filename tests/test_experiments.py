@@ -387,6 +387,21 @@ def test_pollution_and_tempering_tables_come_from_their_points(experiments_run):
 
 
 @pytest.mark.workflow
+def test_a_polluted_point_runs_end_to_end_with_both_pollution_shares(experiments_run):
+    """Polluted corpus -> targets -> models -> scores -> summary, at the 0.2 point."""
+    results = experiments_run / "results" / "tiny-polluted-0.20"
+    corpus = pd.read_parquet(results / "corpus.parquet")
+    train = corpus[corpus["split"] == "train"]
+    assert train["polluted"].sum() == round(0.2 * len(train))
+    assert not corpus.loc[corpus["split"] != "train", "polluted"].any()
+    raw = json.loads((results / "targets/raw/tau1.0-m1-seed0.json").read_text())
+    assert raw["polluted_share"] == pytest.approx(train["polluted"].mean())
+    runs = pd.read_csv(results / "runs.csv")
+    assert runs["polluted_generation_share"].between(0, 1).all()
+    assert "polluted targets" in (results / "summary.md").read_text()
+
+
+@pytest.mark.workflow
 def test_encoder_study_samples_targets_only(experiments_run):
     out = experiments_run / "results" / "tiny" / "experiments"
     df = pd.read_csv(out / "encoders.csv")

@@ -15,6 +15,7 @@ from __future__ import annotations
 import os
 import re
 import subprocess
+from concurrent.futures import ThreadPoolExecutor
 from pathlib import Path
 
 import pytest
@@ -204,14 +205,17 @@ def _failure(proc: subprocess.CompletedProcess, cluster: Path, log: str) -> None
 
 @pytest.fixture(scope="module")
 def slurm_run(slurm_cluster, tmp_path_factory):
-    """The targets built twice: locally (--cores 2) and through SLURM with profiles/slurm."""
+    """The targets built twice: locally (--cores 2) and through SLURM with profiles/slurm,
+    side by side (the cluster run spends most of its time waiting on SLURM)."""
     local = tmp_path_factory.mktemp("local")
-    snakemake(local, "--cores", "2", *TARGETS)
     cluster = tmp_path_factory.mktemp("cluster")
     (cluster / "processes.yaml").write_text(f"train:\n  processes: {TRAIN_PROCESSES}\n")
-    proc = _run_via_slurm(
-        cluster, slurm_cluster, jobs=2, configfiles=(TINY_CONFIG, cluster / "processes.yaml")
-    )
+    with ThreadPoolExecutor(max_workers=1) as pool:
+        local_run = pool.submit(snakemake, local, "--cores", "2", *TARGETS)
+        proc = _run_via_slurm(
+            cluster, slurm_cluster, jobs=2, configfiles=(TINY_CONFIG, cluster / "processes.yaml")
+        )
+        local_run.result()
     log = proc.stdout + proc.stderr
     _failure(proc, cluster, log)
     return local, cluster, log
@@ -219,19 +223,29 @@ def slurm_run(slurm_cluster, tmp_path_factory):
 
 @pytest.fixture(scope="module")
 def sharded_embedding(slurm_cluster, tmp_path_factory):
-    """MiniLM embeddings built locally in one job and through SLURM in two shard jobs."""
+    """MiniLM embeddings built locally in one job and through SLURM in two shard jobs, side by
+    side."""
     local = tmp_path_factory.mktemp("local-embed")
     (local / "minilm.yaml").write_text(MINILM)
-    snakemake(local, "--cores", "2", EMBEDDINGS, configfiles=(TINY_CONFIG, local / "minilm.yaml"))
     cluster = tmp_path_factory.mktemp("cluster-embed")
     (cluster / "shards.yaml").write_text(MINILM + "  shards: 2\n")
-    proc = _run_via_slurm(
-        cluster,
-        slurm_cluster,
-        jobs=2,
-        targets=[EMBEDDINGS],
-        configfiles=(TINY_CONFIG, cluster / "shards.yaml"),
-    )
+    with ThreadPoolExecutor(max_workers=1) as pool:
+        local_run = pool.submit(
+            snakemake,
+            local,
+            "--cores",
+            "2",
+            EMBEDDINGS,
+            configfiles=(TINY_CONFIG, local / "minilm.yaml"),
+        )
+        proc = _run_via_slurm(
+            cluster,
+            slurm_cluster,
+            jobs=2,
+            targets=[EMBEDDINGS],
+            configfiles=(TINY_CONFIG, cluster / "shards.yaml"),
+        )
+        local_run.result()
     log = proc.stdout + proc.stderr
     _failure(proc, cluster, log)
     return local, cluster, log

@@ -525,26 +525,6 @@ def test_smollm2_runs_end_to_end_at_cpu_size(tmp_path):
     assert len(generations) == 4 and generations["generation"].str.strip().ne("").any()
 
 
-def test_pollution_protocol_runs_end_to_end_at_ci_size(tmp_path):
-    """Polluted corpus -> targets -> models -> scores -> summary with both pollution shares."""
-    layers = tiny_with(
-        tmp_path,
-        "corpus: {name: tiny-polluted, pollute: {rate: 0.1, seed: 0}}\n"
-        "sweep: {methods: [raw, isaac]}\nsummary: {baselines: [raw]}",
-    )
-    snakemake(tmp_path, "--cores", "2", "results/tiny-polluted/summary.md", configfiles=layers)
-    results = tmp_path / "results" / "tiny-polluted"
-    corpus = pd.read_parquet(results / "corpus.parquet")
-    train = corpus[corpus["split"] == "train"]
-    assert train["polluted"].sum() == round(0.1 * len(train))
-    assert not corpus.loc[corpus["split"] != "train", "polluted"].any()
-    raw = json.loads((results / "targets/raw/tau1.0-m1-seed0.json").read_text())
-    assert raw["polluted_share"] == pytest.approx(train["polluted"].mean())
-    runs = pd.read_csv(results / "runs.csv")
-    assert runs["polluted_generation_share"].between(0, 1).all()
-    assert "polluted targets" in (results / "summary.md").read_text()
-
-
 def test_head_vs_rest_runs_end_to_end_at_ci_size(tmp_path):
     """Many responses per prompt: the demo's prompt groups as pools, its own judge."""
     layers = tiny_with(
