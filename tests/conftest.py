@@ -144,25 +144,32 @@ def property_settings(*suppress, max_examples: int = 40):
 
 # `make test` runs the suite in pytest-xdist workers (`--dist loadgroup`): each test module is
 # one group, so a module-scoped fixture is built once, in one worker. The SLURM refusal tests
-# share the SLURM modules' group: they need the tools the cluster fixture installs.
+# share the SLURM module's group: they need the tools the cluster fixture installs.
 XDIST_GROUPS = {"test_slurm_refusal": "test_slurm"}
-
-
-def _start_rank(module_items: list) -> int:
-    """0 for the SLURM modules (their cluster set-up waits on apt and daemons), 1 for the
-    modules that run the workflow, 2 for the rest: the longest groups start first."""
-    if any(item.get_closest_marker("slurm") for item in module_items):
-        return 0
-    return 1 if any(item.get_closest_marker("workflow") for item in module_items) else 2
+# The longest groups (bench/slowest_tests.py, docs/benchmarks.md), handed out first so that none
+# starts last; the SLURM group first of all, as its set-up mostly waits on apt and daemons.
+LONGEST_FIRST = (
+    "test_slurm",
+    "test_tiny_run",
+    "test_workflow",
+    "test_experiments",
+    "test_reliability",
+    "test_bench_sampling",
+    "test_inputs_by_content",
+    "test_models",
+    "test_train_processes",
+    "test_train",
+)
 
 
 def pytest_collection_modifyitems(config, items):
-    """One xdist group per module (XDIST_GROUPS joins two), modules ordered by _start_rank,
-    each module's tests in their own order."""
-    modules: dict[str, list] = {}
+    """One xdist group per module (XDIST_GROUPS joins two), the LONGEST_FIRST groups first, each
+    group's tests in their own order."""
+    groups: dict[str, list] = {}
     for item in items:
         group = XDIST_GROUPS.get(item.module.__name__, item.module.__name__)
         item.add_marker(pytest.mark.xdist_group(group))
-        modules.setdefault(group, []).append(item)
-    ranked = sorted(modules.values(), key=_start_rank)  # stable: collection order within a rank
-    items[:] = [item for module_items in ranked for item in module_items]
+        groups.setdefault(group, []).append(item)
+    rank = {group: i for i, group in enumerate(LONGEST_FIRST)}
+    ordered = sorted(groups, key=lambda group: rank.get(group, len(rank)))  # stable
+    items[:] = [item for group in ordered for item in groups[group]]

@@ -12,7 +12,7 @@ import typing
 import pytest
 import yaml
 
-from conftest import REPO, rule_blocks, schema_defaults, settings
+from conftest import LONGEST_FIRST, REPO, XDIST_GROUPS, rule_blocks, schema_defaults, settings
 from isaac import runs
 from isaac.assess import AssessConfig
 from isaac.bootstrap import SummaryConfig
@@ -359,3 +359,10 @@ def test_every_job_rule_logs_benchmarks_and_runs_the_module_of_its_name():
 def test_shell_commands_prepend_to_pythonpath():
     common = (REPO / "rules" / "common.smk").read_text()
     assert "${{{{PYTHONPATH:+:$PYTHONPATH}}}}" in common
+
+
+def test_the_suites_worker_groups_name_test_modules_that_exist():
+    """conftest's scheduling lists (a renamed module would silently lose its place)."""
+    modules = {path.stem for path in (REPO / "tests").glob("test_*.py")}
+    named = {*LONGEST_FIRST, *XDIST_GROUPS, *XDIST_GROUPS.values()}
+    assert named <= modules, named - modules
