@@ -203,51 +203,48 @@ def _failure(proc: subprocess.CompletedProcess, cluster: Path, log: str) -> None
         )
 
 
-@pytest.fixture(scope="module")
-def slurm_run(slurm_cluster, tmp_path_factory):
-    """The targets built twice: locally (--cores 2) and through SLURM with profiles/slurm,
-    side by side (the cluster run spends most of its time waiting on SLURM)."""
-    local = tmp_path_factory.mktemp("local")
-    cluster = tmp_path_factory.mktemp("cluster")
-    (cluster / "processes.yaml").write_text(f"train:\n  processes: {TRAIN_PROCESSES}\n")
+def _beside_a_local_run(
+    local: Path, cluster: Path, node: dict[str, str], targets, local_layers, cluster_layers
+) -> str:
+    """The targets built locally (--cores 2) and through SLURM side by side (the cluster run
+    spends most of its time waiting on SLURM); the cluster run's log."""
     with ThreadPoolExecutor(max_workers=1) as pool:
-        local_run = pool.submit(snakemake, local, "--cores", "2", *TARGETS)
-        proc = _run_via_slurm(
-            cluster, slurm_cluster, jobs=2, configfiles=(TINY_CONFIG, cluster / "processes.yaml")
+        local_run = pool.submit(
+            snakemake, local, "--cores", "2", *targets, configfiles=local_layers
         )
+        proc = _run_via_slurm(cluster, node, jobs=2, targets=targets, configfiles=cluster_layers)
         local_run.result()
     log = proc.stdout + proc.stderr
     _failure(proc, cluster, log)
+    return log
+
+
+@pytest.fixture(scope="module")
+def slurm_run(slurm_cluster, tmp_path_factory):
+    """The targets built locally and through SLURM with profiles/slurm."""
+    local = tmp_path_factory.mktemp("local")
+    cluster = tmp_path_factory.mktemp("cluster")
+    (cluster / "processes.yaml").write_text(f"train:\n  processes: {TRAIN_PROCESSES}\n")
+    layers = (TINY_CONFIG, cluster / "processes.yaml")
+    log = _beside_a_local_run(local, cluster, slurm_cluster, TARGETS, (TINY_CONFIG,), layers)
     return local, cluster, log
 
 
 @pytest.fixture(scope="module")
 def sharded_embedding(slurm_cluster, tmp_path_factory):
-    """MiniLM embeddings built locally in one job and through SLURM in two shard jobs, side by
-    side."""
+    """MiniLM embeddings built locally in one job and through SLURM in two shard jobs."""
     local = tmp_path_factory.mktemp("local-embed")
     (local / "minilm.yaml").write_text(MINILM)
     cluster = tmp_path_factory.mktemp("cluster-embed")
     (cluster / "shards.yaml").write_text(MINILM + "  shards: 2\n")
-    with ThreadPoolExecutor(max_workers=1) as pool:
-        local_run = pool.submit(
-            snakemake,
-            local,
-            "--cores",
-            "2",
-            EMBEDDINGS,
-            configfiles=(TINY_CONFIG, local / "minilm.yaml"),
-        )
-        proc = _run_via_slurm(
-            cluster,
-            slurm_cluster,
-            jobs=2,
-            targets=[EMBEDDINGS],
-            configfiles=(TINY_CONFIG, cluster / "shards.yaml"),
-        )
-        local_run.result()
-    log = proc.stdout + proc.stderr
-    _failure(proc, cluster, log)
+    log = _beside_a_local_run(
+        local,
+        cluster,
+        slurm_cluster,
+        [EMBEDDINGS],
+        (TINY_CONFIG, local / "minilm.yaml"),
+        (TINY_CONFIG, cluster / "shards.yaml"),
+    )
     return local, cluster, log
 
 
