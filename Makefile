@@ -32,7 +32,7 @@ figures: install
 		$$($(BIN)/python -c 'from isaac.plots import REDRAW_RULES; print(*REDRAW_RULES)')
 
 test: install
-	$(BIN)/python -m pytest -n $(CORES) --dist loadgroup --no-loadscope-reorder -ra --durations=12 $(PYTEST_ARGS) tests
+	$(BIN)/python -m pytest -n $(CORES) --no-loadscope-reorder -ra --durations=12 $(PYTEST_ARGS) tests
 
 # Copy every table the docs quote from a results file (between marker comments) from that
 # file again; the test suite fails while one is stale.

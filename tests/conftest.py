@@ -142,9 +142,9 @@ def property_settings(*suppress, max_examples: int = 40):
     )
 
 
-# `make test` runs the suite in pytest-xdist workers (`--dist loadgroup`): each test module is
-# one group, so a module-scoped fixture is built once, in one worker. The SLURM refusal tests
-# share the SLURM module's group: they need the tools the cluster fixture installs.
+# `make test` runs the suite in pytest-xdist workers, each test module handed to one worker
+# whole, so that a module-scoped fixture is built once. The SLURM refusal tests go with the SLURM
+# module: they need the tools its cluster fixture installs.
 XDIST_GROUPS = {"test_slurm_refusal": "test_slurm"}
 # The longest groups (bench/slowest_tests.py, docs/benchmarks.md), handed out first so that none
 # starts last; the SLURM group first of all, as its set-up mostly waits on apt and daemons.
@@ -162,14 +162,31 @@ LONGEST_FIRST = (
 )
 
 
+def _group(nodeid: str) -> str:
+    """A test's worker group: its module's name, or the module XDIST_GROUPS joins it to."""
+    module = Path(nodeid.split("::", 1)[0]).stem
+    return XDIST_GROUPS.get(module, module)
+
+
 def pytest_collection_modifyitems(config, items):
-    """One xdist group per module (XDIST_GROUPS joins two), the LONGEST_FIRST groups first, each
-    group's tests in their own order."""
+    """The LONGEST_FIRST groups first, the rest after in collection order; each group's tests
+    together and in their own order."""
     groups: dict[str, list] = {}
     for item in items:
-        group = XDIST_GROUPS.get(item.module.__name__, item.module.__name__)
-        item.add_marker(pytest.mark.xdist_group(group))
-        groups.setdefault(group, []).append(item)
+        groups.setdefault(_group(item.nodeid), []).append(item)
     rank = {group: i for i, group in enumerate(LONGEST_FIRST)}
     ordered = sorted(groups, key=lambda group: rank.get(group, len(rank)))  # stable
     items[:] = [item for group in ordered for item in groups[group]]
+
+
+@pytest.hookimpl(optionalhook=True)
+def pytest_xdist_make_scheduler(config, log):
+    """pytest-xdist's scope scheduler with _group as the scope: each group goes to one worker
+    whole, in collection order (`make test` passes --no-loadscope-reorder)."""
+    from xdist.scheduler import LoadScopeScheduling
+
+    class GroupScheduling(LoadScopeScheduling):
+        def _split_scope(self, nodeid: str) -> str:
+            return _group(nodeid)
+
+    return GroupScheduling(config, log)
