@@ -19,6 +19,7 @@ from isaac.runs import (  # noqa: E402
     GLOBAL_POOL_METHODS,
     GROUP_METHODS,
     MODEL_FREE_METHODS,
+    PAIR_METHODS,
     POOL_METHODS,
     REFERENCE_METHODS,
     RUN,
@@ -60,6 +61,8 @@ wildcard_constraints:
 # The methods whose runs sample targets and train a model: the constraint of the sample, train
 # and generate rules (a model-free method's replies come from a rule of its own).
 TRAINED = method_pattern(TRAINED_METHODS)
+# The methods whose runs write preference pairs (the pairs rule).
+PAIRED = method_pattern(PAIR_METHODS)
 
 # Encoders and generators known by name; any other embed.encoder or generator.model is a
 # local model folder.
@@ -276,5 +279,6 @@ def all_outputs():
         res("summary.md"),
         res("summary.csv"),
         res("runs.csv"),
+        res("pairs.csv"),
         *figure_outputs(),
     ]

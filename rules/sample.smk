@@ -206,6 +206,58 @@ rule sample_all:
         tau_figure_stats(),
 
 
+# Preference pairs (isaac.pairs): one job per pair run of pair_runs(), and their table.
+rule pairs:
+    input:
+        corpus=res("corpus.parquet"),
+        groups=groups_file(),
+        groups_stats=groups_stats_file(),
+    output:
+        pairs=ensure(res("pairs", f"{RUN}.parquet"), non_empty=True),
+        stats=res("pairs", f"{RUN}.json"),
+    log:
+        logs("pairs", f"{RUN}.log"),
+    benchmark:
+        bench("pairs", f"{RUN}.tsv")
+    wildcard_constraints:
+        method=PAIRED,
+    conda:
+        "../envs/sample.yaml"
+    threads: 1
+    resources:
+        mem_mb=grow_with_attempt(4000),
+        runtime=20,
+    params:
+        config=lambda wildcards: stage_config("sample", PAIR_METHODS[wildcards.method]),
+    shell:
+        f"{ISAAC}.pairs"
+        " --corpus {input.corpus:q} --groups {input.groups:q}"
+        " --groups-stats {input.groups_stats:q}"
+        " --method {wildcards.method:q} --tau {wildcards.tau:q} --m {wildcards.m:q}"
+        " --seed {wildcards.seed:q} --config {params.config:q}"
+        " --out {output.pairs:q} --stats {output.stats:q} > {log:q} 2>&1"
+
+
+rule pairs_summary:
+    input:
+        stats=[res("pairs", f"{run}.json") for run in pair_runs()],
+    output:
+        table=ensure(res("pairs.csv"), non_empty=True),
+    log:
+        logs("pairs_summary.log"),
+    benchmark:
+        bench("pairs_summary.tsv")
+    conda:
+        "../envs/sample.yaml"
+    threads: 1
+    resources:
+        mem_mb=grow_with_attempt(2000),
+        runtime=10,
+    shell:
+        f"{ISAAC}.pairs_summary"
+        " {input.stats:q} --csv {output.table:q} > {log:q} 2>&1"
+
+
 rule group_sizes:
     input:
         groups=groups_file(),

@@ -54,6 +54,17 @@ def test_tiny_run_writes_every_contracted_table(tiny_run):
             "target_ids",
             "head_shortcut",
         },
+        "pairs/isaac_dpo/tau1.0-m1-seed0.parquet": {
+            "id",
+            "prompt",
+            "response",
+            "chosen",
+            "chosen_ids",
+            "rejected",
+            "rejected_ids",
+            "rejected_own",
+        },
+        "pairs/oracle_dpo/tau1.0-m1-seed0.parquet": {"id", "chosen", "rejected"},
         "generations/isaac/tau1.0-m1-seed0.parquet": {"id", "prompt", "seen", "generation"},
         "prompts.parquet": {"id", "prompt", "seen"},
         "scores/isaac/tau1.0-m1-seed0.parquet": {

@@ -128,3 +128,10 @@ def tau_figure_stats():
     methods = [*REFERENCE_METHODS, *GROUP_METHODS]
     runs = run_ids(methods, taus, sweep["ms"][:1], sweep["seeds"][:1])
     return [res("targets", f"{run}.json") for run in runs]
+
+
+def pair_runs():
+    """The preference-pair runs of the sweep: isaac_dpo at each of its (tau, m, seed),
+    oracle_dpo (tau-free) at each (m, seed)."""
+    sweep = config["sweep"]
+    return run_ids(PAIR_METHODS, sweep["taus"], sweep["ms"], sweep["seeds"])

@@ -21,10 +21,15 @@ GLOBAL_POOL_METHODS = {"global": "isaac"}
 # constant answers every prompt with one reply: no targets, no model (a rule of its own).
 MODEL_FREE_METHODS = ("constant",)
 TRAINED_METHODS = tuple(m for m in METHODS if m not in MODEL_FREE_METHODS)
-# max puts all mass on the largest group whatever tau, so a sweep runs it once (at tau 1).
-TAU_FREE_METHODS = ("raw", "random", "sft", "constant", "max")
+# max puts all mass on the largest group whatever tau, so a sweep runs it once (at tau 1), and so
+# does oracle_dpo, whose pairs are chosen by the labels.
+TAU_FREE_METHODS = ("raw", "random", "sft", "constant", "max", "oracle_dpo")
 # Label-free baselines drawn as reference lines beside the group methods' curves over tau.
 REFERENCE_METHODS = ("raw", "random")
+
+# Preference pairs (isaac.pairs, pairs/{run}): each pair method with the method whose draw gives
+# its chosen responses (None: oracle_dpo chooses by the labels).
+PAIR_METHODS = {"isaac_dpo": "isaac", "oracle_dpo": None}
 
 RUN = "{method}/tau{tau}-m{m}-seed{seed}"
 # Tempering (train.rounds): round r of a run trains on the targets sampled with this seed.
@@ -66,7 +71,7 @@ def method_pattern(methods) -> str:
 
 # Snakemake wildcard constraints of the run id's parts.
 WILDCARD_PATTERNS = {
-    "method": method_pattern(METHODS),
+    "method": method_pattern([*METHODS, *PAIR_METHODS]),
     "tau": r"[0-9]+(\.[0-9]+)?(e-?[0-9]+)?",
     "m": r"[0-9]+",
     "seed": r"[0-9]+",

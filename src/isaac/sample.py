@@ -167,6 +167,23 @@ def head_shortcut_mask(
     return shortcut
 
 
+def ranked_groups(group_ids: np.ndarray, valid: np.ndarray, weights: np.ndarray | None):
+    """(counts, sizes, order, n_groups) of padded pools: each group's members and size (summed
+    weight, or members), each pool's group ids largest first (groups_by_size), its groups."""
+    pool_len = valid.sum(axis=1)
+    if len(pool_len) and pool_len.min() < 1:
+        raise ValueError("every pool needs at least one member")
+    width = group_ids.shape[1]
+    flat = np.asarray(group_ids, dtype=np.int64)[valid]
+    counts = group_sizes(pool_len, flat, width=width)
+    sizes = (
+        counts.astype(np.float64)
+        if weights is None
+        else group_sizes(pool_len, flat, weights[valid], width)
+    )
+    return counts, sizes, groups_by_size(counts, sizes), (counts > 0).sum(axis=1)
+
+
 def sample_pools(
     group_ids: np.ndarray,
     valid: np.ndarray,
@@ -200,17 +217,7 @@ def sample_pools(
     pool_of = np.arange(n_pools) if pool_of is None else np.asarray(pool_of, dtype=np.int64)
     q_n = len(pool_of)
     pool_len = valid.sum(axis=1)
-    if n_pools and pool_len.min() < 1:
-        raise ValueError("every pool needs at least one member")
-    counts = group_sizes(pool_len, group_ids[valid], width=width)
-    sizes = (
-        counts.astype(np.float64)
-        if weights is None
-        else group_sizes(pool_len, group_ids[valid], weights[valid], width)
-    )
-    exists = counts > 0
-    n_groups = exists.sum(axis=1)
-    order = groups_by_size(counts, sizes)
+    counts, sizes, order, n_groups = ranked_groups(group_ids, valid, weights)
     k = min(int(top_k), width)
     top = order[:, :k]
     top_sizes = np.take_along_axis(sizes, top, axis=1)
@@ -332,6 +339,18 @@ def pool_queries(
     return np.arange(n_train), np.zeros(n_train, dtype=np.int64), own_pos
 
 
+def padded_groups(pools: Pools, group_ids: np.ndarray, weights: np.ndarray | None):
+    """(members, valid, group ids, weights or None) of every pool as (pools, longest) arrays."""
+    members, valid = pools.padded(0, len(pools))
+    padded_ids = np.zeros(members.shape, dtype=np.int64)
+    padded_ids[valid] = group_ids
+    padded_weights = None
+    if weights is not None:
+        padded_weights = np.zeros(members.shape)
+        padded_weights[valid] = weights
+    return members, valid, padded_ids, padded_weights
+
+
 def pool_targets(
     run: Run,
     config: SampleConfig,
@@ -344,13 +363,7 @@ def pool_targets(
 
     A global-pool method samples with the distribution and the random streams of the method it
     stands beside (isaac.runs.GLOBAL_POOL_METHODS), so that only the pools differ."""
-    members, valid = pools.padded(0, len(pools))
-    padded_ids = np.zeros(members.shape, dtype=np.int64)
-    padded_ids[valid] = group_ids
-    w = None
-    if weights is not None:
-        w = np.zeros(members.shape)
-        w[valid] = weights
+    members, valid, padded_ids, w = padded_groups(pools, group_ids, weights)
     rows, pool_of, own_pos = pool_queries(run.method, pools, members, valid, n_train)
     distribution = GLOBAL_POOL_METHODS.get(run.method, run.method)
     out = sample_pools(
