@@ -17,12 +17,14 @@ from isaac.plots import FIGURES  # noqa: E402
 from isaac.provenance import content_fingerprint  # noqa: E402
 from isaac.runs import (  # noqa: E402
     GLOBAL_POOL_METHODS,
+    DPO_START,
     GROUP_METHODS,
     MODEL_FREE_METHODS,
     PAIR_METHODS,
     POOL_METHODS,
     REFERENCE_METHODS,
     RUN,
+    SAMPLED_METHODS,
     TRAINED_METHODS,
     WILDCARD_PATTERNS,
     method_pattern,
@@ -58,10 +60,12 @@ wildcard_constraints:
     features=r"tfidf-lr|minilm-lr|cross-minilm",
 
 
-# The methods whose runs sample targets and train a model: the constraint of the sample, train
-# and generate rules (a model-free method's replies come from a rule of its own).
+# The methods whose runs train a model: the constraint of the generate rule (a model-free
+# method's replies come from a rule of its own). Those that sample targets and fine-tune on
+# them (rules sample and train), and those that write preference pairs and train with DPO
+# from the raw run's model (rules pairs and train_dpo).
 TRAINED = method_pattern(TRAINED_METHODS)
-# The methods whose runs write preference pairs (the pairs rule).
+SAMPLED = method_pattern(SAMPLED_METHODS)
 PAIRED = method_pattern(PAIR_METHODS)
 
 # Encoders and generators known by name; any other embed.encoder or generator.model is a
@@ -258,6 +262,12 @@ def sweep_runs():
     """Every run id of the sweep: generated and scored, and sampled and trained unless its
     method is model-free."""
     return sweep_runs_of(config)
+
+
+def training_stats(run):
+    """The statistics of what a run trained on: its targets, or a pair method's pairs."""
+    kind = "pairs" if run_method(run) in PAIR_METHODS else "targets"
+    return res(kind, f"{run}.json")
 
 
 def sweep_runs_of(workflow_config):

@@ -16,7 +16,7 @@ rule summary:
         scores=[res("scores", f"{run}.json") for run in sweep_runs()],
         per_prompt=[res("scores", f"{run}.parquet") for run in sweep_runs()],
         targets=[
-            res("targets", f"{run}.json")
+            training_stats(run)
             for run in sweep_runs()
             if run_method(run) not in MODEL_FREE_METHODS
         ],

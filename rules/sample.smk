@@ -175,7 +175,7 @@ rule sample:
     benchmark:
         bench("sample", f"{RUN}.tsv")
     wildcard_constraints:
-        method=TRAINED,
+        method=SAMPLED,
     conda:
         "../envs/sample.yaml"
     threads: 1
@@ -201,7 +201,7 @@ rule sample_all:
         [
             res("targets", f"{run}.parquet")
             for run in sweep_runs()
-            if run_method(run) not in MODEL_FREE_METHODS
+            if run_method(run) in SAMPLED_METHODS
         ],
         tau_figure_stats(),
 

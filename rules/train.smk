@@ -59,7 +59,7 @@ rule train_round:
     benchmark:
         bench("train_round", RUN, "round{round}.tsv")
     wildcard_constraints:
-        method=TRAINED,
+        method=SAMPLED,
     conda:
         "../envs/train.yaml"
     threads: by_generator(1, 4) * PROCESSES
@@ -106,3 +106,38 @@ use rule train_round as train with:
         tokenizer=optional_input("tokenizer"),
         base=optional_input("base"),
         init=optional_input("init"),
+
+
+# A pair method's model: DPO (isaac.dpo) on its pairs, from the model of the raw run of the same
+# m and seed (isaac.runs.DPO_START), with the train section's steps and optimizer.
+rule train_dpo:
+    input:
+        pairs=res("pairs", f"{RUN}.parquet"),
+        init=res("models", DPO_START, "tau1.0-m{m}-seed{seed}"),
+        prompts=res("prompts.parquet"),
+    output:
+        directory(res("models", RUN)),
+    log:
+        logs("train", f"{RUN}.log"),
+    benchmark:
+        bench("train", f"{RUN}.tsv")
+    wildcard_constraints:
+        method=PAIRED,
+    conda:
+        "../envs/train.yaml"
+    threads: by_generator(1, 4) * PROCESSES
+    resources:
+        mem_mb=grow_with_attempt(by_generator(4000, 16000) * PROCESSES),
+        runtime=by_generator(30, 240),
+        gpu=PROCESSES,
+    params:
+        config=stage_config("train"),
+        dpo=stage_config("dpo"),
+        generator=stage_config("generator"),
+        checkpoints=res("checkpoints", RUN),
+    shell:
+        f"{ISAAC}.dpo"
+        " --pairs {input.pairs:q} --init {input.init:q} --dpo {params.dpo:q}"
+        " --seed {wildcards.seed:q} --config {params.config:q}"
+        " --generator {params.generator:q} --threads {threads}"
+        " --checkpoints {params.checkpoints:q} --out {output:q} > {log:q} 2>&1"

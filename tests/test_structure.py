@@ -16,6 +16,7 @@ from conftest import LONGEST_FIRST, REPO, XDIST_GROUPS, rule_blocks, schema_defa
 from isaac import runs
 from isaac.assess import AssessConfig
 from isaac.bootstrap import SummaryConfig
+from isaac.dpo import DpoConfig
 from isaac.embed import EmbedConfig
 from isaac.experiments import ExperimentsConfig
 from isaac.generate import GenerateConfig
@@ -130,6 +131,7 @@ SECTIONS = {
     "sample": SampleConfig,
     "generator": GeneratorConfig,
     "train": TrainConfig,
+    "dpo": DpoConfig,
     "prompts": PromptsConfig,
     "generate": GenerateConfig,
     "summary": SummaryConfig,

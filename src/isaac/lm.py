@@ -109,3 +109,14 @@ def label_nll(logits, labels, seq2seq: bool = False) -> torch.Tensor:
         ignore_index=IGNORE,
         reduction="sum",
     )
+
+
+def sequence_logps(logits, labels, seq2seq: bool = False) -> torch.Tensor:
+    """Each row's summed log-probability of its labelled tokens (the sequence log-likelihood
+    that preference optimisation compares), float32."""
+    if not seq2seq:
+        logits, labels = logits[:, :-1], labels[:, 1:]
+    labelled = labels != IGNORE
+    logps = torch.log_softmax(logits.float(), dim=-1)
+    token = logps.gather(-1, labels.clamp(min=0).unsqueeze(-1)).squeeze(-1)
+    return (token * labelled).sum(dim=-1)

@@ -44,6 +44,7 @@ from isaac.sample import (
     pool_queries,
     pool_targets,
     ranked_groups,
+    safe_rate,
     stable_hash,
 )
 from isaac.settings import add_config_argument, parse
@@ -228,7 +229,11 @@ def pairs(
         "rejected_own_share": float(own.mean()),
         "distinct_chosen_share": float(len(np.unique(chosen)) / len(train)),
         "distinct_rejected_share": float(len(np.unique(rejected)) / len(train)),
-        "polluted_share_chosen": float(polluted[chosen].mean()),
+        # as the sample stage names them for targets: the summary reads them for a pair run
+        "original_safe_rate": safe_rate(pd.Series(label, dtype=object)),
+        "oracle_safe_rate": safe_rate(pd.Series(label[chosen].ravel(), dtype=object)),
+        "oracle_safe_rate_rejected": safe_rate(pd.Series(label[rejected].ravel(), dtype=object)),
+        "polluted_share": float(polluted[chosen].mean()),
         "polluted_share_rejected": float(polluted[rejected].mean()),
         **pair_agreement(
             label,

@@ -491,8 +491,8 @@ def main(argv: Sequence[str] | None = None) -> None:
         "--targets",
         nargs="*",
         default=[],
-        help="targets stats JSON of the runs with targets (all but the model-free methods'), "
-        "in the order of --scores",
+        help="the statistics of what each run with a model trained on (its targets, or a pair "
+        "method's pairs), in the order of --scores",
     )
     s.add_argument("--judge", required=True, help="the primary judge's folder (its metrics.json)")
     s.add_argument("--second-judge", type=optional(str), help="the second judge's folder")

@@ -10,7 +10,19 @@ from __future__ import annotations
 import argparse
 from dataclasses import dataclass
 
-METHODS = ("raw", "random", "sft", "constant", "isaac", "isaac_paper", "exp", "max", "global")
+METHODS = (
+    "raw",
+    "random",
+    "sft",
+    "constant",
+    "isaac",
+    "isaac_paper",
+    "exp",
+    "max",
+    "global",
+    "isaac_dpo",
+    "oracle_dpo",
+)
 # Methods that sample from the groups of a pool, and those that draw from its whole pool.
 GROUP_METHODS = ("isaac", "isaac_paper", "exp", "max", "global")
 POOL_METHODS = ("random", *GROUP_METHODS)
@@ -21,15 +33,18 @@ GLOBAL_POOL_METHODS = {"global": "isaac"}
 # constant answers every prompt with one reply: no targets, no model (a rule of its own).
 MODEL_FREE_METHODS = ("constant",)
 TRAINED_METHODS = tuple(m for m in METHODS if m not in MODEL_FREE_METHODS)
+# Preference pairs (isaac.pairs, pairs/{run}) instead of targets: each pair method with the method
+# whose draw gives its chosen responses (None: oracle_dpo chooses by the labels). Its model is
+# trained with DPO (isaac.dpo) from the model of the DPO_START run of the same m and seed.
+PAIR_METHODS = {"isaac_dpo": "isaac", "oracle_dpo": None}
+DPO_START = "raw"
+# The methods whose runs sample targets (and are fine-tuned on them).
+SAMPLED_METHODS = tuple(m for m in TRAINED_METHODS if m not in PAIR_METHODS)
 # max puts all mass on the largest group whatever tau, so a sweep runs it once (at tau 1), and so
 # does oracle_dpo, whose pairs are chosen by the labels.
 TAU_FREE_METHODS = ("raw", "random", "sft", "constant", "max", "oracle_dpo")
 # Label-free baselines drawn as reference lines beside the group methods' curves over tau.
 REFERENCE_METHODS = ("raw", "random")
-
-# Preference pairs (isaac.pairs, pairs/{run}): each pair method with the method whose draw gives
-# its chosen responses (None: oracle_dpo chooses by the labels).
-PAIR_METHODS = {"isaac_dpo": "isaac", "oracle_dpo": None}
 
 RUN = "{method}/tau{tau}-m{m}-seed{seed}"
 # Tempering (train.rounds): round r of a run trains on the targets sampled with this seed.
@@ -71,7 +86,7 @@ def method_pattern(methods) -> str:
 
 # Snakemake wildcard constraints of the run id's parts.
 WILDCARD_PATTERNS = {
-    "method": method_pattern([*METHODS, *PAIR_METHODS]),
+    "method": method_pattern(METHODS),
     "tau": r"[0-9]+(\.[0-9]+)?(e-?[0-9]+)?",
     "m": r"[0-9]+",
     "seed": r"[0-9]+",

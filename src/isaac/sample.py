@@ -52,7 +52,7 @@ from isaac.runs import (
     GLOBAL_POOL_METHODS,
     GROUP_METHODS,
     POOL_METHODS,
-    TRAINED_METHODS,
+    SAMPLED_METHODS,
     Run,
     add_run_arguments,
 )
@@ -301,7 +301,7 @@ def distinct_response_weights(
     return distinct if weights is None else distinct * weights
 
 
-def _safe_rate(safety_labels: pd.Series) -> float | None:
+def safe_rate(safety_labels: pd.Series) -> float | None:
     """Share of 'safe' among labelled entries; None when nothing is labelled."""
     labelled = safety_labels.dropna()
     return float((labelled == "safe").mean()) if len(labelled) else None
@@ -435,10 +435,10 @@ def sample(
     """(targets table, stats) for one run. ``pools``/``group_ids``/``weights`` as read_groups
     gives; ``provenance``: what made the groups (read_groups_provenance), recorded for the pool
     methods."""
-    if run.method not in TRAINED_METHODS:
+    if run.method not in SAMPLED_METHODS:
         raise InputError(
             f"method {run.method!r} has no targets (methods with targets: "
-            f"{', '.join(TRAINED_METHODS)})"
+            f"{', '.join(SAMPLED_METHODS)})"
         )
     if run.m < 1 or not run.tau > 0:
         raise InputError(f"m must be >= 1 and tau > 0 (got m={run.m}, tau={run.tau})")
@@ -469,8 +469,8 @@ def sample(
     stats = {
         "n": int(len(rows)),
         "n_targets": int(source.size),
-        "original_safe_rate": _safe_rate(safety_label),
-        "oracle_safe_rate": _safe_rate(pd.Series(target_safety_labels, dtype=object)),
+        "original_safe_rate": safe_rate(safety_label),
+        "oracle_safe_rate": safe_rate(pd.Series(target_safety_labels, dtype=object)),
         "head_shortcut_share": float(shortcut.mean()) if len(rows) else 0.0,
         "polluted_share": float(polluted[source.ravel()].mean()) if source.size else 0.0,
         **safe_rates_by_category(
@@ -503,11 +503,11 @@ def safe_rates_by_category(
     query = category[np.asarray(rows, dtype=np.int64)]
     return {
         "oracle_safe_rate_by_category": {
-            c: _safe_rate(pd.Series(target_safety_labels[query == c].ravel(), dtype=object))
+            c: safe_rate(pd.Series(target_safety_labels[query == c].ravel(), dtype=object))
             for c in names
         },
         "original_safe_rate_by_category": {
-            c: _safe_rate(safety_label[category == c]) for c in names
+            c: safe_rate(safety_label[category == c]) for c in names
         },
     }
 
@@ -523,7 +523,7 @@ def main(argv: Sequence[str] | None = None) -> None:
         type=optional(str),
         help="groups/{assessor}.json: what made the groups (methods with a pool)",
     )
-    add_run_arguments(parser, TRAINED_METHODS)
+    add_run_arguments(parser, SAMPLED_METHODS)
     add_config_argument(parser, SampleConfig)
     parser.add_argument(
         "--out", required=True, help="targets/{method}/tau{tau}-m{m}-seed{seed}.parquet"

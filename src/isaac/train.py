@@ -321,12 +321,15 @@ def train(
     checkpoint_dir: str | Path,
     fingerprint_: str = "",
     on_step=None,
+    objective=None,
 ) -> list[dict]:
     """Train in place with the Trainer; resume from checkpoint_dir when it holds a matching
     checkpoint.
 
     `examples` holds one group per prompt (its m target sequences, isaac.lm.build_examples);
-    a batch is `batch_size` groups and its loss the mean over all their target tokens.
+    a batch is `batch_size` groups and its loss the mean over all their target tokens. Another
+    `objective` (isaac.dpo.PairObjective: groups of chosen and rejected sequences) adds its
+    fields to each batch and makes the Trainer that computes its loss.
     `seed` fixes the batch order (and any dropout). `on_step(step)` is called after every
     optimiser step (tests use it to interrupt a run). On SIGTERM the current step finishes, a
     checkpoint is saved at it and Terminated is raised. Returns the training log (one dict per
@@ -355,21 +358,26 @@ def train(
         batch = collate([e for g in groups for e in g], pad_id)
         if seq2seq:  # the loss is computed outside the model, which then never sees labels
             batch["decoder_input_ids"] = decoder_inputs(labels=batch["labels"])
+        if objective is not None:
+            batch.update(objective.fields(groups))
         return batch
 
     def target_token_mean(outputs, labels, num_items_in_batch):
         return label_nll(outputs.logits, labels, seq2seq) / num_items_in_batch
 
     sigterm = StopOnSigterm(total, on_step)
-    trainer = GroupTrainer(
-        batch_sampler=sampler,
-        model=gen.model,
-        args=args,
-        train_dataset=examples,
-        data_collator=collate_groups,
-        compute_loss_func=target_token_mean,
-        callbacks=[CheckpointMarker(fingerprint_), sigterm],
-    )
+    trainer_args = {
+        "batch_sampler": sampler,
+        "model": gen.model,
+        "args": args,
+        "train_dataset": examples,
+        "data_collator": collate_groups,
+        "callbacks": [CheckpointMarker(fingerprint_), sigterm],
+    }
+    if objective is None:
+        trainer = GroupTrainer(**trainer_args, compute_loss_func=target_token_mean)
+    else:
+        trainer = objective.trainer(**trainer_args)
     with sigterm.armed():
         trainer.train(resume_from_checkpoint=str(ckpt) if ckpt else None)
     if sigterm.stopped_at is not None:
@@ -447,16 +455,16 @@ def launched() -> bool:
     return "LOCAL_RANK" in os.environ
 
 
-def relaunch(processes: int, argv: Sequence[str]) -> int:
-    """Run this CLI again as `processes` processes under torch's elastic launcher on this node;
-    return the launcher's exit status (143 when it was stopped by SIGTERM)."""
+def relaunch(processes: int, argv: Sequence[str], module: str = "isaac.train") -> int:
+    """Run the CLI of `module` again as `processes` processes under torch's elastic launcher on
+    this node; return the launcher's exit status (143 when it was stopped by SIGTERM)."""
     from torch.distributed.elastic.multiprocessing.api import SignalException
     from torch.distributed.elastic.multiprocessing.errors import ChildFailedError
     from torch.distributed.run import get_args_parser
     from torch.distributed.run import run as torchrun
 
     args = get_args_parser().parse_args(
-        ["--standalone", f"--nproc-per-node={processes}", "--module", "isaac.train", *argv]
+        ["--standalone", f"--nproc-per-node={processes}", "--module", module, *argv]
     )
     try:
         torchrun(args)
@@ -482,52 +490,31 @@ def read_targets(path: str | Path):
     return df["prompt"].astype(str).tolist(), targets
 
 
-def main(argv: Sequence[str] | None = None) -> None:
-    p = argparse.ArgumentParser(description="Fine-tune a generator on sampled targets.")
-    p.add_argument("--targets", required=True, help="targets/{method}/...parquet")
-    p.add_argument("--tokenizer", default="", help="tokenizer folder (tiny-gpt2 only)")
-    p.add_argument("--base", default="", help="de-quantised SmolLM2 folder (smollm2 only)")
-    p.add_argument(
-        "--init",
-        type=optional(str),
-        help="the previous round's model folder to start from (train.rounds > 1)",
-    )
-    p.add_argument("--seed", type=int, required=True, help="the run's seed")
-    add_config_argument(p, TrainConfig)
-    p.add_argument(
-        "--generator",
-        required=True,
-        help="the generator section as a JSON object (isaac.models.GeneratorConfig)",
-    )
-    p.add_argument("--threads", type=int, default=1, help="CPU threads of the whole job")
-    p.add_argument("--checkpoints", required=True, help="checkpoint folder (kept on failure)")
-    p.add_argument("--out", required=True, help="model output folder")
-    p.add_argument("--keep-checkpoints", action="store_true")
-    args = p.parse_args(argv)
-    config = parse(TrainConfig, args.config)
-    generator = parse(GeneratorConfig, args.generator, "--generator")
-    prompts, targets = read_targets(args.targets)
+def launch(config: TrainConfig, generator: GeneratorConfig, threads: int, argv, module: str):
+    """Refuse what cannot run; with several processes, run `module` again under torchrun and
+    exit with its status; else (and in each launched process) set torch's threads."""
     if not launched():
-        check_processes(config, args.threads, uses_lora(generator))
+        check_processes(config, threads, uses_lora(generator))
         if config.processes > 1:
-            sys.exit(relaunch(config.processes, sys.argv[1:] if argv is None else argv))
-    torch.set_num_threads(max(1, args.threads // config.processes))
-    if args.init:
-        gen = continue_generator(generator, args.init)
-    else:
-        gen = build_generator(generator, args.tokenizer or None, args.seed, args.base or None)
-    examples = build_examples(gen, prompts, targets, generator.max_length)
-    n_params = sum(p.numel() for p in gen.model.parameters())
-    log.info("%d examples, %d parameters", len(examples), n_params)
-    init = (
-        [p.read_bytes() for p in sorted(Path(args.init).glob("*.safetensors"))] if args.init else []
-    )
-    fp = fingerprint(
-        asdict(generator), asdict(config), args.seed, Path(args.targets).read_bytes(), *init
-    )
+            sys.exit(relaunch(config.processes, sys.argv[1:] if argv is None else argv, module))
+    torch.set_num_threads(max(1, threads // config.processes))
+
+
+def folder_weights(folder: str | None) -> list[bytes]:
+    """The safetensors bytes of a model folder a run starts from (for its fingerprint)."""
+    return [p.read_bytes() for p in sorted(Path(folder).glob("*.safetensors"))] if folder else []
+
+
+def train_and_save(
+    gen: Generator, examples, config: TrainConfig, args, fingerprint_: str, objective=None
+) -> None:
+    """Train (exit 143 after a checkpoint on SIGTERM), then save the model, its training log and
+    provenance from rank 0, and drop the checkpoints unless --keep-checkpoints."""
     ckpt_dir = Path(args.checkpoints)
     try:
-        history = train(gen, examples, config, args.seed, ckpt_dir, fp)
+        history = train(
+            gen, examples, config, args.seed, ckpt_dir, fingerprint_, objective=objective
+        )
     except Terminated as stop:
         log.error("%s; the next run resumes from it", stop)
         sys.exit(TERMINATED_EXIT)
@@ -539,6 +526,55 @@ def main(argv: Sequence[str] | None = None) -> None:
         write_json(stamp(), tmp / PROVENANCE_FILE)
     if not args.keep_checkpoints:
         shutil.rmtree(ckpt_dir)
+
+
+def add_job_arguments(p: argparse.ArgumentParser) -> None:
+    """The arguments every training command shares: the run's seed, the train and generator
+    sections, threads, checkpoints and the model folder."""
+    p.add_argument("--seed", type=int, required=True, help="the run's seed")
+    add_config_argument(p, TrainConfig)
+    p.add_argument(
+        "--generator",
+        required=True,
+        help="the generator section as a JSON object (isaac.models.GeneratorConfig)",
+    )
+    p.add_argument("--threads", type=int, default=1, help="CPU threads of the whole job")
+    p.add_argument("--checkpoints", required=True, help="checkpoint folder (kept on failure)")
+    p.add_argument("--out", required=True, help="model output folder")
+    p.add_argument("--keep-checkpoints", action="store_true")
+
+
+def main(argv: Sequence[str] | None = None) -> None:
+    p = argparse.ArgumentParser(description="Fine-tune a generator on sampled targets.")
+    p.add_argument("--targets", required=True, help="targets/{method}/...parquet")
+    p.add_argument("--tokenizer", default="", help="tokenizer folder (tiny-gpt2 only)")
+    p.add_argument("--base", default="", help="de-quantised SmolLM2 folder (smollm2 only)")
+    p.add_argument(
+        "--init",
+        type=optional(str),
+        help="the previous round's model folder to start from (train.rounds > 1)",
+    )
+    add_job_arguments(p)
+    args = p.parse_args(argv)
+    config = parse(TrainConfig, args.config)
+    generator = parse(GeneratorConfig, args.generator, "--generator")
+    prompts, targets = read_targets(args.targets)
+    launch(config, generator, args.threads, argv, "isaac.train")
+    if args.init:
+        gen = continue_generator(generator, args.init)
+    else:
+        gen = build_generator(generator, args.tokenizer or None, args.seed, args.base or None)
+    examples = build_examples(gen, prompts, targets, generator.max_length)
+    n_params = sum(p.numel() for p in gen.model.parameters())
+    log.info("%d examples, %d parameters", len(examples), n_params)
+    fp = fingerprint(
+        asdict(generator),
+        asdict(config),
+        args.seed,
+        Path(args.targets).read_bytes(),
+        *folder_weights(args.init),
+    )
+    train_and_save(gen, examples, config, args, fp)
 
 
 if __name__ == "__main__":
