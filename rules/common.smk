@@ -25,6 +25,7 @@ from isaac.runs import (  # noqa: E402
     REFERENCE_METHODS,
     RUN,
     SAMPLED_METHODS,
+    TAU_FREE_METHODS,
     TRAINED_METHODS,
     WILDCARD_PATTERNS,
     method_pattern,
@@ -148,6 +149,16 @@ if _MISSING_BASELINES:
         "summary.baselines",
         f"{', '.join(_MISSING_BASELINES)} not in sweep.methods; "
         "every method is compared with these, so the sweep must run them",
+    )
+# A baseline's runs are read at tau 1.0, where the tau-free methods are filed.
+_TAU_BASELINES = [
+    m for m in config["summary"]["baselines"] if m not in TAU_FREE_METHODS
+]
+if _TAU_BASELINES and 1.0 not in config["sweep"]["taus"]:
+    refuse(
+        "summary.baselines",
+        f"{', '.join(_TAU_BASELINES)} depend on tau and are compared at tau 1.0, "
+        "which sweep.taus does not hold",
     )
 _ROUNDS = max(
     [config["train"]["rounds"], *config["experiments"]["tempering"]["rounds"]]

@@ -19,7 +19,7 @@ from isaac.runs import (
     GLOBAL_POOL_METHODS,
     GROUP_METHODS,
     POOL_METHODS,
-    TRAINED_METHODS,
+    SAMPLED_METHODS,
     Run,
     run_ids,
 )
@@ -246,7 +246,7 @@ def run_sample_cli(*args, **kwargs):
     sample.main(sample_argv(*args, **kwargs))
 
 
-@pytest.mark.parametrize("method", [m for m in TRAINED_METHODS if m not in GLOBAL_POOL_METHODS])
+@pytest.mark.parametrize("method", [m for m in SAMPLED_METHODS if m not in GLOBAL_POOL_METHODS])
 def test_cli_writes_targets_and_stats(tmp_path, method):
     corpus, groups = write_inputs(tmp_path)
     out, stats_path = tmp_path / "t.parquet", tmp_path / "t.json"

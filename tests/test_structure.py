@@ -100,9 +100,8 @@ def test_schema_method_enums_equal_the_declared_methods():
     methods = SCHEMA["properties"]["sweep"]["properties"]["methods"]["items"]["enum"]
     assert tuple(methods) == runs.METHODS
     assert tuple(schema_defaults("sweep")["methods"]) == runs.METHODS
-    # the summary finds a baseline's runs under tau 1.0, where only tau-free methods are filed
     baselines = SCHEMA["properties"]["summary"]["properties"]["baselines"]["items"]["enum"]
-    assert tuple(baselines) == tuple(m for m in runs.TAU_FREE_METHODS if m in runs.METHODS)
+    assert tuple(baselines) == runs.METHODS
 
 
 def test_run_ids_match_the_wildcard_constraints():
@@ -110,7 +109,9 @@ def test_run_ids_match_the_wildcard_constraints():
     for key, value in runs.WILDCARD_PATTERNS.items():
         pattern = pattern.replace("{" + key + "}", f"(?P<{key}>{value})")
     ids = runs.run_ids(runs.METHODS, [0.1, 1, 2.5e-3], [1, 5], [0, 12])
-    assert len(ids) == 5 * 2 * 2 + 4 * 3 * 2 * 2  # tau-free methods once per (m, seed)
+    n_free = len(runs.TAU_FREE_METHODS)
+    # tau-free methods once per (m, seed)
+    assert len(ids) == n_free * 2 * 2 + (len(runs.METHODS) - n_free) * 3 * 2 * 2
     for run in ids:
         match = re.fullmatch(pattern, run)
         assert match, run
@@ -333,6 +334,7 @@ def test_every_job_rule_logs_benchmarks_and_runs_the_module_of_its_name():
         "summary": "report",
         "report_figures": "report",
         "train_round": "train",
+        "train_dpo": "dpo",
         "judge_heldout": "judge",
         "embed_shard": "embed",
         "assess_global": "assess",

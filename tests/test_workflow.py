@@ -22,7 +22,7 @@ from conftest import (
     schema_defaults,
     snakemake,
 )
-from isaac.runs import MODEL_FREE_METHODS
+from isaac.runs import MODEL_FREE_METHODS, PAIR_METHODS
 
 pytestmark = pytest.mark.workflow
 
@@ -102,7 +102,9 @@ def test_the_demo_runs_without_config_files_and_a_config_file_inherits_nothing_f
         and assess["eps_quantile"] == schema_defaults("assess")["eps_quantile"]
     )
     methods = schema_defaults("sweep")["methods"]
-    assert planned_jobs(dia)["train"] == len(set(methods) - set(MODEL_FREE_METHODS))
+    jobs = planned_jobs(dia)
+    assert jobs["train"] + jobs["train_dpo"] == len(set(methods) - set(MODEL_FREE_METHODS))
+    assert jobs["train_dpo"] == len(PAIR_METHODS) and jobs["pairs"] == len(PAIR_METHODS)
     assert {"constant", "global"} <= set(methods)
 
 
@@ -161,7 +163,7 @@ def tiny_with(workdir: Path, layer: str) -> tuple[Path, Path]:
         (f"corpus: {{name: {'a' * 300}}}", "corpus.name"),
         ("corpus: {pollute: {rate: 1.0}}", "corpus.pollute.rate"),
         ("corpus: {fields: {label: ''}}", "corpus.fields.label"),
-        ("summary: {baselines: [isaac]}", "summary.baselines"),
+        ("summary: {baselines: [isaac]}\nsweep: {taus: [0.3]}", "summary.baselines"),
         ("judge: {from: results/tiny/judge}", "judge.from"),
         ("judge: {from: ./results/tiny/judge/}", "judge.from"),
         ("judge: {from: results/tiny/judge/heldout}", "judge.from"),
