@@ -40,10 +40,12 @@ from isaac.sample import (
     SampleConfig,
     check_settings,
     distinct_response_weights,
+    example_columns,
     padded_groups,
     pool_queries,
     pool_targets,
     ranked_groups,
+    response_lists,
     safe_rate,
     stable_hash,
 )
@@ -161,17 +163,15 @@ def pair_agreement(label, category, rows, chosen, rejected, random_first, random
 
 def pairs_table(train: pd.DataFrame, rows, chosen, rejected, own_rejected) -> pd.DataFrame:
     """pairs/{run}.parquet: each example with a pair, its m chosen and m rejected responses."""
-    ids = train["id"].astype(str).to_numpy()
-    responses = train["response"].to_numpy(dtype=object)
+    chosen_texts, chosen_ids = response_lists(train, chosen)
+    rejected_texts, rejected_ids = response_lists(train, rejected)
     return pd.DataFrame(
         {
-            "id": pd.Series(ids[rows], dtype=object),
-            "prompt": pd.Series(train["prompt"].to_numpy(dtype=object)[rows], dtype=object),
-            "response": pd.Series(responses[rows], dtype=object),
-            "chosen": pd.Series([list(x) for x in responses[chosen]], dtype=object),
-            "chosen_ids": pd.Series([list(x) for x in ids[chosen]], dtype=object),
-            "rejected": pd.Series([list(x) for x in responses[rejected]], dtype=object),
-            "rejected_ids": pd.Series([list(x) for x in ids[rejected]], dtype=object),
+            **example_columns(train, rows),
+            "chosen": chosen_texts,
+            "chosen_ids": chosen_ids,
+            "rejected": rejected_texts,
+            "rejected_ids": rejected_ids,
             "rejected_own": own_rejected.astype(bool),
         }
     )

@@ -9,14 +9,13 @@ per category of the example (docs/sampling.md, "Preference pairs"):
 
 from __future__ import annotations
 
-import argparse
 from collections.abc import Sequence
 
 import pandas as pd
 
 from isaac.cli import run
-from isaac.io import InputError, atomic_path, read_json
 from isaac.runs import PAIR_METHODS
+from isaac.targets_summary import stats_table_cli
 
 NONE = "—"
 
@@ -55,16 +54,14 @@ def pairs_summary(stats: Sequence[dict]) -> pd.DataFrame:
 
 
 def main(argv: Sequence[str] | None = None) -> None:
-    p = argparse.ArgumentParser(description=__doc__.splitlines()[0])
-    p.add_argument("stats", nargs="+", help="pairs/{method}/tau{tau}-m{m}-seed{seed}.json")
-    p.add_argument("--csv", required=True)
-    args = p.parse_args(argv)
-    stats = [read_json(path) for path in args.stats]
-    unknown = sorted({s.get("method") for s in stats} - set(PAIR_METHODS), key=str)
-    if unknown:
-        raise InputError(f"statistics of unknown methods {unknown}: not the pairs stage's")
-    with atomic_path(args.csv) as tmp:
-        pairs_summary(stats).to_csv(tmp, index=False)
+    stats_table_cli(
+        argv,
+        __doc__.splitlines()[0],
+        "pairs/{method}/tau{tau}-m{m}-seed{seed}.json",
+        PAIR_METHODS,
+        "pairs",
+        pairs_summary,
+    )
 
 
 if __name__ == "__main__":

@@ -382,17 +382,34 @@ def pool_targets(
     return rows, members[pool_of[:, None], out["positions"]], out
 
 
-def targets_table(train: pd.DataFrame, rows, source, shortcut, si, n_groups) -> pd.DataFrame:
-    """targets/{run}.parquet: each query row with its m targets (texts and ids)."""
+def example_columns(train: pd.DataFrame, rows) -> dict[str, pd.Series]:
+    """id, prompt and response of the query rows: the first columns of targets and pairs."""
+    return {
+        name: pd.Series(
+            train[name].astype(str if name == "id" else object).to_numpy()[rows], dtype=object
+        )
+        for name in ("id", "prompt", "response")
+    }
+
+
+def response_lists(train: pd.DataFrame, source) -> tuple[pd.Series, pd.Series]:
+    """The texts and the ids of (Q, m) source rows: one list of m per query."""
     ids = train["id"].astype(str).to_numpy()
     responses = train["response"].to_numpy(dtype=object)
+    return (
+        pd.Series([list(x) for x in responses[source]], dtype=object),
+        pd.Series([list(x) for x in ids[source]], dtype=object),
+    )
+
+
+def targets_table(train: pd.DataFrame, rows, source, shortcut, si, n_groups) -> pd.DataFrame:
+    """targets/{run}.parquet: each query row with its m targets (texts and ids)."""
+    targets, target_ids = response_lists(train, source)
     return pd.DataFrame(
         {
-            "id": pd.Series(ids[rows], dtype=object),
-            "prompt": pd.Series(train["prompt"].to_numpy(dtype=object)[rows], dtype=object),
-            "response": pd.Series(responses[rows], dtype=object),
-            "targets": pd.Series([list(x) for x in responses[source]], dtype=object),
-            "target_ids": pd.Series([list(x) for x in ids[source]], dtype=object),
+            **example_columns(train, rows),
+            "targets": targets,
+            "target_ids": target_ids,
             "head_shortcut": shortcut.astype(bool),
             "si": pd.Series(np.full(len(rows), np.nan) if si is None else si, dtype="float64"),
             "n_groups": pd.Series(

@@ -57,17 +57,30 @@ def targets_summary(stats: Sequence[dict]) -> pd.DataFrame:
     return pd.DataFrame(rows)
 
 
-def main(argv: Sequence[str] | None = None) -> None:
-    p = argparse.ArgumentParser(description=__doc__.splitlines()[0])
-    p.add_argument("stats", nargs="+", help="targets/{method}/tau{tau}-m{m}-seed{seed}.json")
+def stats_table_cli(argv, description: str, stats_help: str, methods, stage: str, summarise):
+    """The command of a statistics table: a stage's statistics files in, summarise(stats) out as
+    one CSV (--csv); statistics of a method outside `methods` are refused as not `stage`'s."""
+    p = argparse.ArgumentParser(description=description)
+    p.add_argument("stats", nargs="+", help=stats_help)
     p.add_argument("--csv", required=True)
     args = p.parse_args(argv)
     stats = [read_json(path) for path in args.stats]
-    unknown = sorted({s.get("method") for s in stats} - set(METHODS), key=str)
+    unknown = sorted({s.get("method") for s in stats} - set(methods), key=str)
     if unknown:
-        raise InputError(f"statistics of unknown methods {unknown}: not the sample stage's")
+        raise InputError(f"statistics of unknown methods {unknown}: not the {stage} stage's")
     with atomic_path(args.csv) as tmp:
-        targets_summary(stats).to_csv(tmp, index=False)
+        summarise(stats).to_csv(tmp, index=False)
+
+
+def main(argv: Sequence[str] | None = None) -> None:
+    stats_table_cli(
+        argv,
+        __doc__.splitlines()[0],
+        "targets/{method}/tau{tau}-m{m}-seed{seed}.json",
+        METHODS,
+        "sample",
+        targets_summary,
+    )
 
 
 if __name__ == "__main__":
