@@ -59,11 +59,12 @@ def test_dry_run_of_the_demo_default(tmp_path):
     jobs = planned_jobs(proc.stdout)
     for rule in ("ingest", "tokenize", "ngrams", "likelihood", "sample", "train", "score"):
         assert jobs.get(rule, 0) >= 1, (rule, jobs)
-    # One training job per trained method of the demo sweep (8 of its 9 methods, 1 tau, 1 m,
-    # 1 seed); constant's replies come from its own rule, global's groups from theirs.
-    assert jobs["train"] == 8, jobs
+    # One training job per trained method of the demo sweep (1 tau, 1 m, 1 seed): fine-tuning
+    # for the 8 that sample targets, DPO for the 2 pair methods; constant's replies come from
+    # its own rule, global's groups from theirs.
+    assert jobs["train"] == 8 and jobs["train_dpo"] == 2 and jobs["pairs"] == 2, jobs
     assert jobs["constant"] == 1 and jobs["assess_global"] == 1, jobs
-    assert jobs["score"] == 9, jobs
+    assert jobs["score"] == 11, jobs
 
 
 def test_sample_all_samples_the_methods_with_targets_only(tmp_path):
