@@ -16,6 +16,8 @@ import pandas as pd
 import pyarrow as pa
 import pyarrow.parquet as pq
 
+from isaac.runs import PAIR_METHODS
+
 
 class InputError(ValueError):
     """Bad user input. The message names the file (and line) and what is wrong."""
@@ -42,8 +44,11 @@ PRODUCERS = (
     ("groups/*.json", "assess"),
     ("targets/*/*.parquet", "sample"),
     ("targets/*/*.json", "sample"),
+    ("pairs/*/*.parquet", "pairs"),
+    ("pairs/*/*.json", "pairs"),
     ("generator_tokenizer", "generator_tokenizer"),
     ("generator_base", "generator_base"),
+    *((f"models/{method}/*", "train_dpo") for method in PAIR_METHODS),
     ("models/*/*", "train"),
     ("rounds/*/*/round*", "train_round"),
     ("generations/constant/*.parquet", "constant"),
