@@ -41,7 +41,9 @@ from isaac.sample import (
     check_settings,
     distinct_response_weights,
     example_columns,
+    optional_column,
     padded_groups,
+    polluted_rows,
     pool_queries,
     pool_targets,
     ranked_groups,
@@ -177,14 +179,6 @@ def pairs_table(train: pd.DataFrame, rows, chosen, rejected, own_rejected) -> pd
     )
 
 
-def column(train: pd.DataFrame, name: str) -> np.ndarray:
-    """A train column as an object array with None for missing values (all None if absent)."""
-    if name not in train.columns:
-        return np.full(len(train), None, dtype=object)
-    values = train[name].astype(object)
-    return values.where(values.notna(), None).to_numpy(dtype=object)
-
-
 def pairs(
     run: Run,
     train: pd.DataFrame,
@@ -200,7 +194,7 @@ def pairs(
     if run.m < 1 or not run.tau > 0:
         raise InputError(f"m must be >= 1 and tau > 0 (got m={run.m}, tau={run.tau})")
     check_settings(PAIR_METHODS[run.method] or run.method, config)
-    label = column(train, "label")
+    label = optional_column(train, "label")
     if run.method == "isaac_dpo":
         if config.group_size == "distinct":
             weights = distinct_response_weights(pools, group_ids, train["response"], weights)
@@ -220,7 +214,7 @@ def pairs(
         rejected[has_pair],
         own[has_pair],
     )
-    polluted = column(train, "polluted") == True  # noqa: E712 (object array)
+    polluted = polluted_rows(train)
     stats = {
         "n": int(len(has_pair)),
         "n_with_pair": int(has_pair.sum()),
@@ -237,7 +231,7 @@ def pairs(
         "polluted_share_rejected": float(polluted[rejected].mean()),
         **pair_agreement(
             label,
-            column(train, "category"),
+            optional_column(train, "category"),
             rows,
             chosen,
             rejected,

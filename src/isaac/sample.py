@@ -307,6 +307,22 @@ def safe_rate(safety_labels: pd.Series) -> float | None:
     return float((labelled == "safe").mean()) if len(labelled) else None
 
 
+def optional_column(train: pd.DataFrame, name: str) -> np.ndarray:
+    """A train column as an object array with None for missing values (all None if absent):
+    the labels and categories, which a corpus may lack."""
+    if name not in train.columns:
+        return np.full(len(train), None, dtype=object)
+    values = train[name].astype(object)
+    return values.where(values.notna(), None).to_numpy(dtype=object)
+
+
+def polluted_rows(train: pd.DataFrame) -> np.ndarray:
+    """Whether each train row was rewritten by the pollution protocol (none without it)."""
+    if "polluted" not in train.columns:
+        return np.zeros(len(train), dtype=bool)
+    return train["polluted"].to_numpy(dtype=bool)
+
+
 def own_targets(method: str, safety_label: pd.Series, m: int) -> tuple[np.ndarray, np.ndarray]:
     """raw and sft: (query rows, their own row m times); sft keeps the rows labelled safe."""
     rows = np.arange(len(safety_label))
@@ -460,10 +476,7 @@ def sample(
     if run.m < 1 or not run.tau > 0:
         raise InputError(f"m must be >= 1 and tau > 0 (got m={run.m}, tau={run.tau})")
     check_settings(run.method, config)
-    safety_label = train["label"] if "label" in train.columns else pd.Series([None] * len(train))
-    safety_label = (
-        safety_label.astype(object).where(safety_label.notna(), None).reset_index(drop=True)
-    )
+    safety_label = pd.Series(optional_column(train, "label"), dtype=object)
     extra: dict = {"si": None, "n_groups": None, "head_size": None}
     if run.method in POOL_METHODS:
         if pools is None or group_ids is None:
@@ -478,11 +491,7 @@ def sample(
         shortcut = np.zeros(len(rows), dtype=bool)
     table = targets_table(train, rows, source, shortcut, extra["si"], extra["n_groups"])
     target_safety_labels = safety_label.to_numpy(dtype=object)[source.ravel()]
-    polluted = (
-        train["polluted"].to_numpy(dtype=bool)
-        if "polluted" in train.columns
-        else np.zeros(len(train), dtype=bool)
-    )
+    polluted = polluted_rows(train)
     stats = {
         "n": int(len(rows)),
         "n_targets": int(source.size),
