@@ -4,6 +4,8 @@ from __future__ import annotations
 
 import json
 import math
+import subprocess
+import sys
 
 import pandas as pd
 import pytest
@@ -16,7 +18,15 @@ from isaac.io import InputError
 from isaac.lm import build_examples, collate, sequence_logps, token_nll
 from isaac.models import build_generator, load_generator, save_generator
 from isaac.train import LOG_FILE, train
-from test_train import PROMPTS, TARGETS, TINY, _job, save_tokenizer, train_config
+from test_train import (
+    PROMPTS,
+    TARGETS,
+    TINY,
+    _job,
+    command_env,
+    save_tokenizer,
+    train_config,
+)
 
 CHOSEN = [[t[0]] for t in TARGETS]
 REJECTED = [[f"no . {p.split()[5]} are bad ."] for p in PROMPTS]
@@ -89,9 +99,8 @@ def test_read_pairs_refuses_rows_of_unequal_pairs(tmp_path):
         dpo.read_pairs(path)
 
 
-def test_cli_trains_from_the_start_model_and_the_same_seed_gives_the_same_weights(
-    tmp_path, tok_dir
-):
+def write_start_and_pairs(tmp_path, tok_dir):
+    """The start model (the raw run's, here untrained) and a pairs table of the test prompts."""
     start = tmp_path / "raw"
     save_generator(build_generator(TINY, tok_dir, seed=0), start)
     pairs = tmp_path / "pairs.parquet"
@@ -103,6 +112,13 @@ def test_cli_trains_from_the_start_model_and_the_same_seed_gives_the_same_weight
             "rejected": REJECTED,
         }
     ).to_parquet(pairs)
+    return start, pairs
+
+
+def test_cli_trains_from_the_start_model_and_the_same_seed_gives_the_same_weights(
+    tmp_path, tok_dir
+):
+    start, pairs = write_start_and_pairs(tmp_path, tok_dir)
     section = json.dumps(schema_defaults("dpo"))
 
     def cli(name):
@@ -125,3 +141,25 @@ def test_cli_trains_from_the_start_model_and_the_same_seed_gives_the_same_weight
         args = ["--pairs", str(pairs), "--init", str(start), "--dpo", "{}", "--seed", "0"]
         run(dpo.main, [*args, *_job(), "--checkpoints", "x", "--out", str(tmp_path / "c")])
     assert not (tmp_path / "c").exists()
+
+
+def test_two_processes_take_the_steps_of_one_and_reach_the_same_loss(tmp_path, tok_dir):
+    """The global batch of 8 pairs is split 4 + 4 over two gloo processes, each with the
+    reference log-probabilities of its own pairs: the same steps and learning rates, and the
+    same DPO loss at every step up to float summation order (no dropout in DPO)."""
+    start, pairs = write_start_and_pairs(tmp_path, tok_dir)
+    logs = {}
+    for name, processes in [("one", 1), ("two", 2)]:
+        out = tmp_path / name
+        cmd = [sys.executable, "-m", "isaac.dpo", "--pairs", str(pairs), "--init", str(start)]
+        cmd += ["--dpo", json.dumps(schema_defaults("dpo")), "--seed", "0"]
+        cmd += _job(max_steps=12, batch_size=8, learning_rate=5e-3, processes=processes)
+        cmd += ["--threads", "2", "--checkpoints", str(tmp_path / "ck" / name), "--out", str(out)]
+        done = subprocess.run(cmd, env=command_env(), capture_output=True, text=True, timeout=600)
+        assert done.returncode == 0, done.stdout + done.stderr
+        logs[name] = [json.loads(line) for line in (out / LOG_FILE).read_text().splitlines()]
+    one, two = logs["one"], logs["two"]
+    assert [r["step"] for r in one] == [r["step"] for r in two] == list(range(1, 13))
+    assert [r["lr"] for r in one] == pytest.approx([r["lr"] for r in two])
+    assert [r["loss"] for r in two] == pytest.approx([r["loss"] for r in one], rel=1e-4)
+    assert one[-1]["loss"] < one[0]["loss"]  # and both really trained
