@@ -6,6 +6,7 @@ import json
 import math
 import subprocess
 import sys
+from dataclasses import asdict, replace
 
 import pandas as pd
 import pytest
@@ -99,10 +100,11 @@ def test_read_pairs_refuses_rows_of_unequal_pairs(tmp_path):
         dpo.read_pairs(path)
 
 
-def write_start_and_pairs(tmp_path, tok_dir):
-    """The start model (the raw run's, here untrained) and a pairs table of the test prompts."""
+def write_start_and_pairs(tmp_path, tok_dir, start_model=None):
+    """The start model (the raw run's, here untrained: the tiny generator unless given) and a
+    pairs table of the test prompts."""
     start = tmp_path / "raw"
-    save_generator(build_generator(TINY, tok_dir, seed=0), start)
+    save_generator(start_model or build_generator(TINY, tok_dir, seed=0), start)
     pairs = tmp_path / "pairs.parquet"
     pd.DataFrame(
         {
@@ -163,3 +165,27 @@ def test_two_processes_take_the_steps_of_one_and_reach_the_same_loss(tmp_path, t
     assert [r["lr"] for r in one] == pytest.approx([r["lr"] for r in two])
     assert [r["loss"] for r in two] == pytest.approx([r["loss"] for r in one], rel=1e-4)
     assert one[-1]["loss"] < one[0]["loss"]  # and both really trained
+
+
+def test_dpo_with_lora_trains_only_the_adapters_of_a_llama_checkpoint(tmp_path, tok_dir):
+    """generator.lora as SmolLM2 trains (a Llama architecture): fresh adapters on the merged
+    start model, so the first loss is log 2; the saved model is merged, and only its linear
+    projections (where the adapters sit) moved: embeddings and norms are those of the start."""
+    from test_models import _local_llama, generator
+
+    config = generator(model=str(_local_llama(tmp_path / "llama", tok_dir)), lora=True)
+    config = replace(config, lora_r=2, lora_alpha=4)
+    start, pairs = write_start_and_pairs(tmp_path, tok_dir, build_generator(config, None, seed=0))
+    out = tmp_path / "dpo"
+    args = ["--pairs", str(pairs), "--init", str(start), "--seed", "0"]
+    args += ["--dpo", json.dumps(schema_defaults("dpo"))]
+    args += [*_job(max_steps=3, batch_size=8, learning_rate=5e-2)]
+    args[args.index("--generator") + 1] = json.dumps(asdict(config))
+    run(dpo.main, [*args, "--checkpoints", str(tmp_path / "ck"), "--out", str(out)])
+    log = [json.loads(line) for line in (out / LOG_FILE).read_text().splitlines()]
+    assert log[0]["loss"] == pytest.approx(math.log(2.0), abs=1e-6)
+    trained, kept = load_generator(out).model, load_generator(start).model
+    assert not hasattr(trained, "peft_config")
+    after, before = trained.state_dict(), kept.state_dict()
+    moved = {k for k in before if not torch.equal(after[k], before[k])}
+    assert moved == {k for k in before if k.endswith("_proj.weight")}
