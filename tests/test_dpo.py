@@ -6,7 +6,7 @@ import json
 import math
 import subprocess
 import sys
-from dataclasses import asdict, replace
+from dataclasses import asdict
 
 import pandas as pd
 import pytest
@@ -146,8 +146,8 @@ def test_cli_trains_from_the_start_model_and_the_same_seed_gives_the_same_weight
 
 
 def test_two_processes_take_the_steps_of_one_and_reach_the_same_loss(tmp_path, tok_dir):
-    """The global batch of 8 pairs is split 4 + 4 over two gloo processes, each with the
-    reference log-probabilities of its own pairs: the same steps and learning rates, and the
+    """The global batch of 8 pairs is split 4 + 4 over two gloo processes, each having computed
+    the reference log-probabilities of every pair: the same steps and learning rates, and the
     same DPO loss at every step up to float summation order (no dropout in DPO)."""
     start, pairs = write_start_and_pairs(tmp_path, tok_dir)
     logs = {}
@@ -173,8 +173,8 @@ def test_dpo_with_lora_trains_only_the_adapters_of_a_llama_checkpoint(tmp_path, 
     projections (where the adapters sit) moved: embeddings and norms are those of the start."""
     from test_models import _local_llama, generator
 
-    config = generator(model=str(_local_llama(tmp_path / "llama", tok_dir)), lora=True)
-    config = replace(config, lora_r=2, lora_alpha=4)
+    llama = _local_llama(tmp_path / "llama", tok_dir)
+    config = generator(model=str(llama), lora=True, lora_r=2, lora_alpha=4)
     start, pairs = write_start_and_pairs(tmp_path, tok_dir, build_generator(config, None, seed=0))
     out = tmp_path / "dpo"
     args = ["--pairs", str(pairs), "--init", str(start), "--seed", "0"]
