@@ -6,12 +6,14 @@ import dataclasses
 import json
 import os
 import re
+import shutil
 import subprocess
 import sys
 from pathlib import Path
 
 import pytest
 import yaml
+from filelock import FileLock
 from hypothesis import settings as hypothesis_settings
 
 from isaac.settings import from_dict
@@ -101,6 +103,33 @@ def snakemake(
             f"--- stdout ---\n{proc.stdout[-6000:]}\n--- stderr ---\n{proc.stderr[-6000:]}"
         )
     return proc
+
+
+@pytest.fixture(scope="session")
+def tiny_run(tmp_path_factory, worker_id) -> Path:
+    """The whole tiny DAG (tests/config/tiny.yaml: every method, one seed, a few training
+    steps) in a fresh folder, built once per test session: the pytest-xdist workers share the
+    session's base folder, and a file lock lets the first worker that asks build it while any
+    other waits. Tests read it and must not change it; copy_of_tiny_run gives a folder to
+    change."""
+    root = tmp_path_factory.getbasetemp()
+    if worker_id != "master":
+        root = root.parent  # the folder above every worker's own
+    workdir, built = root / "tiny-run", root / "tiny-run.built"
+    with FileLock(root / "tiny-run.lock"):
+        if not built.exists():
+            shutil.rmtree(workdir, ignore_errors=True)
+            workdir.mkdir()
+            snakemake(workdir, "--cores", "2")
+            built.touch()
+    return workdir
+
+
+def copy_of_tiny_run(tiny_run: Path, dest: Path) -> Path:
+    """A copy of the shared tiny run that a test may change (modification times kept, so that
+    Snakemake finds every output up to date)."""
+    shutil.copytree(tiny_run, dest, symlinks=True)
+    return dest
 
 
 def planned_jobs(dry_run_output: str) -> dict[str, int]:

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import json
+import shutil
 from dataclasses import replace
 from pathlib import Path
 
@@ -451,9 +452,10 @@ def generations_file(path: Path, seed: int) -> None:
 
 
 @pytest.mark.workflow
-def test_head_vs_rest_over_generation_files(tmp_path):
-    """The judge of a labelled corpus first, then one point per synthetic generations file."""
-    snakemake(tmp_path, "--cores", "2", "results/tiny/judge/tfidf-lr")
+def test_head_vs_rest_over_generation_files(tiny_run, tmp_path):
+    """The judge of a labelled corpus (the tiny run's), then one point per synthetic generations
+    file."""
+    shutil.copytree(tiny_run / "results/tiny/judge", tmp_path / "results/tiny/judge")
     for seed, name in enumerate(("model_a", "model_b")):
         generations_file(tmp_path / f"{name}.json", seed)
     (tmp_path / "gen.yaml").write_text(f"""

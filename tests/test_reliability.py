@@ -5,7 +5,6 @@ from __future__ import annotations
 
 import os
 import re
-import shutil
 import signal
 import subprocess
 import time
@@ -14,7 +13,7 @@ from pathlib import Path
 import psutil
 import pytest
 
-from conftest import REPO, SNAKEMAKE, TINY_CONFIG, snakemake
+from conftest import REPO, SNAKEMAKE, TINY_CONFIG, copy_of_tiny_run, snakemake
 from isaac.io import PRODUCERS, producer
 
 pytestmark = pytest.mark.workflow
@@ -203,25 +202,16 @@ CORRUPTIONS = [
 ]
 
 
-@pytest.fixture(scope="module")
-def built(tmp_path_factory) -> Path:
-    """Every intermediate the corruption cases break, and what reads them, built once."""
-    workdir = tmp_path_factory.mktemp("built")
-    targets = {f"{TINY}/{output}" for _, _, _, output, _, _ in CORRUPTIONS}
-    snakemake(workdir, "--cores", "2", *sorted(targets))
-    return workdir
-
-
 @pytest.mark.parametrize(
     "broken, how, reader, output, log, maker",
     CORRUPTIONS,
     ids=[case[0].split("/")[0] for case in CORRUPTIONS],
 )
 def test_a_corrupt_intermediate_stops_its_reader_naming_the_file_and_its_rule(
-    built, tmp_path, broken, how, reader, output, log, maker
+    tiny_run, tmp_path, broken, how, reader, output, log, maker
 ):
-    workdir = tmp_path / "run"
-    shutil.copytree(built, workdir, symlinks=True)
+    """A copy of the tiny run with one intermediate broken; its reader rerun."""
+    workdir = copy_of_tiny_run(tiny_run, tmp_path / "run")
     path = workdir / TINY / broken
     data, mtime = path.read_bytes(), path.stat().st_mtime_ns
     path.write_bytes(data[: len(data) // 2] if how == "truncated" else b"\x00garbage\xff" * 40)

@@ -14,6 +14,7 @@ from __future__ import annotations
 
 import os
 import re
+import shutil
 import subprocess
 from concurrent.futures import ThreadPoolExecutor
 from pathlib import Path
@@ -21,7 +22,14 @@ from pathlib import Path
 import pytest
 import yaml
 
-from conftest import REPO, SNAKEMAKE, TINY_CONFIG, slurm_unavailable, snakemake
+from conftest import (
+    REPO,
+    SNAKEMAKE,
+    TINY_CONFIG,
+    copy_of_tiny_run,
+    slurm_unavailable,
+    snakemake,
+)
 
 pytestmark = [pytest.mark.workflow, pytest.mark.slurm]
 
@@ -221,13 +229,15 @@ def _beside_a_local_run(
 
 @pytest.fixture(scope="module")
 def slurm_run(slurm_cluster, tmp_path_factory):
-    """The targets built locally and through SLURM with profiles/slurm."""
-    local = tmp_path_factory.mktemp("local")
+    """The targets built through SLURM with profiles/slurm (the local run of the same config
+    they are compared with is the session's tiny run)."""
     cluster = tmp_path_factory.mktemp("cluster")
     (cluster / "processes.yaml").write_text(f"train:\n  processes: {TRAIN_PROCESSES}\n")
     layers = (TINY_CONFIG, cluster / "processes.yaml")
-    log = _beside_a_local_run(local, cluster, slurm_cluster, TARGETS, (TINY_CONFIG,), layers)
-    return local, cluster, log
+    proc = _run_via_slurm(cluster, slurm_cluster, jobs=2, targets=TARGETS, configfiles=layers)
+    log = proc.stdout + proc.stderr
+    _failure(proc, cluster, log)
+    return cluster, log
 
 
 @pytest.fixture(scope="module")
@@ -249,7 +259,7 @@ def sharded_embedding(slurm_cluster, tmp_path_factory):
 
 
 def test_every_job_went_through_sbatch(slurm_run):
-    _, cluster, log = slurm_run
+    cluster, log = slurm_run
     finished = dict(re.findall(r"Finished jobid: (\d+) \(Rule: (\w+)\)", log))
     submitted = dict(re.findall(r"Job (\d+) has been submitted with SLURM jobid (\d+)", log))
     assert finished, log[-3000:]
@@ -290,15 +300,15 @@ def test_gpu_rules_asked_for_a_gpu_and_the_others_did_not(slurm_run):
 
 
 def test_the_train_job_ran_two_processes_through_sbatch(slurm_run):
-    _, cluster, _ = slurm_run
+    cluster, _ = slurm_run
     log = (cluster / "logs" / "tiny" / "train" / f"{RUN}.log").read_text()
     for rank in range(TRAIN_PROCESSES):
         assert f"process {rank} of {TRAIN_PROCESSES}" in log, log[-3000:]
     assert (cluster / TINY / "models" / RUN / "model.safetensors").is_file()
 
 
-def test_cluster_outputs_equal_a_local_run_byte_for_byte(slurm_run):
-    local, cluster, _ = slurm_run
+def test_cluster_outputs_equal_a_local_run_byte_for_byte(slurm_run, tiny_run):
+    cluster, local = slurm_run[0], tiny_run
     compared = 0
     for name in DETERMINISTIC:
         local_path = local / TINY / name
@@ -356,11 +366,13 @@ TRAIN_MEM_BASE_MB = 400
 TRAIN_MEM_RETRIES = 2
 
 
-def test_a_job_killed_for_memory_is_retried_with_more(slurm_cluster, tmp_path):
+def test_a_job_killed_for_memory_is_retried_with_more(slurm_cluster, tiny_run, tmp_path):
     """The train job exceeds its first allocation, SLURM kills it (OverMemoryKill), and the
     profile's retries resubmit it with `attempt` times the memory until it completes."""
     model = f"{TINY}/models/raw/tau1.0-m1-seed0"
-    snakemake(tmp_path, "--cores", "2", model, "--omit-from", "train")  # its inputs, locally
+    workdir = copy_of_tiny_run(tiny_run, tmp_path / "run")  # the model's inputs, built locally
+    for made_by_train in (model, f"{TINY}/checkpoints/raw/tau1.0-m1-seed0"):
+        shutil.rmtree(workdir / made_by_train)
     profile = yaml.safe_load((PROFILE / "config.yaml").read_text())
     overrides = capped_overrides(
         profile, int(slurm_cluster["CPUTot"]), int(slurm_cluster["RealMemory"]), jobs=1
@@ -378,7 +390,7 @@ def test_a_job_killed_for_memory_is_retried_with_more(slurm_cluster, tmp_path):
         "--snakefile",
         str(REPO / "Snakefile"),
         "--directory",
-        str(tmp_path),
+        str(workdir),
         "--configfile",
         str(TINY_CONFIG),
         "--profile",
@@ -397,7 +409,7 @@ def test_a_job_killed_for_memory_is_retried_with_more(slurm_cluster, tmp_path):
         model,
     ]
     env = {**os.environ, "PATH": f"{SNAKEMAKE.parent}{os.pathsep}{os.environ.get('PATH', '')}"}
-    proc = subprocess.run(cmd, cwd=tmp_path, env=env, capture_output=True, text=True)
+    proc = subprocess.run(cmd, cwd=workdir, env=env, capture_output=True, text=True)
     log = proc.stdout + proc.stderr
     assert proc.returncode == 0, log[-6000:]
     slurm_ids = re.findall(r"Job \d+ has been submitted with SLURM jobid (\d+)", log)
@@ -407,7 +419,7 @@ def test_a_job_killed_for_memory_is_retried_with_more(slurm_cluster, tmp_path):
         assert job["MinMemoryNode"] == f"{attempt * TRAIN_MEM_BASE_MB}M", job
         if attempt < len(jobs):
             assert job["JobState"] in ("OUT_OF_MEMORY", "FAILED", "CANCELLED"), job
-            slurm_log = next((tmp_path / ".snakemake" / "slurm_logs").rglob(f"{slurm_id}.log"))
+            slurm_log = next((workdir / ".snakemake" / "slurm_logs").rglob(f"{slurm_id}.log"))
             assert "exceeded memory limit" in slurm_log.read_text().lower(), slurm_log.read_text()
     assert jobs[-1]["JobState"] == "COMPLETED", jobs[-1]
-    assert (tmp_path / model / "model.safetensors").is_file()
+    assert (workdir / model / "model.safetensors").is_file()

@@ -1,7 +1,7 @@
 """The tiny end-to-end run of every method, as a user drives it: the contracted tables, the
 summary, a second run with nothing to do, a second run from scratch with the same bytes, the
-rerun scope of config edits, figures and the report (its own module, so that pytest-xdist runs
-it beside the other workflow tests)."""
+rerun scope of config edits, figures and the report. The run is the session's shared tiny run
+(conftest.tiny_run), which the SLURM and reliability tests read too."""
 
 from __future__ import annotations
 
@@ -21,14 +21,6 @@ from isaac.text import normalise
 pytestmark = pytest.mark.workflow
 
 TINY = "results/tiny"
-
-
-@pytest.fixture(scope="module")
-def tiny_run(tmp_path_factory) -> Path:
-    """The whole DAG (every method, one seed, a few training steps) in a fresh folder."""
-    workdir = tmp_path_factory.mktemp("tiny")
-    snakemake(workdir, "--cores", "2")
-    return workdir
 
 
 def test_tiny_run_writes_every_contracted_table(tiny_run):
@@ -171,30 +163,28 @@ def test_a_second_run_from_scratch_writes_the_same_bytes(tiny_run, tmp_path):
     assert not different, different
 
 
-def dry_run_with(workdir: Path, override: str) -> dict[str, int]:
-    """Planned jobs after layering a YAML override on the tiny config."""
-    extra = workdir / "override.yaml"
-    extra.write_text(override)
-    proc = snakemake(workdir, "--dry-run", configfiles=(TINY_CONFIG, extra))
-    extra.unlink()
-    return planned_jobs(proc.stdout)
+def dry_run_with(workdir: Path, override: Path, text: str) -> dict[str, int]:
+    """Planned jobs in workdir after layering a YAML override (written to `override`, outside
+    the shared run) on the tiny config."""
+    override.write_text(text)
+    return planned_jobs(snakemake(workdir, "--dry-run", configfiles=(TINY_CONFIG, override)).stdout)
 
 
-def test_changing_an_ngram_setting_reruns_only_ngram_jobs_and_dependents(tiny_run):
-    jobs = dry_run_with(tiny_run, "ngrams: {max_n: 4}\n")
+def test_changing_an_ngram_setting_reruns_only_ngram_jobs_and_dependents(tiny_run, tmp_path):
+    jobs = dry_run_with(tiny_run, tmp_path / "override.yaml", "ngrams: {max_n: 4}\n")
     assert jobs.get("ngrams") == 1, jobs  # only the new n=4 table; n1..n3 are unchanged
     assert set(jobs) <= {"ngrams", "longtail_ngrams", "figures", "all"}, jobs
 
 
-def test_changing_a_plotting_option_reruns_only_plots(tiny_run):
-    jobs = dry_run_with(tiny_run, "report: {dpi: 80}\n")
+def test_changing_a_plotting_option_reruns_only_plots(tiny_run, tmp_path):
+    jobs = dry_run_with(tiny_run, tmp_path / "override.yaml", "report: {dpi: 80}\n")
     assert jobs, "a new dpi must redraw the figures"
     retrained = {"ingest", "tokenize", "sample", "train", "generate", "judge", "score", "summary"}
     assert not retrained & set(jobs), jobs
 
 
-def test_changing_the_bootstrap_reruns_only_the_summary_and_its_figures(tiny_run):
-    jobs = dry_run_with(tiny_run, "summary: {resamples: 300}\n")
+def test_changing_the_bootstrap_reruns_only_the_summary_and_its_figures(tiny_run, tmp_path):
+    jobs = dry_run_with(tiny_run, tmp_path / "override.yaml", "summary: {resamples: 300}\n")
     assert set(jobs) == {"summary", "report_figures", "all"}, jobs
 
 
@@ -211,9 +201,9 @@ def caption_phrase(figure: str) -> str:
     return max(re.split(r"\{\{.*?\}\}|[`*\n]", caption), key=len).strip()
 
 
-def test_report_bundles_every_figure_with_its_caption(tiny_run):
-    snakemake(tiny_run, "--report", "report.zip")
-    with zipfile.ZipFile(tiny_run / "report.zip") as bundle:
+def test_report_bundles_every_figure_with_its_caption(tiny_run, tmp_path):
+    snakemake(tiny_run, "--report", str(tmp_path / "report.zip"))
+    with zipfile.ZipFile(tmp_path / "report.zip") as bundle:
         names = bundle.namelist()
         html = bundle.read(next(n for n in names if n.endswith("report.html"))).decode()
     for figure in FIGURES:
