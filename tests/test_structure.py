@@ -6,7 +6,10 @@ from __future__ import annotations
 
 import ast
 import dataclasses
+import os
 import re
+import subprocess
+import sys
 import typing
 
 import pytest
@@ -370,3 +373,24 @@ def test_the_suites_worker_groups_name_test_modules_that_exist():
     modules = {path.stem for path in (REPO / "tests").glob("test_*.py")}
     named = {*LONGEST_FIRST, *XDIST_GROUPS, *XDIST_GROUPS.values()}
     assert named <= modules, named - modules
+
+
+def test_the_snakefiles_imports_leave_pyplot_for_the_figure_jobs():
+    """The Snakefile reads FIGURES from isaac.plots at every Snakemake start; pyplot comes only
+    when a figure is drawn, and then on the Agg backend."""
+    script = (
+        "import sys\n"
+        "from isaac import plots\n"
+        "print('matplotlib' in sys.modules)\n"
+        "from isaac.plots import plt\n"
+        "import matplotlib\n"
+        "print(plt.__name__, matplotlib.get_backend())\n"
+    )
+    proc = subprocess.run(
+        [sys.executable, "-c", script],
+        env={**os.environ, "PYTHONPATH": str(REPO / "src"), "MPLBACKEND": "svg"},
+        capture_output=True,
+        text=True,
+    )
+    assert proc.returncode == 0, proc.stderr
+    assert proc.stdout.split("\n")[:2] == ["False", "matplotlib.pyplot Agg"], proc.stdout
