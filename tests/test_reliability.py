@@ -5,6 +5,7 @@ from __future__ import annotations
 
 import os
 import re
+import shutil
 import signal
 import subprocess
 import time
@@ -81,12 +82,13 @@ def job_processes(proc: subprocess.Popen, module: str) -> list[psutil.Process]:
     return found
 
 
-def test_train_killed_mid_run_resumes_from_its_checkpoint_to_the_same_weights(tmp_path):
+def test_train_killed_mid_run_resumes_from_its_checkpoint_to_the_same_weights(tiny_run, tmp_path):
     """SIGKILL the train job once it has checkpointed, rerun with --rerun-incomplete: the job
-    resumes from the checkpoint and ends with the weights of an uninterrupted run."""
+    resumes from the checkpoint and ends with the weights of an uninterrupted run (both in
+    copies of the tiny run without the model, so that only the train job runs)."""
     killed, uninterrupted = tmp_path / "killed", tmp_path / "uninterrupted"
     for workdir in (killed, uninterrupted):
-        workdir.mkdir()
+        shutil.rmtree(copy_of_tiny_run(tiny_run, workdir) / MODEL)
     layers = layered(killed, LONG_TRAINING)
     checkpoints = killed / TINY / "checkpoints" / RUN
 
