@@ -173,8 +173,8 @@ def property_settings(*suppress, max_examples: int = 40):
 
 # `make test` runs the suite in pytest-xdist workers, each test module handed to one worker
 # whole, so that a module-scoped fixture is built once (the tiny run, which several modules
-# read, is a session fixture that the workers share: tiny_run). The SLURM refusal tests go with the SLURM
-# module: they need the tools its cluster fixture installs.
+# read, is a session fixture that the workers share: tiny_run). The SLURM refusal tests go with
+# the SLURM module: they need the tools its cluster fixture installs.
 XDIST_GROUPS = {"test_slurm_refusal": "test_slurm"}
 # The longest groups (bench/slowest_tests.py, docs/benchmarks.md), handed out first so that none
 # starts last; the SLURM group first of all, as its set-up mostly waits on apt and daemons.

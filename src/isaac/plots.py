@@ -1,8 +1,8 @@
 """Matplotlib without a display, and PNGs whose bytes depend only on what is drawn.
 
 ``plt`` (matplotlib.pyplot on the Agg backend) is imported on first use: the Snakefile reads
-FIGURES from this module, and importing pyplot would add about 0.2 s to every Snakemake start
-(every dry run, and every job on a cluster).
+FIGURES from this module, and importing pyplot would slow every Snakemake start (every dry run,
+and every job on a cluster).
 """
 
 from __future__ import annotations
