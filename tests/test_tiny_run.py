@@ -163,28 +163,29 @@ def test_a_second_run_from_scratch_writes_the_same_bytes(tiny_run, tmp_path):
     assert not different, different
 
 
-def dry_run_with(workdir: Path, override: Path, text: str) -> dict[str, int]:
-    """Planned jobs in workdir after layering a YAML override (written to `override`, outside
-    the shared run) on the tiny config."""
-    override.write_text(text)
-    return planned_jobs(snakemake(workdir, "--dry-run", configfiles=(TINY_CONFIG, override)).stdout)
+def dry_run_with(workdir: Path, layer_dir: Path, override: str) -> dict[str, int]:
+    """Planned jobs in workdir after layering a YAML override on the tiny config (the layer is
+    written to layer_dir, outside the shared run)."""
+    layer = layer_dir / "override.yaml"
+    layer.write_text(override)
+    return planned_jobs(snakemake(workdir, "--dry-run", configfiles=(TINY_CONFIG, layer)).stdout)
 
 
 def test_changing_an_ngram_setting_reruns_only_ngram_jobs_and_dependents(tiny_run, tmp_path):
-    jobs = dry_run_with(tiny_run, tmp_path / "override.yaml", "ngrams: {max_n: 4}\n")
+    jobs = dry_run_with(tiny_run, tmp_path, "ngrams: {max_n: 4}\n")
     assert jobs.get("ngrams") == 1, jobs  # only the new n=4 table; n1..n3 are unchanged
     assert set(jobs) <= {"ngrams", "longtail_ngrams", "figures", "all"}, jobs
 
 
 def test_changing_a_plotting_option_reruns_only_plots(tiny_run, tmp_path):
-    jobs = dry_run_with(tiny_run, tmp_path / "override.yaml", "report: {dpi: 80}\n")
+    jobs = dry_run_with(tiny_run, tmp_path, "report: {dpi: 80}\n")
     assert jobs, "a new dpi must redraw the figures"
     retrained = {"ingest", "tokenize", "sample", "train", "generate", "judge", "score", "summary"}
     assert not retrained & set(jobs), jobs
 
 
 def test_changing_the_bootstrap_reruns_only_the_summary_and_its_figures(tiny_run, tmp_path):
-    jobs = dry_run_with(tiny_run, tmp_path / "override.yaml", "summary: {resamples: 300}\n")
+    jobs = dry_run_with(tiny_run, tmp_path, "summary: {resamples: 300}\n")
     assert set(jobs) == {"summary", "report_figures", "all"}, jobs
 
 
